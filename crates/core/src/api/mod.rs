@@ -1,0 +1,158 @@
+//! Server APIs: request bodies and sans-IO stream codecs (bytes in, events out).
+//!
+//! The codecs never do I/O and keep no timing; [`crate::call`] timestamps each chunk
+//! before feeding it here.
+
+pub mod lines;
+pub mod ollama;
+pub mod openai;
+
+use serde::{Deserialize, Serialize};
+
+/// Which wire API an endpoint speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApiKind {
+    /// Ollama `POST /api/chat`, NDJSON stream (the default: the seed's agents chat).
+    Ollama,
+    /// Ollama `POST /api/generate`, NDJSON stream.
+    OllamaGenerate,
+    /// OpenAI-compatible `POST /v1/chat/completions`, SSE stream.
+    OpenaiChat,
+    /// OpenAI-compatible `POST /v1/completions`, SSE stream.
+    OpenaiCompletions,
+}
+
+impl ApiKind {
+    /// Path of the streaming generation endpoint.
+    pub fn path(self) -> &'static str {
+        match self {
+            ApiKind::Ollama => "/api/chat",
+            ApiKind::OllamaGenerate => "/api/generate",
+            ApiKind::OpenaiChat => "/v1/chat/completions",
+            ApiKind::OpenaiCompletions => "/v1/completions",
+        }
+    }
+
+    /// Whether this is one of Ollama's native APIs.
+    pub fn is_ollama(self) -> bool {
+        matches!(self, ApiKind::Ollama | ApiKind::OllamaGenerate)
+    }
+
+    /// A fresh decoder for this API's stream.
+    pub fn decoder(self, max_line_bytes: usize) -> Decoder {
+        if self.is_ollama() {
+            Decoder::Ollama(ollama::OllamaDecoder::new(max_line_bytes))
+        } else {
+            Decoder::OpenAi(openai::SseDecoder::new(max_line_bytes))
+        }
+    }
+}
+
+/// One thing a stream said.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// Generated text (may be empty: some servers send empty keep-alive deltas).
+    Text(String),
+    /// Server-side statistics (final Ollama line; OpenAI usage/timings chunk).
+    Stats(ServerStats),
+    /// The server says generation finished (`done: true`, `finish_reason`, `[DONE]`).
+    Done { reason: Option<String> },
+    /// The server reported an error inside the stream.
+    ServerError(String),
+}
+
+/// Server-reported figures for one call, in the server's own accounting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerStats {
+    /// Generated tokens (`eval_count`, `usage.completion_tokens`, `timings.predicted_n`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// Prompt tokens (`prompt_eval_count`, `usage.prompt_tokens`, `timings.prompt_n`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    /// Time spent generating (`eval_duration`, `timings.predicted_ms`), ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_ms: Option<f64>,
+    /// Time spent on the prompt (`prompt_eval_duration`, `timings.prompt_ms`), ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_eval_ms: Option<f64>,
+    /// Model load time (`load_duration`), ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_ms: Option<f64>,
+    /// Whole request on the server (`total_duration`), ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<f64>,
+    /// Why generation stopped (`done_reason`, `finish_reason`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub done_reason: Option<String>,
+}
+
+impl ServerStats {
+    /// Server decode rate: output tokens / eval time, tok/s.
+    pub fn decode_tok_s(&self) -> Option<f64> {
+        match (self.output_tokens, self.eval_ms) {
+            (Some(n), Some(ms)) if ms > 0.0 => Some(n as f64 / (ms / 1e3)),
+            _ => None,
+        }
+    }
+
+    /// Fill fields this one lacks from `other` (later chunks may add what earlier lacked).
+    pub fn merge(&mut self, other: ServerStats) {
+        fn take<T>(a: &mut Option<T>, b: Option<T>) {
+            if b.is_some() {
+                *a = b;
+            }
+        }
+        take(&mut self.output_tokens, other.output_tokens);
+        take(&mut self.prompt_tokens, other.prompt_tokens);
+        take(&mut self.eval_ms, other.eval_ms);
+        take(&mut self.prompt_eval_ms, other.prompt_eval_ms);
+        take(&mut self.load_ms, other.load_ms);
+        take(&mut self.total_ms, other.total_ms);
+        take(&mut self.done_reason, other.done_reason);
+    }
+}
+
+/// A stream the codec could not make sense of.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CodecError {
+    #[error("a line exceeded {limit} bytes (the stream is not what the API promises, or raise max_line_bytes)")]
+    LineTooLong { limit: usize },
+    #[error("invalid UTF-8 in the stream at line {line}")]
+    InvalidUtf8 { line: u64 },
+    #[error("malformed JSON at line {line}: {reason}")]
+    MalformedJson { line: u64, reason: String },
+    #[error("the stream ended in the middle of a line ({bytes} bytes pending)")]
+    TruncatedLine { bytes: usize },
+}
+
+/// A decoder for either API family.
+#[derive(Debug)]
+pub enum Decoder {
+    Ollama(ollama::OllamaDecoder),
+    OpenAi(openai::SseDecoder),
+}
+
+impl Decoder {
+    /// Feed the next chunk of body bytes; complete events are appended to `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), CodecError> {
+        match self {
+            Decoder::Ollama(d) => d.feed(chunk, out),
+            Decoder::OpenAi(d) => d.feed(chunk, out),
+        }
+    }
+
+    /// The body ended: flush what is left.
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), CodecError> {
+        match self {
+            Decoder::Ollama(d) => d.finish(out),
+            Decoder::OpenAi(d) => d.finish(out),
+        }
+    }
+}
+
+/// Milliseconds from Ollama's nanosecond durations.
+pub(crate) fn ns_to_ms(ns: Option<u64>) -> Option<f64> {
+    ns.map(|v| v as f64 / 1e6)
+}

@@ -1,0 +1,243 @@
+//! Ollama's streaming NDJSON (`/api/generate`, `/api/chat`): one JSON object per line.
+
+use super::lines::LineSplitter;
+use super::{ns_to_ms, CodecError, ServerStats, StreamEvent};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Line {
+    response: Option<String>,
+    message: Option<Message>,
+    #[serde(default)]
+    done: bool,
+    done_reason: Option<String>,
+    eval_count: Option<u64>,
+    eval_duration: Option<u64>,
+    prompt_eval_count: Option<u64>,
+    prompt_eval_duration: Option<u64>,
+    load_duration: Option<u64>,
+    total_duration: Option<u64>,
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    content: Option<String>,
+}
+
+/// Sans-IO decoder for an Ollama NDJSON stream.
+#[derive(Debug)]
+pub struct OllamaDecoder {
+    lines: LineSplitter,
+}
+
+impl OllamaDecoder {
+    pub fn new(max_line_bytes: usize) -> Self {
+        OllamaDecoder {
+            lines: LineSplitter::new(max_line_bytes),
+        }
+    }
+
+    /// Feed body bytes, split anywhere; complete lines become events.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), CodecError> {
+        self.lines.feed(chunk, |line, n| decode_line(line, n, out))
+    }
+
+    /// End of body: a final line without `\n` is still a line; half a JSON object is an error.
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), CodecError> {
+        let rest = self.lines.take_rest();
+        if rest.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let n = self.lines.line_number() + 1;
+        decode_line(&rest, n, out).map_err(|e| match e {
+            CodecError::MalformedJson { .. } => CodecError::TruncatedLine { bytes: rest.len() },
+            other => other,
+        })
+    }
+}
+
+fn decode_line(line: &[u8], n: u64, out: &mut Vec<StreamEvent>) -> Result<(), CodecError> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    let text = std::str::from_utf8(line).map_err(|_| CodecError::InvalidUtf8 { line: n })?;
+    let parsed: Line = serde_json::from_str(text).map_err(|e| CodecError::MalformedJson {
+        line: n,
+        reason: e.to_string(),
+    })?;
+    if let Some(err) = parsed.error {
+        let msg = match err {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        out.push(StreamEvent::ServerError(msg));
+        return Ok(());
+    }
+    let piece = parsed
+        .response
+        .or_else(|| parsed.message.and_then(|m| m.content));
+    if let Some(piece) = piece {
+        if !(parsed.done && piece.is_empty()) {
+            out.push(StreamEvent::Text(piece));
+        }
+    }
+    if parsed.done {
+        out.push(StreamEvent::Stats(ServerStats {
+            output_tokens: parsed.eval_count,
+            prompt_tokens: parsed.prompt_eval_count,
+            eval_ms: ns_to_ms(parsed.eval_duration),
+            prompt_eval_ms: ns_to_ms(parsed.prompt_eval_duration),
+            load_ms: ns_to_ms(parsed.load_duration),
+            total_ms: ns_to_ms(parsed.total_duration),
+            done_reason: parsed.done_reason.clone(),
+        }));
+        out.push(StreamEvent::Done {
+            reason: parsed.done_reason,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const STREAM: &str = concat!(
+        "{\"model\":\"gemma3\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"Hé\"},\"done\":false}\n",
+        "{\"model\":\"gemma3\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"llo 日本\"},\"done\":false}\n",
+        "{\"model\":\"gemma3\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\" —\"},\"done\":false}\r\n",
+        "{\"model\":\"gemma3\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,",
+        "\"done_reason\":\"length\",\"total_duration\":2500000000,\"load_duration\":1000000,",
+        "\"prompt_eval_count\":26,\"prompt_eval_duration\":130000000,\"eval_count\":3,\"eval_duration\":30000000}\n",
+    );
+
+    fn decode_all(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, CodecError> {
+        let mut d = OllamaDecoder::new(1 << 20);
+        let mut out = Vec::new();
+        for c in chunks {
+            d.feed(c, &mut out)?;
+        }
+        d.finish(&mut out)?;
+        Ok(out)
+    }
+
+    fn expected() -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::Text("Hé".into()),
+            StreamEvent::Text("llo 日本".into()),
+            StreamEvent::Text(" —".into()),
+            StreamEvent::Stats(ServerStats {
+                output_tokens: Some(3),
+                prompt_tokens: Some(26),
+                eval_ms: Some(30.0),
+                prompt_eval_ms: Some(130.0),
+                load_ms: Some(1.0),
+                total_ms: Some(2500.0),
+                done_reason: Some("length".into()),
+            }),
+            StreamEvent::Done {
+                reason: Some("length".into()),
+            },
+        ]
+    }
+
+    #[test]
+    fn whole_stream_decodes() {
+        assert_eq!(decode_all(&[STREAM.as_bytes()]).unwrap(), expected());
+    }
+
+    #[test]
+    fn every_two_way_split_decodes_identically() {
+        let bytes = STREAM.as_bytes();
+        for i in 0..=bytes.len() {
+            let (a, b) = bytes.split_at(i);
+            assert_eq!(decode_all(&[a, b]).unwrap(), expected(), "split at {i}");
+        }
+    }
+
+    #[test]
+    fn one_byte_at_a_time_decodes() {
+        let chunks: Vec<&[u8]> = STREAM.as_bytes().chunks(1).collect();
+        assert_eq!(decode_all(&chunks).unwrap(), expected());
+    }
+
+    proptest! {
+        #[test]
+        fn any_chunking_decodes_identically(cuts in proptest::collection::vec(0usize..STREAM.len(), 0..40)) {
+            let bytes = STREAM.as_bytes();
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut start = 0;
+            for c in cuts {
+                chunks.push(&bytes[start..c.max(start)]);
+                start = c.max(start);
+            }
+            chunks.push(&bytes[start..]);
+            prop_assert_eq!(decode_all(&chunks).unwrap(), expected());
+        }
+    }
+
+    #[test]
+    fn generate_response_field_is_text() {
+        let out = decode_all(&[b"{\"response\":\"abc\",\"done\":false}\n"]).unwrap();
+        assert_eq!(out, vec![StreamEvent::Text("abc".into())]);
+    }
+
+    #[test]
+    fn error_line_is_a_server_error() {
+        let out =
+            decode_all(&[b"{\"error\":\"model \\\"x\\\" not found, try pulling it first\"}\n"])
+                .unwrap();
+        assert_eq!(
+            out,
+            vec![StreamEvent::ServerError(
+                "model \"x\" not found, try pulling it first".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn final_line_without_newline_is_accepted() {
+        let out = decode_all(&[
+            b"{\"response\":\"a\",\"done\":false}\n{\"response\":\"b\",\"done\":false}",
+        ])
+        .unwrap();
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn truncated_last_line_is_an_error() {
+        let err = decode_all(&[b"{\"response\":\"a\",\"done\":false}\n{\"respon"]).unwrap_err();
+        assert_eq!(err, CodecError::TruncatedLine { bytes: 8 });
+    }
+
+    #[test]
+    fn malformed_line_names_its_number() {
+        let err = decode_all(&[b"{\"response\":\"a\"}\nnot json\n"]).unwrap_err();
+        assert!(
+            matches!(err, CodecError::MalformedJson { line: 2, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported() {
+        let err = decode_all(&[b"{\"response\":\"\xff\xfe\"}\n"]).unwrap_err();
+        assert_eq!(err, CodecError::InvalidUtf8 { line: 1 });
+    }
+
+    #[test]
+    fn line_limit_bounds_memory_even_without_newline() {
+        let mut d = OllamaDecoder::new(64);
+        let mut out = Vec::new();
+        let big = vec![b'x'; 40];
+        d.feed(&big, &mut out).unwrap();
+        assert_eq!(
+            d.feed(&big, &mut out).unwrap_err(),
+            CodecError::LineTooLong { limit: 64 }
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! OpenAI-compatible streaming (`/v1/chat/completions`, `/v1/completions`): server-sent
+//! events whose `data:` payloads are JSON chunks, ended by `data: [DONE]`.
+//!
+//! Handles what vLLM, llama.cpp, SGLang and TGI send: comments (`: ping`), `event:`/`id:`
+//! fields, multi-line `data:`, CRLF line ends, a usage chunk with empty `choices`, and
+//! llama.cpp's `timings` object.
+
+use super::lines::LineSplitter;
+use super::{CodecError, ServerStats, StreamEvent};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    usage: Option<Usage>,
+    timings: Option<Timings>,
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    delta: Option<Delta>,
+    text: Option<String>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Timings {
+    prompt_n: Option<u64>,
+    prompt_ms: Option<f64>,
+    predicted_n: Option<u64>,
+    predicted_ms: Option<f64>,
+}
+
+/// Sans-IO decoder for an OpenAI-style SSE stream.
+#[derive(Debug)]
+pub struct SseDecoder {
+    lines: LineSplitter,
+    data: Vec<u8>,
+    has_data: bool,
+    finished: bool,
+}
+
+impl SseDecoder {
+    pub fn new(max_line_bytes: usize) -> Self {
+        SseDecoder {
+            lines: LineSplitter::new(max_line_bytes),
+            data: Vec::new(),
+            has_data: false,
+            finished: false,
+        }
+    }
+
+    /// Feed body bytes, split anywhere; each complete event becomes zero or more events.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), CodecError> {
+        let limit = self.max_event_bytes();
+        let SseDecoder {
+            lines,
+            data,
+            has_data,
+            finished,
+        } = self;
+        lines.feed(chunk, |line, n| {
+            if line.is_empty() {
+                return dispatch(data, has_data, finished, n, out);
+            }
+            if line[0] == b':' {
+                return Ok(());
+            }
+            let (field, value) = match line.iter().position(|&b| b == b':') {
+                Some(i) => {
+                    let v = &line[i + 1..];
+                    (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+                }
+                None => (line, &b""[..]),
+            };
+            if field == b"data" {
+                if *has_data {
+                    data.push(b'\n');
+                }
+                if data.len() + value.len() > limit {
+                    return Err(CodecError::LineTooLong { limit });
+                }
+                data.extend_from_slice(value);
+                *has_data = true;
+            }
+            Ok(())
+        })
+    }
+
+    /// End of body: an event not followed by a blank line is still dispatched.
+    pub fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), CodecError> {
+        let rest = self.lines.take_rest();
+        if !rest.is_empty() {
+            self.feed(&rest, out)?;
+            self.feed(b"\n", out)?;
+        }
+        let n = self.lines.line_number();
+        dispatch(
+            &mut self.data,
+            &mut self.has_data,
+            &mut self.finished,
+            n,
+            out,
+        )
+    }
+
+    /// One event may span several data lines; its joined payload is bounded like a line.
+    fn max_event_bytes(&self) -> usize {
+        self.lines.max_line_bytes()
+    }
+}
+
+fn dispatch(
+    data: &mut Vec<u8>,
+    has_data: &mut bool,
+    finished: &mut bool,
+    line: u64,
+    out: &mut Vec<StreamEvent>,
+) -> Result<(), CodecError> {
+    if !*has_data {
+        return Ok(());
+    }
+    *has_data = false;
+    let payload = std::mem::take(data);
+    let text = std::str::from_utf8(&payload).map_err(|_| CodecError::InvalidUtf8 { line })?;
+    let text = text.trim();
+    if text == "[DONE]" {
+        if !*finished {
+            *finished = true;
+            out.push(StreamEvent::Done { reason: None });
+        }
+        return Ok(());
+    }
+    let chunk: Chunk = serde_json::from_str(text).map_err(|e| CodecError::MalformedJson {
+        line,
+        reason: e.to_string(),
+    })?;
+    if let Some(err) = chunk.error {
+        let msg = err
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| err.to_string());
+        out.push(StreamEvent::ServerError(msg));
+        return Ok(());
+    }
+    let mut finish_reason = None;
+    for choice in chunk.choices {
+        let piece = choice.delta.and_then(|d| d.content).or(choice.text);
+        if let Some(piece) = piece {
+            out.push(StreamEvent::Text(piece));
+        }
+        if choice.finish_reason.is_some() {
+            finish_reason = choice.finish_reason;
+        }
+    }
+    let mut stats = ServerStats::default();
+    let mut has_stats = false;
+    if let Some(u) = chunk.usage {
+        stats.output_tokens = u.completion_tokens;
+        stats.prompt_tokens = u.prompt_tokens;
+        has_stats = true;
+    }
+    if let Some(t) = chunk.timings {
+        if t.predicted_n.is_some() {
+            stats.output_tokens = t.predicted_n;
+        }
+        if t.prompt_n.is_some() {
+            stats.prompt_tokens = t.prompt_n;
+        }
+        stats.eval_ms = t.predicted_ms;
+        stats.prompt_eval_ms = t.prompt_ms;
+        has_stats = true;
+    }
+    if let Some(reason) = &finish_reason {
+        stats.done_reason = Some(reason.clone());
+        has_stats = true;
+    }
+    if has_stats {
+        out.push(StreamEvent::Stats(stats));
+    }
+    if let Some(reason) = finish_reason {
+        if !*finished {
+            *finished = true;
+            out.push(StreamEvent::Done {
+                reason: Some(reason),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const STREAM: &str = concat!(
+        ": keep-alive comment\r\n\r\n",
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hé\"},\"finish_reason\":null}]}\r\n\r\n",
+        "event: message\n",
+        "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\n",
+        "data: \"delta\":{\"content\":\"llo 日本\"},\"finish_reason\":null}]}\n\n",
+        "data:{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\n\n",
+        "data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":2,\"total_tokens\":14},",
+        "\"timings\":{\"prompt_n\":12,\"prompt_ms\":30.5,\"predicted_n\":2,\"predicted_ms\":20.0,\"predicted_per_second\":100.0}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    fn decode_all(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, CodecError> {
+        let mut d = SseDecoder::new(1 << 20);
+        let mut out = Vec::new();
+        for c in chunks {
+            d.feed(c, &mut out)?;
+        }
+        d.finish(&mut out)?;
+        Ok(out)
+    }
+
+    fn expected() -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::Text("Hé".into()),
+            StreamEvent::Text("llo 日本".into()),
+            StreamEvent::Stats(ServerStats {
+                done_reason: Some("length".into()),
+                ..Default::default()
+            }),
+            StreamEvent::Done {
+                reason: Some("length".into()),
+            },
+            StreamEvent::Stats(ServerStats {
+                output_tokens: Some(2),
+                prompt_tokens: Some(12),
+                eval_ms: Some(20.0),
+                prompt_eval_ms: Some(30.5),
+                ..Default::default()
+            }),
+        ]
+    }
+
+    #[test]
+    fn whole_stream_decodes() {
+        assert_eq!(decode_all(&[STREAM.as_bytes()]).unwrap(), expected());
+    }
+
+    #[test]
+    fn every_two_way_split_decodes_identically() {
+        let bytes = STREAM.as_bytes();
+        for i in 0..=bytes.len() {
+            let (a, b) = bytes.split_at(i);
+            assert_eq!(decode_all(&[a, b]).unwrap(), expected(), "split at {i}");
+        }
+    }
+
+    #[test]
+    fn one_byte_at_a_time_decodes() {
+        let chunks: Vec<&[u8]> = STREAM.as_bytes().chunks(1).collect();
+        assert_eq!(decode_all(&chunks).unwrap(), expected());
+    }
+
+    proptest! {
+        #[test]
+        fn any_chunking_decodes_identically(cuts in proptest::collection::vec(0usize..STREAM.len(), 0..40)) {
+            let bytes = STREAM.as_bytes();
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut start = 0;
+            for c in cuts {
+                chunks.push(&bytes[start..c.max(start)]);
+                start = c.max(start);
+            }
+            chunks.push(&bytes[start..]);
+            prop_assert_eq!(decode_all(&chunks).unwrap(), expected());
+        }
+    }
+
+    #[test]
+    fn completions_text_field_is_text() {
+        let out = decode_all(&[
+            b"data: {\"choices\":[{\"text\":\"abc\",\"finish_reason\":null}]}\n\ndata: [DONE]\n\n",
+        ])
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                StreamEvent::Text("abc".into()),
+                StreamEvent::Done { reason: None }
+            ]
+        );
+    }
+
+    #[test]
+    fn error_event_is_a_server_error() {
+        let out = decode_all(&[
+            b"data: {\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}\n\n",
+        ])
+        .unwrap();
+        assert_eq!(out, vec![StreamEvent::ServerError("boom".into())]);
+    }
+
+    #[test]
+    fn event_without_trailing_blank_line_is_dispatched_at_end() {
+        let out = decode_all(&[b"data: {\"choices\":[{\"text\":\"a\"}]}"]).unwrap();
+        assert_eq!(out, vec![StreamEvent::Text("a".into())]);
+    }
+
+    #[test]
+    fn malformed_payload_is_reported() {
+        let err = decode_all(&[b"data: {nope\n\n"]).unwrap_err();
+        assert!(matches!(err, CodecError::MalformedJson { .. }), "{err:?}");
+    }
+}

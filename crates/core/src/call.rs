@@ -1,0 +1,529 @@
+//! One streaming call, timed on the runtime's monotonic clock, with its timeouts.
+//!
+//! Written once for every backend: the timestamps are taken here, so each backend is
+//! measured the same way (t_send just before the request goes to the client, a chunk's
+//! time when the client hands it over, before it is decoded).
+
+use crate::api::{ApiKind, ServerStats, StreamEvent};
+use crate::http::{BodyStream, HttpClient, HttpError, HttpRequest};
+use crate::metrics::{percentiles, Percentiles};
+use crate::rt::AsyncRuntime;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Timeouts the call enforces with the runtime's timer (connect is the client's).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// From sending the request to the first body byte, ms.
+    #[serde(with = "crate::serde_ms", rename = "first_byte_ms")]
+    pub first_byte: Duration,
+    /// Longest silence between body chunks after the first, ms.
+    #[serde(with = "crate::serde_ms", rename = "idle_ms")]
+    pub idle: Duration,
+    /// Whole call, ms.
+    #[serde(with = "crate::serde_ms", rename = "total_ms")]
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            first_byte: Duration::from_secs(60),
+            idle: Duration::from_secs(30),
+            total: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Settings shared by every call of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallSettings {
+    pub timeouts: Timeouts,
+    /// Longest stream line accepted (bounds memory on any stream), bytes.
+    pub max_line_bytes: usize,
+    /// A call whose server-reported load time exceeds this is flagged `cold_load`, ms.
+    pub cold_load_threshold_ms: f64,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        CallSettings {
+            timeouts: Timeouts::default(),
+            max_line_bytes: 1 << 20,
+            cold_load_threshold_ms: 500.0,
+        }
+    }
+}
+
+/// Whether a figure was measured directly or derived under an assumption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    Measured,
+    Estimated,
+}
+
+/// Output tokens of a call and where the number comes from: the server's count
+/// (`measured`) or the number of text events the client saw (`estimated`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TokenCount {
+    pub value: u64,
+    pub basis: Basis,
+}
+
+/// What kind of failure ended a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallErrorKind {
+    Connect,
+    ConnectTimeout,
+    InvalidUrl,
+    Request,
+    HttpStatus,
+    WrongContentType,
+    FirstByteTimeout,
+    IdleTimeout,
+    TotalTimeout,
+    Body,
+    LineTooLong,
+    InvalidUtf8,
+    MalformedStream,
+    ServerError,
+    ClosedBeforeDone,
+}
+
+/// A failed call: what happened, where, and how far it got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallError {
+    pub kind: CallErrorKind,
+    pub message: String,
+    pub url: String,
+    pub model: String,
+    /// HTTP status, when the server answered with one other than 200.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub bytes_received: u64,
+    pub elapsed_ms: f64,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (model {:?} at {}, after {:.0} ms, {} bytes received)",
+            self.message, self.model, self.url, self.elapsed_ms, self.bytes_received
+        )
+    }
+}
+
+/// Everything measured about one call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub agent_id: String,
+    /// The call's name in the agent's workload (`analysis`, `report`, `warmup`).
+    pub call: String,
+    pub url: String,
+    pub model: String,
+    /// When the request was sent, relative to the start of its phase, ms.
+    pub send_offset_ms: f64,
+    /// t_first - t_send: first chunk carrying non-empty generated text, ms.
+    pub ttft_ms: Option<f64>,
+    /// t_done - t_send: until the response body ended, ms.
+    pub e2e_ms: f64,
+    /// t_last - t_first: first to last text-carrying chunk, ms.
+    pub decode_ms: Option<f64>,
+    pub output_tokens: Option<TokenCount>,
+    /// Text events (non-empty `response`/`content`/`delta`) the client decoded.
+    pub text_events: u64,
+    pub bytes_received: u64,
+    /// Arrival of each text event relative to t_send, ms (the raw inter-chunk record).
+    pub text_offsets_ms: Vec<f64>,
+    /// (tokens - 1) / (t_last - t_first), tok/s.
+    pub client_decode_tok_s: Option<f64>,
+    /// (t_last - t_first) / (tokens - 1), ms per output token after the first.
+    pub tpot_ms: Option<f64>,
+    /// Percentiles of raw gaps between consecutive text events, ms.
+    pub gap_ms: Option<Percentiles>,
+    /// Server-reported figures, as reported.
+    pub server: Option<ServerStats>,
+    /// Server-reported tokens / eval time, tok/s.
+    pub server_decode_tok_s: Option<f64>,
+    /// Server-reported load time above the threshold: a model (re)load landed in this call.
+    pub cold_load: bool,
+    /// First characters of the generated text (for reports; the full text is not kept).
+    pub output_preview: String,
+    pub error: Option<CallError>,
+}
+
+/// A finished call: its record and the full generated text (input to the next call).
+pub struct CallOutcome {
+    pub record: CallRecord,
+    pub text: String,
+}
+
+const PREVIEW_CHARS: usize = 160;
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// What to send: enough to build the request and label the record.
+pub struct CallTarget<'a> {
+    pub agent_id: &'a str,
+    pub call: &'a str,
+    pub url: String,
+    pub model: &'a str,
+    pub api: ApiKind,
+    pub body: Vec<u8>,
+    pub api_key: Option<&'a str>,
+}
+
+/// Race `fut` against the runtime's timer; `None` when `limit` passed first.
+pub async fn within<R: AsyncRuntime, F: Future>(
+    rt: &R,
+    limit: Duration,
+    fut: F,
+) -> Option<F::Output> {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        rt.sleep(limit).await;
+        None
+    })
+    .await
+}
+
+/// Run one streaming call and measure it. Never panics on bad input; failures come back
+/// as a record with `error` set.
+pub async fn execute_call<R: AsyncRuntime, C: HttpClient>(
+    rt: &R,
+    client: &C,
+    target: CallTarget<'_>,
+    settings: &CallSettings,
+    phase_start: Instant,
+) -> CallOutcome {
+    let mut m = Measuring::new(&target, settings);
+    let mut req = HttpRequest::post_json(target.url, target.body);
+    if let Some(key) = target.api_key {
+        req.headers
+            .push(("authorization".into(), format!("Bearer {key}")));
+    }
+    let t_send = rt.now();
+    m.t_send = t_send;
+    m.send_offset_ms = ms(t_send.saturating_duration_since(phase_start));
+    let result = stream_call(rt, client, req, target.api, settings, &mut m).await;
+    let t_done = rt.now();
+    m.finish(t_done, result.err())
+}
+
+struct Measuring {
+    agent_id: String,
+    call: String,
+    url: String,
+    model: String,
+    cold_load_threshold_ms: f64,
+    t_send: Instant,
+    send_offset_ms: f64,
+    t_first: Option<Instant>,
+    t_last: Option<Instant>,
+    offsets_ms: Vec<f64>,
+    text: String,
+    bytes: u64,
+    server: Option<ServerStats>,
+    done: bool,
+}
+
+impl Measuring {
+    fn new(t: &CallTarget<'_>, s: &CallSettings) -> Self {
+        Measuring {
+            agent_id: t.agent_id.to_owned(),
+            call: t.call.to_owned(),
+            url: t.url.clone(),
+            model: t.model.to_owned(),
+            cold_load_threshold_ms: s.cold_load_threshold_ms,
+            t_send: Instant::now(),
+            send_offset_ms: 0.0,
+            t_first: None,
+            t_last: None,
+            offsets_ms: Vec::new(),
+            text: String::new(),
+            bytes: 0,
+            server: None,
+            done: false,
+        }
+    }
+
+    fn error(
+        &self,
+        kind: CallErrorKind,
+        message: String,
+        status: Option<u16>,
+        at: Instant,
+    ) -> CallError {
+        CallError {
+            kind,
+            message,
+            url: self.url.clone(),
+            model: self.model.clone(),
+            status,
+            bytes_received: self.bytes,
+            elapsed_ms: ms(at.saturating_duration_since(self.t_send)),
+        }
+    }
+
+    fn on_event(&mut self, ev: StreamEvent, at: Instant) -> Result<(), (CallErrorKind, String)> {
+        match ev {
+            StreamEvent::Text(s) if !s.is_empty() => {
+                self.t_first.get_or_insert(at);
+                self.t_last = Some(at);
+                self.offsets_ms
+                    .push(ms(at.saturating_duration_since(self.t_send)));
+                self.text.push_str(&s);
+            }
+            StreamEvent::Text(_) => {}
+            StreamEvent::Stats(s) => match &mut self.server {
+                Some(have) => have.merge(s),
+                None => self.server = Some(s),
+            },
+            StreamEvent::Done { reason } => {
+                self.done = true;
+                if let (Some(r), Some(s)) = (reason, &mut self.server) {
+                    s.done_reason.get_or_insert(r);
+                }
+            }
+            StreamEvent::ServerError(msg) => {
+                return Err((
+                    CallErrorKind::ServerError,
+                    format!("server error in stream: {msg}"),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, t_done: Instant, error: Option<CallError>) -> CallOutcome {
+        let since_send = |t: Instant| ms(t.saturating_duration_since(self.t_send));
+        let ttft_ms = self.t_first.map(since_send);
+        let decode_ms = match (self.t_first, self.t_last) {
+            (Some(a), Some(b)) => Some(ms(b.saturating_duration_since(a))),
+            _ => None,
+        };
+        let text_events = self.offsets_ms.len() as u64;
+        let output_tokens = match self.server.as_ref().and_then(|s| s.output_tokens) {
+            Some(n) => Some(TokenCount {
+                value: n,
+                basis: Basis::Measured,
+            }),
+            None if text_events > 0 => Some(TokenCount {
+                value: text_events,
+                basis: Basis::Estimated,
+            }),
+            None => None,
+        };
+        let (client_decode_tok_s, tpot_ms) = match (output_tokens, decode_ms) {
+            (Some(t), Some(d)) if t.value > 1 && d > 0.0 => {
+                let per = d / (t.value - 1) as f64;
+                (Some(1e3 / per), Some(per))
+            }
+            _ => (None, None),
+        };
+        let gaps: Vec<f64> = self.offsets_ms.windows(2).map(|w| w[1] - w[0]).collect();
+        let cold_load = self
+            .server
+            .as_ref()
+            .and_then(|s| s.load_ms)
+            .is_some_and(|l| l > self.cold_load_threshold_ms);
+        let record = CallRecord {
+            agent_id: self.agent_id,
+            call: self.call,
+            url: self.url,
+            model: self.model,
+            send_offset_ms: self.send_offset_ms,
+            ttft_ms,
+            e2e_ms: since_send(t_done),
+            decode_ms,
+            output_tokens,
+            text_events,
+            bytes_received: self.bytes,
+            text_offsets_ms: self.offsets_ms,
+            client_decode_tok_s,
+            tpot_ms,
+            gap_ms: percentiles(&gaps),
+            server_decode_tok_s: self.server.as_ref().and_then(ServerStats::decode_tok_s),
+            server: self.server,
+            cold_load,
+            output_preview: self.text.chars().take(PREVIEW_CHARS).collect(),
+            error,
+        };
+        CallOutcome {
+            record,
+            text: self.text,
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn http_error_kind(e: &HttpError) -> CallErrorKind {
+    match e {
+        HttpError::Connect { .. } => CallErrorKind::Connect,
+        HttpError::ConnectTimeout { .. } => CallErrorKind::ConnectTimeout,
+        HttpError::InvalidUrl { .. } => CallErrorKind::InvalidUrl,
+        HttpError::Request(_) => CallErrorKind::Request,
+        HttpError::Body(_) => CallErrorKind::Body,
+    }
+}
+
+fn codec_error_kind(e: &crate::api::CodecError) -> CallErrorKind {
+    use crate::api::CodecError::*;
+    match e {
+        LineTooLong { .. } => CallErrorKind::LineTooLong,
+        InvalidUtf8 { .. } => CallErrorKind::InvalidUtf8,
+        MalformedJson { .. } | TruncatedLine { .. } => CallErrorKind::MalformedStream,
+    }
+}
+
+fn content_type_fits(api: ApiKind, ct: Option<&str>) -> bool {
+    let Some(ct) = ct else { return true };
+    let ct = ct.to_ascii_lowercase();
+    if api.is_ollama() {
+        ct.contains("json")
+    } else {
+        ct.contains("event-stream")
+    }
+}
+
+/// The message a server put in an error body (`{"error": "..."}` or
+/// `{"error": {"message": "..."}}`), else the body's start.
+fn error_body_message(body: &[u8]) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let from_json = parsed.as_ref().and_then(|v| {
+        let e = v.get("error")?;
+        e.as_str()
+            .map(str::to_owned)
+            .or_else(|| e.get("message")?.as_str().map(str::to_owned))
+    });
+    from_json.unwrap_or_else(|| {
+        String::from_utf8_lossy(&body[..body.len().min(300)])
+            .trim()
+            .to_owned()
+    })
+}
+
+async fn stream_call<R: AsyncRuntime, C: HttpClient>(
+    rt: &R,
+    client: &C,
+    req: HttpRequest,
+    api: ApiKind,
+    settings: &CallSettings,
+    m: &mut Measuring,
+) -> Result<(), CallError> {
+    let to = settings.timeouts;
+    let t_send = m.t_send;
+    let total_deadline = t_send + to.total;
+    let first_byte_deadline = t_send + to.first_byte.min(to.total);
+
+    let head = within(
+        rt,
+        first_byte_deadline.saturating_duration_since(rt.now()),
+        client.send(req),
+    )
+    .await;
+    let mut resp = match head {
+        None => {
+            let kind = if to.total <= to.first_byte {
+                CallErrorKind::TotalTimeout
+            } else {
+                CallErrorKind::FirstByteTimeout
+            };
+            let msg = format!(
+                "no response within {} ms (first-byte timeout)",
+                to.first_byte.min(to.total).as_millis()
+            );
+            return Err(m.error(kind, msg, None, rt.now()));
+        }
+        Some(Err(e)) => return Err(m.error(http_error_kind(&e), e.to_string(), None, rt.now())),
+        Some(Ok(r)) => r,
+    };
+
+    if resp.status != 200 {
+        let mut body = Vec::new();
+        while body.len() < ERROR_BODY_LIMIT {
+            match within(rt, to.idle, resp.body.next_chunk()).await {
+                Some(Ok(Some(c))) => body.extend_from_slice(&c),
+                _ => break,
+            }
+        }
+        let msg = format!("HTTP {}: {}", resp.status, error_body_message(&body));
+        m.bytes = body.len() as u64;
+        return Err(m.error(CallErrorKind::HttpStatus, msg, Some(resp.status), rt.now()));
+    }
+    if !content_type_fits(api, resp.content_type.as_deref()) {
+        let msg = format!(
+            "unexpected content type {:?} for the {:?} API (is this the right endpoint?)",
+            resp.content_type.as_deref().unwrap_or(""),
+            api
+        );
+        return Err(m.error(CallErrorKind::WrongContentType, msg, Some(200), rt.now()));
+    }
+
+    let mut decoder = api.decoder(settings.max_line_bytes);
+    let mut events = Vec::new();
+    loop {
+        let now = rt.now();
+        let (deadline, kind, what) = if m.bytes == 0 {
+            (
+                first_byte_deadline,
+                CallErrorKind::FirstByteTimeout,
+                "first byte",
+            )
+        } else {
+            (now + to.idle, CallErrorKind::IdleTimeout, "idle")
+        };
+        let (deadline, kind, what) = if total_deadline <= deadline {
+            (total_deadline, CallErrorKind::TotalTimeout, "total")
+        } else {
+            (deadline, kind, what)
+        };
+        let chunk = match within(
+            rt,
+            deadline.saturating_duration_since(now),
+            resp.body.next_chunk(),
+        )
+        .await
+        {
+            None => {
+                let msg = format!("stream stalled: {what} timeout");
+                return Err(m.error(kind, msg, Some(200), rt.now()));
+            }
+            Some(Err(e)) => {
+                return Err(m.error(http_error_kind(&e), e.to_string(), Some(200), rt.now()))
+            }
+            Some(Ok(None)) => break,
+            Some(Ok(Some(c))) => c,
+        };
+        let at = rt.now();
+        m.bytes += chunk.len() as u64;
+        if let Err(e) = decoder.feed(&chunk, &mut events) {
+            return Err(m.error(codec_error_kind(&e), e.to_string(), Some(200), at));
+        }
+        for ev in events.drain(..) {
+            if let Err((kind, msg)) = m.on_event(ev, at) {
+                return Err(m.error(kind, msg, Some(200), at));
+            }
+        }
+    }
+    let at = rt.now();
+    if let Err(e) = decoder.finish(&mut events) {
+        return Err(m.error(codec_error_kind(&e), e.to_string(), Some(200), at));
+    }
+    for ev in events.drain(..) {
+        if let Err((kind, msg)) = m.on_event(ev, at) {
+            return Err(m.error(kind, msg, Some(200), at));
+        }
+    }
+    if !m.done {
+        let msg = "the connection closed before the server said the generation was done".to_owned();
+        return Err(m.error(CallErrorKind::ClosedBeforeDone, msg, Some(200), at));
+    }
+    Ok(())
+}

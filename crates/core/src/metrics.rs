@@ -1,0 +1,375 @@
+//! Per-run metrics, computed from the two measured phases (see docs/methodology.md).
+
+use crate::call::Basis;
+use crate::record::{AgentPhaseRecord, PhaseRecord};
+use serde::{Deserialize, Serialize};
+
+/// A concurrent-phase TTFT above this flags `ttft_anomaly` (the seed's 3 s), ms.
+pub const TTFT_ANOMALY_MS: f64 = 3000.0;
+/// Efficiency below this flags `low_speedup` (speedup < 1.5 for two agents, the seed's code).
+pub const LOW_EFFICIENCY: f64 = 0.75;
+
+/// A number and whether it was measured or estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    pub value: f64,
+    pub basis: Basis,
+}
+
+impl Figure {
+    pub fn measured(value: f64) -> Self {
+        Figure {
+            value,
+            basis: Basis::Measured,
+        }
+    }
+    pub fn estimated(value: f64) -> Self {
+        Figure {
+            value,
+            basis: Basis::Estimated,
+        }
+    }
+}
+
+/// p50/p90/p99/max of a sample (linear interpolation between order statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// Percentiles of `xs`, `None` when empty. NaNs are ignored.
+pub fn percentiles(xs: &[f64]) -> Option<Percentiles> {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| {
+        let pos = p * (v.len() - 1) as f64;
+        let lo = pos.floor() as usize;
+        let hi = pos.ceil() as usize;
+        v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+    };
+    Some(Percentiles {
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        max: v[v.len() - 1],
+    })
+}
+
+/// Jain's fairness index: (Σx)² / (n·Σx²); 1 when all equal, 1/n when one takes all.
+pub fn jain_index(xs: &[f64]) -> Option<f64> {
+    let sum: f64 = xs.iter().sum();
+    let sq: f64 = xs.iter().map(|x| x * x).sum();
+    (!xs.is_empty() && sq > 0.0).then(|| sum * sum / (xs.len() as f64 * sq))
+}
+
+/// One agent's figures in one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentMetrics {
+    pub agent_id: String,
+    /// T_i(alone), ms.
+    pub alone_ms: f64,
+    /// T_i(conc), ms.
+    pub concurrent_ms: f64,
+    /// T_i(conc) / T_i(alone).
+    pub slowdown: f64,
+    pub tokens_alone: u64,
+    pub tokens_concurrent: u64,
+    /// Client decode rate in the concurrent phase: Σ(tokens−1) / Σ(t_last−t_first) over its calls, tok/s.
+    pub concurrent_decode_tok_s: Option<f64>,
+    /// Client decode rate alone, same definition, tok/s.
+    pub alone_decode_tok_s: Option<f64>,
+    /// Mean TTFT of its calls in the concurrent phase, ms.
+    pub concurrent_ttft_ms: Option<f64>,
+}
+
+/// Contention flags, named for what they test.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Flags {
+    /// A concurrent-phase TTFT above 3 s (the seed's prose definition of contention).
+    pub ttft_anomaly: bool,
+    /// Measured speedup below 0.75·N (1.5 for two agents: the seed code's definition).
+    pub low_speedup: bool,
+    /// A measured call paid a model (re)load above the threshold.
+    pub cold_load: bool,
+    /// Some agent produced a different number of tokens in the two phases.
+    pub length_mismatch: bool,
+}
+
+/// Everything computed for one successful run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMetrics {
+    pub agents: usize,
+    /// Σ T_i(alone), ms.
+    pub sequential_sum_ms: f64,
+    /// T_conc: barrier release to the last agent's end, ms.
+    pub concurrent_wall_ms: f64,
+    /// Σ T_i(alone) / T_conc.
+    pub speedup: Figure,
+    /// speedup / N.
+    pub efficiency: Figure,
+    /// The seed's formula, Σ T_i(conc) / T_conc: how evenly agents finished, not concurrency.
+    pub estimated_speedup: Figure,
+    pub estimated_efficiency: Figure,
+    /// Σ T_i(alone)·(tokens_i(conc)/tokens_i(alone)) / T_conc; only when lengths differ.
+    pub token_normalized_speedup: Option<Figure>,
+    /// Σ tokens(conc) / T_conc, tok/s.
+    pub system_throughput_tok_s: Figure,
+    /// Jain's index over the agents' slowdowns.
+    pub fairness: Option<f64>,
+    /// decode tok/s of agent 0 minus agent 1, concurrent phase.
+    pub throughput_delta_tok_s: Option<f64>,
+    /// mean TTFT of agent 0 minus agent 1, concurrent phase, ms.
+    pub ttft_delta_ms: Option<f64>,
+    pub flags: Flags,
+    pub per_agent: Vec<AgentMetrics>,
+}
+
+fn decode_rate(a: &AgentPhaseRecord) -> Option<f64> {
+    let mut tokens = 0.0;
+    let mut secs = 0.0;
+    for c in &a.calls {
+        if let (Some(t), Some(d)) = (c.output_tokens, c.decode_ms) {
+            if t.value > 1 && d > 0.0 {
+                tokens += (t.value - 1) as f64;
+                secs += d / 1e3;
+            }
+        }
+    }
+    (secs > 0.0).then(|| tokens / secs)
+}
+
+fn mean_ttft(a: &AgentPhaseRecord) -> Option<f64> {
+    let v: Vec<f64> = a.calls.iter().filter_map(|c| c.ttft_ms).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// Metrics of a run from its sequential and concurrent phases (agents in the same order).
+pub fn run_metrics(seq: &PhaseRecord, conc: &PhaseRecord) -> RunMetrics {
+    let n = seq.agents.len();
+    let t_conc = conc.wall_ms;
+    let per_agent: Vec<AgentMetrics> = seq
+        .agents
+        .iter()
+        .zip(&conc.agents)
+        .map(|(s, c)| AgentMetrics {
+            agent_id: s.agent_id.clone(),
+            alone_ms: s.duration_ms,
+            concurrent_ms: c.duration_ms,
+            slowdown: c.duration_ms / s.duration_ms,
+            tokens_alone: s.output_tokens().0,
+            tokens_concurrent: c.output_tokens().0,
+            concurrent_decode_tok_s: decode_rate(c),
+            alone_decode_tok_s: decode_rate(s),
+            concurrent_ttft_ms: mean_ttft(c),
+        })
+        .collect();
+    let seq_sum: f64 = per_agent.iter().map(|a| a.alone_ms).sum();
+    let conc_sum: f64 = per_agent.iter().map(|a| a.concurrent_ms).sum();
+    let speedup = seq_sum / t_conc;
+    let est = conc_sum / t_conc;
+    let length_mismatch = per_agent
+        .iter()
+        .any(|a| a.tokens_alone != a.tokens_concurrent);
+    let token_normalized_speedup = length_mismatch.then(|| {
+        let norm: f64 = per_agent
+            .iter()
+            .map(|a| a.alone_ms * a.tokens_concurrent as f64 / a.tokens_alone.max(1) as f64)
+            .sum();
+        Figure::estimated(norm / t_conc)
+    });
+    let tokens_conc: u64 = per_agent.iter().map(|a| a.tokens_concurrent).sum();
+    let all_server_counted = conc.agents.iter().all(|a| a.output_tokens().1);
+    let throughput = tokens_conc as f64 / (t_conc / 1e3);
+    let slowdowns: Vec<f64> = per_agent.iter().map(|a| a.slowdown).collect();
+    let pair = |f: fn(&AgentMetrics) -> Option<f64>| match per_agent.as_slice() {
+        [a, b, ..] => Some(f(a)? - f(b)?),
+        _ => None,
+    };
+    let flags = Flags {
+        ttft_anomaly: conc
+            .agents
+            .iter()
+            .flat_map(|a| &a.calls)
+            .any(|c| c.ttft_ms.is_some_and(|t| t > TTFT_ANOMALY_MS)),
+        low_speedup: speedup / n as f64 <= LOW_EFFICIENCY - f64::EPSILON,
+        cold_load: seq
+            .agents
+            .iter()
+            .chain(&conc.agents)
+            .flat_map(|a| &a.calls)
+            .any(|c| c.cold_load),
+        length_mismatch,
+    };
+    RunMetrics {
+        agents: n,
+        sequential_sum_ms: seq_sum,
+        concurrent_wall_ms: t_conc,
+        speedup: Figure::measured(speedup),
+        efficiency: Figure::measured(speedup / n as f64),
+        estimated_speedup: Figure::estimated(est),
+        estimated_efficiency: Figure::estimated(est / n as f64),
+        token_normalized_speedup,
+        system_throughput_tok_s: if all_server_counted {
+            Figure::measured(throughput)
+        } else {
+            Figure::estimated(throughput)
+        },
+        fairness: jain_index(&slowdowns),
+        throughput_delta_tok_s: pair(|a| a.concurrent_decode_tok_s),
+        ttft_delta_ms: pair(|a| a.concurrent_ttft_ms),
+        flags,
+        per_agent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::{CallRecord, TokenCount};
+    use crate::record::Phase;
+
+    fn call(ttft: f64, e2e: f64, tokens: u64) -> CallRecord {
+        CallRecord {
+            agent_id: "a".into(),
+            call: "c".into(),
+            url: "u".into(),
+            model: "m".into(),
+            send_offset_ms: 0.0,
+            ttft_ms: Some(ttft),
+            e2e_ms: e2e,
+            decode_ms: Some(e2e - ttft),
+            output_tokens: Some(TokenCount {
+                value: tokens,
+                basis: Basis::Measured,
+            }),
+            text_events: tokens,
+            bytes_received: 0,
+            text_offsets_ms: vec![],
+            client_decode_tok_s: None,
+            tpot_ms: None,
+            gap_ms: None,
+            server: None,
+            server_decode_tok_s: None,
+            cold_load: false,
+            output_preview: String::new(),
+            error: None,
+        }
+    }
+
+    fn phase(phase: Phase, wall: f64, agents: &[(f64, f64, u64)]) -> PhaseRecord {
+        PhaseRecord {
+            phase,
+            wall_ms: wall,
+            agents: agents
+                .iter()
+                .enumerate()
+                .map(|(i, &(dur, ttft, tokens))| AgentPhaseRecord {
+                    agent_id: format!("a{i}"),
+                    start_ms: 0.0,
+                    duration_ms: dur,
+                    calls: vec![call(ttft, dur, tokens)],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn shared_device_reads_one_measured_but_two_estimated() {
+        // Alone each agent takes 1 s; concurrently they share the device, each slows down
+        // 2x and both finish at 2 s: no gain, yet the seed's formula reads a perfect 2.
+        let seq = phase(
+            Phase::Sequential,
+            2000.0,
+            &[(1000.0, 50.0, 100), (1000.0, 50.0, 100)],
+        );
+        let conc = phase(
+            Phase::Concurrent,
+            2000.0,
+            &[(2000.0, 1050.0, 100), (2000.0, 50.0, 100)],
+        );
+        let m = run_metrics(&seq, &conc);
+        assert!((m.speedup.value - 1.0).abs() < 1e-9);
+        assert_eq!(m.speedup.basis, Basis::Measured);
+        assert!((m.estimated_speedup.value - 2.0).abs() < 1e-9);
+        assert_eq!(m.estimated_speedup.basis, Basis::Estimated);
+        assert!(m.flags.low_speedup);
+        assert!((m.ttft_delta_ms.unwrap() - 1000.0).abs() < 1e-9);
+        assert_eq!(m.per_agent[0].slowdown, 2.0);
+        assert!((m.fairness.unwrap() - 1.0).abs() < 1e-12);
+        assert!(m.token_normalized_speedup.is_none());
+    }
+
+    #[test]
+    fn ideal_concurrency_reads_two() {
+        let seq = phase(
+            Phase::Sequential,
+            2000.0,
+            &[(1000.0, 50.0, 100), (1000.0, 50.0, 100)],
+        );
+        let conc = phase(
+            Phase::Concurrent,
+            1000.0,
+            &[(1000.0, 50.0, 100), (1000.0, 50.0, 100)],
+        );
+        let m = run_metrics(&seq, &conc);
+        assert!((m.efficiency.value - 1.0).abs() < 1e-9);
+        assert!(!m.flags.low_speedup);
+        assert!((m.system_throughput_tok_s.value - 200.0).abs() < 1e-9);
+        assert_eq!(m.system_throughput_tok_s.basis, Basis::Measured);
+    }
+
+    #[test]
+    fn length_mismatch_gets_a_normalized_speedup() {
+        let seq = phase(
+            Phase::Sequential,
+            2000.0,
+            &[(1000.0, 50.0, 400), (1000.0, 50.0, 400)],
+        );
+        let conc = phase(
+            Phase::Concurrent,
+            1000.0,
+            &[(1000.0, 50.0, 400), (200.0, 50.0, 80)],
+        );
+        let m = run_metrics(&seq, &conc);
+        assert!(m.flags.length_mismatch);
+        let n = m.token_normalized_speedup.unwrap();
+        assert_eq!(n.basis, Basis::Estimated);
+        assert!((n.value - 1.2).abs() < 1e-9, "{}", n.value);
+    }
+
+    #[test]
+    fn ttft_anomaly_above_three_seconds() {
+        let seq = phase(
+            Phase::Sequential,
+            2000.0,
+            &[(1000.0, 50.0, 10), (1000.0, 50.0, 10)],
+        );
+        let conc = phase(
+            Phase::Concurrent,
+            3500.0,
+            &[(3500.0, 3001.0, 10), (1000.0, 50.0, 10)],
+        );
+        assert!(run_metrics(&seq, &conc).flags.ttft_anomaly);
+    }
+
+    #[test]
+    fn percentiles_interpolate_linearly() {
+        let p = percentiles(&[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+        assert_eq!(p.p50, 3.0);
+        assert!((p.p90 - 4.6).abs() < 1e-12);
+        assert_eq!(p.max, 5.0);
+        assert!(percentiles(&[]).is_none());
+    }
+
+    #[test]
+    fn jain_bounds() {
+        assert!((jain_index(&[1.0, 1.0]).unwrap() - 1.0).abs() < 1e-12);
+        assert!((jain_index(&[1.0, 0.0]).unwrap() - 0.5).abs() < 1e-12);
+    }
+}

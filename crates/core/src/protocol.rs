@@ -1,0 +1,373 @@
+//! The run protocol, written once and monomorphized per backend:
+//! warm-up (not measured), a sequential phase (each agent alone, one after another) and a
+//! concurrent phase (all agents released together from a barrier, each its own task on
+//! the runtime under test). Phase order and sequential agent order alternate between runs.
+
+use crate::call::{execute_call, CallRecord, CallSettings, CallTarget};
+use crate::http::HttpClient;
+use crate::metrics::run_metrics;
+use crate::metrics::RunMetrics;
+use crate::record::{AgentPhaseRecord, Phase, PhaseOrder, PhaseRecord, RunStatus};
+use crate::rt::{AsyncRuntime, JoinError};
+use crate::workload::Agent;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How one run is carried out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPlan {
+    pub run_index: u32,
+    pub agents: Vec<Agent>,
+    pub phase_order: PhaseOrder,
+    /// Agent indices in the order the sequential phase runs them.
+    pub sequential_order: Vec<usize>,
+    /// Output tokens of each warm-up call; 0 disables warm-up.
+    pub warmup_tokens: u32,
+    pub settings: CallSettings,
+}
+
+impl RunPlan {
+    /// The default alternation: even runs go sequential-first with agents in order, odd
+    /// runs concurrent-first with agents reversed, so drift and cache effects don't always
+    /// land on the same phase or agent.
+    pub fn alternating(
+        run_index: u32,
+        agents: Vec<Agent>,
+        warmup_tokens: u32,
+        settings: CallSettings,
+    ) -> Self {
+        let n = agents.len();
+        let even = run_index % 2 == 0;
+        RunPlan {
+            run_index,
+            phase_order: if even {
+                PhaseOrder::SequentialFirst
+            } else {
+                PhaseOrder::ConcurrentFirst
+            },
+            sequential_order: if even {
+                (0..n).collect()
+            } else {
+                (0..n).rev().collect()
+            },
+            agents,
+            warmup_tokens,
+            settings,
+        }
+    }
+}
+
+/// What a run produced, before it is wrapped in a [`crate::record::RunRecord`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    pub warmup: Vec<CallRecord>,
+    pub sequential: Option<PhaseRecord>,
+    pub concurrent: Option<PhaseRecord>,
+    pub metrics: Option<RunMetrics>,
+    pub status: RunStatus,
+}
+
+/// Execute `plan` on runtime `rt` with `client`. Call from inside `rt.block_on`.
+///
+/// `api_keys[i]` is agent i's API key, resolved by the caller (never recorded).
+pub async fn execute_run<R: AsyncRuntime, C: HttpClient>(
+    rt: Arc<R>,
+    client: Arc<C>,
+    plan: &RunPlan,
+    api_keys: &[Option<String>],
+) -> RunOutcome {
+    let agents: Vec<Arc<AgentJob>> = plan
+        .agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            Arc::new(AgentJob {
+                agent: a.clone(),
+                api_key: api_keys.get(i).cloned().flatten(),
+                settings: plan.settings.clone(),
+            })
+        })
+        .collect();
+    let mut out = RunOutcome {
+        warmup: Vec::new(),
+        sequential: None,
+        concurrent: None,
+        metrics: None,
+        status: RunStatus::Ok,
+    };
+
+    if plan.warmup_tokens > 0 {
+        out.warmup = warm_up(&*rt, &*client, &agents, plan.warmup_tokens).await;
+        if let Some(c) = out.warmup.iter().find(|c| c.error.is_some()) {
+            out.status = failed(Phase::Warmup, c);
+            return out;
+        }
+    }
+
+    let phases = match plan.phase_order {
+        PhaseOrder::SequentialFirst => [Phase::Sequential, Phase::Concurrent],
+        PhaseOrder::ConcurrentFirst => [Phase::Concurrent, Phase::Sequential],
+    };
+    for phase in phases {
+        let record = match phase {
+            Phase::Concurrent => concurrent_phase(&rt, &client, &agents).await,
+            _ => sequential_phase(&rt, &client, &agents, &plan.sequential_order).await,
+        };
+        let failure = record
+            .agents
+            .iter()
+            .flat_map(|a| &a.calls)
+            .find(|c| c.error.is_some())
+            .map(|c| failed(phase, c));
+        match phase {
+            Phase::Concurrent => out.concurrent = Some(record),
+            _ => out.sequential = Some(record),
+        }
+        if let Some(status) = failure {
+            out.status = status;
+            return out;
+        }
+    }
+    if let (Some(s), Some(c)) = (&out.sequential, &out.concurrent) {
+        out.metrics = Some(run_metrics(s, c));
+    }
+    out
+}
+
+fn failed(phase: Phase, call: &CallRecord) -> RunStatus {
+    RunStatus::Failed {
+        phase,
+        agent_id: call.agent_id.clone(),
+        call: call.call.clone(),
+        error: call.error.clone().expect("only called for failed calls"),
+    }
+}
+
+struct AgentJob {
+    agent: Agent,
+    api_key: Option<String>,
+    settings: CallSettings,
+}
+
+/// One short call per distinct (endpoint, model, options) so the model is resident with
+/// those options before anything is measured.
+async fn warm_up<R: AsyncRuntime, C: HttpClient>(
+    rt: &R,
+    client: &C,
+    agents: &[Arc<AgentJob>],
+    tokens: u32,
+) -> Vec<CallRecord> {
+    let mut seen = Vec::new();
+    let mut records = Vec::new();
+    for job in agents {
+        let a = &job.agent;
+        let key = (a.url(), a.model.clone(), a.options.clone());
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let mut warm = a.clone();
+        warm.options.num_predict = Some(tokens);
+        let target = CallTarget {
+            agent_id: &a.id,
+            call: "warmup",
+            url: a.url(),
+            model: &a.model,
+            api: a.endpoint.api,
+            body: warm.request_body(0, ""),
+            api_key: job.api_key.as_deref(),
+        };
+        let start = rt.now();
+        records.push(
+            execute_call(rt, client, target, &job.settings, start)
+                .await
+                .record,
+        );
+        if records.last().is_some_and(|r| r.error.is_some()) {
+            break;
+        }
+    }
+    records
+}
+
+/// An agent's calls in order; a call's output feeds the next call's prompt. Stops at the
+/// first failed call (the next one would depend on it). Returns the record and its end.
+async fn run_agent<R: AsyncRuntime, C: HttpClient>(
+    rt: &R,
+    client: &C,
+    job: &AgentJob,
+    phase_start: Instant,
+) -> (AgentPhaseRecord, Instant) {
+    let a = &job.agent;
+    let start = rt.now();
+    let mut calls = Vec::with_capacity(a.calls.len());
+    let mut previous = String::new();
+    for (i, spec) in a.calls.iter().enumerate() {
+        let target = CallTarget {
+            agent_id: &a.id,
+            call: &spec.name,
+            url: a.url(),
+            model: &a.model,
+            api: a.endpoint.api,
+            body: a.request_body(i, &previous),
+            api_key: job.api_key.as_deref(),
+        };
+        let outcome = execute_call(rt, client, target, &job.settings, phase_start).await;
+        let failed = outcome.record.error.is_some();
+        calls.push(outcome.record);
+        previous = outcome.text;
+        if failed {
+            break;
+        }
+    }
+    let end = rt.now();
+    let record = AgentPhaseRecord {
+        agent_id: a.id.clone(),
+        start_ms: ms_between(phase_start, start),
+        duration_ms: ms_between(start, end),
+        calls,
+    };
+    (record, end)
+}
+
+fn ms_between(a: Instant, b: Instant) -> f64 {
+    b.saturating_duration_since(a).as_secs_f64() * 1e3
+}
+
+/// Run an agent as its own task on the runtime (both phases use the same path, so the
+/// only difference between them is concurrency).
+fn spawn_agent<R: AsyncRuntime, C: HttpClient>(
+    rt: &Arc<R>,
+    client: &Arc<C>,
+    job: &Arc<AgentJob>,
+    phase_start: Instant,
+) -> impl std::future::Future<Output = Result<(AgentPhaseRecord, Instant), JoinError>> + Send + 'static
+{
+    let (rt2, client, job) = (Arc::clone(rt), Arc::clone(client), Arc::clone(job));
+    rt.spawn(async move { run_agent(&*rt2, &*client, &job, phase_start).await })
+}
+
+async fn sequential_phase<R: AsyncRuntime, C: HttpClient>(
+    rt: &Arc<R>,
+    client: &Arc<C>,
+    agents: &[Arc<AgentJob>],
+    order: &[usize],
+) -> PhaseRecord {
+    let phase_start = rt.now();
+    let mut slots: Vec<Option<AgentPhaseRecord>> = vec![None; agents.len()];
+    let mut last_end = phase_start;
+    for &i in order {
+        let (rec, end) = join_or_panic_record(
+            spawn_agent(rt, client, &agents[i], phase_start).await,
+            &agents[i],
+        );
+        last_end = last_end.max(end);
+        let failed = rec.error().is_some();
+        slots[i] = Some(rec);
+        if failed {
+            break;
+        }
+    }
+    PhaseRecord {
+        phase: Phase::Sequential,
+        wall_ms: ms_between(phase_start, last_end),
+        agents: slots.into_iter().flatten().collect(),
+    }
+}
+
+async fn concurrent_phase<R: AsyncRuntime, C: HttpClient>(
+    rt: &Arc<R>,
+    client: &Arc<C>,
+    agents: &[Arc<AgentJob>],
+) -> PhaseRecord {
+    let n = agents.len();
+    let (ready_tx, ready_rx) = async_channel::bounded::<()>(n.max(1));
+    let (go_tx, go_rx) = async_channel::bounded::<()>(1);
+    // The release instant is the phase origin for every agent: set just before release.
+    let release_at = Arc::new(std::sync::OnceLock::<Instant>::new());
+    let mut handles = Vec::with_capacity(n);
+    for job in agents {
+        let release_at = Arc::clone(&release_at);
+        let (ready, go) = (ready_tx.clone(), go_rx.clone());
+        let (rt2, client2, job2) = (Arc::clone(rt), Arc::clone(client), Arc::clone(job));
+        handles.push(rt.spawn(async move {
+            let _ = ready.send(()).await;
+            let _ = go.recv().await;
+            let origin = *release_at.get().expect("set before release");
+            run_agent(&*rt2, &*client2, &job2, origin).await
+        }));
+    }
+    drop(ready_tx);
+    for _ in 0..n {
+        let _ = ready_rx.recv().await;
+    }
+    let t0 = rt.now();
+    release_at.set(t0).expect("set once");
+    drop(go_tx);
+    drop(go_rx);
+    let mut records = Vec::with_capacity(n);
+    let mut last_end = t0;
+    for (h, job) in handles.into_iter().zip(agents) {
+        let (rec, end) = join_or_panic_record(h.await, job);
+        last_end = last_end.max(end);
+        records.push(rec);
+    }
+    PhaseRecord {
+        phase: Phase::Concurrent,
+        wall_ms: ms_between(t0, last_end),
+        agents: records,
+    }
+}
+
+/// A task that panicked becomes a failed call record, so the run is recorded as failed.
+fn join_or_panic_record(
+    joined: Result<(AgentPhaseRecord, Instant), JoinError>,
+    job: &AgentJob,
+) -> (AgentPhaseRecord, Instant) {
+    match joined {
+        Ok(r) => r,
+        Err(e) => {
+            let a = &job.agent;
+            let error = crate::call::CallError {
+                kind: crate::call::CallErrorKind::Request,
+                message: format!("agent task failed: {e}"),
+                url: a.url(),
+                model: a.model.clone(),
+                status: None,
+                bytes_received: 0,
+                elapsed_ms: 0.0,
+            };
+            let now = Instant::now();
+            let call = CallRecord {
+                agent_id: a.id.clone(),
+                call: a.calls.first().map(|c| c.name.clone()).unwrap_or_default(),
+                url: a.url(),
+                model: a.model.clone(),
+                send_offset_ms: 0.0,
+                ttft_ms: None,
+                e2e_ms: 0.0,
+                decode_ms: None,
+                output_tokens: None,
+                text_events: 0,
+                bytes_received: 0,
+                text_offsets_ms: vec![],
+                client_decode_tok_s: None,
+                tpot_ms: None,
+                gap_ms: None,
+                server: None,
+                server_decode_tok_s: None,
+                cold_load: false,
+                output_preview: String::new(),
+                error: Some(error),
+            };
+            let rec = AgentPhaseRecord {
+                agent_id: a.id.clone(),
+                start_ms: 0.0,
+                duration_ms: 0.0,
+                calls: vec![call],
+            };
+            (rec, now)
+        }
+    }
+}

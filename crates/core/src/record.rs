@@ -1,0 +1,126 @@
+//! What is written: one [`RunRecord`] per run, one JSON line each in `runs.jsonl`.
+
+use crate::call::{CallError, CallRecord};
+use crate::metrics::RunMetrics;
+use crate::rt::RuntimeFacts;
+use crate::workload::{Agent, Scenario};
+use serde::{Deserialize, Serialize};
+
+/// Version of the record layout; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A phase of the run protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Warmup,
+    Sequential,
+    Concurrent,
+}
+
+/// Which measured phase ran first in a run (alternates between runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseOrder {
+    SequentialFirst,
+    ConcurrentFirst,
+}
+
+/// One agent's work within a phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentPhaseRecord {
+    pub agent_id: String,
+    /// When the agent started, relative to the phase start, ms.
+    pub start_ms: f64,
+    /// Start of its first call to the end of its last, ms. T_i(alone) or T_i(conc).
+    pub duration_ms: f64,
+    pub calls: Vec<CallRecord>,
+}
+
+impl AgentPhaseRecord {
+    /// Output tokens over all calls, and whether every count was server-reported.
+    pub fn output_tokens(&self) -> (u64, bool) {
+        let mut total = 0;
+        let mut all_measured = true;
+        for c in &self.calls {
+            match c.output_tokens {
+                Some(t) => {
+                    total += t.value;
+                    all_measured &= t.basis == crate::call::Basis::Measured;
+                }
+                None => all_measured = false,
+            }
+        }
+        (total, all_measured)
+    }
+
+    /// The first failed call, if any.
+    pub fn error(&self) -> Option<&CallError> {
+        self.calls.iter().find_map(|c| c.error.as_ref())
+    }
+}
+
+/// One measured phase. Agents are listed in agent order, whatever order they ran in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    pub phase: Phase,
+    /// Sequential: from the first agent's start to the last agent's end. Concurrent:
+    /// from the barrier's release to the last agent's end (T_conc). ms.
+    pub wall_ms: f64,
+    pub agents: Vec<AgentPhaseRecord>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum RunStatus {
+    Ok,
+    Failed {
+        phase: Phase,
+        agent_id: String,
+        call: String,
+        error: CallError,
+    },
+}
+
+/// Cost of the client process (the measured child), from getrusage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientCost {
+    pub user_cpu_s: f64,
+    pub system_cpu_s: f64,
+    pub peak_rss_kib: u64,
+    pub voluntary_ctx_switches: u64,
+    pub involuntary_ctx_switches: u64,
+}
+
+/// One run of one cell: everything measured, and everything needed to reproduce it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub schema_version: u32,
+    pub backend: String,
+    pub model: String,
+    pub scenario: Scenario,
+    /// 0-based index of this run within its cell.
+    pub run_index: u32,
+    /// Wall-clock start (for humans and ordering only; never used in a metric), ms since epoch.
+    pub started_unix_ms: u64,
+    pub runtime: RuntimeFacts,
+    pub phase_order: PhaseOrder,
+    /// Agent indices in the order the sequential phase ran them.
+    pub sequential_order: Vec<usize>,
+    pub agents: Vec<Agent>,
+    pub warmup: Vec<CallRecord>,
+    pub sequential: Option<PhaseRecord>,
+    pub concurrent: Option<PhaseRecord>,
+    pub metrics: Option<RunMetrics>,
+    #[serde(flatten)]
+    pub status: RunStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientCost>,
+}
+
+impl RunRecord {
+    pub fn is_ok(&self) -> bool {
+        matches!(self.status, RunStatus::Ok)
+    }
+}

@@ -1,0 +1,466 @@
+//! What is sent: agents, their calls, model options and the report's scenarios.
+
+use crate::api::ApiKind;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Ollama model options (`options` in `/api/chat`). `None` means "server default".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelOptions {
+    /// Layers offloaded to the GPU (Ollama only; a launch setting elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_gpu: Option<u32>,
+    /// Context window, tokens (Ollama only; a launch setting elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_ctx: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeat_penalty: Option<f64>,
+    /// Maximum output tokens (`max_tokens` on OpenAI-compatible servers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_predict: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl ModelOptions {
+    /// The report's "Chimera-optimized" setting: num_gpu=80, num_ctx=512, temperature=1.0.
+    pub fn chimera() -> Self {
+        ModelOptions {
+            num_gpu: Some(80),
+            num_ctx: Some(512),
+            temperature: Some(1.0),
+            ..Default::default()
+        }
+    }
+
+    /// The second tuned setting of `chimera-hetero`: num_gpu=100, num_ctx=1024,
+    /// temperature=1.0 (the report does not define it; see docs/methodology.md).
+    pub fn chimera_alt() -> Self {
+        ModelOptions {
+            num_gpu: Some(100),
+            num_ctx: Some(1024),
+            temperature: Some(1.0),
+            ..Default::default()
+        }
+    }
+
+    /// `self` with every field that `over` sets replaced by `over`'s value.
+    pub fn overlay(&self, over: &ModelOptions) -> ModelOptions {
+        ModelOptions {
+            num_gpu: over.num_gpu.or(self.num_gpu),
+            num_ctx: over.num_ctx.or(self.num_ctx),
+            temperature: over.temperature.or(self.temperature),
+            top_p: over.top_p.or(self.top_p),
+            top_k: over.top_k.or(self.top_k),
+            repeat_penalty: over.repeat_penalty.or(self.repeat_penalty),
+            num_predict: over.num_predict.or(self.num_predict),
+            seed: over.seed.or(self.seed),
+        }
+    }
+
+    /// Options that have no OpenAI-compatible request equivalent (server launch settings).
+    pub fn not_applicable_to_openai(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.num_gpu.is_some() {
+            v.push("num_gpu");
+        }
+        if self.num_ctx.is_some() {
+            v.push("num_ctx");
+        }
+        if self.top_k.is_some() {
+            v.push("top_k");
+        }
+        if self.repeat_penalty.is_some() {
+            v.push("repeat_penalty");
+        }
+        v
+    }
+}
+
+/// A server the agents talk to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub name: String,
+    /// Base URL without a trailing slash, e.g. `http://127.0.0.1:11434`.
+    pub base_url: String,
+    pub api: ApiKind,
+    /// Environment variable holding an API key. The key itself is never written anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+}
+
+/// One call an agent makes. `{previous}` in the prompt is replaced by the text the
+/// agent's previous call returned (the seed's report call quotes its analysis call).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    pub name: String,
+    pub prompt: String,
+}
+
+/// An agent as run in one cell: everything needed to build its requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: String,
+    pub label: String,
+    pub system: String,
+    pub model: String,
+    pub endpoint: Endpoint,
+    pub options: ModelOptions,
+    pub calls: Vec<CallSpec>,
+}
+
+/// The placeholder in a call's prompt replaced by the previous call's output.
+pub const PREVIOUS: &str = "{previous}";
+
+impl Agent {
+    /// The request body of call `index`, given the previous call's output.
+    pub fn request_body(&self, index: usize, previous: &str) -> Vec<u8> {
+        let prompt = self.calls[index].prompt.replace(PREVIOUS, previous);
+        request_body(
+            self.endpoint.api,
+            &self.model,
+            &self.system,
+            &prompt,
+            &self.options,
+        )
+    }
+
+    /// Full URL of the streaming endpoint.
+    pub fn url(&self) -> String {
+        format!(
+            "{}{}",
+            self.endpoint.base_url.trim_end_matches('/'),
+            self.endpoint.api.path()
+        )
+    }
+}
+
+/// JSON body of a streaming generation request for `api`.
+pub fn request_body(
+    api: ApiKind,
+    model: &str,
+    system: &str,
+    prompt: &str,
+    options: &ModelOptions,
+) -> Vec<u8> {
+    use serde_json::{json, Map, Value};
+    let messages = || {
+        let mut m = Vec::new();
+        if !system.is_empty() {
+            m.push(json!({"role": "system", "content": system}));
+        }
+        m.push(json!({"role": "user", "content": prompt}));
+        Value::Array(m)
+    };
+    let body = match api {
+        ApiKind::Ollama => json!({
+            "model": model, "messages": messages(), "stream": true, "options": options,
+        }),
+        ApiKind::OllamaGenerate => {
+            let mut b =
+                json!({"model": model, "prompt": prompt, "stream": true, "options": options});
+            if !system.is_empty() {
+                b["system"] = json!(system);
+            }
+            b
+        }
+        ApiKind::OpenaiChat | ApiKind::OpenaiCompletions => {
+            let mut b = Map::new();
+            b.insert("model".into(), json!(model));
+            if api == ApiKind::OpenaiChat {
+                b.insert("messages".into(), messages());
+            } else {
+                let full = if system.is_empty() {
+                    prompt.to_owned()
+                } else {
+                    format!("{system}\n\n{prompt}")
+                };
+                b.insert("prompt".into(), json!(full));
+            }
+            b.insert("stream".into(), json!(true));
+            b.insert("stream_options".into(), json!({"include_usage": true}));
+            if let Some(v) = options.num_predict {
+                b.insert("max_tokens".into(), json!(v));
+            }
+            if let Some(v) = options.temperature {
+                b.insert("temperature".into(), json!(v));
+            }
+            if let Some(v) = options.top_p {
+                b.insert("top_p".into(), json!(v));
+            }
+            if let Some(v) = options.seed {
+                b.insert("seed".into(), json!(v));
+            }
+            Value::Object(b)
+        }
+    };
+    serde_json::to_vec(&body).expect("a JSON value always serializes")
+}
+
+/// The report's scenarios: which options each agent runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Agent 0 on server defaults, every other agent Chimera-optimized.
+    BaselineVsChimera,
+    /// Every agent tuned, with two different settings alternating (even: chimera, odd: chimera-alt).
+    ChimeraHetero,
+    /// Every agent with the same Chimera-optimized options.
+    ChimeraHomo,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 3] = [
+        Scenario::BaselineVsChimera,
+        Scenario::ChimeraHetero,
+        Scenario::ChimeraHomo,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::BaselineVsChimera => "baseline-vs-chimera",
+            Scenario::ChimeraHetero => "chimera-hetero",
+            Scenario::ChimeraHomo => "chimera-homo",
+        }
+    }
+
+    /// Options this scenario gives agent `index` (before per-agent overrides).
+    pub fn options_for(self, index: usize) -> ModelOptions {
+        match self {
+            Scenario::BaselineVsChimera if index == 0 => ModelOptions::default(),
+            Scenario::ChimeraHetero if index % 2 == 1 => ModelOptions::chimera_alt(),
+            _ => ModelOptions::chimera(),
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A scenario name that is not one of the report's.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "unknown scenario {0:?}; expected one of: baseline-vs-chimera, chimera-hetero, chimera-homo"
+)]
+pub struct UnknownScenario(pub String);
+
+impl FromStr for Scenario {
+    type Err = UnknownScenario;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scenario::ALL
+            .into_iter()
+            .find(|sc| sc.name() == s)
+            .ok_or_else(|| UnknownScenario(s.to_owned()))
+    }
+}
+
+/// An agent as configured, before a cell fixes its model and scenario options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentTemplate {
+    pub id: String,
+    pub label: String,
+    pub system: String,
+    pub endpoint: Endpoint,
+    /// Explicit options for this agent, applied over the scenario's.
+    pub options: ModelOptions,
+    pub calls: Vec<CallSpec>,
+}
+
+impl AgentTemplate {
+    /// The agent as it runs with `model` in `scenario` as agent number `index`, with
+    /// `base` options (fixed max tokens, seed) under the scenario's.
+    pub fn instantiate(
+        &self,
+        model: &str,
+        scenario: Scenario,
+        index: usize,
+        base: &ModelOptions,
+    ) -> Agent {
+        Agent {
+            id: self.id.clone(),
+            label: self.label.clone(),
+            system: self.system.clone(),
+            model: model.to_owned(),
+            endpoint: self.endpoint.clone(),
+            options: base
+                .overlay(&scenario.options_for(index))
+                .overlay(&self.options),
+            calls: self.calls.clone(),
+        }
+    }
+}
+
+/// The seed's two agents: a data collector and an insight agent, two calls each
+/// (an analysis call, then a report call quoting what the analysis returned).
+pub fn seed_agents(endpoints: &[Endpoint]) -> Vec<AgentTemplate> {
+    let ep = |i: usize| endpoints[i % endpoints.len()].clone();
+    vec![
+        AgentTemplate {
+            id: "collector".into(),
+            label: "DataCollector".into(),
+            system: "You are DataCollector, a concise telemetry analyst. You gather benchmark \
+                     measurements and state them as facts with numbers."
+                .into(),
+            endpoint: ep(0),
+            options: ModelOptions::default(),
+            calls: vec![
+                CallSpec {
+                    name: "analysis".into(),
+                    prompt: "Two LLM agents ran concurrently against two local model servers; \
+                             per-agent decode rate, time to first token and wall time were \
+                             recorded over five runs. List the five patterns in such data that \
+                             matter most for capacity planning, one sentence each."
+                        .into(),
+                },
+                CallSpec {
+                    name: "report".into(),
+                    prompt: "Write a short report for an engineering team based on your \
+                             analysis below.\n\nAnalysis:\n{previous}"
+                        .into(),
+                },
+            ],
+        },
+        AgentTemplate {
+            id: "insight".into(),
+            label: "InsightAgent".into(),
+            system: "You are InsightAgent, an optimization advisor for LLM serving. You turn \
+                     measurements into ranked, actionable recommendations."
+                .into(),
+            endpoint: ep(1),
+            options: ModelOptions::default(),
+            calls: vec![
+                CallSpec {
+                    name: "analysis".into(),
+                    prompt: "A server runs two concurrent LLM agents. Analyze which settings \
+                             (GPU layers offloaded, context size, temperature, batch size) most \
+                             affect throughput and latency, and why."
+                        .into(),
+                },
+                CallSpec {
+                    name: "report".into(),
+                    prompt: "Turn the analysis below into three ranked recommendations with \
+                             their expected impact.\n\nAnalysis:\n{previous}"
+                        .into(),
+                },
+            ],
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoints() -> Vec<Endpoint> {
+        ["a", "b"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Endpoint {
+                name: (*n).into(),
+                base_url: format!("http://127.0.0.1:{}", 11434 + i),
+                api: ApiKind::Ollama,
+                api_key_env: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn baseline_vs_chimera_matches_the_report() {
+        let base = ModelOptions {
+            num_predict: Some(128),
+            seed: Some(7),
+            ..Default::default()
+        };
+        let t = seed_agents(&endpoints());
+        let a = t[0].instantiate("gemma3:latest", Scenario::BaselineVsChimera, 0, &base);
+        let b = t[1].instantiate("gemma3:latest", Scenario::BaselineVsChimera, 1, &base);
+        assert_eq!(a.options, base);
+        assert_eq!(b.options.num_gpu, Some(80));
+        assert_eq!(b.options.num_ctx, Some(512));
+        assert_eq!(b.options.temperature, Some(1.0));
+        assert_eq!(b.options.num_predict, Some(128));
+        assert_eq!(a.endpoint.base_url, "http://127.0.0.1:11434");
+        assert_eq!(b.endpoint.base_url, "http://127.0.0.1:11435");
+    }
+
+    #[test]
+    fn homo_gives_identical_options_and_hetero_different() {
+        let t = seed_agents(&endpoints());
+        let base = ModelOptions::default();
+        let homo: Vec<_> = (0..2)
+            .map(|i| {
+                t[i].instantiate("m", Scenario::ChimeraHomo, i, &base)
+                    .options
+            })
+            .collect();
+        assert_eq!(homo[0], homo[1]);
+        let het: Vec<_> = (0..2)
+            .map(|i| {
+                t[i].instantiate("m", Scenario::ChimeraHetero, i, &base)
+                    .options
+            })
+            .collect();
+        assert_ne!(het[0], het[1]);
+        assert_eq!(het[0], ModelOptions::chimera());
+    }
+
+    #[test]
+    fn agent_overrides_win_over_scenario() {
+        let mut t = seed_agents(&endpoints());
+        t[1].options.num_ctx = Some(2048);
+        let b = t[1].instantiate("m", Scenario::ChimeraHomo, 1, &ModelOptions::default());
+        assert_eq!(b.options.num_ctx, Some(2048));
+        assert_eq!(b.options.num_gpu, Some(80));
+    }
+
+    #[test]
+    fn ollama_chat_body_carries_options_and_previous_text() {
+        let t = seed_agents(&endpoints());
+        let a = t[0].instantiate("gemma3", Scenario::ChimeraHomo, 0, &ModelOptions::default());
+        let body: serde_json::Value =
+            serde_json::from_slice(&a.request_body(1, "FIRST OUTPUT")).unwrap();
+        assert_eq!(body["model"], "gemma3");
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["options"]["num_ctx"], 512);
+        assert!(body["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("FIRST OUTPUT"));
+        assert_eq!(a.url(), "http://127.0.0.1:11434/api/chat");
+    }
+
+    #[test]
+    fn openai_body_maps_equivalents_only() {
+        let o = ModelOptions {
+            num_predict: Some(64),
+            seed: Some(1),
+            ..ModelOptions::chimera()
+        };
+        let body: serde_json::Value =
+            serde_json::from_slice(&request_body(ApiKind::OpenaiChat, "m", "sys", "hi", &o))
+                .unwrap();
+        assert_eq!(body["max_tokens"], 64);
+        assert_eq!(body["seed"], 1);
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        assert!(body.get("num_ctx").is_none() && body.get("options").is_none());
+        assert_eq!(o.not_applicable_to_openai(), vec!["num_gpu", "num_ctx"]);
+    }
+
+    #[test]
+    fn unknown_scenario_lists_valid_ones() {
+        let e = "chimera-homogeneous".parse::<Scenario>().unwrap_err();
+        assert!(e.to_string().contains("chimera-homo"));
+    }
+}
