@@ -1,0 +1,564 @@
+//! Bench configuration (TOML): parsed, validated, every error pointing at file:line:column.
+
+use chimeraforge_core::api::ApiKind;
+use chimeraforge_core::call::{CallSettings, Timeouts};
+use chimeraforge_core::workload::{
+    seed_agents, AgentTemplate, CallSpec, Endpoint, ModelOptions, Scenario,
+};
+use chimeraforge_core::ClientOptions;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// The endpoint URL that means "start an embedded simulator for this endpoint".
+pub const SIM_URL: &str = "sim";
+
+/// A configuration problem, located in its file.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}:{column}: {message}\n  hint: {hint}")]
+pub struct ConfigError {
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub hint: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    runs: Spanned<i64>,
+    backends: Option<Vec<Spanned<String>>>,
+    models: Spanned<Vec<Spanned<String>>>,
+    scenarios: Spanned<Vec<Spanned<String>>>,
+    #[serde(default = "default_warmup_tokens")]
+    warmup_tokens: u32,
+    shuffle_seed: Option<u64>,
+    options: Option<Spanned<ModelOptions>>,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+    #[serde(default = "default_cold_load_ms")]
+    cold_load_threshold_ms: f64,
+    #[serde(default = "default_max_line_bytes")]
+    max_line_bytes: usize,
+    simulator: Option<Spanned<RawSimulator>>,
+    endpoints: Spanned<Vec<RawEndpoint>>,
+    #[serde(default)]
+    agents: Vec<RawAgent>,
+}
+
+fn default_warmup_tokens() -> u32 {
+    8
+}
+fn default_cold_load_ms() -> f64 {
+    500.0
+}
+fn default_max_line_bytes() -> usize {
+    1 << 20
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    connect_ms: Option<u64>,
+    first_byte_ms: Option<u64>,
+    idle_ms: Option<u64>,
+    total_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSimulator {
+    #[serde(default = "default_profile")]
+    profile: Spanned<String>,
+    #[serde(default = "default_device")]
+    device: Spanned<String>,
+}
+
+fn default_profile() -> Spanned<String> {
+    Spanned::new(0..0, "quickstart".into())
+}
+fn default_device() -> Spanned<String> {
+    Spanned::new(0..0, "ideal".into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    #[serde(default = "default_api")]
+    api: ApiKind,
+    api_key_env: Option<String>,
+}
+
+fn default_api() -> ApiKind {
+    ApiKind::Ollama
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    id: Spanned<String>,
+    label: Option<String>,
+    #[serde(default)]
+    system: String,
+    endpoint: Spanned<String>,
+    #[serde(default)]
+    options: ModelOptions,
+    calls: Spanned<Vec<CallSpec>>,
+}
+
+/// The embedded simulator's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimSettings {
+    pub profile: String,
+    pub device: String,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub name: String,
+    pub description: String,
+    pub runs: u32,
+    /// Backend names, or `None` for every backend this binary contains.
+    pub backends: Option<Vec<String>>,
+    pub models: Vec<String>,
+    pub scenarios: Vec<Scenario>,
+    pub warmup_tokens: u32,
+    pub shuffle_seed: Option<u64>,
+    /// Options under every agent's scenario options (output length control).
+    pub options: ModelOptions,
+    pub client: ClientOptions,
+    pub settings: CallSettings,
+    pub simulator: Option<SimSettings>,
+    pub endpoints: Vec<Endpoint>,
+    pub agents: Vec<AgentTemplate>,
+}
+
+/// A config file's text and where it came from.
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Source {
+    pub fn read(path: &Path) -> anyhow::Result<Source> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read config {}: {e}\n  hint: pass the path of a TOML file, e.g. bench-configs/quickstart.toml",
+                path.display()
+            )
+        })?;
+        Ok(Source {
+            path: path.to_owned(),
+            text,
+        })
+    }
+
+    fn error(
+        &self,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = line_col(&self.text, span.start);
+        ConfigError {
+            path: self.path.display().to_string(),
+            line,
+            column,
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+/// Parse and validate `src`.
+pub fn parse(src: &Source) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(&src.text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        src.error(
+            span,
+            e.message().to_owned(),
+            "see docs/configs.md for every key and its default",
+        )
+    })?;
+
+    let name = raw.name.get_ref().trim().to_owned();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(src.error(
+            raw.name.span(),
+            format!(
+                "config name {:?} is not usable in a directory name",
+                raw.name.get_ref()
+            ),
+            "use letters, digits, '-', '_' or '.'",
+        ));
+    }
+    let runs = *raw.runs.get_ref();
+    if !(1..=100_000).contains(&runs) {
+        return Err(src.error(
+            raw.runs.span(),
+            format!("runs = {runs} is out of range"),
+            "runs must be between 1 and 100000",
+        ));
+    }
+    if raw.models.get_ref().is_empty() {
+        return Err(src.error(
+            raw.models.span(),
+            "no models listed",
+            "list at least one model, e.g. models = [\"gemma3:latest\"]",
+        ));
+    }
+    let mut scenarios = Vec::new();
+    for s in raw.scenarios.get_ref() {
+        let sc: Scenario = s.get_ref().parse().map_err(
+            |e: chimeraforge_core::workload::UnknownScenario| {
+                src.error(
+                    s.span(),
+                    e.to_string(),
+                    "scenarios are the report's: baseline-vs-chimera, chimera-hetero, chimera-homo",
+                )
+            },
+        )?;
+        if scenarios.contains(&sc) {
+            return Err(src.error(
+                s.span(),
+                format!("scenario {sc} is listed twice"),
+                "list each scenario once",
+            ));
+        }
+        scenarios.push(sc);
+    }
+    if scenarios.is_empty() {
+        return Err(src.error(
+            raw.scenarios.span(),
+            "no scenarios listed",
+            "e.g. scenarios = [\"baseline-vs-chimera\", \"chimera-homo\"]",
+        ));
+    }
+    if let Some(o) = &raw.options {
+        check_options(src, o.get_ref(), o.span())?;
+    }
+
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    for e in raw.endpoints.get_ref() {
+        let ename = e.name.get_ref().clone();
+        if endpoints.iter().any(|x| x.name == ename) {
+            return Err(src.error(
+                e.name.span(),
+                format!("endpoint {ename:?} is defined twice"),
+                "give each endpoint a distinct name",
+            ));
+        }
+        let url = e.url.get_ref().trim_end_matches('/').to_owned();
+        if url != SIM_URL {
+            check_url(&url).map_err(|why| {
+                src.error(
+                    e.url.span(),
+                    format!("endpoint {ename:?}: {why}"),
+                    "use http://HOST:PORT, or \"sim\" for an embedded simulator",
+                )
+            })?;
+        }
+        endpoints.push(Endpoint {
+            name: ename,
+            base_url: url,
+            api: e.api,
+            api_key_env: e.api_key_env.clone(),
+        });
+    }
+    if endpoints.is_empty() {
+        return Err(src.error(
+            raw.endpoints.span(),
+            "no endpoints defined",
+            "add [[endpoints]] with name and url",
+        ));
+    }
+    let uses_sim = endpoints.iter().any(|e| e.base_url == SIM_URL);
+    let simulator = match (&raw.simulator, uses_sim) {
+        (Some(s), _) => {
+            let s = s.get_ref();
+            chimeraforge_sim::SimConfig::profile(s.profile.get_ref()).map_err(|e| {
+                src.error(
+                    s.profile.span(),
+                    e.to_string(),
+                    "profiles: quickstart, gpu-like, null, fixed",
+                )
+            })?;
+            s.device
+                .get_ref()
+                .parse::<chimeraforge_sim::Device>()
+                .map_err(|e| {
+                    src.error(
+                        s.device.span(),
+                        e.to_string(),
+                        "devices: ideal, serial, shared:CAPACITY_TOK_S",
+                    )
+                })?;
+            Some(SimSettings {
+                profile: s.profile.get_ref().clone(),
+                device: s.device.get_ref().clone(),
+            })
+        }
+        (None, true) => Some(SimSettings {
+            profile: "quickstart".into(),
+            device: "ideal".into(),
+        }),
+        (None, false) => None,
+    };
+
+    let agents = if raw.agents.is_empty() {
+        seed_agents(&endpoints)
+    } else {
+        let mut agents: Vec<AgentTemplate> = Vec::new();
+        for a in &raw.agents {
+            let id = a.id.get_ref().clone();
+            if agents.iter().any(|x| x.id == id) {
+                return Err(src.error(
+                    a.id.span(),
+                    format!("agent id {id:?} is used twice"),
+                    "give each agent a distinct id",
+                ));
+            }
+            let endpoint = endpoints
+                .iter()
+                .find(|e| &e.name == a.endpoint.get_ref())
+                .cloned()
+                .ok_or_else(|| {
+                    let names: Vec<_> = endpoints.iter().map(|e| e.name.as_str()).collect();
+                    src.error(
+                        a.endpoint.span(),
+                        format!(
+                            "agent {id:?} names endpoint {:?}, which is not defined",
+                            a.endpoint.get_ref()
+                        ),
+                        format!("defined endpoints: {}", names.join(", ")),
+                    )
+                })?;
+            if a.calls.get_ref().is_empty() {
+                return Err(src.error(
+                    a.calls.span(),
+                    format!("agent {id:?} makes no calls"),
+                    "add at least one call: calls = [{ name = \"analysis\", prompt = \"...\" }]",
+                ));
+            }
+            check_options(src, &a.options, a.id.span())?;
+            agents.push(AgentTemplate {
+                label: a.label.clone().unwrap_or_else(|| id.clone()),
+                id,
+                system: a.system.clone(),
+                endpoint,
+                options: a.options.clone(),
+                calls: a.calls.get_ref().clone(),
+            });
+        }
+        agents
+    };
+
+    let backends = raw.backends.as_ref().and_then(|list| {
+        let names: Vec<String> = list.iter().map(|s| s.get_ref().clone()).collect();
+        (!names.iter().any(|n| n == "all")).then_some(names)
+    });
+    if let Some(list) = &raw.backends {
+        for b in list {
+            let n = b.get_ref();
+            if n != "all" && !crate::backends::ALL_NAMES.contains(&n.as_str()) {
+                return Err(src.error(
+                    b.span(),
+                    format!("unknown backend {n:?}"),
+                    format!("backends: all, {}", crate::backends::ALL_NAMES.join(", ")),
+                ));
+            }
+        }
+    }
+
+    let t = &raw.timeouts;
+    let defaults = Timeouts::default();
+    let ms = |v: Option<u64>, d: Duration| v.map(Duration::from_millis).unwrap_or(d);
+    let timeouts = Timeouts {
+        first_byte: ms(t.first_byte_ms, defaults.first_byte),
+        idle: ms(t.idle_ms, defaults.idle),
+        total: ms(t.total_ms, defaults.total),
+    };
+    Ok(Config {
+        name,
+        description: raw.description,
+        runs: runs as u32,
+        backends,
+        models: raw
+            .models
+            .get_ref()
+            .iter()
+            .map(|m| m.get_ref().clone())
+            .collect(),
+        scenarios,
+        warmup_tokens: raw.warmup_tokens,
+        shuffle_seed: raw.shuffle_seed,
+        options: raw.options.map(Spanned::into_inner).unwrap_or_default(),
+        client: ClientOptions {
+            connect_timeout: ms(t.connect_ms, ClientOptions::default().connect_timeout),
+        },
+        settings: CallSettings {
+            timeouts,
+            max_line_bytes: raw.max_line_bytes,
+            cold_load_threshold_ms: raw.cold_load_threshold_ms,
+        },
+        simulator,
+        endpoints,
+        agents,
+    })
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = if let Some(r) = url.strip_prefix("http://") {
+        r
+    } else if url.starts_with("https://") {
+        return Err("https is not supported: the measured clients are built without TLS so every backend does the same work".into());
+    } else {
+        return Err(format!("{url:?} is not an http:// URL"));
+    };
+    let host_port = rest.split('/').next().unwrap_or("");
+    let port = host_port.rsplit_once(':').map(|(_, p)| p);
+    match port {
+        Some(p) if p.parse::<u16>().is_ok_and(|p| p > 0) => Ok(()),
+        Some(p) => Err(format!("port {p:?} is not a valid port (1-65535)")),
+        None if !host_port.is_empty() => Ok(()),
+        None => Err("the URL has no host".into()),
+    }
+}
+
+fn check_options(
+    src: &Source,
+    o: &ModelOptions,
+    span: std::ops::Range<usize>,
+) -> Result<(), ConfigError> {
+    let bad =
+        |what: String| Err(src.error(span.clone(), what, "see docs/configs.md for valid ranges"));
+    if let Some(t) = o.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return bad(format!("temperature {t} is outside 0..=2"));
+        }
+    }
+    if let Some(p) = o.top_p {
+        if !(0.0..=1.0).contains(&p) {
+            return bad(format!("top_p {p} is outside 0..=1"));
+        }
+    }
+    if o.num_predict == Some(0) {
+        return bad("num_predict = 0 would generate nothing".into());
+    }
+    if o.num_ctx == Some(0) {
+        return bad("num_ctx = 0 is not a context size".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Config, ConfigError> {
+        parse(&Source {
+            path: "t.toml".into(),
+            text: text.into(),
+        })
+    }
+
+    const OK: &str = r#"
+name = "t"
+runs = 2
+models = ["gemma3:latest"]
+scenarios = ["baseline-vs-chimera", "chimera-homo"]
+[options]
+num_predict = 64
+seed = 42
+[[endpoints]]
+name = "a"
+url = "sim"
+[[endpoints]]
+name = "b"
+url = "http://127.0.0.1:11435"
+"#;
+
+    #[test]
+    fn valid_config_parses_with_seed_agents() {
+        let c = parse_str(OK).unwrap();
+        assert_eq!(c.runs, 2);
+        assert_eq!(c.agents.len(), 2);
+        assert_eq!(c.agents[1].endpoint.base_url, "http://127.0.0.1:11435");
+        assert_eq!(c.simulator.unwrap().profile, "quickstart");
+        assert_eq!(c.options.num_predict, Some(64));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let e = parse_str(&OK.replace("runs = 2", "runs = 2\nrunz = 3")).unwrap_err();
+        assert_eq!((e.line, e.column), (4, 1), "{e}");
+        assert!(e.message.contains("runz"), "{e}");
+    }
+
+    #[test]
+    fn unknown_scenario_points_at_it() {
+        let e = parse_str(&OK.replace("\"chimera-homo\"", "\"chimera-homogeneous\"")).unwrap_err();
+        assert_eq!(e.line, 5);
+        assert!(e.message.contains("chimera-homogeneous"), "{e}");
+        assert!(e.hint.contains("chimera-homo"));
+    }
+
+    #[test]
+    fn zero_runs_rejected() {
+        let e = parse_str(&OK.replace("runs = 2", "runs = 0")).unwrap_err();
+        assert!(e.message.contains("runs = 0"), "{e}");
+    }
+
+    #[test]
+    fn agent_naming_missing_endpoint_rejected() {
+        let text = format!("{OK}\n[[agents]]\nid = \"x\"\nendpoint = \"zzz\"\ncalls = [{{ name = \"c\", prompt = \"p\" }}]\n");
+        let e = parse_str(&text).unwrap_err();
+        assert!(e.message.contains("zzz") && e.hint.contains("a, b"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_agent_ids_rejected() {
+        let agent = "\n[[agents]]\nid = \"x\"\nendpoint = \"a\"\ncalls = [{ name = \"c\", prompt = \"p\" }]\n";
+        let e = parse_str(&format!("{OK}{agent}{agent}")).unwrap_err();
+        assert!(e.message.contains("used twice"), "{e}");
+    }
+
+    #[test]
+    fn bad_port_and_https_rejected() {
+        let e = parse_str(&OK.replace("11435", "99999")).unwrap_err();
+        assert!(e.message.contains("99999"), "{e}");
+        let e = parse_str(&OK.replace("http://127", "https://127")).unwrap_err();
+        assert!(e.message.contains("https"), "{e}");
+    }
+
+    #[test]
+    fn temperature_range_checked() {
+        let e = parse_str(&OK.replace("seed = 42", "seed = 42\ntemperature = 5.0")).unwrap_err();
+        assert!(e.message.contains("temperature"), "{e}");
+    }
+
+    #[test]
+    fn malformed_toml_is_located() {
+        let e = parse_str("name = \"t\"\nruns = [\n").unwrap_err();
+        assert!(e.line >= 2, "{e}");
+    }
+}

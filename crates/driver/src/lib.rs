@@ -1,0 +1,10 @@
+//! The `chimeraforge` driver as a library: config, the matrix, child processes, results.
+//! The binary (`main.rs`) is a thin command line over these modules.
+
+pub mod backends;
+pub mod child;
+pub mod config;
+pub mod matrix;
+pub mod preflight;
+pub mod results;
+pub mod summary;

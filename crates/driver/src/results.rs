@@ -1,0 +1,131 @@
+//! The results directory: `manifest.json` and `runs.jsonl` (one record per line, each
+//! flushed and synced to disk as soon as its run ends).
+
+use anyhow::Context;
+use chimeraforge_core::record::RunRecord;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+pub const MANIFEST: &str = "manifest.json";
+pub const RUNS: &str = "runs.jsonl";
+
+/// An open results directory being written.
+pub struct ResultsDir {
+    pub path: PathBuf,
+    runs: File,
+}
+
+impl ResultsDir {
+    /// Create `path` (which must not already hold runs) and write the manifest.
+    pub fn create(path: &Path, manifest: &serde_json::Value) -> anyhow::Result<ResultsDir> {
+        if path.join(RUNS).exists() {
+            anyhow::bail!(
+                "{} already holds runs\n  hint: pick another --out directory (results are never overwritten)",
+                path.display()
+            );
+        }
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("cannot create results directory {}", path.display()))?;
+        write_atomic(&path.join(MANIFEST), &serde_json::to_vec_pretty(manifest)?)?;
+        let runs = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path.join(RUNS))
+            .with_context(|| format!("cannot open {}", path.join(RUNS).display()))?;
+        Ok(ResultsDir {
+            path: path.to_owned(),
+            runs,
+        })
+    }
+
+    /// Append one record as a line, flushed and synced before returning.
+    pub fn append(&mut self, record: &RunRecord) -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(record)?;
+        line.push(b'\n');
+        self.runs.write_all(&line)?;
+        self.runs.flush()?;
+        self.runs.sync_data()?;
+        Ok(())
+    }
+
+    /// Replace the manifest (e.g. with the end time and counts).
+    pub fn update_manifest(&self, manifest: &serde_json::Value) -> anyhow::Result<()> {
+        write_atomic(
+            &self.path.join(MANIFEST),
+            &serde_json::to_vec_pretty(manifest)?,
+        )
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let mut f = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Records of a results directory, and a warning for each line that could not be read
+/// (a partial last line from a killed process is expected and skipped).
+pub fn read_runs(dir: &Path) -> anyhow::Result<(Vec<RunRecord>, Vec<String>)> {
+    let path = dir.join(RUNS);
+    let f = File::open(&path).with_context(|| {
+        format!(
+            "cannot open {}\n  hint: pass a results directory written by `chimeraforge bench`",
+            path.display()
+        )
+    })?;
+    let mut records = Vec::new();
+    let mut warnings = Vec::new();
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<RunRecord>(&line) {
+            Ok(r) => records.push(r),
+            Err(e) => warnings.push(format!(
+                "{}:{}: skipped an unreadable record ({e}); a run interrupted while being written leaves one",
+                path.display(),
+                i + 1
+            )),
+        }
+    }
+    Ok((records, warnings))
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a Unix time in seconds (UTC), without a date library.
+pub fn utc_stamp(unix_s: u64) -> String {
+    let days = (unix_s / 86_400) as i64;
+    let secs = unix_s % 86_400;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamp_matches_known_dates() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
+        assert_eq!(utc_stamp(1_795_977_795), "20261129T184315Z");
+    }
+}

@@ -1,0 +1,47 @@
+# chimeraforge tasks. `just --list` shows them all.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+bin := "target/release/chimeraforge"
+
+# List recipes.
+default:
+    @just --list
+
+# Build the release binary with every backend.
+build:
+    cargo build --release
+
+# The test suite: every crate, every backend (what .ci/run calls).
+test:
+    cargo test --workspace --all-targets
+
+# Lints as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Run CONFIG (default: the quickstart on the embedded simulator) across all four backends, side by side.
+bench-all CONFIG="bench-configs/quickstart.toml" *ARGS: build
+    {{bin}} bench {{CONFIG}} --backends all {{ARGS}}
+
+# Run CONFIG on one backend, from a binary built with only that backend's feature.
+bench BACKEND CONFIG="bench-configs/quickstart.toml" *ARGS:
+    cargo build --release --no-default-features --features {{BACKEND}} --target-dir target/only-{{BACKEND}}
+    target/only-{{BACKEND}}/release/chimeraforge bench {{CONFIG}} --backends {{BACKEND}} {{ARGS}}
+
+# Serve the simulator on PORT (e.g. `just sim 11434 gpu-like shared:100`).
+sim PORT="11434" PROFILE="quickstart" DEVICE="ideal": build
+    {{bin}} sim --port {{PORT}} --profile {{PROFILE}} --device {{DEVICE}}
+
+# Install llama-server and the Gemma 3 270M model (cached; about 4 minutes the first time).
+install-real:
+    bash scripts/real-engine.sh install
+
+# Start two llama-server instances on 127.0.0.1:11434 and :11435.
+serve-real: install-real
+    bash scripts/real-engine.sh serve
+
+# Stop exactly the llama-server processes serve-real started.
+stop-real:
+    bash scripts/real-engine.sh stop
