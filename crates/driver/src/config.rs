@@ -228,15 +228,16 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
     }
     let mut scenarios = Vec::new();
     for s in raw.scenarios.get_ref() {
-        let sc: Scenario = s.get_ref().parse().map_err(
-            |e: chimeraforge_core::workload::UnknownScenario| {
-                src.error(
+        let sc: Scenario =
+            s.get_ref()
+                .parse()
+                .map_err(|e: chimeraforge_core::workload::UnknownScenario| {
+                    src.error(
                     s.span(),
                     e.to_string(),
                     "scenarios are the report's: baseline-vs-chimera, chimera-hetero, chimera-homo",
                 )
-            },
-        )?;
+                })?;
         if scenarios.contains(&sc) {
             return Err(src.error(
                 s.span(),

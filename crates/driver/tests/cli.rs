@@ -1,0 +1,184 @@
+//! The binary as a user runs it: bad input gives one clear error and writes nothing;
+//! the quickstart writes a complete results directory.
+
+use chimeraforge_sim::{SimConfig, SimServer};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chimeraforge"))
+}
+
+fn run(args: &[&str], cwd: &Path) -> Output {
+    bin()
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const BASE: &str = r#"name = "t"
+runs = 1
+models = ["gemma3:latest"]
+scenarios = ["chimera-homo"]
+[options]
+num_predict = 8
+seed = 1
+[[endpoints]]
+name = "a"
+url = "URL"
+"#;
+
+fn write_config(dir: &Path, body: &str) -> String {
+    let p = dir.join("c.toml");
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn missing_config_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(&["bench", "nope.toml"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(
+        t.contains("cannot read config nope.toml") && t.contains("hint"),
+        "{t}"
+    );
+    assert!(!tmp.path().join("results").exists());
+}
+
+#[test]
+fn malformed_config_names_file_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), "name = \"t\"\nruns = = 3\n");
+    let o = run(&["bench", &cfg], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(t.contains("c.toml:2:"), "{t}");
+    assert!(!tmp.path().join("results").exists());
+}
+
+#[test]
+fn unknown_scenario_is_located_and_lists_valid_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        &BASE
+            .replace("chimera-homo", "chimera-homogeneous")
+            .replace("URL", "sim"),
+    );
+    let o = run(&["bench", &cfg], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(
+        t.contains("c.toml:4:") && t.contains("chimera-homogeneous"),
+        "{t}"
+    );
+    assert!(
+        t.contains("baseline-vs-chimera, chimera-hetero, chimera-homo"),
+        "{t}"
+    );
+}
+
+#[test]
+fn unreachable_endpoint_names_it_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Bind then drop a listener: the port is closed, nothing answers.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = write_config(
+        tmp.path(),
+        &BASE.replace("URL", &format!("http://127.0.0.1:{port}")),
+    );
+    let o = run(&["bench", &cfg, "--backends", "all"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(
+        t.contains(&format!("http://127.0.0.1:{port}")) && t.contains("unreachable"),
+        "{t}"
+    );
+    assert!(!tmp.path().join("results").exists());
+}
+
+#[test]
+fn missing_model_lists_what_the_server_has() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = SimServer::start(
+        SimConfig::profile("quickstart").unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        &BASE
+            .replace("gemma3:latest", "nosuchmodel:7b")
+            .replace("URL", &sim.base_url()),
+    );
+    let o = run(&["bench", &cfg], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(
+        t.contains("nosuchmodel:7b") && t.contains("gemma3:latest"),
+        "{t}"
+    );
+    assert!(t.contains("ollama pull nosuchmodel:7b"), "{t}");
+    assert!(!tmp.path().join("results").exists());
+}
+
+#[test]
+fn unknown_backend_lists_the_ones_built_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(&["bench", "--backends", "glommio"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("unknown"), "{}", text(&o));
+}
+
+#[test]
+fn backends_lists_this_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let listed = String::from_utf8(run(&["backends"], tmp.path()).stdout).unwrap();
+    let via_flag =
+        String::from_utf8(run(&["bench", "--backends", "list"], tmp.path()).stdout).unwrap();
+    assert_eq!(listed, via_flag);
+    let names: Vec<&str> = listed.lines().collect();
+    assert_eq!(names, chimeraforge::backends::compiled_names());
+}
+
+#[test]
+fn quickstart_writes_one_record_per_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("res");
+    let o = run(
+        &["bench", "--runs", "1", "--out", out.to_str().unwrap()],
+        tmp.path(),
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let backends = chimeraforge::backends::compiled_names().len();
+    let (records, warnings) = chimeraforge::results::read_runs(&out).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    // The built-in quickstart has two scenarios and one model.
+    assert_eq!(records.len(), backends * 2, "{t}");
+    assert!(records.iter().all(|r| r.is_ok() && r.metrics.is_some()));
+    assert!(records.iter().all(|r| r.client.is_some()));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["runs_recorded"], records.len());
+    assert!(manifest["config_text"]
+        .as_str()
+        .unwrap()
+        .contains("quickstart"));
+    assert!(t.contains("efficiency") && t.contains("(measured)") && t.contains("(estimated)"));
+}
