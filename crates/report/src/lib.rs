@@ -1,0 +1,3 @@
+//! Statistics and reports over chimeraforge run records.
+
+pub mod stats;
