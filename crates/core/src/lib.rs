@@ -30,9 +30,11 @@ pub trait Backend {
     const NAME: &'static str;
 
     /// Build the runtime and a client for it.
-    fn build(opts: &ClientOptions)
-        -> Result<(Arc<Self::Runtime>, Arc<Self::Client>), BackendError>;
+    fn build(opts: &ClientOptions) -> Result<Built<Self>, BackendError>;
 }
+
+/// A built backend: its runtime and its client, shared with the tasks of a run.
+pub type Built<B> = (Arc<<B as Backend>::Runtime>, Arc<<B as Backend>::Client>);
 
 /// A backend that could not be constructed.
 #[derive(Debug, thiserror::Error)]

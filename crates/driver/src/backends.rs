@@ -44,6 +44,7 @@ fn entry<B: Backend>() -> BackendEntry {
 }
 
 /// The backends in this build, in the canonical order.
+#[allow(clippy::vec_init_then_push)] // one push per enabled feature
 pub fn compiled() -> Vec<BackendEntry> {
     #[allow(unused_mut)]
     let mut v = Vec::new();

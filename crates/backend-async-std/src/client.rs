@@ -1,0 +1,132 @@
+//! surf as the HTTP client, its body read through an 8 KiB buffer.
+
+use bytes::Bytes;
+use chimeraforge_core::http::Method;
+use chimeraforge_core::{
+    BodyStream, ClientOptions, HttpClient, HttpError, HttpRequest, HttpResponse, RuntimeFacts,
+};
+use futures_lite::AsyncReadExt;
+use surf::http::{headers, mime};
+
+use crate::connector::{ConnectFailure, H1Connector};
+
+/// Size of the buffer each body read goes through (bytes).
+pub const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// surf over async-h1, one connection per request, no total timeout.
+pub struct SurfClient {
+    client: surf::Client,
+}
+
+impl SurfClient {
+    /// A client with `opts.connect_timeout` and no middleware.
+    pub fn new(opts: &ClientOptions) -> Self {
+        SurfClient {
+            client: surf::Client::with_http_client(H1Connector {
+                connect_timeout: opts.connect_timeout,
+            }),
+        }
+    }
+
+    /// Facts about the client, for the runtime to complete.
+    pub(crate) fn facts() -> RuntimeFacts {
+        RuntimeFacts {
+            http_client: "surf 2.3 (async-h1 2.3, pure-Rust HTTP/1.1)".to_owned(),
+            read_buffer_bytes: Some(READ_BUFFER_BYTES),
+            notes: vec![
+                (
+                    "body_read".to_owned(),
+                    "one read into the 8 KiB buffer per chunk, returned as soon as it has \
+                     any bytes"
+                        .to_owned(),
+                ),
+                (
+                    "connection_reuse".to_owned(),
+                    "none: a fresh TCP connection per request, closed with its body \
+                     (surf's H1Client pool reuses half-read connections)"
+                        .to_owned(),
+                ),
+                (
+                    "framing".to_owned(),
+                    "content-length or chunked (async-h1 reads no close-delimited body)".to_owned(),
+                ),
+                (
+                    "dns".to_owned(),
+                    "async-std's blocking pool; skipped for IP literals".to_owned(),
+                ),
+                ("proxy".to_owned(), "none".to_owned()),
+            ],
+            ..RuntimeFacts::default()
+        }
+    }
+}
+
+impl HttpClient for SurfClient {
+    type Body = SurfBody;
+
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse<Self::Body>, HttpError> {
+        let url = surf::Url::parse(&req.url).map_err(|e| HttpError::InvalidUrl {
+            url: req.url.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut request = match req.method {
+            Method::Get => surf::Request::new(surf::http::Method::Get, url),
+            Method::Post => {
+                let mut request = surf::Request::new(surf::http::Method::Post, url);
+                let mut body = surf::Body::from_bytes(req.body.to_vec());
+                body.set_mime(mime::JSON);
+                request.set_body(body);
+                request
+            }
+        };
+        for (name, value) in &req.headers {
+            request.append_header(name.as_str(), value.as_str());
+        }
+        let mut resp = self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| send_error(&req.url, e))?;
+        let content_type = resp
+            .header(headers::CONTENT_TYPE)
+            .map(|v| v.last().as_str().to_owned());
+        Ok(HttpResponse {
+            status: resp.status().into(),
+            content_type,
+            body: SurfBody {
+                body: resp.take_body(),
+                buf: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
+            },
+        })
+    }
+}
+
+fn send_error(url: &str, e: surf::Error) -> HttpError {
+    let url = url.to_owned();
+    match e.downcast_ref::<ConnectFailure>() {
+        Some(ConnectFailure::TimedOut) => HttpError::ConnectTimeout { url },
+        Some(ConnectFailure::Failed(io)) => HttpError::Connect {
+            url,
+            reason: io.to_string(),
+        },
+        None => HttpError::Request(e.to_string()),
+    }
+}
+
+/// A surf response body, read through a [`READ_BUFFER_BYTES`] buffer.
+pub struct SurfBody {
+    body: surf::Body,
+    buf: Box<[u8]>,
+}
+
+impl BodyStream for SurfBody {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
+        // One read: whatever is there now, never waiting to fill the buffer.
+        let n = self
+            .body
+            .read(&mut self.buf)
+            .await
+            .map_err(|e| HttpError::Body(e.to_string()))?;
+        Ok((n > 0).then(|| Bytes::copy_from_slice(&self.buf[..n])))
+    }
+}

@@ -1,0 +1,170 @@
+//! async-std's runtime: `task::block_on`, `task::spawn` onto its global executor.
+
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chimeraforge_core::{
+    AsyncRuntime, Backend, BackendError, ClientOptions, JoinError, RuntimeFacts,
+};
+use futures_lite::FutureExt;
+
+use crate::client::SurfClient;
+
+/// async-std's own variable for its global executor's thread count.
+pub const THREADS_ENV: &str = "ASYNC_STD_THREAD_COUNT";
+
+/// async-std with surf over async-h1.
+pub struct AsyncStd;
+
+impl Backend for AsyncStd {
+    type Runtime = AsyncStdRuntime;
+    type Client = SurfClient;
+
+    const NAME: &'static str = "async-std";
+
+    fn build(
+        opts: &ClientOptions,
+    ) -> Result<(Arc<Self::Runtime>, Arc<Self::Client>), BackendError> {
+        let fail = |reason: String| BackendError {
+            backend: Self::NAME,
+            reason,
+        };
+        let threads = thread_setting(std::env::var(THREADS_ENV).ok()).map_err(fail)?;
+        // Start the global executor now, so it reads the environment we just read.
+        async_std::task::block_on(async_std::task::spawn(async {}));
+        let client = SurfClient::new(opts);
+        Ok((Arc::new(AsyncStdRuntime { threads }), Arc::new(client)))
+    }
+}
+
+/// Where the thread count came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ThreadSetting {
+    Env(usize),
+    Default(usize),
+}
+
+impl ThreadSetting {
+    fn count(self) -> usize {
+        match self {
+            ThreadSetting::Env(n) | ThreadSetting::Default(n) => n,
+        }
+    }
+}
+
+/// The global executor's thread count as async-global-executor computes it; values it
+/// would silently ignore are refused instead, so the recorded count is the real one.
+fn thread_setting(env: Option<String>) -> Result<ThreadSetting, String> {
+    match env {
+        Some(value) => match value.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(ThreadSetting::Env(n)),
+            _ => Err(format!(
+                "{THREADS_ENV}={value:?} is not a positive thread count"
+            )),
+        },
+        None => Ok(ThreadSetting::Default(
+            std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        )),
+    }
+}
+
+/// A handle on async-std's process-wide runtime.
+pub struct AsyncStdRuntime {
+    threads: ThreadSetting,
+}
+
+impl AsyncRuntime for AsyncStdRuntime {
+    fn name(&self) -> &'static str {
+        AsyncStd::NAME
+    }
+
+    fn describe(&self) -> RuntimeFacts {
+        let source = match self.threads {
+            ThreadSetting::Env(_) => format!("env {THREADS_ENV}"),
+            ThreadSetting::Default(_) => "available_parallelism (async-std default)".to_owned(),
+        };
+        let mut facts = SurfClient::facts();
+        facts.scheduler = "async-std global executor (async-global-executor)".to_owned();
+        facts.worker_threads = self.threads.count();
+        facts.notes.extend([
+            ("worker_threads_source".to_owned(), source),
+            (
+                "block_on".to_owned(),
+                "async_std::task::block_on: the calling thread polls only the root future; \
+                 spawned tasks run on the global executor's threads"
+                    .to_owned(),
+            ),
+            ("spawn".to_owned(), "async_std::task::spawn".to_owned()),
+            ("timer".to_owned(), "async_std::task::sleep".to_owned()),
+            (
+                "requests_serialized".to_owned(),
+                "no: no lock is held around any request".to_owned(),
+            ),
+        ]);
+        facts
+    }
+
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        async_std::task::block_on(fut)
+    }
+
+    fn spawn<F>(
+        &self,
+        fut: F,
+    ) -> impl Future<Output = Result<F::Output, JoinError>> + Send + 'static + use<F>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let task = async_std::task::spawn(AssertUnwindSafe(fut).catch_unwind());
+        async move {
+            task.await
+                .map_err(|panic| JoinError(panic_message(&*panic)))
+        }
+    }
+
+    fn sleep(&self, dur: Duration) -> impl Future<Output = ()> + Send + 'static + use<> {
+        async_std::task::sleep(dur)
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("task panicked: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("task panicked: {s}")
+    } else {
+        "task panicked".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_sets_the_thread_count() {
+        assert_eq!(thread_setting(Some("3".into())), Ok(ThreadSetting::Env(3)));
+        assert!(thread_setting(Some("0".into())).is_err());
+        assert!(thread_setting(Some(" 3".into())).is_err());
+        let n = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(thread_setting(None), Ok(ThreadSetting::Default(n)));
+    }
+
+    #[test]
+    fn spawned_tasks_run_on_executor_threads() {
+        let rt = AsyncStdRuntime {
+            threads: ThreadSetting::Default(1),
+        };
+        let caller = std::thread::current().id();
+        let polled_on = rt.block_on(async {
+            rt.spawn(async { std::thread::current().id() })
+                .await
+                .unwrap()
+        });
+        assert_ne!(polled_on, caller);
+    }
+}

@@ -1,0 +1,3 @@
+//! The shared conformance suite for async-std.
+
+chimeraforge_conformance::conformance_tests!(chimeraforge_backend_async_std::AsyncStd);

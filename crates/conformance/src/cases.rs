@@ -1,0 +1,688 @@
+//! The conformance cases, each written once, generic over a [`Backend`].
+//!
+//! Each case builds the backend, runs its body inside `block_on` and panics on the first
+//! broken expectation. Cases take a process-wide lock so timing checks never compete
+//! with each other for the machine's cores.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chimeraforge_core::{
+    AsyncRuntime, Backend, BodyStream, ClientOptions, HttpClient, HttpError, HttpRequest,
+    HttpResponse,
+};
+use futures_lite::future;
+
+use crate::server::{Framing, Reply, ScriptedServer};
+use crate::unanswered::UnansweredAddr;
+
+const FRAMINGS: [Framing; 2] = [Framing::Chunked, Framing::ContentLength];
+
+/// How long the first bytes of a stream may lag behind the server's write.
+pub const FIRST_CHUNK_MAX_LAG: Duration = Duration::from_millis(100);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+type Built<B> = (Arc<<B as Backend>::Runtime>, Arc<<B as Backend>::Client>);
+
+fn build<B: Backend>(opts: &ClientOptions) -> Built<B> {
+    B::build(opts).unwrap_or_else(|e| panic!("{}: {e}", B::NAME))
+}
+
+fn must_send<T>(res: Result<HttpResponse<T>, HttpError>) -> HttpResponse<T> {
+    match res {
+        Ok(resp) => resp,
+        Err(e) => panic!("request failed: {e}"),
+    }
+}
+
+fn must_fail<T>(res: Result<HttpResponse<T>, HttpError>) -> HttpError {
+    match res {
+        Ok(resp) => panic!("request unexpectedly succeeded with status {}", resp.status),
+        Err(e) => e,
+    }
+}
+
+/// Read a body to its end; every chunk must be non-empty.
+async fn read_to_end<S: BodyStream>(body: &mut S) -> Result<Vec<u8>, HttpError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next_chunk().await? {
+        assert!(!chunk.is_empty(), "next_chunk returned an empty chunk");
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Read at least `n` bytes of a body that must not end before them.
+async fn read_at_least<S: BodyStream>(body: &mut S, n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        match body.next_chunk().await {
+            Ok(Some(chunk)) => out.extend_from_slice(&chunk),
+            Ok(None) => panic!("body ended after {} of {n} bytes", out.len()),
+            Err(e) => panic!("body read failed: {e}"),
+        }
+    }
+    out
+}
+
+/// `None` after `dur`: the losing side of a `future::or` race.
+async fn give_up<R: AsyncRuntime, T>(rt: &R, dur: Duration) -> Option<T> {
+    rt.sleep(dur).await;
+    None
+}
+
+/// Poll `done` every 5 ms on the runtime's timer for at most `limit`.
+async fn until<R: AsyncRuntime>(rt: &R, limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        rt.sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// An Ollama-style NDJSON line of exactly `width` bytes (newline included).
+pub fn ndjson_line(text: &str, width: usize) -> Vec<u8> {
+    let head = r#"{"model":"gemma3:270m","response":""#;
+    let tail = "\",\"done\":false}\n";
+    let pad = width
+        .checked_sub(head.len() + text.len() + tail.len())
+        .expect("width too small for the line");
+    format!("{head}{text}{}{tail}", "x".repeat(pad)).into_bytes()
+}
+
+/// NDJSON lines full of multi-byte UTF-8 (2, 3 and 4 byte sequences, a ZWJ emoji).
+pub fn utf8_payload() -> Vec<u8> {
+    let words = [
+        "héllo",
+        "wörld",
+        "世界",
+        "🎉",
+        "ñandú",
+        "Ω≈ç",
+        "日本語",
+        "👩‍💻",
+    ];
+    (0..12)
+        .map(|i| {
+            format!(
+                "{{\"response\":\"{} {}\",\"done\":false}}\n",
+                words[i % words.len()],
+                words[(i * 3 + 1) % words.len()]
+            )
+        })
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Cut `payload` at `cuts` (sorted, within bounds, deduplicated here).
+fn split_at(payload: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+    let mut cuts: Vec<usize> = cuts
+        .iter()
+        .copied()
+        .filter(|&c| c > 0 && c < payload.len())
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut chunks = Vec::with_capacity(cuts.len() + 1);
+    let mut start = 0;
+    for cut in cuts.into_iter().chain([payload.len()]) {
+        chunks.push(payload[start..cut].to_vec());
+        start = cut;
+    }
+    chunks
+}
+
+/// Split patterns: inside every multi-byte char, Fibonacci sizes, seeded random sizes,
+/// and byte-by-byte for the first 40 bytes.
+fn split_patterns(payload: &[u8]) -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    let inside_chars: Vec<usize> = (0..payload.len())
+        .filter(|&i| payload[i] & 0b1100_0000 == 0b1000_0000)
+        .collect();
+    let mut fib = Vec::new();
+    let sizes = [1, 2, 3, 5, 8, 13, 21, 34];
+    let mut at = 0;
+    for i in 0.. {
+        at += sizes[i % sizes.len()];
+        if at >= payload.len() {
+            break;
+        }
+        fib.push(at);
+    }
+    let mut random = Vec::new();
+    let mut state: u64 = 0x5eed_cafe;
+    let mut at = 0;
+    loop {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        at += 1 + (state >> 58) as usize;
+        if at >= payload.len() {
+            break;
+        }
+        random.push(at);
+    }
+    let bytewise: Vec<usize> = (1..40).collect();
+    vec![
+        (
+            "inside every multi-byte char",
+            split_at(payload, &inside_chars),
+        ),
+        ("fibonacci sizes", split_at(payload, &fib)),
+        ("seeded random sizes", split_at(payload, &random)),
+        ("byte by byte, then the rest", split_at(payload, &bytewise)),
+    ]
+}
+
+/// The backend names itself and records its facts.
+pub fn facts_are_recorded<B: Backend>() {
+    let _serial = serial();
+    let (rt, _client) = build::<B>(&ClientOptions::default());
+    assert_eq!(rt.name(), B::NAME);
+    let facts = rt.describe();
+    assert!(facts.worker_threads >= 1, "{facts:?}");
+    assert!(!facts.scheduler.is_empty(), "{facts:?}");
+    assert!(!facts.http_client.is_empty(), "{facts:?}");
+    eprintln!("{}: {facts:#?}", B::NAME);
+}
+
+/// `sleep` waits at least its duration and not much longer.
+pub fn sleep_waits_its_duration<B: Backend>() {
+    let _serial = serial();
+    let (rt, _client) = build::<B>(&ClientOptions::default());
+    let took = rt.block_on(async {
+        let start = rt.now();
+        rt.sleep(Duration::from_millis(100)).await;
+        start.elapsed()
+    });
+    assert!(took >= Duration::from_millis(99), "slept only {took:?}");
+    assert!(took < Duration::from_millis(200), "slept {took:?}");
+}
+
+/// A spawned task runs without being awaited, and its output comes back.
+pub fn spawned_task_runs_unawaited<B: Backend>() {
+    let _serial = serial();
+    let (rt, _client) = build::<B>(&ClientOptions::default());
+    rt.block_on(async {
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let handle = rt.spawn(async move {
+            flag.store(true, Ordering::SeqCst);
+            7u32
+        });
+        rt.sleep(Duration::from_millis(50)).await;
+        assert!(
+            ran.load(Ordering::SeqCst),
+            "spawned task did not run before being awaited"
+        );
+        assert_eq!(handle.await.expect("join"), 7);
+    });
+}
+
+fn explode() -> u8 {
+    panic!("conformance: deliberate panic in a spawned task")
+}
+
+/// A panicking task yields a `JoinError`, and the runtime keeps working.
+pub fn spawned_panic_is_join_error<B: Backend>() {
+    let _serial = serial();
+    let (rt, _client) = build::<B>(&ClientOptions::default());
+    rt.block_on(async {
+        let failed = rt.spawn(async { explode() }).await;
+        assert!(failed.is_err(), "a panicking task must give a JoinError");
+        let fine = rt.spawn(async { 1u8 }).await;
+        assert_eq!(fine.expect("join after a panic"), 1);
+    });
+}
+
+/// Two spawned tasks sleeping 200 ms each finish in about 200 ms, not 400.
+pub fn spawn_overlap<B: Backend>() {
+    let _serial = serial();
+    let (rt, _client) = build::<B>(&ClientOptions::default());
+    let took = rt.block_on(async {
+        let start = rt.now();
+        let a = rt.spawn(rt.sleep(Duration::from_millis(200)));
+        let b = rt.spawn(rt.sleep(Duration::from_millis(200)));
+        a.await.expect("join a");
+        b.await.expect("join b");
+        start.elapsed()
+    });
+    assert!(took >= Duration::from_millis(195), "took {took:?}");
+    assert!(
+        took < Duration::from_millis(350),
+        "two 200 ms tasks took {took:?}: spawned tasks are serialized"
+    );
+}
+
+/// A 60-byte line followed by a 500 ms stall arrives within 100 ms of being written.
+pub fn first_chunk_is_not_held<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let line = ndjson_line("Hi", 60);
+    let rest = ndjson_line("there", 60);
+    for framing in FRAMINGS {
+        let (l, r) = (line.clone(), rest.clone());
+        let server = ScriptedServer::start(move |_| {
+            Reply::new(200)
+                .framing(framing)
+                .send(l.clone())
+                .pause(Duration::from_millis(500))
+                .send(r.clone())
+        });
+        rt.block_on(async {
+            let req = HttpRequest::post_json(server.url("/api/generate"), "{}");
+            let resp = must_send(client.send(req).await);
+            assert_eq!(resp.status, 200);
+            let mut body = resp.body;
+            let first = read_at_least(&mut body, line.len()).await;
+            let seen_at = Instant::now();
+            let written = until(&*rt, Duration::from_secs(1), || {
+                server
+                    .exchanges()
+                    .first()
+                    .is_some_and(|e| !e.sent_at.is_empty())
+            })
+            .await;
+            assert!(written, "server never recorded its first write");
+            let written_at = server.exchanges()[0].sent_at[0];
+            let lag = seen_at.saturating_duration_since(written_at);
+            assert!(
+                lag < FIRST_CHUNK_MAX_LAG,
+                "{framing:?}: first 60 bytes reached the caller {lag:?} after the server wrote them"
+            );
+            assert_eq!(first, line, "{framing:?}: first line altered");
+            let tail = read_to_end(&mut body).await.expect("rest of body");
+            assert_eq!(tail, rest, "{framing:?}: second line altered");
+        });
+    }
+}
+
+/// Every byte arrives intact however the body is split, even inside a UTF-8 char.
+pub fn bytes_survive_any_split<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let payload = utf8_payload();
+    let patterns = Arc::new(split_patterns(&payload));
+    for framing in FRAMINGS {
+        for (index, (name, chunks)) in patterns.iter().enumerate() {
+            assert_eq!(chunks.concat(), payload, "bad split pattern {name}");
+            let server_patterns = Arc::clone(&patterns);
+            let server = ScriptedServer::start(move |_| {
+                Reply::new(200)
+                    .framing(framing)
+                    .send_split(server_patterns[index].1.clone(), Duration::from_millis(1))
+            });
+            rt.block_on(async {
+                let req = HttpRequest::post_json(server.url("/api/generate"), "{}");
+                let mut body = must_send(client.send(req).await).body;
+                let got = read_to_end(&mut body).await.expect("body");
+                assert!(
+                    got == payload,
+                    "{framing:?}, {name}: body differs ({} bytes, want {})",
+                    got.len(),
+                    payload.len()
+                );
+                std::str::from_utf8(&got).expect("valid UTF-8");
+            });
+        }
+    }
+}
+
+/// An 8 MiB body arrives complete, with content-length and chunked framing.
+pub fn large_body_arrives_complete<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let payload: Arc<Vec<u8>> = Arc::new(
+        (0..8usize << 20)
+            .map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8)
+            .collect(),
+    );
+    for framing in FRAMINGS {
+        let served = Arc::clone(&payload);
+        let server = ScriptedServer::start(move |_| {
+            let reply = Reply::new(200)
+                .framing(framing)
+                .content_type("application/octet-stream");
+            match framing {
+                Framing::ContentLength => reply.send(served.to_vec()),
+                Framing::Chunked => {
+                    reply.send_split(served.chunks(64 << 10).map(<[u8]>::to_vec), Duration::ZERO)
+                }
+            }
+        });
+        rt.block_on(async {
+            let req = HttpRequest::get(server.url("/blob"));
+            let mut body = must_send(client.send(req).await).body;
+            let got = read_to_end(&mut body).await.expect("body");
+            assert_eq!(got.len(), payload.len(), "{framing:?}: length");
+            assert!(got == *payload, "{framing:?}: content differs");
+        });
+    }
+}
+
+/// 404 and 500 come back as responses whose bodies can be read.
+pub fn error_statuses_have_readable_bodies<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let cases = [
+        (
+            404,
+            Framing::ContentLength,
+            r#"{"error":"model \"nope\" not found, try pulling it first"}"#,
+        ),
+        (
+            500,
+            Framing::Chunked,
+            r#"{"error":"llama runner process has terminated: exit status 2"}"#,
+        ),
+    ];
+    for (status, framing, json) in cases {
+        let server = ScriptedServer::start(move |_| {
+            Reply::new(status)
+                .framing(framing)
+                .content_type("application/json; charset=utf-8")
+                .send(json)
+        });
+        rt.block_on(async {
+            let req = HttpRequest::post_json(server.url("/api/generate"), "{}");
+            let resp = must_send(client.send(req).await);
+            assert_eq!(resp.status, status);
+            assert_eq!(
+                resp.content_type.as_deref(),
+                Some("application/json; charset=utf-8")
+            );
+            let mut body = resp.body;
+            let got = read_to_end(&mut body).await.expect("error body");
+            assert_eq!(String::from_utf8(got).expect("utf-8"), json);
+        });
+    }
+}
+
+/// Method, path, headers and a 64 KiB JSON body arrive intact, without waiting on
+/// `Expect: 100-continue`.
+pub fn request_arrives_intact<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let server = ScriptedServer::start(|_| {
+        Reply::new(200)
+            .framing(Framing::ContentLength)
+            .content_type("application/json")
+            .send("{}")
+    });
+    let prompt = "Explain async runtimes. ".repeat((64 << 10) / 24);
+    let json = format!(r#"{{"model":"gemma3:270m","prompt":"{prompt}","stream":true}}"#);
+    rt.block_on(async {
+        let mut req = HttpRequest::post_json(server.url("/api/generate"), json.clone());
+        req.headers
+            .push(("authorization".to_owned(), "Bearer t0k3n".to_owned()));
+        let start = Instant::now();
+        let mut body = must_send(client.send(req).await).body;
+        assert_eq!(read_to_end(&mut body).await.expect("body"), b"{}");
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_millis(500),
+            "a 64 KiB POST took {took:?} (waiting on 100-continue?)"
+        );
+        let req = HttpRequest::get(server.url("/api/tags"));
+        let mut body = must_send(client.send(req).await).body;
+        read_to_end(&mut body).await.expect("body");
+    });
+    let exchanges = server.exchanges();
+    assert_eq!(exchanges.len(), 2);
+    let post = &exchanges[0].request;
+    assert_eq!(post.method, "POST");
+    assert_eq!(post.path, "/api/generate");
+    assert!(
+        post.header("content-type")
+            .is_some_and(|ct| ct.starts_with("application/json")),
+        "content-type: {:?}",
+        post.header("content-type")
+    );
+    assert_eq!(post.header("authorization"), Some("Bearer t0k3n"));
+    assert_eq!(post.header("expect"), None, "client sent Expect");
+    assert!(post.body == json.as_bytes(), "POST body altered");
+    let get = &exchanges[1].request;
+    assert_eq!(get.method, "GET");
+    assert_eq!(get.path, "/api/tags");
+    assert!(get.body.is_empty());
+}
+
+/// A closed port gives `HttpError::Connect`, promptly.
+pub fn connect_refused_is_connect_error<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let (err, took) = rt.block_on(async {
+        let start = Instant::now();
+        let req = HttpRequest::post_json(format!("http://127.0.0.1:{port}/api/generate"), "{}");
+        (must_fail(client.send(req).await), start.elapsed())
+    });
+    assert!(matches!(err, HttpError::Connect { .. }), "got {err:?}");
+    assert!(took < Duration::from_secs(1), "refusal took {took:?}");
+}
+
+/// An unanswered connect gives `HttpError::ConnectTimeout` after the configured timeout.
+///
+/// Skipped, with the reason printed, where a loopback listener's full accept queue does
+/// not leave connects hanging (Linux does).
+pub fn connect_timeout_is_enforced<B: Backend>() {
+    let _serial = serial();
+    let target = match UnansweredAddr::new() {
+        Ok(target) => target,
+        Err(reason) => {
+            eprintln!("connect_timeout_is_enforced skipped: {reason}");
+            return;
+        }
+    };
+    let opts = ClientOptions {
+        connect_timeout: Duration::from_millis(300),
+    };
+    let (rt, client) = build::<B>(&opts);
+    let (err, took) = rt.block_on(async {
+        let start = Instant::now();
+        let req = HttpRequest::post_json(format!("http://{}/api/generate", target.addr()), "{}");
+        (must_fail(client.send(req).await), start.elapsed())
+    });
+    assert!(
+        matches!(err, HttpError::ConnectTimeout { .. }),
+        "got {err:?}"
+    );
+    assert!(took >= Duration::from_millis(280), "gave up after {took:?}");
+    assert!(took < Duration::from_secs(2), "gave up after {took:?}");
+}
+
+/// A string that is not a URL gives `HttpError::InvalidUrl`.
+pub fn invalid_url_is_rejected<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let err = rt.block_on(async { must_fail(client.send(HttpRequest::get("not a url")).await) });
+    assert!(matches!(err, HttpError::InvalidUrl { .. }), "got {err:?}");
+}
+
+/// 64 streams spawned on the runtime all complete, and all were open at once.
+pub fn concurrent_streams_overlap<B: Backend>() {
+    const STREAMS: usize = 64;
+    const HEAD_DELAY: Duration = Duration::from_millis(200);
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let server = ScriptedServer::start(|req| {
+        Reply::new(200)
+            .head_delay(HEAD_DELAY)
+            .send(format!(
+                "{{\"agent\":\"{}\",\"response\":\"a\"}}\n",
+                req.path
+            ))
+            .pause(Duration::from_millis(10))
+            .send("{\"done\":true}\n")
+    });
+    let took = rt.block_on(async {
+        let start = rt.now();
+        let tasks: Vec<_> = (0..STREAMS)
+            .map(|i| {
+                let client = Arc::clone(&client);
+                let url = server.url(&format!("/agent/{i}"));
+                rt.spawn(async move {
+                    let resp = client.send(HttpRequest::post_json(url, "{}")).await?;
+                    let mut body = resp.body;
+                    read_to_end(&mut body).await
+                })
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            let body = task.await.expect("join").expect("stream");
+            let want =
+                format!("{{\"agent\":\"/agent/{i}\",\"response\":\"a\"}}\n{{\"done\":true}}\n");
+            assert_eq!(String::from_utf8(body).expect("utf-8"), want);
+        }
+        start.elapsed()
+    });
+    let serial_time = HEAD_DELAY * STREAMS as u32;
+    assert!(
+        took < serial_time / 8,
+        "{STREAMS} streams of 200 ms took {took:?} (serial would be {serial_time:?})"
+    );
+    assert_eq!(
+        server.max_in_flight(),
+        STREAMS,
+        "not every stream was open at the same time"
+    );
+}
+
+/// Dropping a body mid-stream closes the connection: the server sees it within 500 ms.
+pub fn dropped_body_closes_connection<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let line = ndjson_line("tok", 60);
+    let server = ScriptedServer::start(move |_| {
+        let mut reply = Reply::new(200).send(line.clone());
+        for _ in 0..150 {
+            reply = reply.pause(Duration::from_millis(20)).send(line.clone());
+        }
+        reply
+    });
+    rt.block_on(async {
+        let req = HttpRequest::post_json(server.url("/api/generate"), "{}");
+        let mut resp = must_send(client.send(req).await);
+        read_at_least(&mut resp.body, 60).await;
+        drop(resp);
+        let dropped_at = Instant::now();
+        let closed = until(&*rt, Duration::from_secs(2), || {
+            server.exchanges()[0].peer_closed_at.is_some()
+        })
+        .await;
+        assert!(closed, "server never saw the connection close");
+        let seen = server.exchanges()[0].peer_closed_at.expect("closed");
+        let lag = seen.saturating_duration_since(dropped_at);
+        assert!(
+            lag < Duration::from_millis(500),
+            "close seen {lag:?} after the drop"
+        );
+    });
+    assert!(server.exchanges()[0].finished_at.is_none());
+}
+
+/// `sleep` raced with `futures_lite::future::or` abandons a stalled head and a stalled
+/// `next_chunk` on time; the dropped stream is closed by the server's next write at the
+/// latest, and the client keeps working.
+pub fn abandoned_reads_are_safe<B: Backend>() {
+    const GIVE_UP: Duration = Duration::from_millis(200);
+    const STALL: Duration = Duration::from_secs(1);
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let line = ndjson_line("tok", 60);
+    let server = ScriptedServer::start(move |req| match req.path.as_str() {
+        "/slow-head" => Reply::new(200).head_delay(STALL).send(line.clone()),
+        "/stall" => Reply::new(200)
+            .send(line.clone())
+            .pause(STALL)
+            .send(line.clone())
+            .pause(STALL)
+            .send(line.clone()),
+        _ => Reply::new(200).send("ok"),
+    });
+    rt.block_on(async {
+        // No response head: abandon `send`.
+        let start = Instant::now();
+        let req = HttpRequest::post_json(server.url("/slow-head"), "{}");
+        let sent = future::or(
+            async { Some(client.send(req).await) },
+            give_up(&*rt, GIVE_UP),
+        )
+        .await;
+        let took = start.elapsed();
+        assert!(sent.is_none(), "slow head arrived before {GIVE_UP:?}");
+        assert!(took < GIVE_UP * 2, "abandoning send took {took:?}");
+
+        // Head and one line, then a stall: abandon `next_chunk`.
+        let req = HttpRequest::post_json(server.url("/stall"), "{}");
+        let mut body = must_send(client.send(req).await).body;
+        read_at_least(&mut body, 60).await;
+        let start = Instant::now();
+        let read = future::or(
+            async { Some(body.next_chunk().await) },
+            give_up(&*rt, GIVE_UP),
+        )
+        .await;
+        let took = start.elapsed();
+        assert!(read.is_none(), "stalled read returned {read:?}");
+        assert!(
+            took >= GIVE_UP - Duration::from_millis(1),
+            "gave up after {took:?}"
+        );
+        assert!(took < GIVE_UP * 2, "abandoning next_chunk took {took:?}");
+        drop(body);
+        let dropped_at = Instant::now();
+        let stall_exchange = || {
+            server
+                .exchanges()
+                .into_iter()
+                .find(|e| e.request.path == "/stall")
+                .expect("stall exchange")
+        };
+        let closed = until(&*rt, STALL * 2 + Duration::from_millis(500), || {
+            stall_exchange().peer_closed_at.is_some()
+        })
+        .await;
+        assert!(
+            closed,
+            "an abandoned stream stayed open through the server's next write"
+        );
+
+        // The client still serves a fresh request promptly.
+        let start = Instant::now();
+        let mut body = must_send(client.send(HttpRequest::get(server.url("/ok"))).await).body;
+        assert_eq!(read_to_end(&mut body).await.expect("body"), b"ok");
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_millis(500),
+            "request after abandonment took {took:?}"
+        );
+        let lag = stall_exchange()
+            .peer_closed_at
+            .expect("closed")
+            .saturating_duration_since(dropped_at);
+        eprintln!(
+            "{}: abandoned stalled stream closed {lag:?} after the drop ({})",
+            B::NAME,
+            if lag < Duration::from_millis(300) {
+                "at once"
+            } else {
+                "at the server's next write"
+            }
+        );
+    });
+}

@@ -1,0 +1,48 @@
+//! One conformance suite for every chimeraforge backend.
+//!
+//! Each case in [`cases`] is written once, generic over `B: Backend`; a backend crate
+//! instantiates all of them in its `tests/conformance.rs` with
+//! `chimeraforge_conformance::conformance_tests!(MyBackend);`, which expands to one
+//! `#[test]` per case. The server side is [`server::ScriptedServer`], a std::net
+//! HTTP/1.1 server whose chunk splits and stalls are exact.
+
+pub mod cases;
+pub mod defects;
+pub mod server;
+pub mod unanswered;
+
+pub use server::{Exchange, Framing, ReceivedRequest, Reply, ScriptedServer, Step};
+pub use unanswered::UnansweredAddr;
+
+/// Expand to one `#[test]` per conformance case for the given backend type.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($backend:ty) => {
+        $crate::conformance_tests!(@cases $backend;
+            facts_are_recorded,
+            sleep_waits_its_duration,
+            spawned_task_runs_unawaited,
+            spawned_panic_is_join_error,
+            spawn_overlap,
+            first_chunk_is_not_held,
+            bytes_survive_any_split,
+            large_body_arrives_complete,
+            error_statuses_have_readable_bodies,
+            request_arrives_intact,
+            connect_refused_is_connect_error,
+            connect_timeout_is_enforced,
+            invalid_url_is_rejected,
+            concurrent_streams_overlap,
+            dropped_body_closes_connection,
+            abandoned_reads_are_safe,
+        );
+    };
+    (@cases $backend:ty; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::cases::$case::<$backend>();
+            }
+        )*
+    };
+}
