@@ -1,0 +1,361 @@
+//! The OpenAI-compatible API as vLLM and llama.cpp speak it: SSE generation, `/v1/models`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::{cap, int, GenerationRequest};
+use crate::engine::{Timings, Wire};
+use crate::model::ModelSlot;
+use crate::timestamp::unix_seconds;
+
+#[derive(Deserialize, Default)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+/// The fields both generation endpoints share.
+#[derive(Deserialize)]
+struct Common {
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    #[serde(default, deserialize_with = "int")]
+    max_tokens: Option<i64>,
+    #[serde(default, deserialize_with = "int")]
+    max_completion_tokens: Option<i64>,
+    #[serde(default, deserialize_with = "int")]
+    seed: Option<i64>,
+    #[serde(default)]
+    sim_fault: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage {
+    #[serde(default)]
+    content: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct ChatRequest {
+    #[serde(flatten)]
+    common: Common,
+    #[serde(default)]
+    messages: Vec<ChatMessage>,
+}
+
+#[derive(Deserialize)]
+struct CompletionRequest {
+    #[serde(flatten)]
+    common: Common,
+    #[serde(default)]
+    prompt: serde_json::Value,
+}
+
+/// The text of a message `content` or a `prompt`: a string, or an array of strings / text parts.
+fn text_of(value: serde_json::Value) -> Vec<String> {
+    match value {
+        serde_json::Value::String(s) => vec![s],
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| match item {
+                serde_json::Value::String(s) => Some(s),
+                serde_json::Value::Object(mut part) => match part.remove("text") {
+                    Some(serde_json::Value::String(s)) => Some(s),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn request(
+    common: Common,
+    prompt_parts: Vec<String>,
+    chat: bool,
+    id: u64,
+) -> Result<GenerationRequest, String> {
+    if common.model.is_empty() {
+        return Err("you must provide a model parameter".to_string());
+    }
+    let include_usage = common.stream_options.unwrap_or_default().include_usage;
+    let stream = common.stream.unwrap_or(false);
+    Ok(GenerationRequest {
+        wire: Arc::new(OpenAiWire {
+            id: if chat {
+                format!("chatcmpl-sim{id}")
+            } else {
+                format!("cmpl-sim{id}")
+            },
+            created: unix_seconds(SystemTime::now()),
+            model: common.model.clone(),
+            chat,
+            include_usage,
+        }),
+        model: common.model,
+        prompt_parts,
+        stream,
+        max_tokens: cap(common.max_tokens.or(common.max_completion_tokens)),
+        seed: common.seed,
+        // OpenAI-compatible servers take the model as it is loaded.
+        load_key: None,
+        sim_fault: common.sim_fault,
+        load_only: false,
+    })
+}
+
+/// Parse a `POST /v1/chat/completions` body; `id` numbers the completion.
+pub(crate) fn parse_chat(body: &[u8], id: u64) -> Result<GenerationRequest, String> {
+    let r: ChatRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let parts = r
+        .messages
+        .into_iter()
+        .flat_map(|m| text_of(m.content))
+        .collect();
+    request(r.common, parts, true, id)
+}
+
+/// Parse a `POST /v1/completions` body; `id` numbers the completion.
+pub(crate) fn parse_completion(body: &[u8], id: u64) -> Result<GenerationRequest, String> {
+    let r: CompletionRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    request(r.common, text_of(r.prompt), false, id)
+}
+
+#[derive(Serialize)]
+struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ChatChoice<'a> {
+    index: u32,
+    delta: Delta<'a>,
+    finish_reason: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct TextChoice<'a> {
+    index: u32,
+    text: &'a str,
+    logprobs: Option<()>,
+    finish_reason: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Choice<'a> {
+    Chat(ChatChoice<'a>),
+    Text(TextChoice<'a>),
+}
+
+#[derive(Serialize)]
+struct Usage {
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    total_tokens: u32,
+}
+
+/// llama.cpp's `timings` object (milliseconds).
+#[derive(Serialize)]
+struct LlamaTimings {
+    prompt_n: u32,
+    prompt_ms: f64,
+    prompt_per_second: f64,
+    predicted_n: u32,
+    predicted_ms: f64,
+    predicted_per_second: f64,
+}
+
+#[derive(Serialize)]
+struct StreamChunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: Vec<Choice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timings: Option<LlamaTimings>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `n` per second over `d`, as llama.cpp computes it (0 when no time passed).
+fn per_second(n: u32, d: Duration) -> f64 {
+    if d.is_zero() {
+        0.0
+    } else {
+        f64::from(n) / d.as_secs_f64()
+    }
+}
+
+fn usage(t: &Timings) -> Usage {
+    Usage {
+        prompt_tokens: t.prompt_tokens,
+        completion_tokens: t.output_tokens,
+        total_tokens: t.prompt_tokens.saturating_add(t.output_tokens),
+    }
+}
+
+fn timings(t: &Timings) -> LlamaTimings {
+    LlamaTimings {
+        prompt_n: t.prompt_tokens,
+        prompt_ms: ms(t.prefill),
+        prompt_per_second: per_second(t.prompt_tokens, t.prefill),
+        predicted_n: t.output_tokens,
+        predicted_ms: ms(t.eval),
+        predicted_per_second: per_second(t.output_tokens, t.eval),
+    }
+}
+
+fn event(value: &impl Serialize) -> Bytes {
+    let mut out = b"data: ".to_vec();
+    serde_json::to_writer(&mut out, value).expect("serializable event");
+    out.extend_from_slice(b"\n\n");
+    out.into()
+}
+
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// The SSE framing of one chat or text completion.
+pub(crate) struct OpenAiWire {
+    id: String,
+    created: u64,
+    model: String,
+    chat: bool,
+    include_usage: bool,
+}
+
+impl OpenAiWire {
+    fn chunk<'a>(&'a self, choices: Vec<Choice<'a>>) -> StreamChunk<'a> {
+        StreamChunk {
+            id: &self.id,
+            object: if self.chat {
+                "chat.completion.chunk"
+            } else {
+                "text_completion"
+            },
+            created: self.created,
+            model: &self.model,
+            choices,
+            usage: None,
+            timings: None,
+        }
+    }
+
+    fn choice<'a>(
+        &self,
+        role: Option<&'static str>,
+        text: Option<&'a str>,
+        finish: Option<&'static str>,
+    ) -> Choice<'a> {
+        if self.chat {
+            Choice::Chat(ChatChoice {
+                index: 0,
+                delta: Delta {
+                    role,
+                    content: text,
+                },
+                finish_reason: finish,
+            })
+        } else {
+            Choice::Text(TextChoice {
+                index: 0,
+                text: text.unwrap_or(""),
+                logprobs: None,
+                finish_reason: finish,
+            })
+        }
+    }
+}
+
+impl Wire for OpenAiWire {
+    fn token(&self, index: u32, text: &str, out: &mut Vec<Bytes>) {
+        if index == 0 && self.chat {
+            // OpenAI and vLLM open a chat stream with the role and empty content.
+            out.push(event(&self.chunk(vec![self.choice(
+                Some("assistant"),
+                Some(""),
+                None,
+            )])));
+        }
+        out.push(event(&self.chunk(vec![self.choice(
+            None,
+            Some(text),
+            None,
+        )])));
+    }
+
+    fn finish(&self, t: &Timings, out: &mut Vec<Bytes>) {
+        let reason = Some(t.done_reason.as_str());
+        out.push(event(&self.chunk(vec![self.choice(None, None, reason)])));
+        if self.include_usage {
+            let mut last = self.chunk(Vec::new());
+            last.usage = Some(usage(t));
+            last.timings = Some(timings(t));
+            out.push(event(&last));
+        }
+        out.push(Bytes::from_static(DONE));
+    }
+
+    fn error(&self, message: &str, out: &mut Vec<Bytes>) {
+        out.push(event(&json!({
+            "error": { "message": message, "type": "server_error", "param": null, "code": 500 }
+        })));
+        out.push(Bytes::from_static(DONE));
+    }
+
+    fn malformed(&self) -> Bytes {
+        Bytes::from_static(b"data: {\"id\": not json (chimeraforge-sim fault malformed_line)\n\n")
+    }
+
+    fn whole(&self, text: &str, t: &Timings) -> Vec<u8> {
+        let reason = t.done_reason.as_str();
+        let choice = if self.chat {
+            json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason})
+        } else {
+            json!({"index": 0, "text": text, "logprobs": null, "finish_reason": reason})
+        };
+        let body = json!({
+            "id": self.id,
+            "object": if self.chat { "chat.completion" } else { "text_completion" },
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+            "usage": usage(t),
+            "timings": timings(t),
+        });
+        serde_json::to_vec(&body).expect("serializable reply")
+    }
+}
+
+/// `GET /v1/models`.
+pub(crate) fn models(models: &[Arc<ModelSlot>], started: SystemTime) -> serde_json::Value {
+    let data: Vec<_> = models
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.profile.name,
+                "object": "model",
+                "created": unix_seconds(started),
+                "owned_by": "chimeraforge-sim",
+            })
+        })
+        .collect();
+    json!({ "object": "list", "data": data })
+}

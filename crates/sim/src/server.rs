@@ -1,0 +1,583 @@
+//! The HTTP server: its own runtime and threads, routing, and the generation endpoints.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{sleep, Instant};
+
+use crate::api::{json, reply, Api, GenerationRequest};
+use crate::body::{Chunk, SimBody};
+use crate::device::DeviceState;
+use crate::engine::{
+    generate, inject_invalid_utf8, pad_line, Collected, DoneReason, End, Job, Sink, StreamSink,
+};
+use crate::fault::{Fault, FaultMode, FaultPlan};
+use crate::model::{same_model, ModelSlot};
+use crate::stats::{SimStats, Stats};
+use crate::text::{prompt_tokens, TextSeed};
+use crate::{ollama, openai, SimConfig, SimError};
+
+/// Largest request body accepted.
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// Frames a stream may run ahead of the connection; 1 keeps "as fast as the client reads" honest.
+const STREAM_BUFFER: usize = 1;
+/// The header that picks a fault for one request.
+pub const FAULT_HEADER: &str = "x-sim-fault";
+
+/// Everything the request handlers share.
+struct ServerState {
+    device: DeviceState,
+    models: Vec<Arc<ModelSlot>>,
+    faults: FaultPlan,
+    api_key: Option<String>,
+    stats: Arc<Stats>,
+    started: SystemTime,
+    completion_ids: AtomicU64,
+}
+
+impl ServerState {
+    fn model(&self, name: &str) -> Option<Arc<ModelSlot>> {
+        self.models
+            .iter()
+            .find(|m| same_model(name, &m.profile.name))
+            .cloned()
+    }
+}
+
+/// The simulated LLM server.
+pub struct SimServer;
+
+/// A running server; dropping it shuts the server down.
+pub struct SimHandle {
+    addr: SocketAddr,
+    state: Arc<ServerState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SimServer {
+    /// Bind `addr` (port 0: the OS picks) and serve on the simulator's own runtime threads.
+    ///
+    /// Returns once the socket is listening. The address is bound exactly as given: use
+    /// [`loopback`] for the usual 127.0.0.1; any other address exposes the simulator beyond
+    /// this machine and must be chosen deliberately by the caller.
+    pub fn start(config: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimError> {
+        config.validate()?;
+        let listener = std::net::TcpListener::bind(addr).map_err(SimError::Bind)?;
+        listener.set_nonblocking(true).map_err(SimError::Bind)?;
+        let addr = listener.local_addr().map_err(SimError::Bind)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.worker_threads.max(1))
+            .thread_name("chimeraforge-sim")
+            .enable_all()
+            .build()
+            .map_err(SimError::Runtime)?;
+        let state = Arc::new(ServerState {
+            device: DeviceState::new(config.device),
+            models: config
+                .models
+                .into_iter()
+                .map(|p| Arc::new(ModelSlot::new(p)))
+                .collect(),
+            faults: config.faults,
+            api_key: config.api_key,
+            stats: Arc::new(Stats::default()),
+            started: SystemTime::now(),
+            completion_ids: AtomicU64::new(0),
+        });
+        let listener = {
+            let _enter = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(SimError::Bind)?
+        };
+        let (shutdown, stop) = oneshot::channel();
+        let serving = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("chimeraforge-sim-accept".to_string())
+            .spawn(move || {
+                // Accept on a worker, so a new connection's task starts on the same thread.
+                let accepting = runtime.spawn(accept_loop(listener, serving, stop));
+                let _ = runtime.block_on(accepting);
+                // Cancels the remaining connection tasks; none of them blocks.
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(SimError::Runtime)?;
+        Ok(SimHandle {
+            addr,
+            state,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// `127.0.0.1:port`, the address the simulator is meant to listen on.
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+impl SimHandle {
+    /// The bound address (with the OS-chosen port when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://IP:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SimStats {
+        self.state.stats.snapshot()
+    }
+
+    /// Stop accepting, drop every open connection and join the server's threads.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Serve until Ctrl-C (for `chimeraforge sim`); prints the base URL to stderr once listening.
+pub fn serve_blocking(config: SimConfig, addr: SocketAddr) -> Result<(), SimError> {
+    let handle = SimServer::start(config, addr)?;
+    eprintln!("chimeraforge-sim listening on {}", handle.base_url());
+    let waiter = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(SimError::Runtime)?;
+    let signal = waiter.block_on(tokio::signal::ctrl_c());
+    handle.shutdown();
+    signal.map_err(SimError::Signal)
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of descriptors and the like: back off rather than spin.
+                Err(_) => {
+                    sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        // Tokens are small writes that must leave at once.
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(state.clone(), req));
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The endpoints, by method and path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Root,
+    Version,
+    Tags,
+    Show,
+    Ps,
+    Generate,
+    Chat,
+    Health,
+    Models,
+    ChatCompletions,
+    Completions,
+    MethodNotAllowed(Api),
+    NotFound,
+}
+
+impl Route {
+    fn of(method: &Method, path: &str) -> Route {
+        let path = path.trim_end_matches('/');
+        let get = method == Method::GET || method == Method::HEAD;
+        let post = method == Method::POST;
+        let (route, api, allowed) = match path {
+            "" => (Route::Root, Api::Ollama, get),
+            "/api/version" => (Route::Version, Api::Ollama, get),
+            "/api/tags" => (Route::Tags, Api::Ollama, get),
+            "/api/show" => (Route::Show, Api::Ollama, post),
+            "/api/ps" => (Route::Ps, Api::Ollama, get),
+            "/api/generate" => (Route::Generate, Api::Ollama, post),
+            "/api/chat" => (Route::Chat, Api::Ollama, post),
+            "/health" => (Route::Health, Api::OpenAi, get),
+            "/v1/models" => (Route::Models, Api::OpenAi, get),
+            "/v1/chat/completions" => (Route::ChatCompletions, Api::OpenAi, post),
+            "/v1/completions" => (Route::Completions, Api::OpenAi, post),
+            _ => return Route::NotFound,
+        };
+        if allowed {
+            route
+        } else {
+            Route::MethodNotAllowed(api)
+        }
+    }
+
+    fn api(self) -> Api {
+        match self {
+            Route::Health | Route::Models | Route::ChatCompletions | Route::Completions => {
+                Api::OpenAi
+            }
+            Route::MethodNotAllowed(api) => api,
+            _ => Api::Ollama,
+        }
+    }
+
+    fn needs_key(self) -> bool {
+        !matches!(self, Route::Root | Route::Health)
+    }
+}
+
+fn authorized(req: &Request<Incoming>, key: &str) -> bool {
+    req.headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| given.trim() == key)
+}
+
+async fn handle(
+    state: Arc<ServerState>,
+    req: Request<Incoming>,
+) -> Result<Response<SimBody>, io::Error> {
+    let route = Route::of(req.method(), req.uri().path());
+    let endpoint = match route {
+        Route::NotFound | Route::MethodNotAllowed(_) => "other".to_string(),
+        Route::Root => format!("{} /", req.method()),
+        _ => format!(
+            "{} {}",
+            req.method(),
+            req.uri().path().trim_end_matches('/')
+        ),
+    };
+    state.stats.request(&endpoint);
+    let api = route.api();
+    if let Some(key) = &state.api_key {
+        if route.needs_key() && !authorized(&req, key) {
+            return Ok(api.unauthorized());
+        }
+    }
+    let response = match route {
+        Route::Root => reply(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "Ollama is running",
+        ),
+        Route::Version => json(&serde_json::json!({ "version": ollama::VERSION })),
+        Route::Tags => json(&ollama::tags(&state.models, state.started)),
+        Route::Ps => json(&ollama::ps(&state.models)),
+        Route::Health => json(&serde_json::json!({ "status": "ok" })),
+        Route::Models => json(&openai::models(&state.models, state.started)),
+        Route::Show => {
+            let body = match read_body(req).await {
+                Ok(body) => body,
+                Err(response) => return Ok(response),
+            };
+            match ollama::parse_show(&body) {
+                Err(e) => api.bad_request(&e),
+                Ok(name) => match state.model(&name) {
+                    Some(model) => json(&ollama::show(&model, state.started)),
+                    None => api.model_not_found(&name),
+                },
+            }
+        }
+        Route::Generate | Route::Chat | Route::ChatCompletions | Route::Completions => {
+            return generation(state, route, req).await;
+        }
+        Route::MethodNotAllowed(_) => reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "405 method not allowed",
+        ),
+        Route::NotFound => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "404 page not found",
+        ),
+    };
+    Ok(response)
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<SimBody>> {
+    match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => Err(Api::Ollama.bad_request(&format!("could not read request body: {e}"))),
+    }
+}
+
+fn with_content_type(
+    mut response: Response<SimBody>,
+    content_type: &'static str,
+) -> Response<SimBody> {
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// The `wrong_content_type` reply: what a misrouted proxy or captive portal sends.
+fn html_page() -> Response<SimBody> {
+    reply(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        "<!DOCTYPE html>\n<html><head><title>chimeraforge-sim</title></head>\
+         <body><h1>Not an API response</h1><p>fault wrong_content_type</p></body></html>\n",
+    )
+}
+
+/// A whole body sent one byte per chunk (`slow_drip` on a non-streamed reply).
+fn drip_body(bytes: Vec<u8>, gap: Duration) -> SimBody {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(async move {
+        for byte in bytes {
+            if tx.send(Chunk::Data(Bytes::from(vec![byte]))).await.is_err() {
+                return;
+            }
+            if gap.is_zero() {
+                tokio::task::yield_now().await;
+            } else {
+                sleep(gap).await;
+            }
+        }
+    });
+    SimBody::stream(None, rx)
+}
+
+async fn generation(
+    state: Arc<ServerState>,
+    route: Route,
+    req: Request<Incoming>,
+) -> Result<Response<SimBody>, io::Error> {
+    let api = route.api();
+    let header_fault = req
+        .headers()
+        .get(FAULT_HEADER)
+        .map(|v| v.to_str().unwrap_or("").trim().to_string())
+        .filter(|v| !v.is_empty());
+    let body = match read_body(req).await {
+        Ok(body) => body,
+        Err(response) => return Ok(response),
+    };
+    // The request has arrived: the schedule and total_duration count from here.
+    let arrival = Instant::now();
+    let id = state.completion_ids.fetch_add(1, Ordering::Relaxed) + 1;
+    let parsed = match route {
+        Route::Generate => ollama::parse_generate(&body),
+        Route::Chat => ollama::parse_chat(&body),
+        Route::ChatCompletions => openai::parse_chat(&body, id),
+        _ => openai::parse_completion(&body, id),
+    };
+    let request = match parsed {
+        Ok(request) => request,
+        Err(e) => return Ok(api.bad_request(&e)),
+    };
+    let nth = state.stats.generation_request();
+    let fault = match header_fault.as_deref().or(request.sim_fault.as_deref()) {
+        Some(spec) => match state.faults.parse_request(spec) {
+            Ok(fault) => Some(fault),
+            Err(e) => return Ok(api.bad_request(&e.to_string())),
+        },
+        None => state.faults.for_request(nth),
+    };
+    if fault.is_some() {
+        state.stats.fault();
+    }
+    match fault.map(|f| f.mode) {
+        Some(FaultMode::Http500) => {
+            return Ok(api.server_error("chimeraforge-sim: injected fault http500"))
+        }
+        Some(FaultMode::ModelNotFound) => return Ok(api.model_not_found(&request.model)),
+        Some(FaultMode::Unauthorized) => return Ok(api.unauthorized()),
+        Some(FaultMode::WrongContentType) => return Ok(html_page()),
+        Some(FaultMode::StallBeforeFirstByte) => {
+            sleep(fault.map_or(Duration::ZERO, |f| f.stall)).await
+        }
+        _ => {}
+    }
+    let start = Instant::now();
+    let Some(model) = state.model(&request.model) else {
+        return Ok(api.model_not_found(&request.model));
+    };
+    if request.load_only {
+        return Ok(load_only(&state, model, &request).await);
+    }
+    let seed = TextSeed::new(
+        request.seed,
+        request.prompt_parts.iter().map(String::as_str),
+    );
+    let (output_tokens, done_reason) = match request.max_tokens {
+        Some(n) => (n, DoneReason::Length),
+        None => (
+            seed.output_len(model.profile.default_output_tokens),
+            DoneReason::Stop,
+        ),
+    };
+    let job = Job {
+        model,
+        load_key: request.load_key,
+        prompt_tokens: prompt_tokens(request.prompt_parts.iter().map(String::as_str)),
+        output_tokens,
+        done_reason,
+        seed,
+        fault,
+        arrival,
+        start: if fault.is_some_and(|f| f.mode == FaultMode::StallBeforeFirstByte) {
+            start
+        } else {
+            arrival
+        },
+    };
+    if request.stream {
+        streamed(state, api, request, job).await
+    } else {
+        whole(state, api, request, job).await
+    }
+}
+
+/// Ollama's empty-prompt request: load the model (if needed) and say so.
+async fn load_only(
+    state: &ServerState,
+    model: Arc<ModelSlot>,
+    request: &GenerationRequest,
+) -> Response<SimBody> {
+    let _device = state.device.admit().await;
+    if model.acquire(request.load_key, Instant::now()).await.loaded {
+        state.stats.load();
+    }
+    reply(
+        StatusCode::OK,
+        "application/json; charset=utf-8",
+        request.wire.loaded(),
+    )
+}
+
+async fn streamed(
+    state: Arc<ServerState>,
+    api: Api,
+    request: GenerationRequest,
+    job: Job,
+) -> Result<Response<SimBody>, io::Error> {
+    let drip = job
+        .fault
+        .filter(|f| f.mode == FaultMode::SlowDrip)
+        .map(|f| f.drip_gap);
+    let (tx, mut rx) = mpsc::channel(STREAM_BUFFER);
+    let sink = StreamSink::new(tx, request.wire.clone(), drip, state.stats.clone());
+    let task_state = state.clone();
+    tokio::spawn(async move {
+        let mut sink = Sink::Stream(sink);
+        let end = generate(&task_state.device, &task_state.stats, job, &mut sink).await;
+        if let (Ok(end), Sink::Stream(sink)) = (end, sink) {
+            sink.close(end).await;
+        }
+    });
+    // Ollama sends its headers with the first line; OpenAI servers send them at once.
+    let first = match api {
+        Api::OpenAi => None,
+        Api::Ollama => match rx.recv().await {
+            Some(Chunk::Data(first)) => Some(first),
+            Some(Chunk::Abort) => {
+                return Err(io::Error::other(
+                    "connection dropped by fault close_before_done",
+                ))
+            }
+            None => return Ok(api.server_error("generation ended without output")),
+        },
+    };
+    let response = Response::new(SimBody::stream(first, rx));
+    Ok(with_content_type(response, api.stream_content_type()))
+}
+
+async fn whole(
+    state: Arc<ServerState>,
+    api: Api,
+    request: GenerationRequest,
+    job: Job,
+) -> Result<Response<SimBody>, io::Error> {
+    let fault: Option<Fault> = job.fault;
+    let mut sink = Sink::Collect(Collected::default());
+    let end = generate(&state.device, &state.stats, job, &mut sink).await;
+    let Sink::Collect(collected) = sink else {
+        unreachable!("a whole reply collects");
+    };
+    let timings = match end {
+        Ok(End::Finished(timings)) => timings,
+        Ok(End::Error(message)) => return Ok(api.server_error(message)),
+        Ok(End::Abort) | Err(_) => {
+            return Err(io::Error::other(
+                "connection dropped by fault close_before_done",
+            ))
+        }
+        Ok(End::NeverDone(stall)) => {
+            sleep(stall).await;
+            return Err(io::Error::other("connection dropped by fault never_done"));
+        }
+    };
+    for _ in 0..timings.output_tokens {
+        state.stats.token();
+    }
+    let mut body = if collected.malformed {
+        b"{\"model\": not json (chimeraforge-sim fault malformed_line)".to_vec()
+    } else {
+        inject_invalid_utf8(&request.wire.whole(&collected.text, &timings))
+    };
+    if let Some(target) = collected.pad_to {
+        body = pad_line(&body, target);
+    }
+    match fault.filter(|f| f.mode == FaultMode::SlowDrip) {
+        Some(f) => {
+            let response = Response::new(drip_body(body, f.drip_gap));
+            Ok(with_content_type(
+                response,
+                "application/json; charset=utf-8",
+            ))
+        }
+        None => Ok(reply(
+            StatusCode::OK,
+            "application/json; charset=utf-8",
+            body,
+        )),
+    }
+}
