@@ -45,3 +45,11 @@ serve-real: install-real
 # Stop exactly the llama-server processes serve-real started.
 stop-real:
     bash scripts/real-engine.sh stop
+
+# Build, serve the two real llama.cpp servers, run the real config across all backends, stop them.
+e2e-real CONFIG="bench-configs/real-gemma3-270m.toml" OUT="": build serve-real
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap 'bash scripts/real-engine.sh stop' EXIT
+    out="{{OUT}}"
+    {{bin}} bench {{CONFIG}} --backends all ${out:+--out "$out"}
