@@ -175,12 +175,10 @@ fn dispatch(
         has_stats = true;
     }
     if let Some(t) = chunk.timings {
-        if t.predicted_n.is_some() {
-            stats.output_tokens = t.predicted_n;
-        }
-        if t.prompt_n.is_some() {
-            stats.prompt_tokens = t.prompt_n;
-        }
+        // `usage` counts every prompt token; llama.cpp's `prompt_n` only those evaluated
+        // (not served from its prompt cache), so `usage` wins where both are present.
+        stats.output_tokens = stats.output_tokens.or(t.predicted_n);
+        stats.prompt_tokens = stats.prompt_tokens.or(t.prompt_n);
         stats.eval_ms = t.predicted_ms;
         stats.prompt_eval_ms = t.prompt_ms;
         has_stats = true;

@@ -1,0 +1,68 @@
+//! Real llama.cpp (`llama-server`, Gemma 3 270M) SSE streams, captured verbatim with
+//! `curl -sN` (see scripts/real-engine.sh), decoded at every two-way split.
+
+use chimeraforge_core::api::{ApiKind, ServerStats, StreamEvent};
+
+fn decode(api: ApiKind, chunks: &[&[u8]]) -> Vec<StreamEvent> {
+    let mut d = api.decoder(1 << 20);
+    let mut out = Vec::new();
+    for c in chunks {
+        d.feed(c, &mut out).unwrap();
+    }
+    d.finish(&mut out).unwrap();
+    out
+}
+
+fn summarize(events: &[StreamEvent]) -> (usize, String, ServerStats, usize) {
+    let mut texts = 0;
+    let mut text = String::new();
+    let mut stats = ServerStats::default();
+    let mut dones = 0;
+    for e in events {
+        match e {
+            StreamEvent::Text(t) if !t.is_empty() => {
+                texts += 1;
+                text.push_str(t);
+            }
+            StreamEvent::Stats(s) => stats.merge(s.clone()),
+            StreamEvent::Done { .. } => dones += 1,
+            _ => {}
+        }
+    }
+    (texts, text, stats, dones)
+}
+
+fn check(api: ApiKind, bytes: &[u8], prompt_tokens: u64) {
+    let whole = decode(api, &[bytes]);
+    let (texts, text, stats, dones) = summarize(&whole);
+    assert_eq!(stats.output_tokens, Some(32));
+    assert_eq!(stats.prompt_tokens, Some(prompt_tokens));
+    assert!(stats.eval_ms.unwrap() > 0.0 && stats.prompt_eval_ms.unwrap() > 0.0);
+    assert_eq!(stats.done_reason.as_deref(), Some("length"));
+    assert_eq!(dones, 1);
+    assert!((30..=32).contains(&texts), "{texts} text events");
+    assert!(!text.is_empty());
+    for i in 0..=bytes.len() {
+        let (a, b) = bytes.split_at(i);
+        assert_eq!(decode(api, &[a, b]), whole, "split at {i}");
+    }
+}
+
+#[test]
+fn llamacpp_chat_stream_decodes_at_every_split() {
+    check(
+        ApiKind::OpenaiChat,
+        include_bytes!("fixtures/llamacpp_chat_stream.txt"),
+        31,
+    );
+}
+
+#[test]
+fn llamacpp_completions_stream_decodes_at_every_split() {
+    // usage.prompt_tokens (6) wins over timings.prompt_n (5: one token came from cache).
+    check(
+        ApiKind::OpenaiCompletions,
+        include_bytes!("fixtures/llamacpp_completions_stream.txt"),
+        6,
+    );
+}
