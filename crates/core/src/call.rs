@@ -59,6 +59,7 @@ impl Default for CallSettings {
 
 /// Whether a figure was measured directly or derived under an assumption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Basis {
     Measured,
@@ -68,6 +69,7 @@ pub enum Basis {
 /// Output tokens of a call and where the number comes from: the server's count
 /// (`measured`) or the number of text events the client saw (`estimated`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TokenCount {
     pub value: u64,
     pub basis: Basis,
@@ -75,6 +77,7 @@ pub struct TokenCount {
 
 /// What kind of failure ended a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CallErrorKind {
     Connect,
@@ -96,6 +99,7 @@ pub enum CallErrorKind {
 
 /// A failed call: what happened, where, and how far it got.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CallError {
     pub kind: CallErrorKind,
     pub message: String,
@@ -120,6 +124,7 @@ impl std::fmt::Display for CallError {
 
 /// Everything measured about one call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CallRecord {
     pub agent_id: String,
     /// The call's name in the agent's workload (`analysis`, `report`, `warmup`).
@@ -494,6 +499,14 @@ async fn stream_call<R: AsyncRuntime, C: HttpClient>(
             None => {
                 let msg = format!("stream stalled: {what} timeout");
                 return Err(m.error(kind, msg, Some(200), rt.now()));
+            }
+            // A body that breaks off before the final line (EOF inside a chunked body, a
+            // reset) is the server closing early, whatever words the client uses for it.
+            Some(Err(HttpError::Body(e))) if !m.done => {
+                let msg = format!(
+                    "the connection closed before the server said the generation was done ({e})"
+                );
+                return Err(m.error(CallErrorKind::ClosedBeforeDone, msg, Some(200), rt.now()));
             }
             Some(Err(e)) => {
                 return Err(m.error(http_error_kind(&e), e.to_string(), Some(200), rt.now()))

@@ -11,6 +11,7 @@ pub const LOW_EFFICIENCY: f64 = 0.75;
 
 /// A number and whether it was measured or estimated.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Figure {
     pub value: f64,
     pub basis: Basis,
@@ -33,6 +34,7 @@ impl Figure {
 
 /// p50/p90/p99/max of a sample (linear interpolation between order statistics).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Percentiles {
     pub p50: f64,
     pub p90: f64,
@@ -70,6 +72,7 @@ pub fn jain_index(xs: &[f64]) -> Option<f64> {
 
 /// One agent's figures in one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AgentMetrics {
     pub agent_id: String,
     /// T_i(alone), ms.
@@ -90,6 +93,7 @@ pub struct AgentMetrics {
 
 /// Contention flags, named for what they test.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Flags {
     /// A concurrent-phase TTFT above 3 s (the seed's prose definition of contention).
     pub ttft_anomaly: bool,
@@ -103,6 +107,7 @@ pub struct Flags {
 
 /// Everything computed for one successful run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunMetrics {
     pub agents: usize,
     /// Σ T_i(alone), ms.

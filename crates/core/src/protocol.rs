@@ -25,6 +25,10 @@ pub struct RunPlan {
     /// Output tokens of each warm-up call; 0 disables warm-up.
     pub warmup_tokens: u32,
     pub settings: CallSettings,
+    /// Run only the concurrent phase (no sequential baseline, so no speedup): for overhead
+    /// probes with many agents, where a sequential phase would take N times as long.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub concurrent_only: bool,
 }
 
 impl RunPlan {
@@ -54,9 +58,21 @@ impl RunPlan {
             agents,
             warmup_tokens,
             settings,
+            concurrent_only: false,
         }
     }
 }
+
+/// Called between phases, never inside a measured one: where a caller samples its own
+/// cost (CPU, memory) per phase. `()` observes nothing and compiles to nothing.
+pub trait PhaseObserver {
+    /// `phase` is about to start.
+    fn phase_starting(&mut self, _phase: Phase) {}
+    /// `phase` has ended: every agent of it finished (or the phase failed).
+    fn phase_ended(&mut self, _phase: Phase) {}
+}
+
+impl PhaseObserver for () {}
 
 /// What a run produced, before it is wrapped in a [`crate::record::RunRecord`].
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +92,17 @@ pub async fn execute_run<R: AsyncRuntime, C: HttpClient>(
     client: Arc<C>,
     plan: &RunPlan,
     api_keys: &[Option<String>],
+) -> RunOutcome {
+    execute_run_observed(rt, client, plan, api_keys, &mut ()).await
+}
+
+/// [`execute_run`], telling `observer` where each phase starts and ends.
+pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserver>(
+    rt: Arc<R>,
+    client: Arc<C>,
+    plan: &RunPlan,
+    api_keys: &[Option<String>],
+    observer: &mut O,
 ) -> RunOutcome {
     let agents: Vec<Arc<AgentJob>> = plan
         .agents
@@ -98,22 +125,27 @@ pub async fn execute_run<R: AsyncRuntime, C: HttpClient>(
     };
 
     if plan.warmup_tokens > 0 {
+        observer.phase_starting(Phase::Warmup);
         out.warmup = warm_up(&*rt, &*client, &agents, plan.warmup_tokens).await;
+        observer.phase_ended(Phase::Warmup);
         if let Some(c) = out.warmup.iter().find(|c| c.error.is_some()) {
             out.status = failed(Phase::Warmup, c);
             return out;
         }
     }
 
-    let phases = match plan.phase_order {
-        PhaseOrder::SequentialFirst => [Phase::Sequential, Phase::Concurrent],
-        PhaseOrder::ConcurrentFirst => [Phase::Concurrent, Phase::Sequential],
+    let phases: &[Phase] = match (plan.concurrent_only, plan.phase_order) {
+        (true, _) => &[Phase::Concurrent],
+        (false, PhaseOrder::SequentialFirst) => &[Phase::Sequential, Phase::Concurrent],
+        (false, PhaseOrder::ConcurrentFirst) => &[Phase::Concurrent, Phase::Sequential],
     };
-    for phase in phases {
+    for &phase in phases {
+        observer.phase_starting(phase);
         let record = match phase {
             Phase::Concurrent => concurrent_phase(&rt, &client, &agents).await,
             _ => sequential_phase(&rt, &client, &agents, &plan.sequential_order).await,
         };
+        observer.phase_ended(phase);
         let failure = record
             .agents
             .iter()

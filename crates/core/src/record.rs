@@ -11,6 +11,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// A phase of the run protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Warmup,
@@ -20,6 +21,7 @@ pub enum Phase {
 
 /// Which measured phase ran first in a run (alternates between runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PhaseOrder {
     SequentialFirst,
@@ -28,6 +30,7 @@ pub enum PhaseOrder {
 
 /// One agent's work within a phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AgentPhaseRecord {
     pub agent_id: String,
     /// When the agent started, relative to the phase start, ms.
@@ -62,6 +65,7 @@ impl AgentPhaseRecord {
 
 /// One measured phase. Agents are listed in agent order, whatever order they ran in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PhaseRecord {
     pub phase: Phase,
     /// Sequential: from the first agent's start to the last agent's end. Concurrent:
@@ -72,6 +76,7 @@ pub struct PhaseRecord {
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum RunStatus {
     Ok,
@@ -85,16 +90,59 @@ pub enum RunStatus {
 
 /// Cost of the client process (the measured child), from getrusage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClientCost {
     pub user_cpu_s: f64,
     pub system_cpu_s: f64,
     pub peak_rss_kib: u64,
     pub voluntary_ctx_switches: u64,
     pub involuntary_ctx_switches: u64,
+    /// The same, per phase, sampled at phase boundaries (absent in older records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseCost>,
+}
+
+/// What one phase cost the client process: getrusage(RUSAGE_SELF) at its end minus at its
+/// start (every thread of the process, the HTTP client's own threads included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PhaseCost {
+    pub phase: Phase,
+    /// Wall time between the two samples, s.
+    pub wall_s: f64,
+    pub user_cpu_s: f64,
+    pub system_cpu_s: f64,
+    /// High-water mark of resident memory at the phase's end (never decreases), KiB.
+    pub peak_rss_kib: u64,
+    pub voluntary_ctx_switches: u64,
+    pub involuntary_ctx_switches: u64,
+    /// Output tokens the phase received (server-reported, else counted), for tokens per
+    /// client CPU-second.
+    #[serde(default)]
+    pub output_tokens: u64,
+}
+
+impl PhaseCost {
+    /// User plus system CPU, s.
+    pub fn cpu_s(&self) -> f64 {
+        self.user_cpu_s + self.system_cpu_s
+    }
+
+    /// Output tokens per client CPU-second, if any CPU was used.
+    pub fn tokens_per_cpu_s(&self) -> Option<f64> {
+        (self.cpu_s() > 0.0 && self.output_tokens > 0)
+            .then(|| self.output_tokens as f64 / self.cpu_s())
+    }
+
+    /// Cores kept busy on average: CPU seconds / wall seconds.
+    pub fn busy_cores(&self) -> Option<f64> {
+        (self.wall_s > 0.0).then(|| self.cpu_s() / self.wall_s)
+    }
 }
 
 /// One run of one cell: everything measured, and everything needed to reproduce it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RunRecord {
     pub schema_version: u32,
     pub backend: String,

@@ -44,6 +44,7 @@ pub trait AsyncRuntime: Send + Sync + 'static {
 
 /// Recorded description of a runtime as configured for a run.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RuntimeFacts {
     /// Scheduler flavour, e.g. `multi-thread work-stealing`, `current-thread + LocalSet`.
     pub scheduler: String,

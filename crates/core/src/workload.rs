@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 /// Ollama model options (`options` in `/api/chat`). `None` means "server default".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ModelOptions {
     /// Layers offloaded to the GPU (Ollama only; a launch setting elsewhere).
@@ -87,6 +88,7 @@ impl ModelOptions {
 
 /// A server the agents talk to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Endpoint {
     pub name: String,
     /// Base URL without a trailing slash, e.g. `http://127.0.0.1:11434`.
@@ -100,6 +102,7 @@ pub struct Endpoint {
 /// One call an agent makes. `{previous}` in the prompt is replaced by the text the
 /// agent's previous call returned (the seed's report call quotes its analysis call).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CallSpec {
     pub name: String,
@@ -108,6 +111,7 @@ pub struct CallSpec {
 
 /// An agent as run in one cell: everything needed to build its requests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Agent {
     pub id: String,
     pub label: String,
@@ -208,6 +212,7 @@ pub fn request_body(
 
 /// The report's scenarios: which options each agent runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     /// Agent 0 on server defaults, every other agent Chimera-optimized.
@@ -300,6 +305,33 @@ impl AgentTemplate {
             calls: self.calls.clone(),
         }
     }
+}
+
+/// `templates` replicated round-robin to `n` agents: agent `i` is template `i % len` with id
+/// `{id}-{i}`, seed `base_seed + i` (base: the template's own seed, else `base_seed`, else 0)
+/// and endpoint `endpoints[i % len]`, so N agents spread over every configured server.
+/// Empty `templates` or `endpoints` give no agents.
+pub fn replicate(
+    templates: &[AgentTemplate],
+    n: usize,
+    endpoints: &[Endpoint],
+    base_seed: Option<u64>,
+) -> Vec<AgentTemplate> {
+    if templates.is_empty() || endpoints.is_empty() {
+        return Vec::new();
+    }
+    (0..n)
+        .map(|i| {
+            let t = &templates[i % templates.len()];
+            let mut a = t.clone();
+            a.id = format!("{}-{i}", t.id);
+            a.label = format!("{}-{i}", t.label);
+            a.endpoint = endpoints[i % endpoints.len()].clone();
+            let base = t.options.seed.or(base_seed).unwrap_or(0);
+            a.options.seed = Some(base.wrapping_add(i as u64));
+            a
+        })
+        .collect()
 }
 
 /// The seed's two agents: a data collector and an insight agent, two calls each
@@ -456,6 +488,31 @@ mod tests {
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert!(body.get("num_ctx").is_none() && body.get("options").is_none());
         assert_eq!(o.not_applicable_to_openai(), vec!["num_gpu", "num_ctx"]);
+    }
+
+    #[test]
+    fn replicate_spreads_ids_seeds_and_endpoints() {
+        let eps = endpoints();
+        let t = seed_agents(&eps);
+        let r = replicate(&t, 5, &eps, Some(42));
+        let ids: Vec<_> = r.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "collector-0",
+                "insight-1",
+                "collector-2",
+                "insight-3",
+                "collector-4"
+            ]
+        );
+        let seeds: Vec<_> = r.iter().map(|a| a.options.seed.unwrap()).collect();
+        assert_eq!(seeds, [42, 43, 44, 45, 46]);
+        assert_eq!(r[2].endpoint.name, "a");
+        assert_eq!(r[3].endpoint.name, "b");
+        assert_eq!(r[4].calls, t[0].calls);
+        assert!(replicate(&t, 3, &[], None).is_empty());
+        assert_eq!(replicate(&t, 1, &eps, None)[0].options.seed, Some(0));
     }
 
     #[test]

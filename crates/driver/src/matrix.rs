@@ -7,7 +7,8 @@ use chimeraforge_core::protocol::RunPlan;
 use chimeraforge_core::record::RunRecord;
 use chimeraforge_core::workload::{Agent, Endpoint, Scenario};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -17,10 +18,14 @@ pub struct Cell {
     pub backend: String,
     pub model: String,
     pub scenario: Scenario,
+    /// Number of agents (part of the cell: a `[scaling]` sweep runs each cell at several).
+    /// Absent in orders written before scaling existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<usize>,
 }
 
 /// One scheduled run: a cell and the run's index within it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Slot {
     pub cell: Cell,
     pub run_index: u32,
@@ -36,15 +41,19 @@ pub fn schedule(config: &Config, backends: &[String]) -> Vec<Slot> {
         let mut round = Vec::new();
         for model in &config.models {
             for &scenario in &config.scenarios {
-                for backend in backends {
-                    round.push(Slot {
-                        cell: Cell {
-                            backend: backend.clone(),
-                            model: model.clone(),
-                            scenario,
-                        },
-                        run_index,
-                    });
+                for count in config.agent_counts() {
+                    let agents = Some(count.unwrap_or(config.agents.len()));
+                    for backend in backends {
+                        round.push(Slot {
+                            cell: Cell {
+                                backend: backend.clone(),
+                                model: model.clone(),
+                                scenario,
+                                agents,
+                            },
+                            run_index,
+                        });
+                    }
                 }
             }
         }
@@ -57,6 +66,21 @@ pub fn schedule(config: &Config, backends: &[String]) -> Vec<Slot> {
         order.extend(round);
     }
     order
+}
+
+impl Slot {
+    /// The slot a record fills.
+    pub fn of(r: &RunRecord) -> Slot {
+        Slot {
+            cell: Cell {
+                backend: r.backend.clone(),
+                model: r.model.clone(),
+                scenario: r.scenario,
+                agents: Some(r.agents.len()),
+            },
+            run_index: r.run_index,
+        }
+    }
 }
 
 /// A small deterministic RNG for the shuffle (same sequence on every platform).
@@ -72,15 +96,17 @@ impl SplitMix64 {
     }
 }
 
-/// The agents of a cell, with endpoints resolved to real URLs.
+/// The agents of a cell (`count`: a scaling sweep's agent count), with endpoints resolved
+/// to real URLs.
 pub fn agents_for(
     config: &Config,
     endpoints: &[Endpoint],
     model: &str,
     scenario: Scenario,
+    count: Option<usize>,
 ) -> Vec<Agent> {
     config
-        .agents
+        .templates_for(count.filter(|_| config.scaling.is_some()))
         .iter()
         .enumerate()
         .map(|(i, t)| {
@@ -95,7 +121,13 @@ pub fn agents_for(
 
 /// The job for one slot.
 pub fn job_for(config: &Config, endpoints: &[Endpoint], slot: &Slot) -> ChildJob {
-    let agents = agents_for(config, endpoints, &slot.cell.model, slot.cell.scenario);
+    let agents = agents_for(
+        config,
+        endpoints,
+        &slot.cell.model,
+        slot.cell.scenario,
+        slot.cell.agents,
+    );
     ChildJob {
         backend: slot.cell.backend.clone(),
         model: slot.cell.model.clone(),
@@ -110,50 +142,167 @@ pub fn job_for(config: &Config, endpoints: &[Endpoint], slot: &Slot) -> ChildJob
     }
 }
 
+/// Why a child produced no record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildFailureKind {
+    /// The process could not be started.
+    NotStarted,
+    /// Killed by a signal (crash, OOM killer, `kill -9`).
+    Crashed,
+    /// Exited with a non-zero code (e.g. the backend could not be built).
+    ExitedWithError,
+    /// Exited 0 but its stdout was not a record.
+    UnreadableRecord,
+    /// Stopped by a second Ctrl-C.
+    Interrupted,
+}
+
+impl ChildFailureKind {
+    /// The name used in failure summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChildFailureKind::NotStarted => "child_not_started",
+            ChildFailureKind::Crashed => "child_crashed",
+            ChildFailureKind::ExitedWithError => "child_exited_with_error",
+            ChildFailureKind::UnreadableRecord => "child_unreadable_record",
+            ChildFailureKind::Interrupted => "child_interrupted",
+        }
+    }
+}
+
 /// A child that did not produce a record.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
 #[error("the {backend} child process failed ({status}): {detail}")]
 pub struct ChildFailure {
+    pub kind: ChildFailureKind,
     pub backend: String,
     pub status: String,
     pub detail: String,
 }
 
-/// Run one job in a child process of `exe`; its stderr passes through.
+/// Longest tail of a failed child's stderr kept in its failure, bytes.
+const STDERR_TAIL: usize = 4096;
+
+/// How often the parent looks at the child and at Ctrl-C while a run is in flight.
+const POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Run one job in a child process of `exe` and wait for its record.
+///
+/// The child gets its own process group, so a terminal Ctrl-C reaches only this process
+/// (see [`crate::interrupt`]); a second Ctrl-C kills the child here. On Linux the child
+/// also dies with this process, so a killed bench leaves no run loading the servers.
 pub fn run_child(exe: &Path, job: &ChildJob) -> Result<RunRecord, ChildFailure> {
-    let fail = |status: String, detail: String| ChildFailure {
+    let fail = |kind: ChildFailureKind, status: String, detail: String| ChildFailure {
+        kind,
         backend: job.backend.clone(),
         status,
         detail,
     };
-    let mut child = Command::new(exe)
-        .arg("child")
-        .stdin(Stdio::piped())
+    // Compiled backends run in a child of this binary; external ones (Python) in their own
+    // interpreter, with the same job on stdin, the same record on stdout, the same accounting.
+    let mut cmd = match crate::backends::external_command(&job.backend) {
+        Some(Ok(cmd)) => cmd,
+        Some(Err(why)) => {
+            return Err(fail(
+                ChildFailureKind::NotStarted,
+                "not started".into(),
+                why,
+            ))
+        }
+        None => {
+            let mut cmd = Command::new(exe);
+            cmd.arg("child");
+            cmd
+        }
+    };
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail("not started".into(), e.to_string()))?;
-    let input = serde_json::to_vec(job).expect("a job always serializes");
-    {
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin
-            .write_all(&input)
-            .map_err(|e| fail("stdin".into(), e.to_string()))?;
+        .process_group(0);
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| fail("wait".into(), e.to_string()))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(fail(out.status.to_string(), stderr.trim().to_owned()));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| {
+    let mut child = cmd.spawn().map_err(|e| {
         fail(
-            out.status.to_string(),
-            format!(
-                "unreadable record: {e}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
+            ChildFailureKind::NotStarted,
+            "not started".into(),
+            e.to_string(),
+        )
+    })?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let read_all = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out_reader = read_all(Box::new(stdout));
+    let err_reader = read_all(Box::new(stderr));
+    let input = serde_json::to_vec(job).expect("a job always serializes");
+    // A child that dies before reading its job shows up in its exit status below.
+    let stdin_error = {
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(&input).err()
+    };
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if crate::interrupt::abort_requested() => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(
+                    ChildFailureKind::Interrupted,
+                    "killed".into(),
+                    "stopped by a second Ctrl-C; this run has no record".into(),
+                ));
+            }
+            Ok(None) => std::thread::sleep(POLL),
+            Err(e) => {
+                let _ = child.kill();
+                return Err(fail(
+                    ChildFailureKind::Crashed,
+                    "wait".into(),
+                    e.to_string(),
+                ));
+            }
+        }
+    };
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    let stderr_tail = || {
+        let s = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(STDERR_TAIL)..])
+            .trim()
+            .to_owned();
+        match &stdin_error {
+            Some(e) if s.is_empty() => format!("(no stderr; writing its job failed: {e})"),
+            _ if s.is_empty() => "(no stderr)".to_owned(),
+            _ => s,
+        }
+    };
+    if !status.success() {
+        use std::os::unix::process::ExitStatusExt;
+        let kind = if status.signal().is_some() {
+            ChildFailureKind::Crashed
+        } else {
+            ChildFailureKind::ExitedWithError
+        };
+        return Err(fail(kind, status.to_string(), stderr_tail()));
+    }
+    serde_json::from_slice(&stdout).map_err(|e| {
+        fail(
+            ChildFailureKind::UnreadableRecord,
+            status.to_string(),
+            format!("unreadable record: {e}; stderr: {}", stderr_tail()),
         )
     })
 }

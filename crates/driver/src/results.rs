@@ -4,7 +4,7 @@
 use anyhow::Context;
 use chimeraforge_core::record::RunRecord;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 pub const MANIFEST: &str = "manifest.json";
@@ -33,9 +33,58 @@ impl ResultsDir {
             .append(true)
             .open(path.join(RUNS))
             .with_context(|| format!("cannot open {}", path.join(RUNS).display()))?;
+        sync_dir(path);
         Ok(ResultsDir {
             path: path.to_owned(),
             runs,
+        })
+    }
+
+    /// Reopen a results directory to resume it: read its manifest and records, and repair
+    /// `runs.jsonl` if a killed bench left a partial last line (the tail after the last
+    /// newline is cut off, so what is appended next starts on a line of its own).
+    pub fn reopen(path: &Path) -> anyhow::Result<Reopened> {
+        let manifest = read_manifest(path)?;
+        let runs_path = path.join(RUNS);
+        let mut runs = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&runs_path)
+            .with_context(|| format!("cannot open {}", runs_path.display()))?;
+        let mut bytes = Vec::new();
+        runs.read_to_end(&mut bytes)?;
+        let mut warnings = Vec::new();
+        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if keep < bytes.len() {
+            let tail = &bytes[keep..];
+            if serde_json::from_slice::<RunRecord>(tail).is_ok() {
+                // A whole record whose newline never made it: keep it, end the line.
+                runs.write_all(b"\n")?;
+                warnings.push(format!(
+                    "{}: the last record had no line end; added one",
+                    runs_path.display()
+                ));
+            } else {
+                runs.set_len(keep as u64)?;
+                warnings.push(format!(
+                    "{}: removed a partial last line ({} bytes) left by an interrupted bench; its run will be measured again",
+                    runs_path.display(),
+                    tail.len()
+                ));
+            }
+            runs.sync_data()?;
+        }
+        let (records, unreadable) = read_runs(path)?;
+        warnings.extend(unreadable);
+        Ok(Reopened {
+            dir: ResultsDir {
+                path: path.to_owned(),
+                runs,
+            },
+            manifest,
+            records,
+            warnings,
         })
     }
 
@@ -58,12 +107,43 @@ impl ResultsDir {
     }
 }
 
+/// The manifest of a results directory.
+pub fn read_manifest(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let path = dir.join(MANIFEST);
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read {}\n  hint: --resume takes a results directory written by `chimeraforge bench`",
+            path.display()
+        )
+    })?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+/// A results directory reopened by [`ResultsDir::reopen`].
+pub struct Reopened {
+    pub dir: ResultsDir,
+    pub manifest: serde_json::Value,
+    pub records: Vec<RunRecord>,
+    /// Repairs made and lines that could not be read.
+    pub warnings: Vec<String>,
+}
+
+/// Make a new directory entry durable (best effort: not every filesystem supports it).
+fn sync_dir(path: &Path) {
+    if let Ok(d) = File::open(path) {
+        let _ = d.sync_all();
+    }
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let mut f = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir);
+    }
     Ok(())
 }
 
@@ -121,6 +201,24 @@ pub fn utc_stamp(unix_s: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reopen_cuts_a_partial_last_line() {
+        let tmp = std::env::temp_dir().join(format!("cf-reopen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let dir = ResultsDir::create(&tmp, &serde_json::json!({"k": 1})).unwrap();
+        drop(dir);
+        std::fs::write(tmp.join(RUNS), b"{\"schema_version\":1,\"back").unwrap();
+        let r = ResultsDir::reopen(&tmp).unwrap();
+        assert_eq!(r.manifest["k"], 1);
+        assert!(r.records.is_empty());
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(r.warnings[0].contains("partial last line"));
+        assert_eq!(std::fs::read(tmp.join(RUNS)).unwrap(), b"");
+        // Nothing to repair the second time.
+        assert!(ResultsDir::reopen(&tmp).unwrap().warnings.is_empty());
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
 
     #[test]
     fn utc_stamp_matches_known_dates() {

@@ -152,8 +152,11 @@ fn backends_lists_this_build() {
     let via_flag =
         String::from_utf8(run(&["bench", "--backends", "list"], tmp.path()).stdout).unwrap();
     assert_eq!(listed, via_flag);
-    let names: Vec<&str> = listed.lines().collect();
-    assert_eq!(names, chimeraforge::backends::compiled_names());
+    let lines: Vec<String> = listed.lines().map(str::to_owned).collect();
+    assert_eq!(lines, chimeraforge::backends::listing());
+    // Every compiled backend is listed first, by its bare name.
+    let compiled = chimeraforge::backends::compiled_names();
+    assert_eq!(&lines[..compiled.len()], compiled.as_slice());
 }
 
 #[test]
@@ -166,7 +169,8 @@ fn quickstart_writes_one_record_per_run() {
     );
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
-    let backends = chimeraforge::backends::compiled_names().len();
+    // `all` selects the compiled backends plus installed external (Python) ones.
+    let backends = chimeraforge::backends::selectable_names().len();
     let (records, warnings) = chimeraforge::results::read_runs(&out).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     // The built-in quickstart has two scenarios and one model.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which wire API an endpoint speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ApiKind {
     /// Ollama `POST /api/chat`, NDJSON stream (the default: the seed's agents chat).
@@ -64,6 +65,7 @@ pub enum StreamEvent {
 
 /// Server-reported figures for one call, in the server's own accounting.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ServerStats {
     /// Generated tokens (`eval_count`, `usage.completion_tokens`, `timings.predicted_n`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,1 @@
+"""chimeraforge's Python backends: the run protocol over httpx on asyncio (or uvloop)."""

@@ -1,0 +1,343 @@
+"""One streaming call over httpx, timed with time.perf_counter_ns (core::call).
+
+Timestamps: t_send just before the request is handed to httpx (after the request object is
+built, as in Rust), a chunk's arrival the instant ``aiter_raw()`` hands it over, before it
+is decoded; t_first/t_last at chunks that carried non-empty text, t_done at body end.
+First-byte, idle and total timeouts are enforced here with the event loop's timer
+(``asyncio.timeout``); the connect timeout belongs to httpx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Optional
+
+import httpx
+
+from .codecs import (
+    API_DEBUG,
+    CodecError,
+    Done,
+    ServerError,
+    ServerStats,
+    Stats,
+    Text,
+    decoder_for,
+    is_ollama,
+)
+from .metrics import percentiles
+
+PREVIEW_CHARS = 160
+ERROR_BODY_LIMIT = 64 * 1024
+
+
+def ms(ns: int) -> float:
+    return max(ns, 0) / 1e6
+
+
+@dataclass
+class Settings:
+    """CallSettings (timeouts in ns)."""
+
+    first_byte_ns: int
+    idle_ns: int
+    total_ns: int
+    max_line_bytes: int
+    cold_load_threshold_ms: float
+
+    @staticmethod
+    def from_json(s: dict) -> "Settings":
+        t = s["timeouts"]
+        return Settings(
+            first_byte_ns=int(t["first_byte_ms"] * 1e6),
+            idle_ns=int(t["idle_ms"] * 1e6),
+            total_ns=int(t["total_ms"] * 1e6),
+            max_line_bytes=int(s["max_line_bytes"]),
+            cold_load_threshold_ms=float(s["cold_load_threshold_ms"]),
+        )
+
+
+@dataclass
+class Target:
+    agent_id: str
+    call: str
+    url: str
+    model: str
+    api: str
+    body: bytes
+    api_key: Optional[str] = None
+
+
+class CallFailure(Exception):
+    def __init__(self, kind: str, message: str, status: Optional[int], at_ns: int):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.at_ns = at_ns
+
+
+class _Measuring:
+    def __init__(self, t: Target, s: Settings):
+        self.t = t
+        self.cold_load_threshold_ms = s.cold_load_threshold_ms
+        self.t_send = perf_counter_ns()
+        self.send_offset_ms = 0.0
+        self.t_first: Optional[int] = None
+        self.t_last: Optional[int] = None
+        self.offsets_ms: list = []
+        self.text_parts: list = []
+        self.bytes = 0
+        self.server: Optional[ServerStats] = None
+        self.done = False
+
+    def error_json(self, f: CallFailure) -> dict:
+        e = {
+            "kind": f.kind,
+            "message": f.message,
+            "url": self.t.url,
+            "model": self.t.model,
+        }
+        if f.status is not None:
+            e["status"] = f.status
+        e["bytes_received"] = self.bytes
+        e["elapsed_ms"] = ms(f.at_ns - self.t_send)
+        return e
+
+    def on_event(self, ev, at: int) -> None:
+        if isinstance(ev, Text):
+            if ev.text:
+                if self.t_first is None:
+                    self.t_first = at
+                self.t_last = at
+                self.offsets_ms.append(ms(at - self.t_send))
+                self.text_parts.append(ev.text)
+        elif isinstance(ev, Stats):
+            if self.server is None:
+                self.server = ev.stats
+            else:
+                self.server.merge(ev.stats)
+        elif isinstance(ev, Done):
+            self.done = True
+            if ev.reason is not None and self.server is not None and self.server.done_reason is None:
+                self.server.done_reason = ev.reason
+        elif isinstance(ev, ServerError):
+            raise CallFailure("server_error", f"server error in stream: {ev.message}", 200, at)
+
+    def finish(self, t_done: int, error: Optional[dict]) -> tuple:
+        ttft_ms = ms(self.t_first - self.t_send) if self.t_first is not None else None
+        decode_ms = (
+            ms(self.t_last - self.t_first)
+            if self.t_first is not None and self.t_last is not None
+            else None
+        )
+        text_events = len(self.offsets_ms)
+        if self.server is not None and self.server.output_tokens is not None:
+            output_tokens = {"value": self.server.output_tokens, "basis": "measured"}
+        elif text_events > 0:
+            output_tokens = {"value": text_events, "basis": "estimated"}
+        else:
+            output_tokens = None
+        client_decode_tok_s = tpot_ms = None
+        if output_tokens is not None and decode_ms is not None and output_tokens["value"] > 1 and decode_ms > 0.0:
+            per = decode_ms / float(output_tokens["value"] - 1)
+            client_decode_tok_s, tpot_ms = 1e3 / per, per
+        gaps = [b - a for a, b in zip(self.offsets_ms, self.offsets_ms[1:])]
+        cold_load = (
+            self.server is not None
+            and self.server.load_ms is not None
+            and self.server.load_ms > self.cold_load_threshold_ms
+        )
+        text = "".join(self.text_parts)
+        record = {
+            "agent_id": self.t.agent_id,
+            "call": self.t.call,
+            "url": self.t.url,
+            "model": self.t.model,
+            "send_offset_ms": self.send_offset_ms,
+            "ttft_ms": ttft_ms,
+            "e2e_ms": ms(t_done - self.t_send),
+            "decode_ms": decode_ms,
+            "output_tokens": output_tokens,
+            "text_events": text_events,
+            "bytes_received": self.bytes,
+            "text_offsets_ms": self.offsets_ms,
+            "client_decode_tok_s": client_decode_tok_s,
+            "tpot_ms": tpot_ms,
+            "gap_ms": percentiles(gaps),
+            "server": self.server.to_json() if self.server is not None else None,
+            "server_decode_tok_s": self.server.decode_tok_s() if self.server is not None else None,
+            "cold_load": cold_load,
+            "output_preview": text[:PREVIEW_CHARS],
+            "error": error,
+        }
+        return record, text
+
+
+def _http_error_kind(e: BaseException, during_body: bool) -> str:
+    if isinstance(e, httpx.ConnectTimeout):
+        return "connect_timeout"
+    if isinstance(e, httpx.ConnectError):
+        return "connect"
+    if isinstance(e, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
+        return "invalid_url"
+    return "body" if during_body else "request"
+
+
+def _http_error_message(e: BaseException, url: str, during_body: bool) -> str:
+    kind = _http_error_kind(e, during_body)
+    reason = str(e) or type(e).__name__
+    if kind == "connect":
+        return f"cannot connect to {url}: {reason}"
+    if kind == "connect_timeout":
+        return f"connect to {url} timed out"
+    if kind == "invalid_url":
+        return f"invalid url {url}: {reason}"
+    if kind == "body":
+        return f"reading the body failed: {reason}"
+    return f"request failed: {reason}"
+
+
+def _error_body_message(body: bytes) -> str:
+    try:
+        v = json.loads(body)
+    except Exception:
+        v = None
+    if isinstance(v, dict) and "error" in v:
+        e = v["error"]
+        if isinstance(e, str):
+            return e
+        if isinstance(e, dict) and isinstance(e.get("message"), str):
+            return e["message"]
+    return body[:300].decode("utf-8", errors="replace").strip()
+
+
+def _content_type_fits(api: str, ct: Optional[str]) -> bool:
+    if ct is None:
+        return True
+    ct = ct.lower()
+    return "json" in ct if is_ollama(api) else "event-stream" in ct
+
+
+async def _next_chunk(it, remaining_ns: int):
+    """The next raw chunk, or raise TimeoutError when ``remaining_ns`` passes first."""
+    async with asyncio.timeout(max(remaining_ns, 0) / 1e9):
+        return await it.__anext__()
+
+
+async def execute_call(client: httpx.AsyncClient, target: Target, settings: Settings, phase_start: int) -> tuple:
+    """Run one streaming call and measure it; returns (CallRecord dict, full text)."""
+    m = _Measuring(target, settings)
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    if target.api_key:
+        headers["authorization"] = f"Bearer {target.api_key}"
+    error = None
+    try:
+        req = client.build_request("POST", target.url, content=target.body, headers=headers)
+    except Exception as e:  # an unusable URL fails before anything is sent
+        m.t_send = perf_counter_ns()
+        m.send_offset_ms = ms(m.t_send - phase_start)
+        error = m.error_json(CallFailure("invalid_url", f"invalid url {target.url}: {e}", None, m.t_send))
+        return m.finish(perf_counter_ns(), error)
+    t_send = perf_counter_ns()
+    m.t_send = t_send
+    m.send_offset_ms = ms(t_send - phase_start)
+    try:
+        await _stream_call(client, req, target.api, settings, m)
+    except CallFailure as f:
+        error = m.error_json(f)
+    t_done = perf_counter_ns()
+    return m.finish(t_done, error)
+
+
+async def _stream_call(client: httpx.AsyncClient, req: httpx.Request, api: str, s: Settings, m: _Measuring) -> None:
+    t_send = m.t_send
+    total_deadline = t_send + s.total_ns
+    first_byte_deadline = t_send + min(s.first_byte_ns, s.total_ns)
+
+    resp = None
+    try:
+        try:
+            async with asyncio.timeout(max(first_byte_deadline - perf_counter_ns(), 0) / 1e9):
+                resp = await client.send(req, stream=True)
+        except TimeoutError:
+            kind = "total_timeout" if s.total_ns <= s.first_byte_ns else "first_byte_timeout"
+            limit_ms = min(s.first_byte_ns, s.total_ns) // 1_000_000
+            raise CallFailure(kind, f"no response within {limit_ms} ms (first-byte timeout)", None, perf_counter_ns())
+        except httpx.HTTPError as e:
+            raise CallFailure(_http_error_kind(e, False), _http_error_message(e, req.url.__str__(), False), None, perf_counter_ns())
+
+        it = resp.aiter_raw()
+        if resp.status_code != 200:
+            body = bytearray()
+            while len(body) < ERROR_BODY_LIMIT:
+                try:
+                    body += await _next_chunk(it, s.idle_ns)
+                except (StopAsyncIteration, TimeoutError, httpx.HTTPError):
+                    break
+            m.bytes = len(body)
+            raise CallFailure(
+                "http_status",
+                f"HTTP {resp.status_code}: {_error_body_message(bytes(body))}",
+                resp.status_code,
+                perf_counter_ns(),
+            )
+        ct = resp.headers.get("content-type")
+        if not _content_type_fits(api, ct):
+            raise CallFailure(
+                "wrong_content_type",
+                f"unexpected content type {json.dumps(ct or '')} for the {API_DEBUG[api]} API (is this the right endpoint?)",
+                200,
+                perf_counter_ns(),
+            )
+
+        decoder = decoder_for(api, s.max_line_bytes)
+        events: list = []
+        while True:
+            now = perf_counter_ns()
+            if m.bytes == 0:
+                deadline, kind, what = first_byte_deadline, "first_byte_timeout", "first byte"
+            else:
+                deadline, kind, what = now + s.idle_ns, "idle_timeout", "idle"
+            if total_deadline <= deadline:
+                deadline, kind, what = total_deadline, "total_timeout", "total"
+            try:
+                chunk = await _next_chunk(it, deadline - now)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise CallFailure(kind, f"stream stalled: {what} timeout", 200, perf_counter_ns())
+            except httpx.HTTPError as e:
+                raise CallFailure(_http_error_kind(e, True), _http_error_message(e, str(req.url), True), 200, perf_counter_ns())
+            at = perf_counter_ns()
+            m.bytes += len(chunk)
+            try:
+                decoder.feed(chunk, events)
+            except CodecError as e:
+                raise CallFailure(e.kind, e.message, 200, at)
+            for ev in events:
+                m.on_event(ev, at)
+            events.clear()
+        at = perf_counter_ns()
+        try:
+            decoder.finish(events)
+        except CodecError as e:
+            raise CallFailure(e.kind, e.message, 200, at)
+        for ev in events:
+            m.on_event(ev, at)
+        if not m.done:
+            raise CallFailure(
+                "closed_before_done",
+                "the connection closed before the server said the generation was done",
+                200,
+                at,
+            )
+    finally:
+        if resp is not None:
+            try:
+                await resp.aclose()
+            except Exception:
+                pass

@@ -1,0 +1,231 @@
+"""The measured child process: one run of one cell, ChildJob JSON in, RunRecord JSON line out.
+
+    python -m chimeraforge_py child --backend python-asyncio   < job.json
+    python -m chimeraforge_py child --backend python-uvloop    < job.json
+    python -m chimeraforge_py backends                          # what this environment can run
+
+Exit codes: 0 record written; 2 bad job or usage; 3 backend unavailable (uvloop missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import platform
+import resource
+import sys
+import time
+from importlib import metadata
+
+import httpx
+
+from .protocol import PhaseObserver, api_keys, execute_run
+
+SCHEMA_VERSION = 1
+BACKENDS = ("python-asyncio", "python-uvloop")
+# httpcore reads the socket this many bytes at a time (httpcore/_async/http11.py
+# READ_NUM_BYTES); aiter_raw() with no chunk_size hands each read over as it arrives.
+HTTPCORE_READ_BYTES = 64 * 1024
+
+
+class Unavailable(Exception):
+    pass
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def uvloop_available() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def available_backends() -> list:
+    return [b for b in BACKENDS if b != "python-uvloop" or uvloop_available()]
+
+
+def runtime_facts(backend: str) -> dict:
+    if backend == "python-uvloop":
+        scheduler = f"uvloop {_version('uvloop')} event loop (libuv), one thread"
+    else:
+        scheduler = "asyncio default event loop (selector/epoll), one thread"
+    return {
+        "scheduler": scheduler,
+        "worker_threads": 1,
+        "http_client": f"httpx {_version('httpx')} (httpcore {_version('httpcore')}, h11 {_version('h11')})",
+        "read_buffer_bytes": HTTPCORE_READ_BYTES,
+        "notes": [
+            ["python", f"{platform.python_implementation()} {platform.python_version()}"],
+            [
+                "body_read",
+                "Response.aiter_raw() without chunk_size: each socket read (up to 64 KiB) is handed "
+                "over as it arrives; nothing is held back to fill a buffer",
+            ],
+            ["clock", "time.perf_counter_ns"],
+            ["timeouts", "asyncio.timeout() per read (first-byte, idle, total); connect timeout by httpx"],
+            ["request_headers", "accept-encoding: identity; trust_env=False (no proxies from the environment)"],
+        ],
+    }
+
+
+def client_cost() -> dict:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "user_cpu_s": ru.ru_utime,
+        "system_cpu_s": ru.ru_stime,
+        "peak_rss_kib": int(ru.ru_maxrss),  # Linux: KiB
+        "voluntary_ctx_switches": int(ru.ru_nvcsw),
+        "involuntary_ctx_switches": int(ru.ru_nivcsw),
+    }
+
+
+class CostObserver(PhaseObserver):
+    """getrusage at each phase boundary (driver::child::CostObserver): one PhaseCost per phase."""
+
+    def __init__(self):
+        self.open = None
+        self.phases: list = []
+
+    def phase_starting(self, phase: str) -> None:
+        self.open = (phase, client_cost(), time.perf_counter_ns())
+
+    def phase_ended(self, phase: str) -> None:
+        end = time.perf_counter_ns()
+        after = client_cost()
+        if self.open is None:
+            return
+        started, before, start = self.open
+        self.open = None
+        if started != phase:
+            return
+        self.phases.append(
+            {
+                "phase": phase,
+                "wall_s": (end - start) / 1e9,
+                "user_cpu_s": max(after["user_cpu_s"] - before["user_cpu_s"], 0.0),
+                "system_cpu_s": max(after["system_cpu_s"] - before["system_cpu_s"], 0.0),
+                "peak_rss_kib": after["peak_rss_kib"],
+                "voluntary_ctx_switches": max(after["voluntary_ctx_switches"] - before["voluntary_ctx_switches"], 0),
+                "involuntary_ctx_switches": max(
+                    after["involuntary_ctx_switches"] - before["involuntary_ctx_switches"], 0
+                ),
+                "output_tokens": 0,
+            }
+        )
+
+
+def _call_tokens(c: dict) -> int:
+    """The server's count, else the text events the client decoded."""
+    return c["output_tokens"]["value"] if c["output_tokens"] is not None else c["text_events"]
+
+
+def _phase_tokens(p) -> int:
+    return 0 if p is None else sum(_call_tokens(c) for a in p["agents"] for c in a["calls"])
+
+
+def _finite(v):
+    """serde_json writes non-finite floats as null; do the same instead of NaN/Infinity."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
+
+
+async def run_job(job: dict, backend: str) -> dict:
+    plan = job["plan"]
+    connect_s = float(job["client"]["connect_timeout"]) / 1e3
+    timeout = httpx.Timeout(connect=connect_s, read=None, write=None, pool=None)
+    started_unix_ms = int(time.time() * 1000)
+    costs = CostObserver()
+    async with httpx.AsyncClient(timeout=timeout, trust_env=False, http2=False) as client:
+        outcome = await execute_run(client, plan, api_keys(plan["agents"]), costs)
+    for cost in costs.phases:
+        if cost["phase"] == "warmup":
+            cost["output_tokens"] = sum(_call_tokens(c) for c in outcome["warmup"])
+        else:
+            cost["output_tokens"] = _phase_tokens(outcome[cost["phase"]])
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "backend": backend,
+        "model": job["model"],
+        "scenario": job["scenario"],
+        "run_index": plan["run_index"],
+        "started_unix_ms": started_unix_ms,
+        "runtime": runtime_facts(backend),
+        "phase_order": plan["phase_order"],
+        "sequential_order": plan["sequential_order"],
+        "agents": plan["agents"],
+        "warmup": outcome["warmup"],
+        "sequential": outcome["sequential"],
+        "concurrent": outcome["concurrent"],
+        "metrics": outcome["metrics"],
+    }
+    record.update(outcome["status"])
+    record["_phase_costs"] = costs.phases
+    return record
+
+
+def run(job: dict, backend: str) -> dict:
+    """Run ``job`` on a fresh event loop of ``backend``; the record includes getrusage."""
+    if backend not in BACKENDS:
+        raise Unavailable(f"unknown Python backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if backend == "python-uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            raise Unavailable(
+                "backend python-uvloop is unavailable: uvloop is not installed in this Python "
+                "(scripts/python-env.sh installs it)"
+            ) from None
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    else:
+        asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    record = asyncio.run(run_job(job, backend))
+    phases = record.pop("_phase_costs")
+    record["client"] = client_cost()
+    if phases:  # skip_serializing_if = "Vec::is_empty"
+        record["client"]["phases"] = phases
+    return _finite(record)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m chimeraforge_py")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("child", help="run one ChildJob read from stdin, write one RunRecord line")
+    c.add_argument("--backend", choices=BACKENDS, help="default: the job's backend")
+    sub.add_parser("backends", help="list the Python backends this environment can run")
+    args = p.parse_args(argv)
+    if args.cmd == "backends":
+        for b in BACKENDS:
+            print(b if b in available_backends() else f"{b} (unavailable: uvloop not installed)")
+        return 0
+    try:
+        job = json.loads(sys.stdin.read())
+    except json.JSONDecodeError as e:
+        print(f"error: parsing the job: {e}", file=sys.stderr)
+        return 2
+    backend = args.backend or job.get("backend")
+    if args.backend and job.get("backend") not in (None, args.backend):
+        print(f"error: --backend {args.backend} but the job is for {job.get('backend')}", file=sys.stderr)
+        return 2
+    try:
+        record = run(job, backend)
+    except Unavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    sys.stdout.write(json.dumps(record, ensure_ascii=False, allow_nan=False))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,443 @@
+"""Sans-IO stream codecs (bytes in, events out), mirroring crates/core/src/api.
+
+The codecs never do I/O and never read the clock: the caller timestamps each chunk before
+feeding it. Bytes are kept until a line is complete, so a UTF-8 character split across two
+chunks is reassembled before it is decoded. Memory is bounded by ``max_line_bytes``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Optional, Union
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+@dataclass
+class ServerStats:
+    """Server-reported figures of one call (core::api::ServerStats)."""
+
+    output_tokens: Optional[int] = None
+    prompt_tokens: Optional[int] = None
+    eval_ms: Optional[float] = None
+    prompt_eval_ms: Optional[float] = None
+    load_ms: Optional[float] = None
+    total_ms: Optional[float] = None
+    done_reason: Optional[str] = None
+
+    def decode_tok_s(self) -> Optional[float]:
+        if self.output_tokens is not None and self.eval_ms is not None and self.eval_ms > 0.0:
+            return self.output_tokens / (self.eval_ms / 1e3)
+        return None
+
+    def merge(self, other: "ServerStats") -> None:
+        """Fields ``other`` sets replace ours (later chunks may add what earlier lacked)."""
+        for f in fields(self):
+            v = getattr(other, f.name)
+            if v is not None:
+                setattr(self, f.name, v)
+
+    def to_json(self) -> dict:
+        # skip_serializing_if = "Option::is_none" on every field
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+@dataclass
+class Text:
+    """Generated text (may be empty: some servers send empty keep-alive deltas)."""
+
+    text: str
+
+
+@dataclass
+class Stats:
+    stats: ServerStats
+
+
+@dataclass
+class Done:
+    reason: Optional[str] = None
+
+
+@dataclass
+class ServerError:
+    message: str
+
+
+StreamEvent = Union[Text, Stats, Done, ServerError]
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class CodecError(Exception):
+    """A stream the codec could not make sense of. ``kind`` is the CallErrorKind it maps to."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def line_too_long(limit: int) -> CodecError:
+    return CodecError(
+        "line_too_long",
+        f"a line exceeded {limit} bytes (the stream is not what the API promises, or raise max_line_bytes)",
+    )
+
+
+def invalid_utf8(line: int) -> CodecError:
+    return CodecError("invalid_utf8", f"invalid UTF-8 in the stream at line {line}")
+
+
+def malformed_json(line: int, reason: str) -> CodecError:
+    return CodecError("malformed_stream", f"malformed JSON at line {line}: {reason}")
+
+
+def truncated_line(nbytes: int) -> CodecError:
+    return CodecError(
+        "malformed_stream", f"the stream ended in the middle of a line ({nbytes} bytes pending)"
+    )
+
+
+# --- lines --------------------------------------------------------------------------------
+
+
+class LineSplitter:
+    """Yields complete ``\\n``-terminated lines (without ``\\r\\n``/``\\n``), bounded."""
+
+    def __init__(self, max_line_bytes: int):
+        self.buf = bytearray()
+        self.max_line_bytes = max_line_bytes
+        self.lines_seen = 0
+
+    def feed(self, chunk: bytes, on_line: Callable[[bytes, int], None]) -> None:
+        start = 0
+        while True:
+            pos = chunk.find(b"\n", start)
+            if pos < 0:
+                break
+            head = chunk[start:pos]
+            start = pos + 1
+            self.lines_seen += 1
+            if not self.buf:
+                self._check_len(len(head))
+                on_line(_trim_cr(bytes(head)), self.lines_seen)
+            else:
+                self._check_len(len(self.buf) + len(head))
+                self.buf += head
+                line = bytes(self.buf)
+                self.buf = bytearray()
+                on_line(_trim_cr(line), self.lines_seen)
+        rest = chunk[start:]
+        self._check_len(len(self.buf) + len(rest))
+        self.buf += rest
+
+    def take_rest(self) -> bytes:
+        rest = bytes(self.buf)
+        self.buf = bytearray()
+        return rest
+
+    def _check_len(self, n: int) -> None:
+        if n > self.max_line_bytes:
+            raise line_too_long(self.max_line_bytes)
+
+
+def _trim_cr(line: bytes) -> bytes:
+    return line[:-1] if line.endswith(b"\r") else line
+
+
+# --- typed access to parsed JSON (serde's strictness, so both sides reject the same) -------
+
+
+class _Bad(Exception):
+    pass
+
+
+def _type_name(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return f"boolean `{str(v).lower()}`"
+    if isinstance(v, (int, float)):
+        return f"number `{v}`"
+    if isinstance(v, str):
+        return f"string {json.dumps(v)}"
+    if isinstance(v, list):
+        return "sequence"
+    return "map"
+
+
+def _opt_str(obj: dict, key: str) -> Optional[str]:
+    v = obj.get(key)
+    if v is None or isinstance(v, str):
+        return v
+    raise _Bad(f"invalid type: {_type_name(v)}, expected a string for `{key}`")
+
+
+def _opt_u64(obj: dict, key: str) -> Optional[int]:
+    v = obj.get(key)
+    if v is None:
+        return None
+    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64:
+        return v
+    raise _Bad(f"invalid value: {_type_name(v)}, expected u64 for `{key}`")
+
+
+def _opt_f64(obj: dict, key: str) -> Optional[float]:
+    v = obj.get(key)
+    if v is None:
+        return None
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    raise _Bad(f"invalid type: {_type_name(v)}, expected f64 for `{key}`")
+
+
+def _opt_obj(obj: dict, key: str) -> Optional[dict]:
+    v = obj.get(key)
+    if v is None or isinstance(v, dict):
+        return v
+    raise _Bad(f"invalid type: {_type_name(v)}, expected a map for `{key}`")
+
+
+def _parse_object(text: str) -> dict:
+    try:
+        v = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise _Bad(str(e)) from None
+    if not isinstance(v, dict):
+        raise _Bad(f"invalid type: {_type_name(v)}, expected a map")
+    return v
+
+
+def _compact(v: Any) -> str:
+    """serde_json::Value's Display: compact JSON."""
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+
+
+def _ns_to_ms(ns: Optional[int]) -> Optional[float]:
+    return None if ns is None else ns / 1e6
+
+
+# --- Ollama NDJSON ------------------------------------------------------------------------
+
+
+class OllamaDecoder:
+    """Ollama's streaming NDJSON (/api/generate, /api/chat): one JSON object per line."""
+
+    def __init__(self, max_line_bytes: int = 1 << 20):
+        self.lines = LineSplitter(max_line_bytes)
+
+    def feed(self, chunk: bytes, out: list) -> None:
+        self.lines.feed(chunk, lambda line, n: _ollama_line(line, n, out))
+
+    def finish(self, out: list) -> None:
+        rest = self.lines.take_rest()
+        if all(b in b" \t\n\r\x0c" for b in rest):
+            return
+        n = self.lines.lines_seen + 1
+        try:
+            _ollama_line(rest, n, out)
+        except CodecError as e:
+            if e.message.startswith("malformed JSON"):
+                raise truncated_line(len(rest)) from None
+            raise
+
+
+def _ollama_line(line: bytes, n: int, out: list) -> None:
+    if all(b in b" \t\n\r\x0c" for b in line):
+        return
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid_utf8(n) from None
+    try:
+        obj = _parse_object(text)
+        response = _opt_str(obj, "response")
+        message = _opt_obj(obj, "message")
+        content = _opt_str(message, "content") if message is not None else None
+        done_v = obj.get("done", False)
+        if not isinstance(done_v, bool):
+            raise _Bad(f"invalid type: {_type_name(done_v)}, expected a boolean for `done`")
+        done_reason = _opt_str(obj, "done_reason")
+        stats = ServerStats(
+            output_tokens=_opt_u64(obj, "eval_count"),
+            prompt_tokens=_opt_u64(obj, "prompt_eval_count"),
+            eval_ms=_ns_to_ms(_opt_u64(obj, "eval_duration")),
+            prompt_eval_ms=_ns_to_ms(_opt_u64(obj, "prompt_eval_duration")),
+            load_ms=_ns_to_ms(_opt_u64(obj, "load_duration")),
+            total_ms=_ns_to_ms(_opt_u64(obj, "total_duration")),
+            done_reason=done_reason,
+        )
+    except _Bad as e:
+        raise malformed_json(n, str(e)) from None
+    err = obj.get("error")
+    if err is not None:
+        out.append(ServerError(err if isinstance(err, str) else _compact(err)))
+        return
+    piece = response if response is not None else content
+    if piece is not None and not (done_v and piece == ""):
+        out.append(Text(piece))
+    if done_v:
+        out.append(Stats(stats))
+        out.append(Done(done_reason))
+
+
+# --- OpenAI SSE ---------------------------------------------------------------------------
+
+
+class SseDecoder:
+    """OpenAI-compatible server-sent events: ``data:`` JSON chunks, ended by ``data: [DONE]``.
+
+    Comments, ``event:``/``id:`` fields, multi-line ``data:``, CRLF line ends, a usage chunk
+    with empty ``choices`` and llama.cpp's ``timings`` are handled as in the Rust codec.
+    """
+
+    def __init__(self, max_line_bytes: int = 1 << 20):
+        self.lines = LineSplitter(max_line_bytes)
+        self.data = bytearray()
+        self.has_data = False
+        self.finished = False
+
+    def feed(self, chunk: bytes, out: list) -> None:
+        limit = self.lines.max_line_bytes
+
+        def on_line(line: bytes, n: int) -> None:
+            if not line:
+                self._dispatch(n, out)
+                return
+            if line[0:1] == b":":
+                return
+            i = line.find(b":")
+            if i >= 0:
+                name, value = line[:i], line[i + 1 :]
+                if value.startswith(b" "):
+                    value = value[1:]
+            else:
+                name, value = line, b""
+            if name == b"data":
+                if self.has_data:
+                    self.data += b"\n"
+                if len(self.data) + len(value) > limit:
+                    raise line_too_long(limit)
+                self.data += value
+                self.has_data = True
+
+        self.lines.feed(chunk, on_line)
+
+    def finish(self, out: list) -> None:
+        rest = self.lines.take_rest()
+        if rest:
+            self.feed(rest, out)
+            self.feed(b"\n", out)
+        self._dispatch(self.lines.lines_seen, out)
+
+    def _dispatch(self, line: int, out: list) -> None:
+        if not self.has_data:
+            return
+        self.has_data = False
+        payload = bytes(self.data)
+        self.data = bytearray()
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise invalid_utf8(line) from None
+        text = text.strip()
+        if text == "[DONE]":
+            if not self.finished:
+                self.finished = True
+                out.append(Done(None))
+            return
+        try:
+            obj = _parse_object(text)
+            choices_v = obj.get("choices", [])
+            if not isinstance(choices_v, list):
+                raise _Bad(f"invalid type: {_type_name(choices_v)}, expected a sequence for `choices`")
+            choices = []
+            for c in choices_v:
+                if not isinstance(c, dict):
+                    raise _Bad(f"invalid type: {_type_name(c)}, expected a map for a choice")
+                delta = _opt_obj(c, "delta")
+                content = _opt_str(delta, "content") if delta is not None else None
+                choices.append((content, _opt_str(c, "text"), _opt_str(c, "finish_reason")))
+            usage = _opt_obj(obj, "usage")
+            usage_v = (
+                (_opt_u64(usage, "prompt_tokens"), _opt_u64(usage, "completion_tokens"))
+                if usage is not None
+                else None
+            )
+            timings = _opt_obj(obj, "timings")
+            timings_v = (
+                (
+                    _opt_u64(timings, "prompt_n"),
+                    _opt_f64(timings, "prompt_ms"),
+                    _opt_u64(timings, "predicted_n"),
+                    _opt_f64(timings, "predicted_ms"),
+                )
+                if timings is not None
+                else None
+            )
+        except _Bad as e:
+            raise malformed_json(line, str(e)) from None
+        err = obj.get("error")
+        if err is not None:
+            msg = err.get("message") if isinstance(err, dict) else None
+            out.append(ServerError(msg if isinstance(msg, str) else _compact(err)))
+            return
+        finish_reason = None
+        for content, text_field, reason in choices:
+            piece = content if content is not None else text_field
+            if piece is not None:
+                out.append(Text(piece))
+            if reason is not None:
+                finish_reason = reason
+        stats = ServerStats()
+        has_stats = False
+        if usage_v is not None:
+            stats.prompt_tokens, stats.output_tokens = usage_v
+            has_stats = True
+        if timings_v is not None:
+            prompt_n, prompt_ms, predicted_n, predicted_ms = timings_v
+            if predicted_n is not None:
+                stats.output_tokens = predicted_n
+            if prompt_n is not None:
+                stats.prompt_tokens = prompt_n
+            stats.eval_ms = predicted_ms
+            stats.prompt_eval_ms = prompt_ms
+            has_stats = True
+        if finish_reason is not None:
+            stats.done_reason = finish_reason
+            has_stats = True
+        if has_stats:
+            out.append(Stats(stats))
+        if finish_reason is not None and not self.finished:
+            self.finished = True
+            out.append(Done(finish_reason))
+
+
+# --- API kinds ----------------------------------------------------------------------------
+
+API_PATHS = {
+    "ollama": "/api/chat",
+    "ollama-generate": "/api/generate",
+    "openai-chat": "/v1/chat/completions",
+    "openai-completions": "/v1/completions",
+}
+
+# The Rust Debug names, used in error messages so both sides say the same thing.
+API_DEBUG = {
+    "ollama": "Ollama",
+    "ollama-generate": "OllamaGenerate",
+    "openai-chat": "OpenaiChat",
+    "openai-completions": "OpenaiCompletions",
+}
+
+
+def is_ollama(api: str) -> bool:
+    return api in ("ollama", "ollama-generate")
+
+
+def decoder_for(api: str, max_line_bytes: int):
+    return OllamaDecoder(max_line_bytes) if is_ollama(api) else SseDecoder(max_line_bytes)

@@ -1,0 +1,165 @@
+"""Per-run metrics, computed exactly as core::metrics::run_metrics (docs/methodology.md).
+
+Records here are the JSON-shaped dicts that are written (CallRecord, PhaseRecord, ...), so
+the figures are computed from the same numbers a reader of runs.jsonl sees.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Optional
+
+TTFT_ANOMALY_MS = 3000.0
+LOW_EFFICIENCY = 0.75
+F64_EPSILON = sys.float_info.epsilon  # f64::EPSILON
+
+
+def figure(value: float, basis: str) -> dict:
+    return {"value": value, "basis": basis}
+
+
+def percentiles(xs: list) -> Optional[dict]:
+    """p50/p90/p99/max with linear interpolation between order statistics; NaNs ignored."""
+    v = sorted(x for x in xs if not math.isnan(x))
+    if not v:
+        return None
+
+    def q(p: float) -> float:
+        pos = p * (len(v) - 1)
+        lo = math.floor(pos)
+        hi = math.ceil(pos)
+        return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+    return {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": v[-1]}
+
+
+def jain_index(xs: list) -> Optional[float]:
+    s = 0.0
+    for x in xs:
+        s += x
+    sq = 0.0
+    for x in xs:
+        sq += x * x
+    if xs and sq > 0.0:
+        return s * s / (len(xs) * sq)
+    return None
+
+
+def agent_output_tokens(agent: dict) -> tuple:
+    """(Σ output tokens, whether every count was server-reported) — AgentPhaseRecord::output_tokens."""
+    total = 0
+    all_measured = True
+    for c in agent["calls"]:
+        t = c["output_tokens"]
+        if t is not None:
+            total += t["value"]
+            all_measured = all_measured and t["basis"] == "measured"
+        else:
+            all_measured = False
+    return total, all_measured
+
+
+def _decode_rate(agent: dict) -> Optional[float]:
+    tokens = 0.0
+    secs = 0.0
+    for c in agent["calls"]:
+        t, d = c["output_tokens"], c["decode_ms"]
+        if t is not None and d is not None and t["value"] > 1 and d > 0.0:
+            tokens += float(t["value"] - 1)
+            secs += d / 1e3
+    return tokens / secs if secs > 0.0 else None
+
+
+def _mean_ttft(agent: dict) -> Optional[float]:
+    v = [c["ttft_ms"] for c in agent["calls"] if c["ttft_ms"] is not None]
+    if not v:
+        return None
+    s = 0.0
+    for x in v:
+        s += x
+    return s / len(v)
+
+
+def _div(a: float, b: float) -> float:
+    """f64 division: x/0 is ±inf or NaN, as in Rust (written as null, like serde_json)."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a == 0.0 or math.isnan(a):
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def run_metrics(seq: dict, conc: dict) -> dict:
+    n = len(seq["agents"])
+    t_conc = conc["wall_ms"]
+    per_agent = []
+    for s, c in zip(seq["agents"], conc["agents"]):
+        per_agent.append(
+            {
+                "agent_id": s["agent_id"],
+                "alone_ms": s["duration_ms"],
+                "concurrent_ms": c["duration_ms"],
+                "slowdown": _div(c["duration_ms"], s["duration_ms"]),
+                "tokens_alone": agent_output_tokens(s)[0],
+                "tokens_concurrent": agent_output_tokens(c)[0],
+                "concurrent_decode_tok_s": _decode_rate(c),
+                "alone_decode_tok_s": _decode_rate(s),
+                "concurrent_ttft_ms": _mean_ttft(c),
+            }
+        )
+    seq_sum = 0.0
+    for a in per_agent:
+        seq_sum += a["alone_ms"]
+    conc_sum = 0.0
+    for a in per_agent:
+        conc_sum += a["concurrent_ms"]
+    speedup = _div(seq_sum, t_conc)
+    est = _div(conc_sum, t_conc)
+    length_mismatch = any(a["tokens_alone"] != a["tokens_concurrent"] for a in per_agent)
+    token_normalized = None
+    if length_mismatch:
+        norm = 0.0
+        for a in per_agent:
+            norm += a["alone_ms"] * float(a["tokens_concurrent"]) / float(max(a["tokens_alone"], 1))
+        token_normalized = figure(_div(norm, t_conc), "estimated")
+    tokens_conc = sum(a["tokens_concurrent"] for a in per_agent)
+    all_server_counted = all(agent_output_tokens(a)[1] for a in conc["agents"])
+    throughput = _div(float(tokens_conc), t_conc / 1e3)
+    slowdowns = [a["slowdown"] for a in per_agent]
+
+    def pair(key: str) -> Optional[float]:
+        if len(per_agent) < 2:
+            return None
+        x, y = per_agent[0][key], per_agent[1][key]
+        if x is None or y is None:
+            return None
+        return x - y
+
+    flags = {
+        "ttft_anomaly": any(
+            c["ttft_ms"] is not None and c["ttft_ms"] > TTFT_ANOMALY_MS
+            for a in conc["agents"]
+            for c in a["calls"]
+        ),
+        "low_speedup": _div(speedup, float(n)) <= LOW_EFFICIENCY - F64_EPSILON,
+        "cold_load": any(c["cold_load"] for a in seq["agents"] + conc["agents"] for c in a["calls"]),
+        "length_mismatch": length_mismatch,
+    }
+    return {
+        "agents": n,
+        "sequential_sum_ms": seq_sum,
+        "concurrent_wall_ms": t_conc,
+        "speedup": figure(speedup, "measured"),
+        "efficiency": figure(_div(speedup, float(n)), "measured"),
+        "estimated_speedup": figure(est, "estimated"),
+        "estimated_efficiency": figure(_div(est, float(n)), "estimated"),
+        "token_normalized_speedup": token_normalized,
+        "system_throughput_tok_s": figure(throughput, "measured" if all_server_counted else "estimated"),
+        "fairness": jain_index(slowdowns),
+        "throughput_delta_tok_s": pair("concurrent_decode_tok_s"),
+        "ttft_delta_ms": pair("concurrent_ttft_ms"),
+        "flags": flags,
+        "per_agent": per_agent,
+    }

@@ -1,0 +1,152 @@
+"""The sans-IO codecs, on the same streams as the Rust codec tests, split everywhere."""
+
+import pytest
+
+from chimeraforge_py.codecs import (
+    CodecError,
+    Done,
+    OllamaDecoder,
+    ServerError,
+    ServerStats,
+    SseDecoder,
+    Stats,
+    Text,
+)
+
+OLLAMA = (
+    '{"model":"gemma3","created_at":"t","message":{"role":"assistant","content":"Hé"},"done":false}\n'
+    '{"model":"gemma3","created_at":"t","message":{"role":"assistant","content":"llo 日本"},"done":false}\n'
+    '{"model":"gemma3","created_at":"t","message":{"role":"assistant","content":" —"},"done":false}\r\n'
+    '{"model":"gemma3","created_at":"t","message":{"role":"assistant","content":""},"done":true,'
+    '"done_reason":"length","total_duration":2500000000,"load_duration":1000000,'
+    '"prompt_eval_count":26,"prompt_eval_duration":130000000,"eval_count":3,"eval_duration":30000000}\n'
+).encode()
+
+OLLAMA_EXPECTED = [
+    Text("Hé"),
+    Text("llo 日本"),
+    Text(" —"),
+    Stats(ServerStats(output_tokens=3, prompt_tokens=26, eval_ms=30.0, prompt_eval_ms=130.0,
+                      load_ms=1.0, total_ms=2500.0, done_reason="length")),
+    Done("length"),
+]
+
+SSE = (
+    ": keep-alive comment\r\n\r\n"
+    'data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hé"},"finish_reason":null}]}\r\n\r\n'
+    "event: message\n"
+    'data: {"id":"c1","choices":[{"index":0,\n'
+    'data: "delta":{"content":"llo 日本"},"finish_reason":null}]}\n\n'
+    'data:{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"length"}]}\n\n'
+    'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":2,"total_tokens":14},'
+    '"timings":{"prompt_n":12,"prompt_ms":30.5,"predicted_n":2,"predicted_ms":20.0,"predicted_per_second":100.0}}\n\n'
+    "data: [DONE]\n\n"
+).encode()
+
+SSE_EXPECTED = [
+    Text("Hé"),
+    Text("llo 日本"),
+    Stats(ServerStats(done_reason="length")),
+    Done("length"),
+    Stats(ServerStats(output_tokens=2, prompt_tokens=12, eval_ms=20.0, prompt_eval_ms=30.5)),
+]
+
+
+def decode(cls, chunks):
+    d = cls(1 << 20)
+    out = []
+    for c in chunks:
+        d.feed(c, out)
+    d.finish(out)
+    return out
+
+
+CASES = [(OllamaDecoder, OLLAMA, OLLAMA_EXPECTED), (SseDecoder, SSE, SSE_EXPECTED)]
+IDS = ["ollama-ndjson", "openai-sse"]
+
+
+@pytest.mark.parametrize("cls,stream,expected", CASES, ids=IDS)
+def test_whole_stream(cls, stream, expected):
+    assert decode(cls, [stream]) == expected
+
+
+@pytest.mark.parametrize("cls,stream,expected", CASES, ids=IDS)
+def test_every_two_way_split(cls, stream, expected):
+    # includes every split inside a multi-byte UTF-8 character (é, 日, 本, —)
+    multibyte_splits = 0
+    for i in range(len(stream) + 1):
+        a, b = stream[:i], stream[i:]
+        if b and 0x80 <= b[0] < 0xC0:
+            multibyte_splits += 1
+        assert decode(cls, [a, b]) == expected, f"split at {i}"
+    assert multibyte_splits >= 5  # é, 日, 本 (and — in the NDJSON stream)
+
+
+@pytest.mark.parametrize("cls,stream,expected", CASES, ids=IDS)
+def test_one_byte_at_a_time(cls, stream, expected):
+    assert decode(cls, [stream[i : i + 1] for i in range(len(stream))]) == expected
+
+
+def test_ollama_final_line_without_newline_is_a_line():
+    assert decode(OllamaDecoder, [OLLAMA.rstrip(b"\n")]) == OLLAMA_EXPECTED
+
+
+def test_ollama_truncated_line_is_an_error():
+    with pytest.raises(CodecError) as e:
+        decode(OllamaDecoder, [OLLAMA[:-20]])
+    assert e.value.kind == "malformed_stream"
+    assert "middle of a line" in e.value.message
+
+
+def test_ollama_generate_response_field_and_error_line():
+    out = decode(OllamaDecoder, [b'{"response":"ab","done":false}\n{"error":"model not found"}\n'])
+    assert out == [Text("ab"), ServerError("model not found")]
+
+
+def test_invalid_utf8_is_reported():
+    with pytest.raises(CodecError) as e:
+        decode(OllamaDecoder, [b'{"response":"\xff","done":false}\n'])
+    assert e.value.kind == "invalid_utf8"
+    with pytest.raises(CodecError) as e:
+        decode(SseDecoder, [b'data: {"choices":[{"text":"\xc3"}]}\n\n'])
+    assert e.value.kind == "invalid_utf8"
+
+
+def test_malformed_and_mistyped_json_are_reported():
+    for cls, body in [
+        (OllamaDecoder, b"{nope\n"),
+        (OllamaDecoder, b'{"response":5}\n'),
+        (OllamaDecoder, b"[1,2]\n"),
+        (SseDecoder, b"data: {nope\n\n"),
+        (SseDecoder, b'data: {"choices":[{"delta":{"content":3}}]}\n\n'),
+    ]:
+        with pytest.raises(CodecError) as e:
+            decode(cls, [body])
+        assert e.value.kind == "malformed_stream", body
+
+
+def test_line_too_long():
+    for cls in (OllamaDecoder, SseDecoder):
+        d = cls(16)
+        with pytest.raises(CodecError) as e:
+            d.feed(b"x" * 17, [])
+        assert e.value.kind == "line_too_long"
+    d = SseDecoder(16)
+    with pytest.raises(CodecError):
+        d.feed(b"data: 0123456789\ndata: 0123456789\n", [])
+
+
+def test_sse_completions_text_error_and_trailing_event():
+    assert decode(SseDecoder, [b'data: {"choices":[{"text":"abc","finish_reason":null}]}\n\ndata: [DONE]\n\n']) == [
+        Text("abc"),
+        Done(None),
+    ]
+    assert decode(SseDecoder, [b'data: {"error":{"message":"boom","type":"server_error"}}\n\n']) == [
+        ServerError("boom")
+    ]
+    assert decode(SseDecoder, [b'data: {"choices":[{"text":"a"}]}']) == [Text("a")]
+
+
+def test_done_is_reported_once():
+    out = decode(SseDecoder, [b'data: {"choices":[{"text":"a","finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'])
+    assert out == [Text("a"), Stats(ServerStats(done_reason="stop")), Done("stop")]

@@ -1,0 +1,186 @@
+"""The call and the run protocol against a tiny in-test HTTP server (same event loop):
+typed errors and timeouts, warm-up dedup, alternation, the barrier."""
+
+import asyncio
+import json
+
+import httpx
+
+from chimeraforge_py.call import Settings, Target, execute_call
+from chimeraforge_py.protocol import execute_run
+from time import perf_counter_ns
+
+from conftest import job
+
+DONE = b'{"message":{"content":""},"done":true,"done_reason":"length","eval_count":2,"eval_duration":20000000,"load_duration":1000000}\n'
+
+
+def tok(t):
+    return json.dumps({"message": {"content": t}, "done": False}).encode() + b"\n"
+
+
+class Server:
+    """HTTP/1.1 with chunked bodies. ``behave(path, body)`` returns (status, content type, script);
+    the script is a list of bytes (a chunk) or floats (sleep seconds) or "close"."""
+
+    def __init__(self, behave):
+        self.behave = behave
+        self.requests = []
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+
+    async def handle(self, reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")
+                path = lines[0].split(" ")[1]
+                length = 0
+                for line in lines[1:]:
+                    if line.lower().startswith("content-length:"):
+                        length = int(line.split(":")[1])
+                body = await reader.readexactly(length)
+                self.requests.append((path, json.loads(body)))
+                status, ctype, script = self.behave(path, json.loads(body))
+                pre = [s for s in script if isinstance(s, float)] if script and isinstance(script[0], float) else []
+                for delay in pre:
+                    await asyncio.sleep(delay)
+                    script = script[1:]
+                writer.write(f"HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\ntransfer-encoding: chunked\r\n\r\n".encode())
+                await writer.drain()
+                for step in script:
+                    if step == "close":
+                        writer.close()
+                        return
+                    if isinstance(step, float):
+                        await asyncio.sleep(step)
+                    else:
+                        writer.write(b"%x\r\n%s\r\n" % (len(step), step))
+                        await writer.drain()
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def settings(first_byte=2000, idle=2000, total=5000):
+    return Settings(first_byte * 10**6, idle * 10**6, total * 10**6, 1 << 20, 500.0)
+
+
+async def one_call(behave, s=None, api="ollama"):
+    async with Server(behave) as srv:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            t = Target("a", "analysis", srv.url + "/api/chat", "m", api, b"{}")
+            rec, text = await execute_call(client, t, s or settings(), perf_counter_ns())
+            return rec, text
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_a_good_call_is_measured():
+    rec, text = run(one_call(lambda p, b: (200, "application/x-ndjson", [tok("Hé"), 0.02, tok("llo"), DONE])))
+    assert rec["error"] is None and text == "Héllo"
+    assert rec["output_tokens"] == {"value": 2, "basis": "measured"}
+    assert rec["text_events"] == 2 and len(rec["text_offsets_ms"]) == 2
+    assert rec["decode_ms"] >= 15 and rec["ttft_ms"] <= rec["e2e_ms"]
+    assert rec["server"]["done_reason"] == "length" and rec["server"]["load_ms"] == 1.0
+    assert abs(rec["tpot_ms"] - rec["decode_ms"]) < 1e-9
+
+
+def test_http_status_error():
+    rec, _ = run(one_call(lambda p, b: (404, "application/json", [b'{"error":"model \\"m\\" not found"}'])))
+    e = rec["error"]
+    assert e["kind"] == "http_status" and e["status"] == 404 and e["message"] == 'HTTP 404: model "m" not found'
+
+
+def test_wrong_content_type():
+    rec, _ = run(one_call(lambda p, b: (200, "text/html", [b"<html>"])))
+    assert rec["error"]["kind"] == "wrong_content_type" and rec["error"]["status"] == 200
+
+
+def test_closed_before_done_and_server_error_and_malformed():
+    rec, _ = run(one_call(lambda p, b: (200, "application/x-ndjson", [tok("a")])))
+    assert rec["error"]["kind"] == "closed_before_done"
+    rec, _ = run(one_call(lambda p, b: (200, "application/x-ndjson", [tok("a"), b'{"error":"oom"}\n'])))
+    assert rec["error"]["kind"] == "server_error" and "oom" in rec["error"]["message"]
+    rec, _ = run(one_call(lambda p, b: (200, "application/x-ndjson", [b"{nope\n"])))
+    assert rec["error"]["kind"] == "malformed_stream"
+
+
+def test_timeouts():
+    rec, _ = run(one_call(lambda p, b: (200, "application/x-ndjson", [0.5, tok("a"), DONE]), settings(first_byte=100)))
+    assert rec["error"]["kind"] == "first_byte_timeout" and rec["error"]["elapsed_ms"] < 450
+    rec, _ = run(one_call(lambda p, b: (200, "application/x-ndjson", [tok("a"), 0.5, DONE]), settings(idle=100)))
+    assert rec["error"]["kind"] == "idle_timeout" and rec["error"]["message"] == "stream stalled: idle timeout"
+    rec, _ = run(one_call(
+        lambda p, b: (200, "application/x-ndjson", [tok("a"), 0.08, tok("b"), 0.08, tok("c"), 0.08, DONE]),
+        settings(idle=1000, total=150)))
+    assert rec["error"]["kind"] == "total_timeout"
+
+
+def test_connect_refused():
+    async def go():
+        async with httpx.AsyncClient(trust_env=False) as client:
+            t = Target("a", "analysis", "http://127.0.0.1:9/api/chat", "m", "ollama", b"{}")
+            return await execute_call(client, t, settings(), perf_counter_ns())
+    rec, _ = run(go())
+    assert rec["error"]["kind"] == "connect"
+
+
+def test_run_protocol_order_warmup_and_barrier():
+    def behave(path, body):
+        return 200, "application/x-ndjson", [tok("x"), 0.05, tok("y"), DONE]
+
+    async def go(run_index, same_options):
+        async with Server(behave) as srv:
+            j = job([srv.url], run_index=run_index)
+            if not same_options:
+                j["plan"]["agents"][1]["options"]["num_ctx"] = 1024
+            async with httpx.AsyncClient(trust_env=False) as client:
+                return await execute_run(client, j["plan"], [None, None]), srv.requests
+
+    out, reqs = run(go(0, True))
+    assert out["status"] == {"status": "ok"}
+    assert len(out["warmup"]) == 1 and reqs[0][1]["options"]["num_predict"] == 4
+    seq, conc = out["sequential"], out["concurrent"]
+    assert [a["agent_id"] for a in seq["agents"]] == ["collector", "insight"]
+    # sequential, in order 0, 1: agent 1 starts after agent 0 ended
+    assert seq["agents"][1]["start_ms"] >= seq["agents"][0]["duration_ms"]
+    # concurrent: both released together, overlapping
+    assert all(a["start_ms"] < 5 for a in conc["agents"])
+    assert conc["wall_ms"] < seq["wall_ms"] * 0.75
+    assert out["metrics"]["speedup"]["value"] > 1.5
+    # the second call quotes the first call's output
+    assert "xy" in reqs[2][1]["messages"][-1]["content"]
+
+    out, reqs = run(go(1, False))
+    assert len(out["warmup"]) == 2
+    seq = out["sequential"]
+    # odd run: agents reversed in the sequential phase, still listed in agent order
+    assert [a["agent_id"] for a in seq["agents"]] == ["collector", "insight"]
+    assert seq["agents"][0]["start_ms"] >= seq["agents"][1]["duration_ms"]
+    # odd run: concurrent phase first
+    assert reqs[2][0] == "/api/chat" and len(reqs) == 2 + 8
+
+
+def test_failed_call_fails_the_run_with_its_phase():
+    async def go():
+        async with Server(lambda p, b: (500, "application/json", [b'{"error":"boom"}'])) as srv:
+            j = job([srv.url], warmup_tokens=0)
+            async with httpx.AsyncClient(trust_env=False) as client:
+                return await execute_run(client, j["plan"], [None, None])
+
+    out = run(go())
+    assert out["status"]["status"] == "failed" and out["status"]["phase"] == "sequential"
+    assert out["status"]["error"]["kind"] == "http_status" and out["metrics"] is None
+    assert out["concurrent"] is None
