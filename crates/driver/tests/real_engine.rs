@@ -36,7 +36,7 @@ fn real_servers_every_backend_server_reported_tokens_and_timings() {
     assert!(o.status.success(), "{text}");
     let (records, warnings) = chimeraforge::results::read_runs(&res).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
-    let backends = chimeraforge::backends::compiled_names().len();
+    let backends = chimeraforge::backends::selectable_names().len();
     assert_eq!(records.len(), backends * 3, "{text}");
     for r in &records {
         assert!(r.is_ok(), "{}: {:?}", r.backend, r.status);
@@ -53,7 +53,11 @@ fn real_servers_every_backend_server_reported_tokens_and_timings() {
                     let t = c.output_tokens.expect("tokens");
                     assert_eq!(t.basis, Basis::Measured, "{}: {c:?}", r.backend);
                     let s = c.server.as_ref().expect("server stats");
-                    assert!(s.eval_ms.is_some() && s.prompt_eval_ms.is_some(), "{}: {s:?}", r.backend);
+                    assert!(
+                        s.eval_ms.is_some() && s.prompt_eval_ms.is_some(),
+                        "{}: {s:?}",
+                        r.backend
+                    );
                 }
             }
         }
