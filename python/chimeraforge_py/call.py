@@ -231,7 +231,12 @@ async def _next_chunk(it, remaining_ns: int):
 async def execute_call(client: httpx.AsyncClient, target: Target, settings: Settings, phase_start: int) -> tuple:
     """Run one streaming call and measure it; returns (CallRecord dict, full text)."""
     m = _Measuring(target, settings)
-    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    # One fresh connection per call, as on the Rust side (crates/core/src/call.rs).
+    headers = {
+        "content-type": "application/json",
+        "accept-encoding": "identity",
+        "connection": "close",
+    }
     if target.api_key:
         headers["authorization"] = f"Bearer {target.api_key}"
     error = None

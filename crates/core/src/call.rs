@@ -206,6 +206,10 @@ pub async fn execute_call<R: AsyncRuntime, C: HttpClient>(
 ) -> CallOutcome {
     let mut m = Measuring::new(&target, settings);
     let mut req = HttpRequest::post_json(target.url, target.body);
+    // One fresh connection per call on every backend: pooling policies differ between
+    // clients, and a reused connection can race a server's keep-alive timeout (llama.cpp
+    // closes idle ones after 5 s), failing a measured call that nothing should retry.
+    req.headers.push(("connection".into(), "close".into()));
     if let Some(key) = target.api_key {
         req.headers
             .push(("authorization".into(), format!("Bearer {key}")));
