@@ -53,3 +53,15 @@ e2e-real CONFIG="bench-configs/real-gemma3-270m.toml" OUT="": build serve-real
     trap 'bash scripts/real-engine.sh stop' EXIT
     out="{{OUT}}"
     {{bin}} bench {{CONFIG}} --backends all ${out:+--out "$out"}
+
+# The instrument's own cost on every backend: TTFT bias, ideal-device efficiency, ingest ceiling, memory per agent (writes results/<stamp>-overhead/overhead.md).
+bench-overhead *ARGS: build
+    {{bin}} overhead --backends all {{ARGS}}
+
+# Codec throughput (tokens/s parsed) for Ollama NDJSON and OpenAI SSE, criterion.
+bench-codecs:
+    cargo bench -p chimeraforge-core --bench codecs
+
+# Scaling sweep: seed agents replicated to N = 1..64 on fixed-profile simulators.
+bench-scaling *ARGS: build
+    {{bin}} bench bench-configs/scaling.toml --backends all {{ARGS}}

@@ -3,8 +3,10 @@
 
 use crate::backends::{compiled, ChildJob};
 use anyhow::{bail, Context};
-use chimeraforge_core::record::ClientCost;
+use chimeraforge_core::protocol::PhaseObserver;
+use chimeraforge_core::record::{ClientCost, Phase, PhaseCost};
 use std::io::{Read, Write};
+use std::time::Instant;
 
 /// Read a [`ChildJob`] from stdin, run it, write the [`chimeraforge_core::record::RunRecord`] to stdout.
 pub fn main() -> anyhow::Result<()> {
@@ -16,8 +18,14 @@ pub fn main() -> anyhow::Result<()> {
     let Some(backend) = compiled().into_iter().find(|b| b.name == job.backend) else {
         bail!("backend {:?} is not in this build", job.backend);
     };
+    raise_open_files_limit();
     let mut record = (backend.run)(&job)?;
-    record.client = Some(client_cost());
+    // Totals at the very end (after the run's teardown); per-phase costs come from the run.
+    let phases = record.client.take().map(|c| c.phases).unwrap_or_default();
+    record.client = Some(ClientCost {
+        phases,
+        ..client_cost()
+    });
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, &record)?;
     out.write_all(b"\n")?;
@@ -37,8 +45,96 @@ pub fn client_cost() -> ClientCost {
     ClientCost {
         user_cpu_s: secs(ru.ru_utime),
         system_cpu_s: secs(ru.ru_stime),
-        peak_rss_kib: ru.ru_maxrss as u64,
+        peak_rss_kib: peak_rss_since_exec_kib().unwrap_or(ru.ru_maxrss as u64),
         voluntary_ctx_switches: ru.ru_nvcsw as u64,
         involuntary_ctx_switches: ru.ru_nivcsw as u64,
+        phases: Vec::new(),
+    }
+}
+
+/// High-water mark of resident memory of this program image (`VmHWM`), KiB.
+///
+/// Not `ru_maxrss`: Linux keeps that across `execve`, so a child forked from a large
+/// parent starts with the parent's peak and small differences between runs vanish.
+fn peak_rss_since_exec_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Raise the soft limit on open files to the hard limit: 1,024 agents need 1,024 sockets,
+/// and the usual soft limit is exactly 1,024. Best effort; a failure leaves the limit as is.
+pub fn raise_open_files_limit() {
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Samples this process's getrusage at every phase boundary (never inside a phase).
+#[derive(Debug, Default)]
+pub struct CostObserver {
+    open: Option<(Phase, ClientCost, Instant)>,
+    pub phases: Vec<PhaseCost>,
+}
+
+impl PhaseObserver for CostObserver {
+    fn phase_starting(&mut self, phase: Phase) {
+        let before = client_cost();
+        self.open = Some((phase, before, Instant::now()));
+    }
+
+    fn phase_ended(&mut self, phase: Phase) {
+        let end = Instant::now();
+        let after = client_cost();
+        let Some((started, before, start)) = self.open.take() else {
+            return;
+        };
+        if started != phase {
+            return;
+        }
+        self.phases.push(PhaseCost {
+            phase,
+            wall_s: end.duration_since(start).as_secs_f64(),
+            user_cpu_s: (after.user_cpu_s - before.user_cpu_s).max(0.0),
+            system_cpu_s: (after.system_cpu_s - before.system_cpu_s).max(0.0),
+            peak_rss_kib: after.peak_rss_kib,
+            voluntary_ctx_switches: after
+                .voluntary_ctx_switches
+                .saturating_sub(before.voluntary_ctx_switches),
+            involuntary_ctx_switches: after
+                .involuntary_ctx_switches
+                .saturating_sub(before.involuntary_ctx_switches),
+            output_tokens: 0,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observer_records_one_cost_per_phase() {
+        let mut o = CostObserver::default();
+        o.phase_starting(Phase::Sequential);
+        let mut x = 0u64;
+        for i in 0..200_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        o.phase_ended(Phase::Sequential);
+        o.phase_ended(Phase::Concurrent); // no matching start: ignored
+        assert_eq!(o.phases.len(), 1);
+        let p = &o.phases[0];
+        assert_eq!(p.phase, Phase::Sequential);
+        assert!(p.wall_s >= 0.0 && p.cpu_s() >= 0.0 && p.peak_rss_kib > 0);
     }
 }

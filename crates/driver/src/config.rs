@@ -3,7 +3,7 @@
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::{CallSettings, Timeouts};
 use chimeraforge_core::workload::{
-    seed_agents, AgentTemplate, CallSpec, Endpoint, ModelOptions, Scenario,
+    replicate, seed_agents, AgentTemplate, CallSpec, Endpoint, ModelOptions, Scenario,
 };
 use chimeraforge_core::ClientOptions;
 use serde::{Deserialize, Serialize};
@@ -47,8 +47,54 @@ struct RawConfig {
     max_line_bytes: usize,
     simulator: Option<Spanned<RawSimulator>>,
     endpoints: Spanned<Vec<RawEndpoint>>,
-    #[serde(default)]
-    agents: Vec<RawAgent>,
+    /// `agents = N` (the seed agents replicated to N) or `[[agents]]` tables.
+    agents: Option<Spanned<RawAgents>>,
+    scaling: Option<Spanned<RawScaling>>,
+}
+
+/// The most agents one run may have (a socket each, in the client and in the server).
+pub const MAX_AGENTS: usize = 10_000;
+
+/// `agents` is either a count or a list of agent tables (TOML cannot have both under one key).
+enum RawAgents {
+    Count(i64),
+    List(Vec<RawAgent>),
+}
+
+impl<'de> Deserialize<'de> for RawAgents {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawAgents;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of agents (agents = 8) or [[agents]] tables")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<RawAgents, E> {
+                Ok(RawAgents::Count(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<RawAgents, E> {
+                Ok(RawAgents::Count(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawAgents, A::Error> {
+                let mut list = Vec::new();
+                while let Some(a) = seq.next_element::<RawAgent>()? {
+                    list.push(a);
+                }
+                Ok(RawAgents::List(list))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScaling {
+    agents: Option<Spanned<Vec<Spanned<i64>>>>,
+    max_agents: Option<Spanned<i64>>,
 }
 
 fn default_warmup_tokens() -> u32 {
@@ -138,7 +184,49 @@ pub struct Config {
     pub settings: CallSettings,
     pub simulator: Option<SimSettings>,
     pub endpoints: Vec<Endpoint>,
+    /// The agents of every cell: the templates, already replicated when `agents = N`.
     pub agents: Vec<AgentTemplate>,
+    /// `[scaling]`: the agent counts a scaling sweep runs each cell at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<Scaling>,
+}
+
+/// A scaling sweep: every cell runs at each agent count (the count is part of the cell).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scaling {
+    /// Agent counts, ascending, distinct.
+    pub agents: Vec<usize>,
+}
+
+impl Config {
+    /// The agent counts cells run at: the sweep's, or `[None]` (the configured agents as they are).
+    pub fn agent_counts(&self) -> Vec<Option<usize>> {
+        match &self.scaling {
+            Some(s) => s.agents.iter().map(|&n| Some(n)).collect(),
+            None => vec![None],
+        }
+    }
+
+    /// The agent templates of a cell with `count` agents (`None`: as configured): the
+    /// configured templates replicated round-robin (ids `{id}-{i}`, seeds base + i,
+    /// endpoints round-robin).
+    pub fn templates_for(&self, count: Option<usize>) -> Vec<AgentTemplate> {
+        match count {
+            None => self.agents.clone(),
+            Some(n) => replicate(&self.agents, n, &self.endpoints, self.options.seed),
+        }
+    }
+}
+
+/// Powers of two from 1 up to `max`, and `max` itself when it is not one.
+pub fn powers_of_two_to(max: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = std::iter::successors(Some(1usize), |n| n.checked_mul(2))
+        .take_while(|&n| n <= max)
+        .collect();
+    if v.last() != Some(&max) && max > 0 {
+        v.push(max);
+    }
+    v
 }
 
 /// A config file's text and where it came from.
@@ -325,11 +413,92 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
         (None, false) => None,
     };
 
-    let agents = if raw.agents.is_empty() {
+    let check_count = |n: i64, span: std::ops::Range<usize>, what: &str| {
+        if (1..=MAX_AGENTS as i64).contains(&n) {
+            Ok(n as usize)
+        } else {
+            Err(src.error(
+                span,
+                format!("{what} = {n} is out of range"),
+                format!("an agent count is between 1 and {MAX_AGENTS}"),
+            ))
+        }
+    };
+    let (agent_count, raw_agents): (Option<usize>, &[RawAgent]) = match &raw.agents {
+        None => (None, &[]),
+        Some(a) => match a.get_ref() {
+            RawAgents::Count(n) => (Some(check_count(*n, a.span(), "agents")?), &[]),
+            RawAgents::List(list) if list.is_empty() => {
+                return Err(src.error(
+                    a.span(),
+                    "agents is an empty list",
+                    "define agents with [[agents]] tables, or give a count: agents = 8",
+                ))
+            }
+            RawAgents::List(list) => (None, list.as_slice()),
+        },
+    };
+    let scaling = match &raw.scaling {
+        None => None,
+        Some(sc) => {
+            if let (Some(n), Some(a)) = (agent_count, &raw.agents) {
+                return Err(src.error(
+                    a.span(),
+                    format!("agents = {n} and [scaling] both set the number of agents"),
+                    "drop `agents = N` (the sweep replicates the agents itself), or drop [scaling]",
+                ));
+            }
+            let s = sc.get_ref();
+            let counts =
+                match (&s.agents, &s.max_agents) {
+                    (Some(_), Some(m)) => return Err(src.error(
+                        m.span(),
+                        "[scaling] sets both agents and max_agents",
+                        "use agents = [1, 2, 4] for a list, or max_agents = 64 for powers of two",
+                    )),
+                    (None, None) => {
+                        return Err(src.error(
+                            sc.span(),
+                            "[scaling] names no agent counts",
+                            "add agents = [1, 2, 4, 8] or max_agents = 64",
+                        ))
+                    }
+                    (None, Some(m)) => {
+                        powers_of_two_to(check_count(*m.get_ref(), m.span(), "max_agents")?)
+                    }
+                    (Some(list), None) => {
+                        if list.get_ref().is_empty() {
+                            return Err(src.error(
+                                list.span(),
+                                "[scaling] agents is an empty list",
+                                "e.g. agents = [1, 2, 4, 8]",
+                            ));
+                        }
+                        let mut counts: Vec<usize> = Vec::new();
+                        for n in list.get_ref() {
+                            let c = check_count(*n.get_ref(), n.span(), "agents")?;
+                            if counts.contains(&c) {
+                                return Err(src.error(
+                                    n.span(),
+                                    format!("agent count {c} is listed twice"),
+                                    "list each count once",
+                                ));
+                            }
+                            counts.push(c);
+                        }
+                        counts.sort_unstable();
+                        counts
+                    }
+                };
+            Some(Scaling { agents: counts })
+        }
+    };
+
+    let agents = if raw_agents.is_empty() {
         seed_agents(&endpoints)
     } else {
         let mut agents: Vec<AgentTemplate> = Vec::new();
-        for a in &raw.agents {
+        for a in raw_agents {
             let id = a.id.get_ref().clone();
             if agents.iter().any(|x| x.id == id) {
                 return Err(src.error(
@@ -371,6 +540,11 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
             });
         }
         agents
+    };
+    let base_seed = raw.options.as_ref().and_then(|o| o.get_ref().seed);
+    let agents = match agent_count {
+        Some(n) => replicate(&agents, n, &endpoints, base_seed),
+        None => agents,
     };
 
     let backends = raw.backends.as_ref().and_then(|list| {
@@ -424,6 +598,7 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
         simulator,
         endpoints,
         agents,
+        scaling,
     })
 }
 
@@ -555,6 +730,67 @@ url = "http://127.0.0.1:11435"
     fn temperature_range_checked() {
         let e = parse_str(&OK.replace("seed = 42", "seed = 42\ntemperature = 5.0")).unwrap_err();
         assert!(e.message.contains("temperature"), "{e}");
+    }
+
+    #[test]
+    fn agent_count_replicates_seed_agents_round_robin() {
+        let c = parse_str(&OK.replace("runs = 2", "runs = 2\nagents = 5")).unwrap();
+        assert_eq!(c.agents.len(), 5);
+        assert_eq!(c.agents[3].id, "insight-3");
+        assert_eq!(c.agents[3].options.seed, Some(45));
+        assert_eq!(c.agents[2].endpoint.name, "a");
+        assert_eq!(c.agents[3].endpoint.name, "b");
+        assert_eq!(c.agent_counts(), vec![None]);
+    }
+
+    #[test]
+    fn agent_count_out_of_range_is_located() {
+        let e = parse_str(&OK.replace("runs = 2", "runs = 2\nagents = 0")).unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("agents = 0"), "{e}");
+        let e = parse_str(&OK.replace("runs = 2", "runs = 2\nagents = \"many\"")).unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+    }
+
+    #[test]
+    fn custom_agents_still_parse_as_tables() {
+        let agent = "\n[[agents]]\nid = \"x\"\nendpoint = \"b\"\ncalls = [{ name = \"c\", prompt = \"p\" }]\n";
+        let c = parse_str(&format!("{OK}{agent}")).unwrap();
+        assert_eq!(c.agents.len(), 1);
+        assert_eq!(c.agents[0].endpoint.name, "b");
+        let text =
+            format!("{OK}\n[[agents]]\nid = \"x\"\nendpoint = \"b\"\nbogus = 1\ncalls = []\n");
+        let e = parse_str(&text).unwrap_err();
+        assert!(e.message.contains("bogus"), "{e}");
+        assert_eq!(e.line, 19, "{e}");
+    }
+
+    #[test]
+    fn scaling_sweeps_agent_counts() {
+        let c = parse_str(&format!("{OK}\n[scaling]\nmax_agents = 8\n")).unwrap();
+        let counts = c.agent_counts();
+        assert_eq!(counts, vec![Some(1), Some(2), Some(4), Some(8)]);
+        let t = c.templates_for(Some(8));
+        assert_eq!(t.len(), 8);
+        assert_eq!(t[7].id, "insight-7");
+        assert_eq!(c.templates_for(None).len(), 2);
+        let c = parse_str(&format!("{OK}\n[scaling]\nagents = [4, 1]\n")).unwrap();
+        assert_eq!(c.scaling.unwrap().agents, vec![1, 4]);
+        assert_eq!(powers_of_two_to(12), vec![1, 2, 4, 8, 12]);
+    }
+
+    #[test]
+    fn scaling_errors_are_located() {
+        let e = parse_str(&format!("{OK}\n[scaling]\nagents = [1, 2, 2]\n")).unwrap_err();
+        assert_eq!(e.line, 17, "{e}");
+        assert!(e.message.contains("twice"), "{e}");
+        let e = parse_str(&format!("{OK}\n[scaling]\nmax_agents = 0\n")).unwrap_err();
+        assert!(e.message.contains("max_agents = 0"), "{e}");
+        let e = parse_str(&format!("{OK}\n[scaling]\n")).unwrap_err();
+        assert!(e.message.contains("no agent counts"), "{e}");
+        let both = OK.replace("runs = 2", "runs = 2\nagents = 4");
+        let e = parse_str(&format!("{both}\n[scaling]\nmax_agents = 4\n")).unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
     }
 
     #[test]

@@ -1,0 +1,531 @@
+//! `chimeraforge overhead`: the instrument's own cost, with the simulator as a null model.
+//!
+//! Each backend runs in a child process against simulators in this (parent) process, so
+//! the child's getrusage is the client's alone. Probes:
+//! - `fixed` profile (TTFT exactly 50 ms, 100 tok/s, ideal device): TTFT bias = measured
+//!   TTFT − 50 ms at N = 1, 2, 8, 64 (and 1,024); efficiency on the ideal device at N = 2, 8, 64.
+//! - `null` profile (tokens as fast as the client reads): ingest ceiling = output tokens /
+//!   client CPU-seconds of the concurrent phase, at N = 1 and 64.
+//! - memory: peak RSS of the same small concurrent-only run at N = 1, 64 and 1,024; the
+//!   difference divided by the extra agents is the memory per extra concurrent agent.
+
+use crate::backends::ChildJob;
+use crate::matrix::run_child;
+use chimeraforge_core::api::ApiKind;
+use chimeraforge_core::call::CallSettings;
+use chimeraforge_core::metrics::percentiles;
+use chimeraforge_core::protocol::RunPlan;
+use chimeraforge_core::record::{Phase, RunRecord};
+use chimeraforge_core::workload::{
+    replicate, AgentTemplate, CallSpec, Endpoint, ModelOptions, Scenario,
+};
+use chimeraforge_core::ClientOptions;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::Path;
+
+const MODEL: &str = "gemma3:latest";
+/// The `fixed` profile's scheduled TTFT, ms.
+const FIXED_TTFT_MS: f64 = 50.0;
+
+/// One measurement: a run shape on one simulator profile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    pub name: &'static str,
+    pub profile: &'static str,
+    pub agents: usize,
+    pub calls: usize,
+    pub num_predict: u32,
+    pub concurrent_only: bool,
+    pub runs: u32,
+}
+
+/// The probes, in the order they run. `quick` runs each once, with shorter streams.
+pub fn probes(quick: bool) -> Vec<Probe> {
+    let runs = if quick { 1 } else { 2 };
+    let p = |name, profile, agents, calls, num_predict, concurrent_only, runs| Probe {
+        name,
+        profile,
+        agents,
+        calls,
+        num_predict,
+        concurrent_only,
+        runs,
+    };
+    vec![
+        p("ttft-1", "fixed", 1, 8, 8, false, runs),
+        p("ideal-2", "fixed", 2, 4, 24, false, runs),
+        p("ideal-8", "fixed", 8, 2, 24, false, runs),
+        p("ideal-64", "fixed", 64, 1, 16, false, runs),
+        p("mem-1", "fixed", 1, 1, 4, true, 1),
+        p("mem-64", "fixed", 64, 1, 4, true, 1),
+        p("mem-1024", "fixed", 1024, 1, 4, true, 1),
+        p(
+            "ingest-1",
+            "null",
+            1,
+            2,
+            if quick { 20_000 } else { 50_000 },
+            true,
+            runs,
+        ),
+        p(
+            "ingest-64",
+            "null",
+            64,
+            1,
+            if quick { 1_000 } else { 2_000 },
+            true,
+            runs,
+        ),
+    ]
+}
+
+/// The child job of one probe run against the simulator at `base_url`.
+pub fn job(backend: &str, probe: &Probe, base_url: &str, run_index: u32) -> ChildJob {
+    let endpoint = Endpoint {
+        name: "sim".into(),
+        base_url: base_url.to_owned(),
+        api: ApiKind::Ollama,
+        api_key_env: None,
+    };
+    let template = AgentTemplate {
+        id: "probe".into(),
+        label: "probe".into(),
+        system: String::new(),
+        endpoint: endpoint.clone(),
+        options: ModelOptions::default(),
+        calls: (0..probe.calls)
+            .map(|i| CallSpec {
+                name: format!("call{i}"),
+                prompt: "Say something.".into(),
+            })
+            .collect(),
+    };
+    let base = ModelOptions {
+        num_predict: Some(probe.num_predict),
+        ..Default::default()
+    };
+    let agents = replicate(&[template], probe.agents, &[endpoint], None)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut t)| {
+            // One option set for every agent, so the warm-up is one call, not N.
+            t.options.seed = None;
+            t.instantiate(MODEL, Scenario::ChimeraHomo, i, &base)
+        })
+        .collect();
+    let mut plan = RunPlan::alternating(run_index, agents, 4, CallSettings::default());
+    plan.concurrent_only = probe.concurrent_only;
+    ChildJob {
+        backend: backend.to_owned(),
+        model: MODEL.into(),
+        scenario: Scenario::ChimeraHomo,
+        client: ClientOptions::default(),
+        plan,
+    }
+}
+
+/// Everything measured for one backend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackendOverhead {
+    pub backend: String,
+    pub worker_threads: usize,
+    /// (N, p50, p99, max, samples): measured TTFT − 50 ms on `fixed`, ms.
+    pub ttft_bias_ms: Vec<TtftBias>,
+    /// (N, mean measured efficiency over runs) on the ideal device.
+    pub efficiency: Vec<(usize, f64)>,
+    /// (N, output tokens per client CPU-second, client CPU-s per wall-s) on `null`.
+    pub ingest: Vec<Ingest>,
+    /// (N, peak RSS KiB) of the same small run.
+    pub peak_rss_kib: Vec<(usize, u64)>,
+    /// Problems: failed runs, client-bound warnings.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TtftBias {
+    pub agents: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub samples: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ingest {
+    pub agents: usize,
+    pub tokens_per_cpu_s: f64,
+    pub busy_cores: f64,
+    pub tokens: u64,
+}
+
+impl BackendOverhead {
+    /// Extra KiB per extra concurrent agent, from N=1 to `n`.
+    pub fn kib_per_agent(&self, n: usize) -> Option<f64> {
+        let at = |k: usize| self.peak_rss_kib.iter().find(|(a, _)| *a == k).map(|x| x.1);
+        Some((at(n)? as f64 - at(1)? as f64) / (n - 1) as f64)
+    }
+
+    fn bias(&self, n: usize) -> Option<&TtftBias> {
+        self.ttft_bias_ms.iter().find(|b| b.agents == n)
+    }
+
+    fn eff(&self, n: usize) -> Option<f64> {
+        self.efficiency.iter().find(|e| e.0 == n).map(|e| e.1)
+    }
+
+    fn ingest_at(&self, n: usize) -> Option<&Ingest> {
+        self.ingest.iter().find(|i| i.agents == n)
+    }
+}
+
+/// Fold one probe's records into `out`.
+pub fn absorb(out: &mut BackendOverhead, probe: &Probe, records: &[RunRecord]) {
+    let ok: Vec<&RunRecord> = records.iter().filter(|r| r.is_ok()).collect();
+    for r in records.iter().filter(|r| !r.is_ok()) {
+        out.notes.push(format!(
+            "{}: run {} failed: {:?}",
+            probe.name, r.run_index, r.status
+        ));
+    }
+    if let Some(r) = ok.first() {
+        out.worker_threads = r.runtime.worker_threads;
+    }
+    for r in &ok {
+        if let Some(w) = crate::scaling::bottleneck_warning(r) {
+            out.notes.push(format!("{}: {w}", probe.name));
+        }
+    }
+    if ok.is_empty() {
+        return;
+    }
+    let n = probe.agents;
+    if probe.profile == "fixed" {
+        // Concurrent-phase TTFTs; at N = 1 the sequential phase is the same situation.
+        let mut bias: Vec<f64> = ok
+            .iter()
+            .flat_map(|r| {
+                r.concurrent
+                    .iter()
+                    .chain(r.sequential.iter().filter(|_| n == 1))
+            })
+            .flat_map(|p| p.agents.iter().flat_map(|a| &a.calls))
+            .filter_map(|c| c.ttft_ms)
+            .map(|t| t - FIXED_TTFT_MS)
+            .collect();
+        bias.sort_by(f64::total_cmp);
+        if let Some(p) = percentiles(&bias) {
+            if out.bias(n).is_none() {
+                out.ttft_bias_ms.push(TtftBias {
+                    agents: n,
+                    p50_ms: p.p50,
+                    p99_ms: p.p99,
+                    max_ms: p.max,
+                    samples: bias.len(),
+                });
+            }
+        }
+        let effs: Vec<f64> = ok
+            .iter()
+            .filter_map(|r| r.metrics.as_ref())
+            .map(|m| m.efficiency.value)
+            .collect();
+        if !effs.is_empty() && n > 1 {
+            out.efficiency
+                .push((n, effs.iter().sum::<f64>() / effs.len() as f64));
+        }
+        if probe.name.starts_with("mem-") {
+            let rss = ok
+                .iter()
+                .filter_map(|r| r.client.as_ref())
+                .map(|c| c.peak_rss_kib)
+                .max()
+                .unwrap_or(0);
+            out.peak_rss_kib.push((n, rss));
+        }
+    } else {
+        let (mut tokens, mut cpu, mut wall) = (0u64, 0.0, 0.0);
+        for c in ok.iter().filter_map(|r| r.client.as_ref()) {
+            for p in c.phases.iter().filter(|p| p.phase == Phase::Concurrent) {
+                tokens += p.output_tokens;
+                cpu += p.cpu_s();
+                wall += p.wall_s;
+            }
+        }
+        if cpu > 0.0 && wall > 0.0 {
+            out.ingest.push(Ingest {
+                agents: n,
+                tokens_per_cpu_s: tokens as f64 / cpu,
+                busy_cores: cpu / wall,
+                tokens,
+            });
+        }
+    }
+    out.ttft_bias_ms.sort_by_key(|b| b.agents);
+}
+
+/// Run every probe on `backend`, each run its own child of `exe`. `progress` gets a line per run.
+pub fn measure_backend(
+    exe: &Path,
+    backend: &str,
+    quick: bool,
+    mut progress: impl FnMut(&str),
+    mut keep: impl FnMut(&RunRecord),
+) -> anyhow::Result<BackendOverhead> {
+    let mut out = BackendOverhead {
+        backend: backend.to_owned(),
+        ..Default::default()
+    };
+    for probe in probes(quick) {
+        let mut cfg = chimeraforge_sim::SimConfig::profile(probe.profile)?;
+        // Two server threads: the simulator must not be what limits 1,024 streams.
+        cfg.worker_threads = 2;
+        let sim = chimeraforge_sim::SimServer::start(cfg, chimeraforge_sim::loopback(0))?;
+        let mut records = Vec::new();
+        for run_index in 0..probe.runs {
+            let job = job(backend, &probe, &sim.base_url(), run_index);
+            match run_child(exe, &job) {
+                Ok(r) => {
+                    progress(&format!(
+                        "{backend:<14} {:<10} N={:<5} run {} {}",
+                        probe.name,
+                        probe.agents,
+                        run_index + 1,
+                        if r.is_ok() { "ok" } else { "FAILED" }
+                    ));
+                    keep(&r);
+                    records.push(r);
+                }
+                Err(e) => {
+                    progress(&format!(
+                        "{backend:<14} {:<10} child failed: {e}",
+                        probe.name
+                    ));
+                    out.notes.push(format!("{}: {e}", probe.name));
+                }
+            }
+        }
+        sim.shutdown();
+        absorb(&mut out, &probe, &records);
+    }
+    Ok(out)
+}
+
+fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map_or("-".into(), f)
+}
+
+/// The markdown section: one table per measurement, with the targets beside them.
+pub fn markdown(results: &[BackendOverhead]) -> String {
+    let mut s = String::new();
+    let cores = crate::scaling::cores();
+    let _ = writeln!(
+        s,
+        "## Client overhead (the simulator as a null model)\n\n\
+         Each backend ran in its own child process against simulators in the parent, on a \
+         machine with {cores} core(s); client CPU and memory are the child's getrusage, \
+         sampled between phases. Server and client share the machine.\n"
+    );
+    let _ = writeln!(
+        s,
+        "### TTFT bias: measured TTFT − scheduled 50 ms (`fixed`), ms (target p99 < 1 ms at N = 64)\n"
+    );
+    let ns = [1usize, 2, 8, 64, 1024];
+    let _ = write!(s, "| backend |");
+    for n in ns {
+        let _ = write!(s, " N={n} p50 | N={n} p99 |");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(ns.len() * 2));
+    for r in results {
+        let _ = write!(s, "| {} |", r.backend);
+        for n in ns {
+            let b = r.bias(n);
+            let _ = write!(
+                s,
+                " {} | {} |",
+                opt(b.map(|b| b.p50_ms), |v| format!("{v:.2}")),
+                opt(b.map(|b| b.p99_ms), |v| format!("{v:.2}"))
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "\n### Ideal-device efficiency (measured speedup / N; targets ≥ 99% at N = 2, ≥ 98% at N = 64)\n\n\
+         | backend | N=2 | N=8 | N=64 |\n|---|---:|---:|---:|"
+    );
+    for r in results {
+        let e = |n| opt(r.eff(n), |v| format!("{:.2}%", v * 100.0));
+        let _ = writeln!(s, "| {} | {} | {} | {} |", r.backend, e(2), e(8), e(64));
+    }
+    let _ = writeln!(
+        s,
+        "\n### Ingest ceiling on `null`: output tokens per client CPU-second (targets: best ≥ 500,000, every backend ≥ 100,000)\n\n\
+         | backend | poll threads | N=1 tok/CPU-s | N=1 busy cores | N=64 tok/CPU-s | N=64 busy cores |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for r in results {
+        let i = |n| r.ingest_at(n);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.backend,
+            r.worker_threads,
+            opt(i(1).map(|x| x.tokens_per_cpu_s), |v| format!("{v:.0}")),
+            opt(i(1).map(|x| x.busy_cores), |v| format!("{v:.2}")),
+            opt(i(64).map(|x| x.tokens_per_cpu_s), |v| format!("{v:.0}")),
+            opt(i(64).map(|x| x.busy_cores), |v| format!("{v:.2}")),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n### Memory per extra concurrent agent (peak RSS; target < 256 KiB; 1,024 agents on one client)\n\n\
+         | backend | RSS N=1 | RSS N=64 | RSS N=1024 | KiB/agent to 64 | KiB/agent to 1024 |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for r in results {
+        let rss = |n: usize| {
+            r.peak_rss_kib
+                .iter()
+                .find(|x| x.0 == n)
+                .map_or("-".into(), |x| format!("{} KiB", x.1))
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.backend,
+            rss(1),
+            rss(64),
+            rss(1024),
+            opt(r.kib_per_agent(64), |v| format!("{v:.1}")),
+            opt(r.kib_per_agent(1024), |v| format!("{v:.1}")),
+        );
+    }
+    let notes: Vec<String> = results
+        .iter()
+        .flat_map(|r| r.notes.iter().map(move |n| format!("- {}: {n}", r.backend)))
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(s, "\n### Notes\n\n{}", notes.join("\n"));
+    }
+    s.push_str("\n### TTFT bias p99 against N\n\n");
+    s.push_str(&svg(results));
+    s.push('\n');
+    s
+}
+
+/// An inline SVG: TTFT bias p99 (ms, linear) against N (log2), one line per backend.
+pub fn svg(results: &[BackendOverhead]) -> String {
+    let (w, h, pad) = (560.0, 260.0, 40.0);
+    let max_y = results
+        .iter()
+        .flat_map(|r| r.ttft_bias_ms.iter().map(|b| b.p99_ms))
+        .fold(1.0f64, f64::max);
+    let x = |n: usize| pad + (n as f64).log2() / 10.0 * (w - 2.0 * pad);
+    let y = |v: f64| h - pad - v.max(0.0) / max_y * (h - 2.0 * pad);
+    let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"];
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#888\"/><line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{b}\" stroke=\"#888\"/>\n\
+         <text x=\"{pad}\" y=\"{t}\">TTFT bias p99, ms (max {max_y:.2})</text>\n",
+        b = h - pad,
+        r = w - pad,
+        t = pad - 8.0,
+    );
+    for n in [1usize, 2, 8, 64, 1024] {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">N={n}</text>",
+            x(n),
+            h - pad + 14.0
+        );
+    }
+    for (i, r) in results.iter().enumerate() {
+        let c = colors[i % colors.len()];
+        let pts: Vec<String> = r
+            .ttft_bias_ms
+            .iter()
+            .map(|b| format!("{:.1},{:.1}", x(b.agents), y(b.p99_ms)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{c}\">{}</text>",
+            pts.join(" "),
+            w - pad - 100.0,
+            pad + 14.0 * i as f64,
+            r.backend
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// The terminal table: one line per backend with the headline figures.
+pub fn table(results: &[BackendOverhead]) -> String {
+    let mut s = format!(
+        "{:<14} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}\n",
+        "backend",
+        "threads",
+        "bias50@1",
+        "bias99@64",
+        "bias99@1k",
+        "eff@2",
+        "eff@64",
+        "tok/CPU-s@1",
+        "tok/CPU-s@64",
+        "KiB/ag@64",
+        "KiB/ag@1k"
+    );
+    for r in results {
+        let _ = writeln!(
+            s,
+            "{:<14} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}",
+            r.backend,
+            r.worker_threads,
+            opt(r.bias(1).map(|b| b.p50_ms), |v| format!("{v:.2}ms")),
+            opt(r.bias(64).map(|b| b.p99_ms), |v| format!("{v:.2}ms")),
+            opt(r.bias(1024).map(|b| b.p99_ms), |v| format!("{v:.1}ms")),
+            opt(r.eff(2), |v| format!("{:.2}%", v * 100.0)),
+            opt(r.eff(64), |v| format!("{:.2}%", v * 100.0)),
+            opt(r.ingest_at(1).map(|i| i.tokens_per_cpu_s), |v| format!(
+                "{v:.0}"
+            )),
+            opt(r.ingest_at(64).map(|i| i.tokens_per_cpu_s), |v| format!(
+                "{v:.0}"
+            )),
+            opt(r.kib_per_agent(64), |v| format!("{v:.1}")),
+            opt(r.kib_per_agent(1024), |v| format!("{v:.1}")),
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_jobs_have_the_probe_shape() {
+        for p in probes(true) {
+            let j = job("tokio-default", &p, "http://127.0.0.1:1", 0);
+            assert_eq!(j.plan.agents.len(), p.agents);
+            assert_eq!(j.plan.agents[0].calls.len(), p.calls);
+            assert_eq!(j.plan.concurrent_only, p.concurrent_only);
+            assert_eq!(j.plan.agents[0].options.num_predict, Some(p.num_predict));
+            let ids: std::collections::BTreeSet<_> =
+                j.plan.agents.iter().map(|a| a.id.clone()).collect();
+            assert_eq!(ids.len(), p.agents, "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn kib_per_agent_divides_by_extra_agents() {
+        let o = BackendOverhead {
+            peak_rss_kib: vec![(1, 10_000), (64, 10_630)],
+            ..Default::default()
+        };
+        assert_eq!(o.kib_per_agent(64), Some(10.0));
+        assert_eq!(o.kib_per_agent(1024), None);
+        assert!(markdown(&[o]).contains("<svg"));
+    }
+}
