@@ -4,7 +4,13 @@
 pub mod backends;
 pub mod child;
 pub mod config;
+pub mod doctor;
+pub mod failures;
+pub mod interrupt;
 pub mod matrix;
+pub mod overhead;
 pub mod preflight;
+pub mod progress;
 pub mod results;
+pub mod scaling;
 pub mod summary;

@@ -1,9 +1,12 @@
 //! `chimeraforge`: run the dual-agent matrix across async runtimes and models, measured right.
 
-use chimeraforge::{backends, child, config, matrix, preflight, results, summary};
+use chimeraforge::{
+    backends, child, config, failures, interrupt, matrix, preflight, progress, results, summary,
+};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -15,7 +18,14 @@ const QUICKSTART_PATH: &str = "bench-configs/quickstart.toml";
 #[command(
     name = "chimeraforge",
     version,
-    about = "Measure how the client's async runtime and the model shape concurrent multi-agent LLM workloads."
+    about = "Measure how the client's async runtime and the model shape concurrent multi-agent LLM workloads.",
+    after_help = "Start here:
+  chimeraforge bench                    # the quickstart: embedded simulators, < 1 minute
+  chimeraforge doctor CONFIG            # check the servers of a config before benching it
+  chimeraforge bench CONFIG             # measure it; results/<UTC time>-<name>/
+  chimeraforge completions bash|zsh|fish
+
+Docs: README.md, docs/methodology.md, docs/configs.md, docs/results-schema.md"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,6 +40,15 @@ enum Cmd {
     ///   chimeraforge bench                      # quickstart on the embedded simulator
     ///   chimeraforge bench bench-configs/tr116.toml --backends tokio-default,smol-1kb
     ///   chimeraforge bench --backends list      # the backends this binary contains
+    ///   chimeraforge bench --resume results/20260101T120000Z-quickstart
+    ///
+    /// Every run's record is appended to runs.jsonl and synced to disk as it ends; a failed
+    /// run is recorded with its cause and the matrix goes on (measured calls are never retried).
+    /// Ctrl-C once: the run in flight finishes, the summary is written, exit 130.
+    /// Ctrl-C twice: the run in flight is stopped (it leaves no record), exit 130.
+    /// Either way `--resume DIR` runs what is missing.
+    /// Exit codes: 0 every run ok; 1 some run failed or left no record (0 with
+    /// --allow-failures); 2 bad input or setup; 130 interrupted.
     #[command(verbatim_doc_comment)]
     Bench {
         /// Config file (TOML). Default: bench-configs/quickstart.toml.
@@ -46,9 +65,24 @@ enum Cmd {
         /// Print the matrix and its run order, contact no server, write nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Exit 0 even when some runs failed.
+        /// Exit 0 even when some runs failed (failed runs are recorded either way).
         #[arg(long)]
         allow_failures: bool,
+        /// Finish an interrupted matrix in results directory DIR: run exactly the slots
+        /// (cell + run index) that have no record in DIR/runs.jsonl, appending to it.
+        /// Uses the config recorded in DIR/manifest.json; a config file given too must be
+        /// identical to it. Failed runs are recorded outcomes and count as done (they are
+        /// not retried); runs whose child crashed left no record and run again.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["backends", "runs", "out"])]
+        resume: Option<PathBuf>,
+        /// No live progress and no line per run (the default when stdout is not a terminal).
+        #[arg(long, short)]
+        quiet: bool,
+        /// At the end, print a JSON summary on stdout (per cell: n, mean/std/min/max of
+        /// speedup, efficiency, estimated efficiency, TTFT, tok/s; failures; the results
+        /// directory); everything else goes to stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// Serve the simulated Ollama/OpenAI server until Ctrl-C.
     ///
@@ -69,6 +103,52 @@ enum Cmd {
     },
     /// List the backends this binary contains.
     Backends,
+    /// Check a config's servers before benching: up, API, version, models, settings.
+    ///
+    /// For each endpoint: reachable, API dialect, server version, models present and loaded,
+    /// layers; then settings that would spoil the measurement (agents sharing a server,
+    /// options that force model reloads, num_gpu beyond a model's layers, options an
+    /// OpenAI-compatible endpoint does not get). Every problem says what to do next.
+    /// Exit 0 when every endpoint is reachable and nothing is an error, 1 otherwise.
+    ///
+    /// Examples:
+    ///   chimeraforge doctor                            # the quickstart (embedded simulators)
+    ///   chimeraforge doctor bench-configs/tr116.toml   # two Ollama servers on 11434/11435
+    #[command(verbatim_doc_comment)]
+    Doctor {
+        /// Config file (TOML). Default: bench-configs/quickstart.toml.
+        config: Option<PathBuf>,
+    },
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   chimeraforge completions bash > ~/.local/share/bash-completion/completions/chimeraforge
+    ///   chimeraforge completions zsh  > ~/.zfunc/_chimeraforge    # with fpath+=~/.zfunc
+    ///   chimeraforge completions fish > ~/.config/fish/completions/chimeraforge.fish
+    #[command(verbatim_doc_comment)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Measure the instrument's own cost per backend against in-process simulators: TTFT
+    /// bias on `fixed` at N = 1..1024, ideal-device efficiency, ingest ceiling (tokens per
+    /// client CPU-second on `null`), memory per extra concurrent agent.
+    ///
+    /// Examples:
+    ///   chimeraforge overhead                              # every backend in this build
+    ///   chimeraforge overhead --backends tokio-default --quick
+    #[command(verbatim_doc_comment)]
+    Overhead {
+        /// `all` or a comma-separated list of backends.
+        #[arg(long, default_value = "all")]
+        backends: String,
+        /// Results directory. Default: results/<UTC timestamp>-overhead/.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// One run per probe, shorter streams (about a minute per backend).
+        #[arg(long)]
+        quick: bool,
+    },
     /// (internal) Run one job read from stdin in this process.
     #[command(hide = true)]
     Child,
@@ -84,6 +164,9 @@ fn main() -> ExitCode {
             runs,
             dry_run,
             allow_failures,
+            resume,
+            quiet,
+            json,
         } => bench(BenchArgs {
             config,
             backends,
@@ -91,6 +174,8 @@ fn main() -> ExitCode {
             runs,
             dry_run,
             allow_failures,
+            resume,
+            output: progress::OutputMode::detect(quiet, json),
         }),
         Cmd::Sim {
             port,
@@ -99,12 +184,24 @@ fn main() -> ExitCode {
             device,
         } => sim(&host, port, &profile, &device),
         Cmd::Backends => {
-            for name in backends::compiled_names() {
-                println!("{name}");
+            for line in backends::listing() {
+                println!("{line}");
             }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Child => child::main().map(|_| ExitCode::SUCCESS),
+        Cmd::Overhead {
+            backends,
+            out,
+            quick,
+        } => overhead(&backends, out, quick),
+        Cmd::Doctor { config } => doctor(config.as_deref()),
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "chimeraforge", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -133,6 +230,8 @@ struct BenchArgs {
     runs: Option<u32>,
     dry_run: bool,
     allow_failures: bool,
+    resume: Option<PathBuf>,
+    output: progress::OutputMode,
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<(config::Source, config::Config)> {
@@ -151,7 +250,7 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<(config::Source, config::C
 }
 
 fn select_backends(cli: Option<&str>, cfg: &config::Config) -> anyhow::Result<Option<Vec<String>>> {
-    let compiled = backends::compiled_names();
+    let compiled = backends::selectable_names();
     let wanted: Vec<String> = match cli {
         Some("list") => return Ok(None),
         Some("all") => compiled.iter().map(|s| s.to_string()).collect(),
@@ -166,6 +265,9 @@ fn select_backends(cli: Option<&str>, cfg: &config::Config) -> anyhow::Result<Op
         },
     };
     for b in &wanted {
+        if backends::is_external(b) {
+            backends::external_python(b).map_err(anyhow::Error::msg)?;
+        }
         if !compiled.contains(&b.as_str()) {
             let known = backends::ALL_NAMES.contains(&b.as_str());
             bail!(
@@ -191,21 +293,33 @@ fn select_backends(cli: Option<&str>, cfg: &config::Config) -> anyhow::Result<Op
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let (source, mut cfg) = load_config(args.config.as_deref())?;
-    if let Some(r) = args.runs {
-        if r == 0 {
-            bail!("--runs 0 would measure nothing\n  hint: pass --runs 1 or more");
-        }
-        cfg.runs = r;
-    }
-    let Some(backend_names) = select_backends(args.backends.as_deref(), &cfg)? else {
-        for name in backends::compiled_names() {
-            println!("{name}");
-        }
-        return Ok(ExitCode::SUCCESS);
+    // Resuming: the matrix is the one recorded in the directory, not a new one.
+    let resumed = match &args.resume {
+        Some(dir) => Some((dir.clone(), results::read_manifest(dir)?)),
+        None => None,
     };
-    let order = matrix::schedule(&cfg, &backend_names);
-    println!(
+    let (source, cfg, backend_names, order) = match &resumed {
+        Some((dir, manifest)) => recorded_matrix(args.config.as_deref(), dir, manifest)?,
+        None => {
+            let (source, mut cfg) = load_config(args.config.as_deref())?;
+            if let Some(r) = args.runs {
+                if r == 0 {
+                    bail!("--runs 0 would measure nothing\n  hint: pass --runs 1 or more");
+                }
+                cfg.runs = r;
+            }
+            let Some(backend_names) = select_backends(args.backends.as_deref(), &cfg)? else {
+                for line in backends::listing() {
+                    println!("{line}");
+                }
+                return Ok(ExitCode::SUCCESS);
+            };
+            let order = matrix::schedule(&cfg, &backend_names);
+            (source, cfg, backend_names, order)
+        }
+    };
+    let output = args.output;
+    output.note(&format!(
         "chimeraforge {}: config {} ({}), {} backends × {} models × {} scenarios × {} runs = {} runs",
         env!("CARGO_PKG_VERSION"),
         cfg.name,
@@ -215,15 +329,36 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         cfg.scenarios.len(),
         cfg.runs,
         order.len()
-    );
+    ));
     if args.dry_run {
+        // A dry run writes nothing, so a resumed directory is read without repairing it.
+        let done: HashSet<matrix::Slot> = match &resumed {
+            Some((dir, _)) => results::read_runs(dir)?
+                .0
+                .iter()
+                .map(matrix::Slot::of)
+                .collect(),
+            None => HashSet::new(),
+        };
         println!(
-            "order (interleaved{}):",
+            "order (interleaved{}){}:",
             cfg.shuffle_seed
                 .map(|s| format!(", shuffled with seed {s}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if resumed.is_some() {
+                format!(
+                    ", {} of {} still to run",
+                    order.iter().filter(|s| !done.contains(s)).count(),
+                    order.len()
+                )
+            } else {
+                String::new()
+            }
         );
         for (i, s) in order.iter().enumerate() {
+            if done.contains(s) {
+                continue;
+            }
             println!(
                 "  {:>4}. {:<14} {:<24} {:<19} run {}",
                 i + 1,
@@ -243,79 +378,292 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         servers.push(preflight::check(ep, &models)?);
     }
 
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let out_dir = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("results").join(format!("{}-{}", results::utc_stamp(started), cfg.name))
-    });
-    let mut manifest = serde_json::json!({
-        "schema_version": chimeraforge_core::record::SCHEMA_VERSION,
-        "tool": {
-            "name": "chimeraforge",
-            "version": env!("CARGO_PKG_VERSION"),
-            "git_revision": env!("CHIMERAFORGE_GIT_REV"),
-            "rustc": env!("CHIMERAFORGE_RUSTC"),
-            "backends_in_build": backends::compiled_names(),
-        },
-        "config_path": source.path.display().to_string(),
-        "config_text": source.text,
-        "config_fnv1a64": format!("{:016x}", fnv1a64(source.text.as_bytes())),
-        "config": cfg,
-        "backends": backend_names,
-        "order": order,
-        "host": host_facts(),
-        "servers": servers,
-        "simulated_endpoints": cfg.endpoints.iter().filter(|e| e.base_url == config::SIM_URL).map(|e| &e.name).collect::<Vec<_>>(),
-        "started_utc": results::utc_stamp(started),
-    });
-    let mut dir = results::ResultsDir::create(&out_dir, &manifest)?;
-    println!("results: {}", out_dir.display());
+    let started = unix_now_s();
+    let (out_dir, mut dir, mut manifest, mut records) = match resumed {
+        Some((out_dir, _)) => {
+            let reopened = results::ResultsDir::reopen(&out_dir)?;
+            for w in &reopened.warnings {
+                eprintln!("warning: {w}");
+            }
+            let mut manifest = reopened.manifest;
+            let mut sessions = manifest["sessions"].as_array().cloned().unwrap_or_default();
+            sessions.push(serde_json::json!({
+                "started_utc": results::utc_stamp(started),
+                "resumed": true,
+                "servers": servers,
+            }));
+            manifest["sessions"] = serde_json::json!(sessions);
+            reopened.dir.update_manifest(&manifest)?;
+            (out_dir, reopened.dir, manifest, reopened.records)
+        }
+        None => {
+            let out_dir = args.out.clone().unwrap_or_else(|| {
+                PathBuf::from("results").join(format!(
+                    "{}-{}",
+                    results::utc_stamp(started),
+                    cfg.name
+                ))
+            });
+            let manifest = serde_json::json!({
+                "schema_version": chimeraforge_core::record::SCHEMA_VERSION,
+                "tool": {
+                    "name": "chimeraforge",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "git_revision": env!("CHIMERAFORGE_GIT_REV"),
+                    "rustc": env!("CHIMERAFORGE_RUSTC"),
+                    "backends_in_build": backends::compiled_names(),
+                },
+                "config_path": source.path.display().to_string(),
+                "config_text": source.text,
+                "config_fnv1a64": format!("{:016x}", fnv1a64(source.text.as_bytes())),
+                "config": cfg,
+                "backends": backend_names,
+                "order": order,
+                "host": host_facts(),
+                "servers": servers,
+                "simulated_endpoints": cfg.endpoints.iter().filter(|e| e.base_url == config::SIM_URL).map(|e| &e.name).collect::<Vec<_>>(),
+                "started_utc": results::utc_stamp(started),
+                "sessions": [{"started_utc": results::utc_stamp(started), "resumed": false}],
+                "lost_runs": [],
+            });
+            let dir = results::ResultsDir::create(&out_dir, &manifest)?;
+            (out_dir, dir, manifest, Vec::new())
+        }
+    };
+    output.note(&format!("results: {}", out_dir.display()));
 
+    let done: HashSet<matrix::Slot> = records.iter().map(matrix::Slot::of).collect();
+    let todo: Vec<(usize, &matrix::Slot)> = order
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !done.contains(s))
+        .collect();
+    if args.resume.is_some() {
+        output.note(&format!(
+            "resuming: {} of {} runs recorded, {} to run",
+            order.len() - todo.len(),
+            order.len(),
+            todo.len()
+        ));
+    }
+
+    interrupt::install().context("cannot install the Ctrl-C handler")?;
     let exe = std::env::current_exe()
         .context("cannot find this program's path to start child processes")?;
-    let mut records = Vec::new();
-    let mut child_failures = Vec::new();
-    for (i, slot) in order.iter().enumerate() {
+    let mut lost: Vec<failures::LostRun> = Vec::new();
+    let mut aborted = false;
+    let mut progress =
+        progress::Progress::new(output, order.len(), order.len() - todo.len(), cfg.runs);
+    for &(i, slot) in &todo {
+        if interrupt::stop_requested() {
+            break;
+        }
+        progress.run_started(i, slot);
         let job = matrix::job_for(&cfg, &endpoints, slot);
         match matrix::run_child(&exe, &job) {
             Ok(record) => {
-                dir.append(&record)?;
-                println!("{}", summary::run_line(i + 1, order.len(), &record));
+                dir.append(&record).with_context(|| {
+                    format!(
+                        "cannot append run {} to {}/runs.jsonl; the record was: {}",
+                        i + 1,
+                        out_dir.display(),
+                        serde_json::to_string(&record).unwrap_or_default()
+                    )
+                })?;
+                progress.run_finished(&record);
+                if let Some(w) = chimeraforge::scaling::bottleneck_warning(&record) {
+                    progress.note(&format!("  warning: {w}"));
+                }
                 records.push(record);
             }
-            Err(e) => {
-                println!("[{}/{}] {e}", i + 1, order.len());
-                child_failures.push(e.to_string());
+            Err(failure) => {
+                let interrupted = failure.kind == matrix::ChildFailureKind::Interrupted;
+                progress.run_failed(&format!(
+                    "{} {} {} run {}: {failure}",
+                    slot.cell.backend,
+                    slot.cell.model,
+                    slot.cell.scenario.name(),
+                    slot.run_index + 1
+                ));
+                let entry = failures::LostRun {
+                    slot: slot.clone(),
+                    failure,
+                    at_utc: results::utc_stamp(unix_now_s()),
+                };
+                // Written at once: the manifest accounts for the lost run even if this
+                // process dies next.
+                let mut all = manifest["lost_runs"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                all.push(serde_json::to_value(&entry)?);
+                manifest["lost_runs"] = serde_json::json!(all);
+                dir.update_manifest(&manifest)?;
+                lost.push(entry);
+                if interrupted {
+                    aborted = true;
+                    break;
+                }
             }
         }
     }
+    progress.finish();
     drop(sims);
 
-    println!("\n{}", summary::cells_table(&records));
-    let failed_runs = records.iter().filter(|r| !r.is_ok()).count() + child_failures.len();
-    manifest["finished_utc"] = serde_json::json!(results::utc_stamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    ));
+    let interrupted = interrupt::stop_requested();
+    let recorded: HashSet<matrix::Slot> = records.iter().map(matrix::Slot::of).collect();
+    let missing = order.iter().filter(|s| !recorded.contains(s)).count();
+    let tally = failures::count(&records, &lost);
+    let now = results::utc_stamp(unix_now_s());
+    if let Some(last) = manifest["sessions"]
+        .as_array_mut()
+        .and_then(|s| s.last_mut())
+    {
+        last["finished_utc"] = serde_json::json!(now);
+        last["runs_attempted"] = serde_json::json!(todo.len().min(records.len() + lost.len()));
+        last["interrupted"] = serde_json::json!(interrupted);
+    }
+    manifest["finished_utc"] = serde_json::json!(now);
     manifest["runs_recorded"] = serde_json::json!(records.len());
-    manifest["runs_failed"] = serde_json::json!(failed_runs);
-    manifest["child_failures"] = serde_json::json!(child_failures);
+    manifest["runs_failed"] = serde_json::json!(tally.failed);
+    manifest["runs_missing"] = serde_json::json!(missing);
+    manifest["complete"] = serde_json::json!(missing == 0);
+    manifest["interrupted"] = serde_json::json!(interrupted);
     dir.update_manifest(&manifest)?;
-    println!(
-        "measured: speedup = Σ T_alone / T_concurrent from a real sequential phase; \"seed est%\" is the original report's formula, shown for comparison only."
-    );
-    println!("results written to {}", out_dir.display());
-    if failed_runs > 0 {
-        println!("{failed_runs} run(s) failed (see above and runs.jsonl)");
+    if aborted {
+        output.note(&format!(
+            "stopped by a second Ctrl-C: {} of {} runs recorded in {}\n  hint: finish with `chimeraforge bench --resume {}`",
+            records.len(),
+            order.len(),
+            out_dir.display(),
+            out_dir.display()
+        ));
+        return Ok(ExitCode::from(interrupt::EXIT_CODE));
+    }
+
+    if output.json {
+        let lost_text: Vec<String> = lost.iter().map(|l| l.failure.to_string()).collect();
+        let summary = summary::json_summary(&cfg.name, &out_dir, &records, &lost_text, order.len());
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("\n{}", summary::cells_table(&records));
+        if let Some(t) = chimeraforge::scaling::table(&records) {
+            println!("\n{t}");
+        }
+    }
+    let failures_text = tally.render();
+    if !failures_text.is_empty() {
+        output.note(failures_text.trim_end());
+    }
+    let has_report = <Cli as clap::CommandFactory>::command()
+        .find_subcommand("report")
+        .is_some();
+    output.note(summary::results_footer(&out_dir, has_report).trim_end());
+    if missing > 0 {
+        output.note(&format!(
+            "{missing} of {} runs have no record{}\n  hint: run them with `chimeraforge bench --resume {}`",
+            order.len(),
+            if interrupted { " (interrupted by Ctrl-C)" } else { "" },
+            out_dir.display()
+        ));
+    }
+    if interrupted {
+        return Ok(ExitCode::from(interrupt::EXIT_CODE));
+    }
+    if tally.failed > 0 {
+        output.note(&format!(
+            "{} run(s) failed (see above; failed runs are kept in runs.jsonl with their cause)\n  hint: `chimeraforge doctor CONFIG` checks every server",
+            tally.failed
+        ));
         if !args.allow_failures {
             return Ok(ExitCode::from(1));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn unix_now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The matrix recorded in a results directory being resumed: its config (which `config`,
+/// when given, must match exactly), backends and run order.
+fn recorded_matrix(
+    config: Option<&Path>,
+    dir: &Path,
+    manifest: &serde_json::Value,
+) -> anyhow::Result<(
+    config::Source,
+    config::Config,
+    Vec<String>,
+    Vec<matrix::Slot>,
+)> {
+    let manifest_path = dir.join(results::MANIFEST);
+    let recorded = manifest["config_fnv1a64"].as_str().with_context(|| {
+        format!(
+            "{} has no config_fnv1a64: not a manifest this version can resume",
+            manifest_path.display()
+        )
+    })?;
+    let source = match config {
+        Some(p) => {
+            let source = config::Source::read(p)?;
+            let given = format!("{:016x}", fnv1a64(source.text.as_bytes()));
+            if given != recorded {
+                bail!(
+                    "config {} differs from the one {} was started with (fnv1a64 {given}, recorded {recorded})\n  hint: resume without a config file to use the copy recorded in {}, or restore the original file; to measure with the new config, start a new results directory with --out",
+                    p.display(),
+                    dir.display(),
+                    manifest_path.display()
+                );
+            }
+            source
+        }
+        None => {
+            let text = manifest["config_text"]
+                .as_str()
+                .with_context(|| format!("{} has no config_text", manifest_path.display()))?;
+            if format!("{:016x}", fnv1a64(text.as_bytes())) != recorded {
+                bail!(
+                    "{}: config_text does not match config_fnv1a64 (was the manifest edited?)\n  hint: pass the original config file too: chimeraforge bench CONFIG --resume {}",
+                    manifest_path.display(),
+                    dir.display()
+                );
+            }
+            config::Source {
+                path: format!(
+                    "{} (as recorded in {})",
+                    manifest["config_path"].as_str().unwrap_or("config"),
+                    manifest_path.display()
+                )
+                .into(),
+                text: text.to_owned(),
+            }
+        }
+    };
+    let mut cfg = config::parse(&source)?;
+    // The recorded config carries the command-line overrides the matrix was started with.
+    if let Some(runs) = manifest["config"]["runs"].as_u64() {
+        cfg.runs = runs as u32;
+    }
+    let backend_names: Vec<String> = serde_json::from_value(manifest["backends"].clone())
+        .with_context(|| format!("{} has no readable backends list", manifest_path.display()))?;
+    let compiled = backends::compiled_names();
+    if let Some(b) = backend_names
+        .iter()
+        .find(|b| !compiled.contains(&b.as_str()))
+    {
+        bail!(
+            "{} was started with backend {b:?}, which this binary does not contain\n  hint: resume with a build that has it: `cargo build --release --features {b}`",
+            dir.display()
+        );
+    }
+    let order = serde_json::from_value(manifest["order"].clone())
+        .unwrap_or_else(|_| matrix::schedule(&cfg, &backend_names));
+    Ok((source, cfg, backend_names, order))
 }
 
 /// FNV-1a, 64-bit: a stable fingerprint of the config text (detects edits, not attacks).
@@ -348,4 +696,78 @@ fn host_facts() -> serde_json::Value {
         "cpu_model": cpu_model,
         "mem_total_kib": mem_kib,
     })
+}
+
+fn doctor(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (source, cfg) = load_config(config)?;
+    let (endpoints, sims) = matrix::start_simulators(&cfg)?;
+    let path = source.path.display().to_string();
+    let diagnosis = chimeraforge::doctor::diagnose(&cfg, &path, &endpoints);
+    drop(sims);
+    let arg = config.map(|p| p.display().to_string()).unwrap_or_default();
+    print!("{}", chimeraforge::doctor::render(&diagnosis, arg.trim()));
+    Ok(if diagnosis.healthy() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn overhead(list: &str, out: Option<PathBuf>, quick: bool) -> anyhow::Result<ExitCode> {
+    let compiled = backends::compiled_names();
+    let wanted: Vec<String> = if list == "all" {
+        compiled.iter().map(|s| s.to_string()).collect()
+    } else {
+        list.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    if let Some(b) = wanted.iter().find(|b| !compiled.contains(&b.as_str())) {
+        bail!(
+            "backend {b:?} is not in this build\n  hint: this binary contains: {}",
+            compiled.join(", ")
+        );
+    }
+    child::raise_open_files_limit();
+    let exe = std::env::current_exe()
+        .context("cannot find this program's path to start child processes")?;
+    let out_dir = out.unwrap_or_else(|| {
+        PathBuf::from("results").join(format!("{}-overhead", results::utc_stamp(unix_now_s())))
+    });
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let mut runs = std::fs::File::create(out_dir.join("runs.jsonl"))?;
+    let mut all = Vec::new();
+    for b in &wanted {
+        let measured = chimeraforge::overhead::measure_backend(
+            &exe,
+            b,
+            quick,
+            |line| println!("{line}"),
+            |r| {
+                use std::io::Write as _;
+                let _ = serde_json::to_writer(&mut runs, r);
+                let _ = runs.write_all(b"\n");
+            },
+        )?;
+        all.push(measured);
+    }
+    let md = chimeraforge::overhead::markdown(&all);
+    std::fs::write(out_dir.join("overhead.md"), &md)?;
+    std::fs::write(
+        out_dir.join("overhead.json"),
+        serde_json::to_vec_pretty(&all)?,
+    )?;
+    println!("\n{}", chimeraforge::overhead::table(&all));
+    for r in &all {
+        for n in &r.notes {
+            println!("note: {}: {n}", r.backend);
+        }
+    }
+    println!(
+        "written: {}/overhead.md, overhead.json, runs.jsonl",
+        out_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -22,7 +22,7 @@ pub struct ServerFacts {
 /// An endpoint that is down, or lacks a model.
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
-    #[error("endpoint {endpoint:?} at {url} is unreachable: {reason}\n  hint: start the server (e.g. `ollama serve`, `just serve-real`), or fix the url in the config")]
+    #[error("endpoint {endpoint:?} at {url} is unreachable: {reason}\n  hint: start the server (e.g. `ollama serve`, `just serve-real`), or fix the url in the config; `chimeraforge doctor CONFIG` checks every endpoint")]
     Unreachable {
         endpoint: String,
         url: String,
@@ -50,6 +50,30 @@ pub enum PreflightError {
 
 /// GET `url` with HTTP/1.0 (so the reply is never chunked); returns (status, body).
 pub fn http_get(url: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
+    http_request("GET", url, None, None, timeout)
+}
+
+/// GET `url` as [`http_get`] does, with `Authorization: Bearer KEY` when a key is given.
+pub fn http_get_with_key(
+    url: &str,
+    api_key: Option<&str>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), String> {
+    http_request("GET", url, None, api_key, timeout)
+}
+
+/// POST a JSON `body` to `url` with HTTP/1.0; returns (status, body).
+pub fn http_post_json(url: &str, body: &[u8], timeout: Duration) -> Result<(u16, Vec<u8>), String> {
+    http_request("POST", url, Some(body), None, timeout)
+}
+
+fn http_request(
+    method: &str,
+    url: &str,
+    body: Option<&[u8]>,
+    api_key: Option<&str>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| format!("{url} is not an http:// URL"))?;
@@ -72,11 +96,21 @@ pub fn http_get(url: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> 
         .map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {host_port}\r\nAccept: application/json\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
+    let mut request =
+        format!("{method} {path} HTTP/1.0\r\nHost: {host_port}\r\nAccept: application/json\r\n");
+    if let Some(b) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    if let Some(key) = api_key {
+        request.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body.unwrap_or_default());
+    s.write_all(&bytes).map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     s.take(16 << 20)
         .read_to_end(&mut buf)
@@ -96,11 +130,18 @@ pub fn http_get(url: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> 
 
 fn get_json(ep: &Endpoint, path: &str) -> Result<serde_json::Value, PreflightError> {
     let url = format!("{}{path}", ep.base_url);
+    // The measured calls send the endpoint's key; so must the check (never printed).
+    let key = ep
+        .api_key_env
+        .as_ref()
+        .and_then(|var| std::env::var(var).ok());
     let (status, body) =
-        http_get(&url, Duration::from_secs(5)).map_err(|reason| PreflightError::Unreachable {
-            endpoint: ep.name.clone(),
-            url: ep.base_url.clone(),
-            reason,
+        http_get_with_key(&url, key.as_deref(), Duration::from_secs(5)).map_err(|reason| {
+            PreflightError::Unreachable {
+                endpoint: ep.name.clone(),
+                url: ep.base_url.clone(),
+                reason,
+            }
         })?;
     if status != 200 {
         return Err(PreflightError::BadStatus {

@@ -1,0 +1,684 @@
+//! `chimeraforge doctor`: is every server of a config ready to be measured, and will the
+//! config measure what it means to? Each problem comes with what to do next.
+//!
+//! Talks to servers like preflight does (plain HTTP/1.0 from the parent, no async runtime).
+
+use crate::config::{Config, SIM_URL};
+use crate::preflight::{http_get_with_key, http_post_json};
+use chimeraforge_core::api::ApiKind;
+use chimeraforge_core::workload::{Endpoint, ModelOptions, Scenario};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How bad a finding is: errors make `doctor` exit 1, warnings do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Ok,
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    fn label(self) -> &'static str {
+        match self {
+            Severity::Ok => "ok",
+            Severity::Info => "info",
+            Severity::Warning => "WARN",
+            Severity::Error => "ERROR",
+        }
+    }
+}
+
+/// One thing doctor found, and what to do about it.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub severity: Severity,
+    pub message: String,
+    /// What to do next; every warning and error has one.
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    fn ok(message: impl Into<String>) -> Finding {
+        Finding {
+            severity: Severity::Ok,
+            message: message.into(),
+            fix: None,
+        }
+    }
+    fn info(message: impl Into<String>) -> Finding {
+        Finding {
+            severity: Severity::Info,
+            message: message.into(),
+            fix: None,
+        }
+    }
+    fn warn(message: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding {
+            severity: Severity::Warning,
+            message: message.into(),
+            fix: Some(fix.into()),
+        }
+    }
+    fn error(message: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding {
+            severity: Severity::Error,
+            message: message.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// What doctor learned about one endpoint.
+#[derive(Debug, Clone)]
+pub struct EndpointReport {
+    pub name: String,
+    /// The URL as checked (a simulator's real loopback URL for `sim` endpoints).
+    pub url: String,
+    pub api: ApiKind,
+    pub simulated: bool,
+    pub reachable: bool,
+    /// The server software and version, as far as it says.
+    pub server: Option<String>,
+    /// Models the server has.
+    pub models: Vec<String>,
+    /// Models loaded in memory now (Ollama `/api/ps`), with their context length.
+    pub loaded: Vec<(String, Option<u64>)>,
+    /// Layers of each configured model the server could describe (`/api/show`).
+    pub layers: BTreeMap<String, u64>,
+    pub findings: Vec<Finding>,
+}
+
+/// Everything doctor found.
+#[derive(Debug, Clone)]
+pub struct Diagnosis {
+    pub config_name: String,
+    pub config_path: String,
+    pub endpoints: Vec<EndpointReport>,
+    /// Findings about the config as a whole (shared servers, reloads, options).
+    pub config: Vec<Finding>,
+}
+
+impl Diagnosis {
+    fn all(&self) -> impl Iterator<Item = &Finding> {
+        self.endpoints
+            .iter()
+            .flat_map(|e| &e.findings)
+            .chain(&self.config)
+    }
+
+    pub fn errors(&self) -> usize {
+        self.all().filter(|f| f.severity == Severity::Error).count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.all()
+            .filter(|f| f.severity == Severity::Warning)
+            .count()
+    }
+
+    /// Exit 0 when every endpoint is reachable and nothing is an error.
+    pub fn healthy(&self) -> bool {
+        self.errors() == 0 && self.endpoints.iter().all(|e| e.reachable)
+    }
+}
+
+fn get_json(url: &str, key: Option<&str>) -> Result<serde_json::Value, String> {
+    let (status, body) = http_get_with_key(url, key, TIMEOUT)?;
+    if status != 200 {
+        return Err(format!("HTTP {status}"));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+}
+
+fn ollama_has(available: &[String], model: &str) -> bool {
+    available
+        .iter()
+        .any(|n| n == model || (!model.contains(':') && *n == format!("{model}:latest")))
+}
+
+/// Check one endpoint: reachable, dialect, version, models present and loaded, layers.
+pub fn check_endpoint(
+    ep: &Endpoint,
+    simulated: bool,
+    config_path: &str,
+    models: &[String],
+) -> EndpointReport {
+    let mut r = EndpointReport {
+        name: ep.name.clone(),
+        url: ep.base_url.clone(),
+        api: ep.api,
+        simulated,
+        reachable: false,
+        server: None,
+        models: Vec::new(),
+        loaded: Vec::new(),
+        layers: BTreeMap::new(),
+        findings: Vec::new(),
+    };
+    let base = &ep.base_url;
+    // The bench sends the endpoint's key (never printed); so does the check.
+    let key = match &ep.api_key_env {
+        Some(var) => match std::env::var(var) {
+            Ok(k) => Some(k),
+            Err(_) => {
+                r.findings.push(Finding::error(
+                    format!("the API key variable {var} (api_key_env) is not set"),
+                    format!("export {var}=YOUR_KEY before running doctor and bench, or remove api_key_env from endpoint {:?} in {config_path}", ep.name),
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    let key = key.as_deref();
+    // Reachable at all? One plain GET of the listing the bench needs.
+    let list_path = if ep.api.is_ollama() {
+        "/api/tags"
+    } else {
+        "/v1/models"
+    };
+    let (status, body) = match http_get_with_key(&format!("{base}{list_path}"), key, TIMEOUT) {
+        Ok(v) => v,
+        Err(reason) => {
+            r.findings.push(Finding::error(
+                format!("unreachable at {base}: {reason}"),
+                start_hint(ep, config_path),
+            ));
+            r.findings.push(Finding::info(
+                "models, version and layers not checked: the server did not answer",
+            ));
+            return r;
+        }
+    };
+    r.reachable = true;
+    if status == 401 || status == 403 {
+        let fix = match &ep.api_key_env {
+            Some(var) => format!("check the key in {var}"),
+            None => format!("set api_key_env = \"VAR\" on endpoint {:?} in {config_path} and export VAR=YOUR_KEY", ep.name),
+        };
+        r.findings.push(Finding::error(
+            format!("answered HTTP {status} to GET {list_path}: the server wants an API key"),
+            fix,
+        ));
+        return r;
+    }
+    if status != 200 {
+        let other = if ep.api.is_ollama() {
+            "an OpenAI-compatible server (llama.cpp, vLLM)? set api = \"openai-chat\""
+        } else {
+            "an Ollama server? set api = \"ollama\""
+        };
+        r.findings.push(Finding::error(
+            format!("answered HTTP {status} to GET {list_path}: it does not speak the {} API the config says", api_name(ep.api)),
+            format!("is it {other} for endpoint {:?} in {config_path}, or fix its url", ep.name),
+        ));
+        return r;
+    }
+    let listing: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if ep.api.is_ollama() {
+        r.models = names(&listing, "models", &["name", "model"]);
+        r.server = get_json(&format!("{base}/api/version"), key)
+            .ok()
+            .and_then(|v| v.get("version")?.as_str().map(|v| format!("Ollama {v}")));
+        if let Ok(ps) = get_json(&format!("{base}/api/ps"), key) {
+            r.loaded = ps
+                .get("models")
+                .and_then(|m| m.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| {
+                            let name = m.get("name").or_else(|| m.get("model"))?.as_str()?;
+                            Some((
+                                name.to_owned(),
+                                m.get("context_length").and_then(|c| c.as_u64()),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+    } else {
+        r.models = names(&listing, "data", &["id"]);
+        r.server = openai_server(base, key);
+    }
+    let version = r
+        .server
+        .clone()
+        .unwrap_or_else(|| "version not reported".into());
+    r.findings.push(Finding::ok(format!(
+        "reachable, {} API, {version}",
+        api_name(ep.api)
+    )));
+    if ep.api.is_ollama() {
+        r.findings.push(Finding::info(if r.loaded.is_empty() {
+            "loaded now (/api/ps): none".to_owned()
+        } else {
+            let loaded: Vec<String> = r
+                .loaded
+                .iter()
+                .map(|(n, ctx)| match ctx {
+                    Some(c) => format!("{n} (num_ctx {c})"),
+                    None => n.clone(),
+                })
+                .collect();
+            format!("loaded now (/api/ps): {}", loaded.join(", "))
+        }));
+    }
+
+    for model in models {
+        let present = if ep.api.is_ollama() {
+            ollama_has(&r.models, model)
+        } else {
+            r.models.iter().any(|m| m == model)
+        };
+        if !present {
+            let have = if r.models.is_empty() {
+                "none".to_owned()
+            } else {
+                r.models.join(", ")
+            };
+            let fix = if ep.api.is_ollama() {
+                let host = base.trim_start_matches("http://");
+                format!("pull it: `OLLAMA_HOST={host} ollama pull {model}`, or remove it from `models` in {config_path}")
+            } else {
+                format!("start the server with that model (llama-server --alias {model}), or fix `models` in {config_path}")
+            };
+            r.findings.push(Finding::error(
+                format!("model {model:?} is missing (the server has: {have})"),
+                fix,
+            ));
+            continue;
+        }
+        let mut facts = Vec::new();
+        if ep.api.is_ollama() {
+            if let Some(layers) = block_count(base, model) {
+                r.layers.insert(model.clone(), layers);
+                facts.push(format!("{layers} layers"));
+            }
+            match r
+                .loaded
+                .iter()
+                .find(|(n, _)| ollama_has(std::slice::from_ref(n), model))
+            {
+                Some((_, Some(ctx))) => facts.push(format!("loaded now with num_ctx {ctx}")),
+                Some((_, None)) => facts.push("loaded now".into()),
+                None => facts.push("not loaded now; the bench's warm-up loads it".into()),
+            }
+        }
+        r.findings.push(Finding::ok(format!(
+            "model {model} present{}",
+            if facts.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", facts.join("; "))
+            }
+        )));
+    }
+    r
+}
+
+fn start_hint(ep: &Endpoint, config_path: &str) -> String {
+    let host = ep.base_url.trim_start_matches("http://");
+    let port = host.rsplit_once(':').map_or("11434", |(_, p)| p);
+    let start = if ep.api.is_ollama() {
+        format!("`OLLAMA_HOST={host} ollama serve`")
+    } else {
+        format!("`llama-server --port {port} -m MODEL.gguf` (or `just serve-real`)")
+    };
+    format!(
+        "start the server: {start}\nor try chimeraforge without one: `chimeraforge sim --port {port}` (a simulated server)\nor fix the url of endpoint {:?} in {config_path}",
+        ep.name
+    )
+}
+
+fn api_name(api: ApiKind) -> &'static str {
+    match api {
+        ApiKind::Ollama => "ollama (/api/chat)",
+        ApiKind::OllamaGenerate => "ollama-generate (/api/generate)",
+        ApiKind::OpenaiChat => "openai-chat (/v1/chat/completions)",
+        ApiKind::OpenaiCompletions => "openai-completions (/v1/completions)",
+    }
+}
+
+fn names(v: &serde_json::Value, list: &str, keys: &[&str]) -> Vec<String> {
+    v.get(list)
+        .and_then(|m| m.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| {
+                    keys.iter()
+                        .find_map(|k| m.get(*k)?.as_str().map(str::to_owned))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What an OpenAI-compatible server says it is: llama.cpp (`/props`), vLLM (`/version`),
+/// or Ollama's compatibility API (`/api/version`).
+fn openai_server(base: &str, key: Option<&str>) -> Option<String> {
+    if let Ok(props) = get_json(&format!("{base}/props"), key) {
+        let build = props
+            .get("build_info")
+            .and_then(|b| b.as_str())
+            .map(|b| format!(" {b}"))
+            .unwrap_or_default();
+        let ctx = props
+            .pointer("/default_generation_settings/n_ctx")
+            .and_then(|c| c.as_u64())
+            .map(|c| format!(", n_ctx {c}"))
+            .unwrap_or_default();
+        return Some(format!("llama.cpp server{build}{ctx}"));
+    }
+    if let Some(v) = get_json(&format!("{base}/api/version"), key)
+        .ok()
+        .and_then(|v| v.get("version")?.as_str().map(str::to_owned))
+    {
+        return Some(format!("Ollama {v} (its OpenAI-compatible API)"));
+    }
+    get_json(&format!("{base}/version"), key)
+        .ok()
+        .and_then(|v| v.get("version")?.as_str().map(|v| format!("version {v}")))
+}
+
+/// Layers of `model` from `/api/show`'s `model_info["<family>.block_count"]`.
+fn block_count(base: &str, model: &str) -> Option<u64> {
+    let body = serde_json::to_vec(&serde_json::json!({ "model": model })).ok()?;
+    let (status, reply) = http_post_json(&format!("{base}/api/show"), &body, TIMEOUT).ok()?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&reply).ok()?;
+    v.get("model_info")?
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.ends_with(".block_count"))
+        .and_then(|(_, n)| n.as_u64())
+}
+
+/// One agent in one scenario, as the config would run it.
+struct Placement<'a> {
+    scenario: Scenario,
+    agent: &'a str,
+    endpoint: &'a Endpoint,
+    options: ModelOptions,
+}
+
+fn placements(cfg: &Config) -> Vec<Placement<'_>> {
+    let mut v = Vec::new();
+    for &scenario in &cfg.scenarios {
+        for (i, t) in cfg.agents.iter().enumerate() {
+            let endpoint = cfg
+                .endpoints
+                .iter()
+                .find(|e| e.name == t.endpoint.name)
+                .unwrap_or(&t.endpoint);
+            v.push(Placement {
+                scenario,
+                agent: &t.id,
+                endpoint,
+                options: cfg
+                    .options
+                    .overlay(&scenario.options_for(i))
+                    .overlay(&t.options),
+            });
+        }
+    }
+    v
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("server default".into(), |v| v.to_string())
+}
+
+/// Findings about the config as a whole: shared servers, reloads, options that are not
+/// sent, num_gpu beyond a model's layers (with the layers the servers reported).
+pub fn check_config(cfg: &Config, config_path: &str, reports: &[EndpointReport]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let places = placements(cfg);
+
+    // Two endpoints, one server: the config separates agents that will share a server.
+    let mut by_url: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for e in &cfg.endpoints {
+        if e.base_url != SIM_URL {
+            by_url.entry(&e.base_url).or_default().push(&e.name);
+        }
+    }
+    let mut shared = false;
+    for (url, names) in &by_url {
+        if names.len() > 1 {
+            shared = true;
+            out.push(Finding::warn(
+                format!(
+                    "endpoints {} all point at {url}: the agents the config separates will share one server",
+                    names.join(", ")
+                ),
+                format!(
+                    "start a second server (e.g. `OLLAMA_HOST=127.0.0.1:11435 ollama serve`) and point one endpoint at it in {config_path}; or, to measure one shared server on purpose, keep a single endpoint"
+                ),
+            ));
+        }
+    }
+    if !shared && cfg.endpoints.len() > 1 {
+        out.push(Finding::ok("each endpoint is a separate server"));
+    }
+
+    // Agents on the same Ollama server with different (num_ctx, num_gpu) for the same model
+    // make Ollama reload the model back and forth inside the concurrent phase.
+    let server_of = |e: &Endpoint| -> String {
+        if e.base_url == SIM_URL {
+            format!("sim:{}", e.name)
+        } else {
+            e.base_url.clone()
+        }
+    };
+    let mut reloads = false;
+    for &scenario in &cfg.scenarios {
+        let mut by_server: BTreeMap<String, Vec<&Placement>> = BTreeMap::new();
+        for p in places
+            .iter()
+            .filter(|p| p.scenario == scenario && p.endpoint.api.is_ollama())
+        {
+            by_server.entry(server_of(p.endpoint)).or_default().push(p);
+        }
+        for (server, group) in by_server {
+            let key = |p: &Placement| (p.options.num_ctx, p.options.num_gpu);
+            if group.windows(2).any(|w| key(w[0]) != key(w[1])) {
+                reloads = true;
+                let who = group
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} (num_ctx {}, num_gpu {})",
+                            p.agent,
+                            opt(p.options.num_ctx),
+                            opt(p.options.num_gpu)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                out.push(Finding::warn(
+                    format!(
+                        "scenario {scenario}: agents {who} share the server {server} with different load options: Ollama reloads the model each time the other agent's request arrives, so the concurrent phase measures reloads"
+                    ),
+                    format!(
+                        "give each agent its own server (one [[endpoints]] per agent, different urls) in {config_path}, or give them the same num_ctx and num_gpu"
+                    ),
+                ));
+            }
+        }
+    }
+    if !reloads && cfg.endpoints.iter().any(|e| e.api.is_ollama()) {
+        out.push(Finding::ok(
+            "no scenario makes two agents on one Ollama server load a model with different options",
+        ));
+    }
+
+    // num_gpu beyond the model's layers: Ollama offloads every layer; the excess means nothing.
+    for model in &cfg.models {
+        let layers = reports
+            .iter()
+            .filter_map(|r| r.layers.get(model))
+            .copied()
+            .min();
+        let Some(layers) = layers else { continue };
+        let mut over: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for p in places.iter().filter(|p| p.endpoint.api.is_ollama()) {
+            if let Some(n) = p.options.num_gpu.filter(|&n| u64::from(n) > layers) {
+                let scenarios = over.entry(n).or_default();
+                if !scenarios.contains(&p.scenario.to_string()) {
+                    scenarios.push(p.scenario.to_string());
+                }
+            }
+        }
+        let over: Vec<String> = over
+            .iter()
+            .map(|(n, sc)| format!("num_gpu {n} (in {})", sc.join(", ")))
+            .collect();
+        if !over.is_empty() {
+            out.push(Finding::warn(
+                format!(
+                    "{model} has {layers} layers, but {} asks for more: Ollama offloads all {layers}, so this setting means \"every layer on the GPU\", not more",
+                    over.join(", ")
+                ),
+                format!(
+                    "nothing, if every layer on the GPU is what you meant; to compare partial offload, set num_gpu below {layers} in the agents' options in {config_path}"
+                ),
+            ));
+        }
+    }
+
+    // OpenAI-compatible endpoints get no num_gpu/num_ctx/top_k/repeat_penalty.
+    // (agent, endpoint) -> (options not sent, scenarios).
+    type Unsent = (Vec<&'static str>, Vec<String>);
+    let mut unsent: BTreeMap<(&str, &str), Unsent> = BTreeMap::new();
+    for p in places.iter().filter(|p| !p.endpoint.api.is_ollama()) {
+        let dropped = p.options.not_applicable_to_openai();
+        if dropped.is_empty() {
+            continue;
+        }
+        let e = unsent.entry((p.agent, &p.endpoint.name)).or_default();
+        for d in dropped {
+            if !e.0.contains(&d) {
+                e.0.push(d);
+            }
+        }
+        e.1.push(p.scenario.to_string());
+    }
+    for ((agent, endpoint), (options, scenarios)) in unsent {
+        out.push(Finding::warn(
+            format!(
+                "agent {agent} on OpenAI-compatible endpoint {endpoint} is given {} (scenarios {}), which are not sent: that API has no such request fields, so scenarios that differ only in them measure the same thing",
+                options.join(", "),
+                scenarios.join(", ")
+            ),
+            "set them when launching the server (llama-server -c N -ngl N), or use an Ollama server with api = \"ollama\"; the bench records them as not applicable".to_string(),
+        ));
+    }
+    out
+}
+
+/// Check every endpoint of `cfg` (with `sim` endpoints resolved to running simulators in
+/// `resolved`) and the config as a whole.
+pub fn diagnose(cfg: &Config, config_path: &str, resolved: &[Endpoint]) -> Diagnosis {
+    let endpoints: Vec<EndpointReport> = cfg
+        .endpoints
+        .iter()
+        .map(|e| {
+            let live = resolved.iter().find(|r| r.name == e.name).unwrap_or(e);
+            check_endpoint(live, e.base_url == SIM_URL, config_path, &cfg.models)
+        })
+        .collect();
+    let config = check_config(cfg, config_path, &endpoints);
+    Diagnosis {
+        config_name: cfg.name.clone(),
+        config_path: config_path.to_owned(),
+        endpoints,
+        config,
+    }
+}
+
+/// Text wrapped at word boundaries to lines of at most `width` characters.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
+
+const WIDTH: usize = 100;
+
+fn push_finding(out: &mut String, f: &Finding) {
+    for (i, line) in wrap(&f.message, WIDTH).iter().enumerate() {
+        let label = if i == 0 { f.severity.label() } else { "" };
+        out.push_str(&format!("  {label:<5}  {line}\n"));
+    }
+    if let Some(fix) = &f.fix {
+        let mut first = true;
+        for part in fix.lines() {
+            for line in wrap(part, WIDTH - 5) {
+                let lead = if first { "fix: " } else { "     " };
+                first = false;
+                out.push_str(&format!("         {lead}{line}\n"));
+            }
+        }
+    }
+}
+
+/// The terminal report, ending with what to do next.
+pub fn render(d: &Diagnosis, config_arg: &str) -> String {
+    let mut out = format!(
+        "chimeraforge doctor: config {} ({}), {} endpoint(s)\n",
+        d.config_name,
+        d.config_path,
+        d.endpoints.len()
+    );
+    for e in &d.endpoints {
+        let what = if e.simulated {
+            format!(
+                "embedded simulator (url = \"sim\"): started for this check at {}; `bench` starts its own on a free port",
+                e.url
+            )
+        } else {
+            e.url.clone()
+        };
+        out.push_str(&format!("\nendpoint {}  {what}\n", e.name));
+        for f in &e.findings {
+            push_finding(&mut out, f);
+        }
+    }
+    out.push_str("\nconfig\n");
+    for f in &d.config {
+        push_finding(&mut out, f);
+    }
+    let (errors, warnings) = (d.errors(), d.warnings());
+    let config_arg = if config_arg.is_empty() {
+        String::new()
+    } else {
+        format!(" {config_arg}")
+    };
+    out.push('\n');
+    if d.healthy() {
+        out.push_str(&format!(
+            "ready: {warnings} warning(s), no errors. Next: chimeraforge bench{config_arg}\n"
+        ));
+    } else {
+        out.push_str(&format!(
+            "not ready: {errors} error(s), {warnings} warning(s). Fix the errors above (each says how), then run `chimeraforge doctor{config_arg}` again.\n"
+        ));
+    }
+    out
+}
