@@ -1,13 +1,12 @@
 //! async-std's runtime: `task::block_on`, `task::spawn` onto its global executor.
 
 use std::future::Future;
-use std::num::NonZeroUsize;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chimeraforge_core::{
-    AsyncRuntime, Backend, BackendError, ClientOptions, JoinError, RuntimeFacts,
+    AsyncRuntime, Backend, BackendError, Built, ClientOptions, JoinError, RuntimeFacts, ThreadCount,
 };
 use futures_lite::FutureExt;
 
@@ -25,14 +24,12 @@ impl Backend for AsyncStd {
 
     const NAME: &'static str = "async-std";
 
-    fn build(
-        opts: &ClientOptions,
-    ) -> Result<(Arc<Self::Runtime>, Arc<Self::Client>), BackendError> {
+    fn build(opts: &ClientOptions) -> Result<Built<Self>, BackendError> {
         let fail = |reason: String| BackendError {
             backend: Self::NAME,
             reason,
         };
-        let threads = thread_setting(std::env::var(THREADS_ENV).ok()).map_err(fail)?;
+        let threads = ThreadCount::from_env(THREADS_ENV).map_err(fail)?;
         // Start the global executor now, so it reads the environment we just read.
         async_std::task::block_on(async_std::task::spawn(async {}));
         let client = SurfClient::new(opts);
@@ -40,40 +37,9 @@ impl Backend for AsyncStd {
     }
 }
 
-/// Where the thread count came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ThreadSetting {
-    Env(usize),
-    Default(usize),
-}
-
-impl ThreadSetting {
-    fn count(self) -> usize {
-        match self {
-            ThreadSetting::Env(n) | ThreadSetting::Default(n) => n,
-        }
-    }
-}
-
-/// The global executor's thread count as async-global-executor computes it; values it
-/// would silently ignore are refused instead, so the recorded count is the real one.
-fn thread_setting(env: Option<String>) -> Result<ThreadSetting, String> {
-    match env {
-        Some(value) => match value.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(ThreadSetting::Env(n)),
-            _ => Err(format!(
-                "{THREADS_ENV}={value:?} is not a positive thread count"
-            )),
-        },
-        None => Ok(ThreadSetting::Default(
-            std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
-        )),
-    }
-}
-
 /// A handle on async-std's process-wide runtime.
 pub struct AsyncStdRuntime {
-    threads: ThreadSetting,
+    threads: ThreadCount,
 }
 
 impl AsyncRuntime for AsyncStdRuntime {
@@ -83,12 +49,12 @@ impl AsyncRuntime for AsyncStdRuntime {
 
     fn describe(&self) -> RuntimeFacts {
         let source = match self.threads {
-            ThreadSetting::Env(_) => format!("env {THREADS_ENV}"),
-            ThreadSetting::Default(_) => "available_parallelism (async-std default)".to_owned(),
+            ThreadCount::Env(_) => format!("env {THREADS_ENV}"),
+            ThreadCount::Default(_) => "available_parallelism (async-std default)".to_owned(),
         };
         let mut facts = SurfClient::facts();
         facts.scheduler = "async-std global executor (async-global-executor)".to_owned();
-        facts.worker_threads = self.threads.count();
+        facts.worker_threads = self.threads.get();
         facts.notes.extend([
             ("worker_threads_source".to_owned(), source),
             (
@@ -147,17 +113,23 @@ mod tests {
 
     #[test]
     fn env_sets_the_thread_count() {
-        assert_eq!(thread_setting(Some("3".into())), Ok(ThreadSetting::Env(3)));
-        assert!(thread_setting(Some("0".into())).is_err());
-        assert!(thread_setting(Some(" 3".into())).is_err());
+        assert_eq!(
+            ThreadCount::parse(THREADS_ENV, Some("3".into())),
+            Ok(ThreadCount::Env(3))
+        );
+        assert!(ThreadCount::parse(THREADS_ENV, Some("0".into())).is_err());
+        assert!(ThreadCount::parse(THREADS_ENV, Some(" 3".into())).is_err());
         let n = std::thread::available_parallelism().unwrap().get();
-        assert_eq!(thread_setting(None), Ok(ThreadSetting::Default(n)));
+        assert_eq!(
+            ThreadCount::parse(THREADS_ENV, None),
+            Ok(ThreadCount::Default(n))
+        );
     }
 
     #[test]
     fn spawned_tasks_run_on_executor_threads() {
         let rt = AsyncStdRuntime {
-            threads: ThreadSetting::Default(1),
+            threads: ThreadCount::Default(1),
         };
         let caller = std::thread::current().id();
         let polled_on = rt.block_on(async {

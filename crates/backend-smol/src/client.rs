@@ -64,7 +64,9 @@ impl IsahcClient {
                 ),
                 (
                     "connection_reuse".to_owned(),
-                    "curl connection cache, no per-host limit".to_owned(),
+                    "none in practice: the harness sends `Connection: close` on every call \
+                     (the client would keep idle connections otherwise)"
+                        .to_owned(),
                 ),
                 ("proxy".to_owned(), "none (env proxies ignored)".to_owned()),
             ],

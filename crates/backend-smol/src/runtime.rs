@@ -1,7 +1,6 @@
 //! An `async_executor::Executor` polled by a fixed number of threads.
 
 use std::future::Future;
-use std::num::NonZeroUsize;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use std::time::Duration;
 
 use async_executor::{Executor, Task};
 use chimeraforge_core::{
-    AsyncRuntime, Backend, BackendError, ClientOptions, JoinError, RuntimeFacts,
+    AsyncRuntime, Backend, BackendError, Built, ClientOptions, JoinError, RuntimeFacts, ThreadCount,
 };
 use futures_lite::FutureExt;
 
@@ -29,47 +28,15 @@ impl Backend for Smol1Kb {
 
     const NAME: &'static str = "smol-1kb";
 
-    fn build(
-        opts: &ClientOptions,
-    ) -> Result<(Arc<Self::Runtime>, Arc<Self::Client>), BackendError> {
+    fn build(opts: &ClientOptions) -> Result<Built<Self>, BackendError> {
         let fail = |reason: String| BackendError {
             backend: Self::NAME,
             reason,
         };
-        let setting = thread_setting(std::env::var(THREADS_ENV).ok()).map_err(fail)?;
+        let setting = ThreadCount::from_env(THREADS_ENV).map_err(fail)?;
         let rt = SmolRuntime::new(setting).map_err(fail)?;
         let client = IsahcClient::new(opts).map_err(fail)?;
         Ok((Arc::new(rt), Arc::new(client)))
-    }
-}
-
-/// Where the thread count came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ThreadSetting {
-    Env(usize),
-    Default(usize),
-}
-
-impl ThreadSetting {
-    fn count(self) -> usize {
-        match self {
-            ThreadSetting::Env(n) | ThreadSetting::Default(n) => n,
-        }
-    }
-}
-
-/// Thread count from the env value, else `available_parallelism`.
-fn thread_setting(env: Option<String>) -> Result<ThreadSetting, String> {
-    match env {
-        Some(value) => match value.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(ThreadSetting::Env(n)),
-            _ => Err(format!(
-                "{THREADS_ENV}={value:?} is not a positive thread count"
-            )),
-        },
-        None => Ok(ThreadSetting::Default(
-            std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
-        )),
     }
 }
 
@@ -77,18 +44,18 @@ fn thread_setting(env: Option<String>) -> Result<ThreadSetting, String> {
 /// `block_on`, which runs the executor while it waits.
 pub struct SmolRuntime {
     ex: Arc<Executor<'static>>,
-    threads: ThreadSetting,
+    threads: ThreadCount,
     /// Dropping it closes the channel, which ends every helper's `run`.
     stop: Option<async_channel::Sender<()>>,
     helpers: Vec<JoinHandle<()>>,
 }
 
 impl SmolRuntime {
-    fn new(threads: ThreadSetting) -> Result<Self, String> {
+    fn new(threads: ThreadCount) -> Result<Self, String> {
         let ex = Arc::new(Executor::new());
         let (stop, stopped) = async_channel::bounded::<()>(1);
-        let mut helpers = Vec::with_capacity(threads.count() - 1);
-        for i in 1..threads.count() {
+        let mut helpers = Vec::with_capacity(threads.get() - 1);
+        for i in 1..threads.get() {
             let ex = Arc::clone(&ex);
             let stopped = stopped.clone();
             let helper = std::thread::Builder::new()
@@ -124,19 +91,19 @@ impl AsyncRuntime for SmolRuntime {
 
     fn describe(&self) -> RuntimeFacts {
         let source = match self.threads {
-            ThreadSetting::Env(_) => format!("env {THREADS_ENV}"),
-            ThreadSetting::Default(_) => "available_parallelism".to_owned(),
+            ThreadCount::Env(_) => format!("env {THREADS_ENV}"),
+            ThreadCount::Default(_) => "available_parallelism".to_owned(),
         };
         let mut facts = IsahcClient::facts();
         facts.scheduler = "async-executor (global queue + work stealing)".to_owned();
-        facts.worker_threads = self.threads.count();
+        facts.worker_threads = self.threads.get();
         facts.notes.extend([
             ("worker_threads_source".to_owned(), source),
             (
                 "worker_threads_detail".to_owned(),
                 format!(
                     "{} helper thread(s) + the block_on caller, which runs the executor too",
-                    self.threads.count() - 1
+                    self.threads.get() - 1
                 ),
             ),
             ("spawn".to_owned(), "Executor::spawn".to_owned()),
@@ -220,16 +187,22 @@ mod tests {
 
     #[test]
     fn env_sets_the_thread_count() {
-        assert_eq!(thread_setting(Some("3".into())), Ok(ThreadSetting::Env(3)));
-        assert!(thread_setting(Some("0".into())).is_err());
-        assert!(thread_setting(Some("x".into())).is_err());
+        assert_eq!(
+            ThreadCount::parse(THREADS_ENV, Some("3".into())),
+            Ok(ThreadCount::Env(3))
+        );
+        assert!(ThreadCount::parse(THREADS_ENV, Some("0".into())).is_err());
+        assert!(ThreadCount::parse(THREADS_ENV, Some("x".into())).is_err());
         let n = std::thread::available_parallelism().unwrap().get();
-        assert_eq!(thread_setting(None), Ok(ThreadSetting::Default(n)));
+        assert_eq!(
+            ThreadCount::parse(THREADS_ENV, None),
+            Ok(ThreadCount::Default(n))
+        );
     }
 
     #[test]
     fn exactly_the_recorded_threads_poll_tasks() {
-        let rt = SmolRuntime::new(ThreadSetting::Env(3)).unwrap();
+        let rt = SmolRuntime::new(ThreadCount::Env(3)).unwrap();
         assert_eq!(rt.describe().worker_threads, 3);
         let seen: HashSet<String> = rt.block_on(async {
             let tasks: Vec<_> = (0..64)
@@ -253,7 +226,7 @@ mod tests {
 
     #[test]
     fn one_thread_means_only_the_caller() {
-        let rt = SmolRuntime::new(ThreadSetting::Env(1)).unwrap();
+        let rt = SmolRuntime::new(ThreadCount::Env(1)).unwrap();
         let caller = std::thread::current().id();
         let polled_on = rt.block_on(async {
             rt.spawn(async { std::thread::current().id() })
@@ -265,7 +238,7 @@ mod tests {
 
     #[test]
     fn dropped_handle_detaches() {
-        let rt = SmolRuntime::new(ThreadSetting::Env(2)).unwrap();
+        let rt = SmolRuntime::new(ThreadCount::Env(2)).unwrap();
         let ran = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&ran);
         rt.block_on(async {
@@ -280,7 +253,7 @@ mod tests {
 
     #[test]
     fn drop_joins_helpers() {
-        let rt = SmolRuntime::new(ThreadSetting::Env(4)).unwrap();
+        let rt = SmolRuntime::new(ThreadCount::Env(4)).unwrap();
         drop(rt);
     }
 }

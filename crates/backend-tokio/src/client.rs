@@ -36,7 +36,9 @@ impl ReqwestClient {
                 ),
                 (
                     "connection_reuse".to_owned(),
-                    "keep-alive pool, no per-host limit".to_owned(),
+                    "none in practice: the harness sends `Connection: close` on every call \
+                     (the client would keep idle connections otherwise)"
+                        .to_owned(),
                 ),
                 ("proxy".to_owned(), "none (env proxies ignored)".to_owned()),
                 (

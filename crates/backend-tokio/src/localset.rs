@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chimeraforge_core::{
-    AsyncRuntime, Backend, BackendError, ClientOptions, JoinError, RuntimeFacts,
+    AsyncRuntime, Backend, BackendError, Built, ClientOptions, JoinError, RuntimeFacts,
 };
 
 use crate::client::ReqwestClient;
@@ -20,9 +20,7 @@ impl Backend for TokioLocalSet {
 
     const NAME: &'static str = "tokio-localset";
 
-    fn build(
-        opts: &ClientOptions,
-    ) -> Result<(Arc<Self::Runtime>, Arc<Self::Client>), BackendError> {
+    fn build(opts: &ClientOptions) -> Result<Built<Self>, BackendError> {
         let fail = |reason: String| BackendError {
             backend: Self::NAME,
             reason,

@@ -1,12 +1,11 @@
 //! `tokio-default`: tokio's multi-thread work-stealing runtime.
 
 use std::future::Future;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chimeraforge_core::{
-    AsyncRuntime, Backend, BackendError, ClientOptions, JoinError, RuntimeFacts,
+    AsyncRuntime, Backend, BackendError, Built, ClientOptions, JoinError, RuntimeFacts, ThreadCount,
 };
 
 use crate::client::ReqwestClient;
@@ -23,60 +22,28 @@ impl Backend for TokioDefault {
 
     const NAME: &'static str = "tokio-default";
 
-    fn build(
-        opts: &ClientOptions,
-    ) -> Result<(Arc<Self::Runtime>, Arc<Self::Client>), BackendError> {
+    fn build(opts: &ClientOptions) -> Result<Built<Self>, BackendError> {
         let fail = |reason: String| BackendError {
             backend: Self::NAME,
             reason,
         };
-        let setting = worker_setting(std::env::var(WORKERS_ENV).ok()).map_err(fail)?;
+        let setting = ThreadCount::from_env(WORKERS_ENV).map_err(fail)?;
         let rt = TokioMultiThread::new(setting).map_err(fail)?;
         let client = ReqwestClient::new(opts).map_err(fail)?;
         Ok((Arc::new(rt), Arc::new(client)))
     }
 }
 
-/// Where the worker count came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WorkerSetting {
-    Env(usize),
-    Default(usize),
-}
-
-impl WorkerSetting {
-    fn count(self) -> usize {
-        match self {
-            WorkerSetting::Env(n) | WorkerSetting::Default(n) => n,
-        }
-    }
-}
-
-/// Worker count from the env value, else `available_parallelism`.
-fn worker_setting(env: Option<String>) -> Result<WorkerSetting, String> {
-    match env {
-        Some(value) => match value.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(WorkerSetting::Env(n)),
-            _ => Err(format!(
-                "{WORKERS_ENV}={value:?} is not a positive thread count"
-            )),
-        },
-        None => Ok(WorkerSetting::Default(
-            std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
-        )),
-    }
-}
-
 /// A multi-thread tokio runtime with a fixed number of workers.
 pub struct TokioMultiThread {
     rt: tokio::runtime::Runtime,
-    workers: WorkerSetting,
+    workers: ThreadCount,
 }
 
 impl TokioMultiThread {
-    fn new(workers: WorkerSetting) -> Result<Self, String> {
+    fn new(workers: ThreadCount) -> Result<Self, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers.count())
+            .worker_threads(workers.get())
             .thread_name("tokio-default-worker")
             .enable_all()
             .build()
@@ -92,12 +59,12 @@ impl AsyncRuntime for TokioMultiThread {
 
     fn describe(&self) -> RuntimeFacts {
         let source = match self.workers {
-            WorkerSetting::Env(_) => format!("env {WORKERS_ENV}"),
-            WorkerSetting::Default(_) => "available_parallelism".to_owned(),
+            ThreadCount::Env(_) => format!("env {WORKERS_ENV}"),
+            ThreadCount::Default(_) => "available_parallelism".to_owned(),
         };
         let mut facts = ReqwestClient::facts();
         facts.scheduler = "tokio multi-thread work-stealing".to_owned();
-        facts.worker_threads = self.workers.count();
+        facts.worker_threads = self.workers.get();
         facts.notes.extend([
             ("worker_threads_source".to_owned(), source),
             (
@@ -143,28 +110,32 @@ mod tests {
 
     #[test]
     fn env_sets_the_worker_count() {
-        assert_eq!(worker_setting(Some("3".into())), Ok(WorkerSetting::Env(3)));
         assert_eq!(
-            worker_setting(Some(" 2 ".into())),
-            Ok(WorkerSetting::Env(2))
+            ThreadCount::parse(WORKERS_ENV, Some("3".into())),
+            Ok(ThreadCount::Env(3))
         );
+        // Padded values are refused, as every backend does (core's ThreadCount).
+        assert!(ThreadCount::parse(WORKERS_ENV, Some(" 2 ".into())).is_err());
     }
 
     #[test]
     fn bad_env_values_are_refused() {
-        assert!(worker_setting(Some("0".into())).is_err());
-        assert!(worker_setting(Some("many".into())).is_err());
+        assert!(ThreadCount::parse(WORKERS_ENV, Some("0".into())).is_err());
+        assert!(ThreadCount::parse(WORKERS_ENV, Some("many".into())).is_err());
     }
 
     #[test]
     fn default_is_available_parallelism() {
         let n = std::thread::available_parallelism().unwrap().get();
-        assert_eq!(worker_setting(None), Ok(WorkerSetting::Default(n)));
+        assert_eq!(
+            ThreadCount::parse(WORKERS_ENV, None),
+            Ok(ThreadCount::Default(n))
+        );
     }
 
     #[test]
     fn facts_record_workers_and_source() {
-        let rt = TokioMultiThread::new(WorkerSetting::Env(3)).unwrap();
+        let rt = TokioMultiThread::new(ThreadCount::Env(3)).unwrap();
         let facts = rt.describe();
         assert_eq!(facts.worker_threads, 3);
         assert!(facts

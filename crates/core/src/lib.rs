@@ -19,7 +19,7 @@ pub mod workload;
 use std::sync::Arc;
 
 pub use http::{BodyStream, ClientOptions, HttpClient, HttpError, HttpRequest, HttpResponse};
-pub use rt::{AsyncRuntime, JoinError, RuntimeFacts};
+pub use rt::{AsyncRuntime, JoinError, RuntimeFacts, ThreadCount};
 
 /// A runtime and the HTTP client that runs on it: the unit the harness compares.
 pub trait Backend {

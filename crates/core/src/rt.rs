@@ -57,3 +57,59 @@ pub struct RuntimeFacts {
     /// Anything else worth recording (key, value).
     pub notes: Vec<(String, String)>,
 }
+
+/// How many threads a backend polls tasks with, and where that number came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadCount {
+    /// Set by an environment variable.
+    Env(usize),
+    /// `std::thread::available_parallelism` (every runtime's own default).
+    Default(usize),
+}
+
+impl ThreadCount {
+    pub fn get(self) -> usize {
+        match self {
+            ThreadCount::Env(n) | ThreadCount::Default(n) => n,
+        }
+    }
+
+    /// Read environment variable `var`: unset means `available_parallelism`; anything but a
+    /// positive integer is refused, so the recorded count is always the one in effect.
+    pub fn from_env(var: &str) -> Result<Self, String> {
+        Self::parse(var, std::env::var(var).ok())
+    }
+
+    /// [`ThreadCount::from_env`] on a given value of `var`.
+    pub fn parse(var: &str, value: Option<String>) -> Result<Self, String> {
+        match value {
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(ThreadCount::Env(n)),
+                _ => Err(format!("{var}={v:?} is not a positive thread count")),
+            },
+            None => Ok(ThreadCount::Default(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ThreadCount;
+
+    #[test]
+    fn thread_count_from_env_values() {
+        assert_eq!(
+            ThreadCount::parse("V", Some("3".into())),
+            Ok(ThreadCount::Env(3))
+        );
+        for bad in ["0", "x", " 3", "-1"] {
+            let e = ThreadCount::parse("V", Some(bad.into())).unwrap_err();
+            assert!(e.contains("V=") && e.contains("positive"), "{e}");
+        }
+        let n = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(ThreadCount::parse("V", None), Ok(ThreadCount::Default(n)));
+        assert_eq!(ThreadCount::Env(4).get(), 4);
+    }
+}
