@@ -28,6 +28,15 @@ pub enum PreflightError {
         url: String,
         reason: String,
     },
+    #[error("endpoint {endpoint:?} at {url} refused the request to {path} (HTTP {status}): the API key is {key_state}\n  hint: {fix}")]
+    Unauthorized {
+        endpoint: String,
+        url: String,
+        path: String,
+        status: u16,
+        key_state: String,
+        fix: String,
+    },
     #[error("endpoint {endpoint:?} at {url} answered HTTP {status} to {path}\n  hint: is this an {api:?} server? check `api` in the config")]
     BadStatus {
         endpoint: String,
@@ -143,6 +152,31 @@ fn get_json(ep: &Endpoint, path: &str) -> Result<serde_json::Value, PreflightErr
                 reason,
             }
         })?;
+    if status == 401 || status == 403 {
+        let (key_state, fix) = match (&ep.api_key_env, &key) {
+            (None, _) => (
+                "not configured".to_owned(),
+                "set `api_key_env = \"VAR\"` on the endpoint and export VAR with the server's key"
+                    .to_owned(),
+            ),
+            (Some(var), None) => (
+                format!("unset (environment variable {var} is not set)"),
+                format!("export {var} with the server's key"),
+            ),
+            (Some(var), Some(_)) => (
+                format!("rejected (the value of {var})"),
+                format!("check the key in {var}; it is sent as `Authorization: Bearer`"),
+            ),
+        };
+        return Err(PreflightError::Unauthorized {
+            endpoint: ep.name.clone(),
+            url: ep.base_url.clone(),
+            path: path.to_owned(),
+            status,
+            key_state,
+            fix,
+        });
+    }
     if status != 200 {
         return Err(PreflightError::BadStatus {
             endpoint: ep.name.clone(),

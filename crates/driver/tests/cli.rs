@@ -186,3 +186,38 @@ fn quickstart_writes_one_record_per_run() {
         .contains("quickstart"));
     assert!(t.contains("efficiency") && t.contains("(measured)") && t.contains("(estimated)"));
 }
+
+#[test]
+fn wrong_api_key_names_the_variable_and_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = SimConfig::profile("quickstart").unwrap();
+    cfg.api_key = Some("right-key".into());
+    let sim = SimServer::start(cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let body = BASE.replace("URL", &sim.base_url())
+        + "api = \"openai-chat\"\napi_key_env = \"CF_TEST_KEY\"\n";
+    let cfg = write_config(tmp.path(), &body);
+    let o = bin()
+        .args(["bench", &cfg])
+        .current_dir(tmp.path())
+        .env("CF_TEST_KEY", "wrong-key")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(
+        t.contains("HTTP 401") && t.contains("rejected") && t.contains("CF_TEST_KEY"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("wrong-key"),
+        "the key must never be printed: {t}"
+    );
+    let o = bin()
+        .args(["bench", &cfg])
+        .current_dir(tmp.path())
+        .env_remove("CF_TEST_KEY")
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("CF_TEST_KEY is not set"), "{}", text(&o));
+    assert!(!tmp.path().join("results").exists());
+}
