@@ -149,6 +149,28 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Write report.md, report.html and runs.csv for a results directory.
+    ///
+    /// `bench` does this at its end; run it again after `--resume`, or on older results.
+    /// Example: chimeraforge report results/20261129T184315Z-quickstart
+    #[command(verbatim_doc_comment)]
+    Report {
+        /// A results directory written by `chimeraforge bench`.
+        dir: PathBuf,
+    },
+    /// Compare two results directories cell by cell: what changed beyond noise.
+    ///
+    /// A change counts as improved/regressed only when the 95% bootstrap CI of the
+    /// difference of means excludes 0 and the change exceeds 1% of the baseline mean;
+    /// anything else is "change within noise threshold". Exit 1 when a cell regressed.
+    /// Example: chimeraforge compare results/before results/after
+    #[command(verbatim_doc_comment)]
+    Compare {
+        /// Baseline results directory.
+        baseline: PathBuf,
+        /// Results directory to compare against the baseline.
+        candidate: PathBuf,
+    },
     /// (internal) Run one job read from stdin in this process.
     #[command(hide = true)]
     Child,
@@ -156,6 +178,17 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Cmd::Report { .. } | Cmd::Compare { .. } | Cmd::Backends | Cmd::Completions { .. }
+    ) {
+        // Output-only commands piped into `head` end quietly, as Unix tools do. Not for
+        // `bench`: it writes to its children's pipes and must outlive a crashed child.
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Cmd::Bench {
             config,
@@ -190,6 +223,11 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Child => child::main().map(|_| ExitCode::SUCCESS),
+        Cmd::Report { dir } => report(&dir),
+        Cmd::Compare {
+            baseline,
+            candidate,
+        } => compare(&baseline, &candidate),
         Cmd::Overhead {
             backends,
             out,
@@ -555,10 +593,21 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if !failures_text.is_empty() {
         output.note(failures_text.trim_end());
     }
-    let has_report = <Cli as clap::CommandFactory>::command()
-        .find_subcommand("report")
-        .is_some();
-    output.note(summary::results_footer(&out_dir, has_report).trim_end());
+    // The report is derived from runs.jsonl, already safe on disk: a failure here loses
+    // nothing measured, so it warns and the bench's exit code stays about the runs.
+    let report_written = match chimeraforge_report::write_report(&out_dir) {
+        Ok(r) => {
+            for w in &r.warnings {
+                output.note(&format!("warning: {w}"));
+            }
+            true
+        }
+        Err(e) => {
+            output.note(&format!("warning: the report could not be written: {e}"));
+            false
+        }
+    };
+    output.note(summary::results_footer(&out_dir, report_written).trim_end());
     if missing > 0 {
         output.note(&format!(
             "{missing} of {} runs have no record{}\n  hint: run them with `chimeraforge bench --resume {}`",
@@ -770,4 +819,29 @@ fn overhead(list: &str, out: Option<PathBuf>, quick: bool) -> anyhow::Result<Exi
         out_dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn report(dir: &Path) -> anyhow::Result<ExitCode> {
+    let r = chimeraforge_report::write_report(dir)?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "{} runs read ({} failed, {} missing)",
+        r.runs_read, r.runs_failed, r.runs_missing
+    );
+    for p in [&r.markdown, &r.html, &r.csv] {
+        println!("wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<ExitCode> {
+    let c = chimeraforge_report::compare(baseline, candidate)?;
+    print!("{c}");
+    Ok(if c.regressed() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -364,15 +364,19 @@ pub fn program() -> String {
 
 /// Where the results are and how to look at them (`report_command`: this build has
 /// `chimeraforge report`).
-pub fn results_footer(dir: &Path, report_command: bool) -> String {
+pub fn results_footer(dir: &Path, report_written: bool) -> String {
     let d = dir.display();
     let mut out =
         format!("results: {d}/  (manifest.json, runs.jsonl; fields in docs/results-schema.md)\n");
-    if report_command {
+    if report_written {
         out.push_str(&format!(
-            "report:  {} report {d}  then  {} {d}/report.html\n",
-            program(),
+            "report:  {d}/report.md, report.html, runs.csv  (open: {} {d}/report.html)\n",
             opener()
+        ));
+    } else {
+        out.push_str(&format!(
+            "report:  not written; try `{} report {d}`\n",
+            program()
         ));
     }
     out

@@ -184,6 +184,26 @@ fn quickstart_writes_one_record_per_run() {
         .as_str()
         .unwrap()
         .contains("quickstart"));
+    // bench ends by writing the report; `report` rewrites it from runs.jsonl alone.
+    for f in ["report.md", "report.html", "runs.csv"] {
+        assert!(out.join(f).exists(), "{f} missing: {t}");
+        std::fs::remove_file(out.join(f)).unwrap();
+    }
+    let o = run(&["report", out.to_str().unwrap()], tmp.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && !html.contains("<script"),
+        "self-contained, no scripts"
+    );
+    let csv = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    assert_eq!(csv.lines().count(), records.len() + 1, "{csv}");
+    let o = run(
+        &["compare", out.to_str().unwrap(), out.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!text(&o).contains("regressed"), "{}", text(&o));
     assert!(t.contains("efficiency") && t.contains("(measured)") && t.contains("(estimated)"));
 }
 

@@ -1,3 +1,106 @@
 //! Statistics and reports over chimeraforge run records.
+//!
+//! - [`stats`]: the statistics, independent of how results are shown.
+//! - [`results`]: read a results directory (`manifest.json`, `runs.jsonl`).
+//! - [`analysis`]: per-cell statistics, contrasts, variance split, correlations, failures.
+//! - [`render`]: the outputs (`report.md`, `report.html`, `runs.csv`) behind one
+//!   [`render::Report`] trait.
+//! - [`mod@compare`]: two results directories side by side, cell by cell.
 
+pub mod analysis;
+pub mod compare;
+pub mod render;
+pub mod results;
 pub mod stats;
+
+use std::path::{Path, PathBuf};
+
+pub use analysis::{analyze, Analysis, AnalysisConfig};
+pub use compare::{compare, compare_results, Comparison};
+pub use render::{render_all, Rendered};
+pub use results::{read_results, Results};
+
+/// File names of the outputs, written into the results directory.
+pub const REPORT_MD: &str = "report.md";
+pub const REPORT_HTML: &str = "report.html";
+pub const RUNS_CSV: &str = "runs.csv";
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The directory has no `manifest.json`.
+    #[error(
+        "{} is not a chimeraforge results directory: {} is missing (pass a directory written by `chimeraforge bench`)",
+        dir.display(),
+        manifest.display()
+    )]
+    NotResultsDir { dir: PathBuf, manifest: PathBuf },
+    /// `manifest.json` is not JSON.
+    #[error("cannot parse {}: {source}", path.display())]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An output could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What [`write_report`] wrote, and what it skipped.
+#[derive(Debug, Clone)]
+pub struct ReportSummary {
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+    pub csv: PathBuf,
+    /// Runs read (ok and failed), and runs the manifest scheduled but no record holds.
+    pub runs_read: usize,
+    pub runs_failed: usize,
+    pub runs_missing: usize,
+    /// Lines of `runs.jsonl` that were skipped, and other caveats, one line each.
+    pub warnings: Vec<String>,
+}
+
+/// Read the results directory `dir` and write `report.md`, `report.html` and `runs.csv` into it.
+pub fn write_report(dir: &Path) -> Result<ReportSummary, ReportError> {
+    let results = read_results(dir)?;
+    let analysis = analyze(&results, &AnalysisConfig::default());
+    let rendered = render_all(&analysis);
+    let write = |name: &str, text: &str| -> Result<PathBuf, ReportError> {
+        let path = dir.join(name);
+        write_atomic(&path, text.as_bytes()).map_err(|source| ReportError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(path)
+    };
+    Ok(ReportSummary {
+        markdown: write(REPORT_MD, &rendered.markdown)?,
+        html: write(REPORT_HTML, &rendered.html)?,
+        csv: write(RUNS_CSV, &rendered.csv)?,
+        runs_read: results.records.len(),
+        runs_failed: analysis.failures.runs.len(),
+        runs_missing: analysis.failures.missing.len(),
+        warnings: analysis.warnings.clone(),
+    })
+}
+
+/// Write to a temporary file beside `path`, then rename, so a reader never sees half a report.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}

@@ -32,6 +32,7 @@ pub use correlation::{pearson, spearman, Correlation};
 pub use effect_size::{cliffs_delta, cohens_d, hedges_g};
 pub use fairness::jain_index;
 pub use mann_whitney::{mann_whitney_u, MannWhitney, MannWhitneyMethod, MANN_WHITNEY_EXACT_MAX_N};
+pub(crate) use summary::percentile_sorted;
 pub use summary::{percentile, Summary};
 pub use variance::{one_way, FTest, VarianceDecomposition};
 pub use welch::{welch_t_test, WelchTest};

@@ -1,0 +1,624 @@
+//! The HTML report's charts, as inline SVG. Each row or panel is labelled with what it shows
+//! and the n it rests on, so no chart needs a separate legend.
+
+use super::svg::{color, tick_label, ticks, Linear, Svg};
+use super::text::{num, signed};
+use crate::analysis::{Analysis, BoxStats, CellKey, Metric, Timeline};
+
+const WIDTH: f64 = 1140.0;
+const LABEL_W: f64 = 300.0;
+const VALUE_W: f64 = 285.0;
+const ROW_H: f64 = 24.0;
+const HEAD_H: f64 = 26.0;
+const TOP: f64 = 12.0;
+const AXIS_H: f64 = 46.0;
+
+fn backend_color(a: &Analysis, backend: &str) -> &'static str {
+    color(a.backends.iter().position(|b| b == backend).unwrap_or(0))
+}
+
+/// One row of a row chart: the cell, what to write after its label, the value text.
+struct RowSpec {
+    key: CellKey,
+    n_label: String,
+    value: String,
+}
+
+/// A chart with one row per cell, grouped under "model · scenario" headings, a shared x axis
+/// at the bottom, labels on the left and values on the right.
+fn row_chart(
+    a: &Analysis,
+    title: &str,
+    x_label: &str,
+    domain: (f64, f64),
+    reference: Option<(f64, &str)>,
+    rows: &[RowSpec],
+    mut draw: impl FnMut(&mut Svg, &Linear, usize, f64),
+) -> String {
+    let (lo, hi, step, tick_values) = ticks(domain.0, domain.1, 8);
+    let x0 = LABEL_W + 10.0;
+    let x1 = WIDTH - VALUE_W - 10.0;
+    let x = Linear::new((lo, hi), (x0, x1));
+    let mut heads = 0;
+    let mut last: Option<String> = None;
+    for r in rows {
+        let h = r.key.workload();
+        if last.as_ref() != Some(&h) {
+            heads += 1;
+            last = Some(h);
+        }
+    }
+    let plot_h = heads as f64 * HEAD_H + rows.len() as f64 * ROW_H;
+    let height = TOP + plot_h + AXIS_H;
+    let mut svg = Svg::new(WIDTH, height, title);
+    let y_end = TOP + plot_h;
+    for t in &tick_values {
+        let px = x.at(*t);
+        svg.line(px, TOP, px, y_end, "grid");
+        svg.text(px, y_end + 16.0, "middle", "tick", &tick_label(*t, step));
+    }
+    svg.line(x0, y_end, x1, y_end, "axis");
+    svg.text(
+        (x0 + x1) / 2.0,
+        y_end + 36.0,
+        "middle",
+        "axis-label",
+        x_label,
+    );
+    if let Some((v, label)) = reference {
+        if v >= lo && v <= hi {
+            let px = x.at(v);
+            svg.line(px, TOP, px, y_end, "ref");
+            svg.text(px + 4.0, TOP + 10.0, "start", "ref-label", label);
+        }
+    }
+    let mut y = TOP;
+    let mut last: Option<String> = None;
+    for (i, r) in rows.iter().enumerate() {
+        let h = r.key.workload();
+        if last.as_ref() != Some(&h) {
+            svg.text(4.0, y + HEAD_H - 8.0, "start", "row-head", &h);
+            y += HEAD_H;
+            last = Some(h);
+        }
+        let cy = y + ROW_H / 2.0;
+        if i % 2 == 0 {
+            svg.rect(0.0, y, WIDTH, ROW_H, "band", "#f4f6f8", None);
+        }
+        svg.rect(
+            16.0,
+            cy - 5.0,
+            10.0,
+            10.0,
+            "swatch",
+            backend_color(a, &r.key.backend),
+            None,
+        );
+        svg.text(
+            32.0,
+            cy + 4.0,
+            "start",
+            "row-label",
+            &format!("{}  {}", r.key.backend, r.n_label),
+        );
+        draw(&mut svg, &x, i, cy);
+        svg.text(WIDTH - VALUE_W + 4.0, cy + 4.0, "start", "value", &r.value);
+        y += ROW_H;
+    }
+    svg.finish()
+}
+
+/// Measured efficiency per cell: mean with its 95% bootstrap CI, and the seed's estimate.
+pub fn efficiency(a: &Analysis) -> String {
+    let mut rows = Vec::new();
+    let mut lo = f64::INFINITY;
+    let mut hi = 100.0f64;
+    for c in &a.cells {
+        let eff = c.metric(Metric::Efficiency);
+        let est = c
+            .metric(Metric::EstimatedEfficiency)
+            .summary
+            .map(|s| s.mean);
+        let value = match (eff.summary, eff.ci) {
+            (Some(s), Some(ci)) => format!(
+                "{}% [{}, {}]; est. {}%",
+                num(s.mean, 1),
+                num(ci.lo, 1),
+                num(ci.hi, 1),
+                est.map_or("–".into(), |e| num(e, 1))
+            ),
+            (Some(s), None) => format!("{}% (n too small for a CI)", num(s.mean, 1)),
+            _ => "no successful run".to_owned(),
+        };
+        for v in [
+            eff.ci.map(|c| c.lo),
+            eff.ci.map(|c| c.hi),
+            eff.summary.map(|s| s.mean),
+            est,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        rows.push(RowSpec {
+            key: c.key.clone(),
+            n_label: format!("n = {}", eff.n()),
+            value,
+        });
+    }
+    if !lo.is_finite() {
+        lo = 0.0;
+    }
+    row_chart(
+        a,
+        "Efficiency per cell: measured mean with 95% bootstrap CI (whiskers); hollow diamond: the seed's estimated formula",
+        "efficiency, % (● measured mean, whiskers 95% CI; ◇ seed formula, estimated)",
+        (lo, hi),
+        Some((100.0, "100% = N× speedup")),
+        &rows,
+        |svg, x, i, cy| {
+            let c = &a.cells[i];
+            let eff = c.metric(Metric::Efficiency);
+            let col = backend_color(a, &c.key.backend);
+            if let Some(ci) = eff.ci {
+                svg.line_color(x.at(ci.lo), cy, x.at(ci.hi), cy, "whisker", col);
+                svg.line_color(x.at(ci.lo), cy - 5.0, x.at(ci.lo), cy + 5.0, "whisker", col);
+                svg.line_color(x.at(ci.hi), cy - 5.0, x.at(ci.hi), cy + 5.0, "whisker", col);
+            }
+            if let Some(e) = c.metric(Metric::EstimatedEfficiency).summary {
+                let px = x.at(e.mean);
+                let d = format!(
+                    "M{:.1},{:.1}l5,5l-5,5l-5,-5z",
+                    px,
+                    cy - 5.0
+                );
+                svg.path(
+                    &d,
+                    "estimate",
+                    "#555",
+                    Some(&format!(
+                        "{}: seed formula (estimated) {}% over {} runs",
+                        c.key,
+                        num(e.mean, 1),
+                        e.n
+                    )),
+                );
+            }
+            if let Some(s) = eff.summary {
+                svg.circle(
+                    x.at(s.mean),
+                    cy,
+                    5.0,
+                    "mean",
+                    col,
+                    Some(&format!(
+                        "{}: measured efficiency {}% (mean of {} runs)",
+                        c.key,
+                        num(s.mean, 2),
+                        s.n
+                    )),
+                );
+            }
+        },
+    )
+}
+
+fn box_marks(
+    svg: &mut Svg,
+    x: &Linear,
+    b: &BoxStats,
+    cy: f64,
+    col: &str,
+    whisker_hi: f64,
+    tip: &str,
+) {
+    svg.line_color(x.at(b.min), cy, x.at(b.q1), cy, "whisker", col);
+    svg.line_color(x.at(b.q3), cy, x.at(whisker_hi), cy, "whisker", col);
+    svg.line_color(
+        x.at(whisker_hi),
+        cy - 4.0,
+        x.at(whisker_hi),
+        cy + 4.0,
+        "whisker",
+        col,
+    );
+    svg.line_color(x.at(b.min), cy - 4.0, x.at(b.min), cy + 4.0, "whisker", col);
+    svg.rect(
+        x.at(b.q1),
+        cy - 7.0,
+        x.at(b.q3) - x.at(b.q1),
+        14.0,
+        "box",
+        col,
+        Some(tip),
+    );
+    svg.line(x.at(b.median), cy - 7.0, x.at(b.median), cy + 7.0, "median");
+}
+
+/// TTFT of every concurrent-phase call, per cell: box (quartiles, median, min–max) and the
+/// calls themselves when there are few.
+pub fn ttft(a: &Analysis) -> String {
+    let mut rows = Vec::new();
+    let mut hi = 0.0f64;
+    for d in &a.distributions {
+        let (n_label, value) = match &d.ttft_ms {
+            Some(b) => {
+                hi = hi.max(b.max);
+                (
+                    format!("n = {} calls, {} runs", b.n, d.runs),
+                    format!(
+                        "median {} ms (IQR {}–{})",
+                        num(b.median, 1),
+                        num(b.q1, 1),
+                        num(b.q3, 1)
+                    ),
+                )
+            }
+            None => (
+                format!("n = 0 calls, {} runs", d.runs),
+                "no TTFT".to_owned(),
+            ),
+        };
+        rows.push(RowSpec {
+            key: d.key.clone(),
+            n_label,
+            value,
+        });
+    }
+    row_chart(
+        a,
+        "TTFT per call, concurrent phase: box = quartiles, line = median, whiskers = min to max, dots = calls",
+        "time to first token, ms (concurrent phase, per call)",
+        (0.0, hi),
+        None,
+        &rows,
+        |svg, x, i, cy| {
+            let d = &a.distributions[i];
+            let Some(b) = &d.ttft_ms else { return };
+            let col = backend_color(a, &d.key.backend);
+            let tip = format!(
+                "{}: TTFT min {} / q1 {} / median {} / q3 {} / max {} ms over {} calls",
+                d.key,
+                num(b.min, 1),
+                num(b.q1, 1),
+                num(b.median, 1),
+                num(b.q3, 1),
+                num(b.max, 1),
+                b.n
+            );
+            box_marks(svg, x, b, cy, col, b.max, &tip);
+            // Deterministic jitter so equal values do not hide each other.
+            for (j, v) in d.ttft_points.iter().enumerate() {
+                let dy = ((j * 7919) % 11) as f64 - 5.0;
+                svg.circle(x.at(*v), cy + dy, 1.8, "point", "#222", None);
+            }
+        },
+    )
+}
+
+/// Raw inter-chunk gaps (between consecutive text events of a call), concurrent phase.
+pub fn gaps(a: &Analysis) -> String {
+    let mut rows = Vec::new();
+    let mut hi = 0.0f64;
+    for d in &a.distributions {
+        let (n_label, value) = match &d.gap_ms {
+            Some(b) => {
+                hi = hi.max(b.p99);
+                (
+                    format!("n = {} gaps, {} calls", b.n, d.gap_calls),
+                    format!(
+                        "p50 {} · p90 {} · p99 {} · max {} ms",
+                        short(b.median),
+                        short(b.p90),
+                        short(b.p99),
+                        short(b.max)
+                    ),
+                )
+            }
+            None => ("n = 0 gaps".to_owned(), "no gaps".to_owned()),
+        };
+        rows.push(RowSpec {
+            key: d.key.clone(),
+            n_label,
+            value,
+        });
+    }
+    row_chart(
+        a,
+        "Inter-chunk gaps, concurrent phase: box = quartiles, line = median, whiskers = min to p99 (max in the text)",
+        "gap between consecutive text events, ms (raw, not TPOT; axis ends at the largest p99)",
+        (0.0, hi),
+        None,
+        &rows,
+        |svg, x, i, cy| {
+            let d = &a.distributions[i];
+            let Some(b) = &d.gap_ms else { return };
+            let col = backend_color(a, &d.key.backend);
+            let tip = format!(
+                "{}: gaps p50 {} / p90 {} / p99 {} / max {} ms over {} gaps",
+                d.key,
+                num(b.median, 2),
+                num(b.p90, 2),
+                num(b.p99, 2),
+                num(b.max, 2),
+                b.n
+            );
+            box_marks(svg, x, b, cy, col, b.p99, &tip);
+            svg.line(x.at(b.p90), cy - 4.0, x.at(b.p90), cy + 4.0, "median");
+        },
+    )
+}
+
+/// Points drawn per scatter panel at most; above, every k-th run (stated on the panel).
+pub const MAX_SCATTER_POINTS: usize = 2000;
+
+/// Throughput delta vs measured efficiency, one panel per backend, every successful run.
+pub fn scatter(a: &Analysis) -> String {
+    const PANEL_W: f64 = 360.0;
+    const PANEL_H: f64 = 290.0;
+    const PER_ROW: usize = 3;
+    let points: Vec<Vec<(f64, f64, String)>> = a
+        .backends
+        .iter()
+        .map(|b| {
+            a.runs
+                .iter()
+                .filter(|r| &r.key.backend == b)
+                .filter_map(|r| {
+                    let (x, y) = (r.throughput_delta_tok_s?, r.efficiency_pct?);
+                    (x.is_finite() && y.is_finite()).then(|| {
+                        let tip = format!(
+                            "{} run {}: throughput Δ {} tok/s, efficiency {}%",
+                            r.key,
+                            r.run_index + 1,
+                            signed(x, 2),
+                            num(y, 2)
+                        );
+                        (x, y, tip)
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    // Efficiency shares one axis; each panel's own throughput-delta range sets its x axis,
+    // so one backend's outlier does not flatten every other panel.
+    let (mut ylo, mut yhi) = (f64::INFINITY, 100.0f64);
+    for (_, y, _) in points.iter().flatten() {
+        ylo = ylo.min(*y);
+        yhi = yhi.max(*y);
+    }
+    if !ylo.is_finite() {
+        ylo = 0.0;
+    }
+    let (ylo, yhi, ystep, yt) = ticks(ylo, yhi, 5);
+    let rows = a.backends.len().div_ceil(PER_ROW).max(1);
+    let height = rows as f64 * PANEL_H + 10.0;
+    let mut svg = Svg::new(
+        WIDTH,
+        height,
+        "Throughput delta (agent 0 − agent 1) vs measured efficiency, one point per successful run, one panel per backend (each panel its own x axis)",
+    );
+    for (i, (backend, pts)) in a.backends.iter().zip(&points).enumerate() {
+        let ox = (i % PER_ROW) as f64 * (PANEL_W + 6.0);
+        let oy = (i / PER_ROW) as f64 * PANEL_H;
+        let (px0, px1) = (ox + 56.0, ox + PANEL_W - 10.0);
+        let (py0, py1) = (oy + 36.0, oy + PANEL_H - 48.0);
+        let (xlo, xhi) = pts
+            .iter()
+            .fold((0.0f64, 0.0f64), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+        let (xlo, xhi, xstep, xt) = ticks(xlo, xhi, 5);
+        let x = Linear::new((xlo, xhi), (px0, px1));
+        let y = Linear::new((ylo, yhi), (py1, py0));
+        let r = a.correlations.iter().find(|c| &c.scope == backend);
+        let r_text = r
+            .and_then(|c| c.pearson.as_ref().ok())
+            .map_or("r n/a".to_owned(), |c| {
+                format!("Pearson r = {}", num(c.r, 2))
+            });
+        let col = backend_color(a, backend);
+        svg.rect(ox + 4.0, oy + 6.0, 10.0, 10.0, "swatch", col, None);
+        svg.text(
+            ox + 20.0,
+            oy + 15.0,
+            "start",
+            "row-head",
+            &format!("{backend}  (n = {} runs, {r_text})", pts.len()),
+        );
+        for t in &xt {
+            svg.line(x.at(*t), py0, x.at(*t), py1, "grid");
+            svg.text(
+                x.at(*t),
+                py1 + 14.0,
+                "middle",
+                "tick",
+                &tick_label(*t, xstep),
+            );
+        }
+        for t in &yt {
+            svg.line(px0, y.at(*t), px1, y.at(*t), "grid");
+            svg.text(
+                px0 - 4.0,
+                y.at(*t) + 4.0,
+                "end",
+                "tick",
+                &tick_label(*t, ystep),
+            );
+        }
+        svg.line(px0, py1, px1, py1, "axis");
+        svg.line(px0, py0, px0, py1, "axis");
+        if xlo < 0.0 && xhi > 0.0 {
+            svg.line(x.at(0.0), py0, x.at(0.0), py1, "ref");
+        }
+        svg.text(
+            (px0 + px1) / 2.0,
+            py1 + 32.0,
+            "middle",
+            "axis-label",
+            "throughput Δ, tok/s (agent 0 − agent 1)",
+        );
+        svg.raw(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" class=\"axis-label\" transform=\"rotate(-90 {:.1} {:.1})\">efficiency (measured), %</text>\n",
+            ox + 14.0,
+            (py0 + py1) / 2.0,
+            ox + 14.0,
+            (py0 + py1) / 2.0
+        ));
+        let stride = pts.len().div_ceil(MAX_SCATTER_POINTS).max(1);
+        if stride > 1 {
+            svg.text(
+                px1,
+                py0 - 4.0,
+                "end",
+                "tick",
+                &format!("showing every {stride}th of {} runs", pts.len()),
+            );
+        }
+        for (px, py, tip) in pts.iter().step_by(stride) {
+            svg.circle(x.at(*px), y.at(*py), 3.0, "dot", col, Some(tip));
+        }
+    }
+    svg.finish()
+}
+
+/// The concurrent phase of one run: agents as lanes, each call a bar from send to done,
+/// each text arrival a tick.
+/// Every timeline shares one time axis, so backends compare at a glance.
+pub fn timeline(a: &Analysis, t: &Timeline) -> String {
+    const LANE_H: f64 = 46.0;
+    const LANE_LABEL_W: f64 = 170.0;
+    let end = a
+        .timelines
+        .iter()
+        .flat_map(|t| t.lanes.iter().flat_map(|l| &l.calls).map(|c| c.done_ms))
+        .fold(t.wall_ms, f64::max);
+    let (lo, hi, step, tv) = ticks(0.0, end, 10);
+    let x0 = LANE_LABEL_W;
+    let x1 = WIDTH - 20.0;
+    let x = Linear::new((lo, hi), (x0, x1));
+    let plot_h = t.lanes.len() as f64 * LANE_H;
+    let height = TOP + 8.0 + plot_h + AXIS_H;
+    let title = format!(
+        "Timeline of the concurrent phase of {} run {}: agents as lanes, calls as bars from send to done, ticks at text arrivals",
+        t.key,
+        t.run_index + 1
+    );
+    let mut svg = Svg::new(WIDTH, height, &title);
+    let y_top = TOP + 8.0;
+    let y_end = y_top + plot_h;
+    for v in &tv {
+        svg.line(x.at(*v), y_top, x.at(*v), y_end, "grid");
+        svg.text(
+            x.at(*v),
+            y_end + 16.0,
+            "middle",
+            "tick",
+            &tick_label(*v, step),
+        );
+    }
+    svg.line(x0, y_end, x1, y_end, "axis");
+    svg.text(
+        (x0 + x1) / 2.0,
+        y_end + 36.0,
+        "middle",
+        "axis-label",
+        "time since the barrier released the agents, ms",
+    );
+    svg.line(x.at(t.wall_ms), y_top - 8.0, x.at(t.wall_ms), y_end, "ref");
+    svg.text(
+        x.at(t.wall_ms) - 4.0,
+        y_top - 1.0,
+        "end",
+        "ref-label",
+        &format!("T_conc = {} ms", num(t.wall_ms, 1)),
+    );
+    let col = backend_color(a, &t.key.backend);
+    for (i, lane) in t.lanes.iter().enumerate() {
+        let y = y_top + i as f64 * LANE_H;
+        let (by, bh) = (y + 16.0, LANE_H - 20.0);
+        svg.text_tip(
+            4.0,
+            by + bh / 2.0 + 4.0,
+            "start",
+            "row-label",
+            &truncate(&format!("agent {i}: {}", lane.agent_id), 26),
+            &format!("agent {i}: {}", lane.agent_id),
+        );
+        for c in &lane.calls {
+            let tip = format!(
+                "{} / {}: sent at {} ms, first text at {}, done at {} ms; {} text events{}\noutput: {}",
+                lane.agent_id,
+                c.call,
+                num(c.send_ms, 1),
+                c.first_text_ms
+                    .map_or("–".to_owned(), |f| format!(
+                        "{} ms (TTFT {} ms)",
+                        num(f, 1),
+                        num(f - c.send_ms, 1)
+                    )),
+                num(c.done_ms, 1),
+                c.text_ms.len(),
+                c.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("; FAILED: {e}")),
+                c.output_preview
+            );
+            let bx = x.at(c.send_ms);
+            let bw = x.at(c.done_ms) - bx;
+            let class = if c.error.is_some() {
+                "call failed"
+            } else {
+                "call"
+            };
+            svg.rect(bx, by, bw, bh, class, col, Some(&tip));
+            if let Some(f) = c.first_text_ms {
+                svg.rect(bx, by, x.at(f) - bx, bh, "waiting", "#ffffff", None);
+            }
+            if !c.text_ms.is_empty() {
+                let mut d = String::with_capacity(c.text_ms.len() * 16);
+                for tm in &c.text_ms {
+                    d.push_str(&format!(
+                        "M{:.1},{:.1}v{:.1}",
+                        x.at(*tm),
+                        by + 2.0,
+                        bh - 4.0
+                    ));
+                }
+                svg.path(&d, "ticks", "#111", None);
+            }
+            if bw > 70.0 {
+                svg.text(
+                    bx + 2.0,
+                    by - 3.0,
+                    "start",
+                    "call-label",
+                    &truncate(&c.call, 24),
+                );
+            }
+        }
+    }
+    svg.finish()
+}
+
+/// Three significant figures at most, for the narrow value column.
+fn short(x: f64) -> String {
+    let d = if x.abs() >= 100.0 {
+        0
+    } else if x.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    num(x, d)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max - 1).collect();
+        t.push('…');
+        t
+    }
+}

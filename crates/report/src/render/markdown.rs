@@ -1,0 +1,383 @@
+//! `report.md`: findings, summary tables, gaps, variance split, correlations, failures, and a
+//! per-run appendix in the seed report's layout. Foreign strings are escaped with [`md`].
+
+use super::findings::{findings, FindingKind};
+use super::table::{self, Table};
+use super::text::{md, mean_sd, num};
+use super::Report;
+use crate::analysis::{Analysis, CellAnalysis, CellKey, Contrast, Factor, Metric, RunRow};
+use crate::results::manifest_str;
+use std::fmt::Write;
+
+/// Writes `report.md`.
+#[derive(Debug, Default)]
+pub struct MarkdownReport {
+    gain: Table,
+    latency: Table,
+    /// Gap tables per fixed slice, in order: (factor, fixed, table).
+    gaps: Vec<(Factor, String, Table)>,
+    appendix: String,
+    appendix_cell: Option<(CellKey, Table)>,
+    appendix_count: usize,
+    out: String,
+}
+
+impl MarkdownReport {
+    pub fn into_string(self) -> String {
+        self.out
+    }
+}
+
+/// Append a line (writing into a String cannot fail).
+macro_rules! line {
+    ($dst:expr) => { $dst.push('\n') };
+    ($dst:expr, $($arg:tt)*) => {{ let _ = writeln!($dst, $($arg)*); }};
+}
+
+impl Report for MarkdownReport {
+    fn begin(&mut self, _: &Analysis) {
+        self.gain = Table::new(&table::GAIN_HEADER);
+        self.latency = Table::new(&table::LATENCY_HEADER);
+    }
+
+    fn cell(&mut self, _: &Analysis, c: &CellAnalysis) {
+        self.gain.rows.push(table::gain_row(c));
+        self.latency.rows.push(table::latency_row(c));
+    }
+
+    fn contrast(&mut self, _: &Analysis, c: &Contrast) {
+        let fixed = c.factor.fixed(&c.a);
+        match self.gaps.last_mut() {
+            Some((f, s, t)) if *f == c.factor && *s == fixed => t.rows.push(table::gap_row(c)),
+            _ => {
+                let mut t = Table::new(&table::GAP_HEADER);
+                t.rows.push(table::gap_row(c));
+                self.gaps.push((c.factor, fixed, t));
+            }
+        }
+    }
+
+    fn run(&mut self, a: &Analysis, r: &RunRow) {
+        if self.appendix_cell.as_ref().map(|(k, _)| k) != Some(&r.key) {
+            self.close_appendix_cell(a);
+            self.appendix_cell = Some((r.key.clone(), Table::new(&table::APPENDIX_HEADER)));
+        }
+        if let Some((_, t)) = &mut self.appendix_cell {
+            t.rows.push(table::appendix_row(r));
+        }
+    }
+
+    fn end(&mut self, a: &Analysis) {
+        self.close_appendix_cell(a);
+        let mut o = String::new();
+        head(&mut o, a);
+
+        line!(o, "## Findings");
+        line!(o);
+        if a.n_ok() == 0 {
+            line!(o, "No successful run: nothing to compare.");
+            line!(o);
+        }
+        for g in findings(a) {
+            line!(o, "### {}: {}", md(&g.title), g.summary);
+            line!(o);
+            for f in &g.findings {
+                let prefix = match f.kind {
+                    FindingKind::Difference => "**Differs.** ",
+                    FindingKind::WithinNoise => "Within noise. ",
+                    _ => "",
+                };
+                line!(o, "- {prefix}{}", md(&f.text));
+            }
+            line!(o);
+        }
+        if !a.contrasts.is_empty() {
+            line!(o, "{} comparisons were tested (backend and model gaps over {} metrics); their p-values are not corrected for multiple comparisons.", a.contrasts.len(), Metric::CONTRASTED.len());
+        }
+        line!(o);
+
+        line!(o, "## Summary by cell");
+        line!(o);
+        line!(o, "Each value reads `mean ± sd [95% CI] min–max` over the cell's successful runs (n in the runs column, or stated beside the value).");
+        line!(o);
+        line!(o, "### Concurrency gain");
+        line!(o);
+        o.push_str(&self.gain.markdown());
+        line!(o);
+        line!(o, "### Latency and throughput (concurrent phase)");
+        line!(o);
+        o.push_str(&self.latency.markdown());
+        line!(o);
+
+        for (factor, title, what) in [
+            (Factor::Backend, "Backend gap per model", "backends"),
+            (Factor::Model, "Model gap per backend", "models"),
+        ] {
+            line!(o, "## {title}");
+            line!(o);
+            let gaps: Vec<&(Factor, String, Table)> =
+                self.gaps.iter().filter(|g| g.0 == factor).collect();
+            if gaps.is_empty() {
+                line!(
+                    o,
+                    "No two {what} share the rest of a cell: nothing to compare."
+                );
+                line!(o);
+            } else {
+                line!(o, "a − b for every pair of {what} with everything else fixed. Verdict \"differs\" needs Welch and Mann-Whitney both at p < {}.", a.config.alpha);
+                line!(o);
+            }
+            for (_, fixed, t) in gaps {
+                line!(o, "### {}", md(fixed));
+                line!(o);
+                o.push_str(&t.markdown());
+                line!(o);
+            }
+        }
+
+        line!(o, "## Variance split");
+        line!(o);
+        if a.variance.is_empty() {
+            line!(
+                o,
+                "No factor has two levels with the rest fixed: nothing to split."
+            );
+        } else {
+            line!(o, "One-way split of the run-to-run variance: the share between the levels of one factor (eta² = SS between / SS total) and within them, with the one-way ANOVA F-test; everything else fixed per row.");
+            line!(o);
+            o.push_str(&table::variance_table(a).markdown());
+        }
+        line!(o);
+
+        line!(o, "## Correlation: throughput delta vs efficiency");
+        line!(o);
+        line!(o, "Per successful run: throughput delta (agent 0 − agent 1 decode rate, tok/s) against measured efficiency (%). A per-backend or pooled row mixes models and scenarios, so its correlation may reflect differences between cells.");
+        line!(o);
+        o.push_str(&table::correlation_table(a).markdown());
+        line!(o);
+
+        failures(&mut o, a);
+
+        if !a.warnings.is_empty() {
+            line!(o, "## Warnings");
+            line!(o);
+            for w in &a.warnings {
+                line!(o, "- {}", md(w));
+            }
+            line!(o);
+        }
+
+        line!(o, "## Appendix A: per-run detail");
+        line!(o);
+        line!(o, "Runs are numbered from 1 within their cell. Throughput Δ and TTFT Δ: agent 0 − agent 1, concurrent phase. Flags: `ttft_anomaly` (a concurrent TTFT above 3 s), `low_speedup` (efficiency below 75%), `cold_load` (a measured call paid a model load), `length_mismatch` (output length differed between the phases). runs.csv has every figure of every run.");
+        o.push_str(&self.appendix);
+        self.out = o;
+    }
+}
+
+impl MarkdownReport {
+    /// Write the finished cell's runs, then the seed's "Efficiency Statistics" block.
+    fn close_appendix_cell(&mut self, a: &Analysis) {
+        let Some((key, t)) = self.appendix_cell.take() else {
+            return;
+        };
+        self.appendix_count += 1;
+        let dst = &mut self.appendix;
+        line!(dst);
+        line!(
+            dst,
+            "### A.{}. {}",
+            self.appendix_count,
+            md(&key.to_string())
+        );
+        line!(dst);
+        dst.push_str(&t.markdown());
+        line!(dst);
+        let Some(cell) = a.cell(&key) else { return };
+        let eff = cell.metric(Metric::Efficiency);
+        let Some(s) = eff.summary else {
+            line!(dst, "No successful run: no efficiency statistics.");
+            return;
+        };
+        line!(
+            dst,
+            "**Efficiency statistics (measured, n = {} runs):**",
+            s.n
+        );
+        line!(
+            dst,
+            "- Mean: {}% {}",
+            num(s.mean, 2),
+            eff.ci
+                .map_or("(n too small for a CI)".to_owned(), |c| format!(
+                    "[95% CI {}, {}]",
+                    num(c.lo, 2),
+                    num(c.hi, 2)
+                ))
+        );
+        match s.std {
+            Some(sd) => {
+                line!(dst, "- Std dev: {} pp", num(sd, 2));
+                line!(
+                    dst,
+                    "- Min: {}% | Max: {}% | Range: {} pp",
+                    num(s.min, 2),
+                    num(s.max, 2),
+                    num(s.max - s.min, 2)
+                );
+                if let Some(cv) = s.cv {
+                    line!(dst, "- CV: {}%", num(cv * 100.0, 2));
+                }
+            }
+            None => line!(dst, "- n = 1: n too small for sd, range or CV"),
+        }
+        line!(
+            dst,
+            "- Speedup: {} ×; estimated efficiency (seed formula, not a measurement): {}%",
+            mean_sd(cell.metric(Metric::Speedup)),
+            mean_sd(cell.metric(Metric::EstimatedEfficiency))
+        );
+    }
+}
+
+fn head(o: &mut String, a: &Analysis) {
+    let m = &a.manifest;
+    let name = manifest_str(m, "/config/name").unwrap_or("results");
+    line!(o, "# chimeraforge report: {}", md(name));
+    line!(o);
+    if let Some(d) = manifest_str(m, "/config/description") {
+        line!(o, "{}", md(d));
+        line!(o);
+    }
+    if !a.source.as_os_str().is_empty() {
+        line!(
+            o,
+            "- Results directory: {}",
+            md(&a.source.display().to_string())
+        );
+    }
+    let tool: Vec<String> = [
+        manifest_str(m, "/tool/version").map(|v| format!("chimeraforge {}", md(v))),
+        manifest_str(m, "/tool/git_revision").map(|v| format!("git {}", md(v))),
+        manifest_str(m, "/tool/rustc").map(md),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !tool.is_empty() {
+        line!(o, "- Tool: {}", tool.join(", "));
+    }
+    if let Some(p) = manifest_str(m, "/config_path") {
+        line!(
+            o,
+            "- Config: {} (FNV-1a {})",
+            md(p),
+            md(manifest_str(m, "/config_fnv1a64").unwrap_or("?"))
+        );
+    }
+    if let Some(host) = m.get("host") {
+        let s = |k: &str| host.get(k).and_then(|v| v.as_str()).map(md);
+        line!(
+            o,
+            "- Host: {} ({} CPUs), {} {}",
+            s("cpu_model").unwrap_or_default(),
+            host.get("cpus").and_then(|v| v.as_u64()).unwrap_or(0),
+            s("os").unwrap_or_default(),
+            s("kernel").unwrap_or_default()
+        );
+    }
+    if let Some(s) = manifest_str(m, "/started_utc") {
+        line!(
+            o,
+            "- Started {} UTC, finished {}",
+            md(s),
+            manifest_str(m, "/finished_utc").map_or(
+                "(not recorded: the bench was interrupted?)".to_owned(),
+                |f| format!("{} UTC", md(f))
+            )
+        );
+    }
+    let recorded: usize = a.cells.iter().map(CellAnalysis::n_recorded).sum();
+    line!(
+        o,
+        "- Runs: {recorded} recorded ({} ok, {} failed), {} scheduled but not recorded; {} backend(s) × {} model(s) × {} scenario(s) = {} cell(s)",
+        a.n_ok(),
+        a.failures.runs.len(),
+        a.failures.missing.len(),
+        a.backends.len(),
+        a.models.len(),
+        a.scenarios.len(),
+        a.cells.len()
+    );
+    line!(o);
+    line!(o, "## How to read this report");
+    line!(o);
+    for l in how_to_read(a) {
+        line!(o, "- {l}");
+    }
+    line!(o);
+}
+
+/// The reading notes, shared with the HTML report (plain text, no foreign strings).
+pub(super) fn how_to_read(a: &Analysis) -> Vec<String> {
+    vec![
+        "Speedup = Σ T_i(alone) / T_conc, from a real sequential phase; efficiency = speedup / N agents. Both are measured.".to_owned(),
+        "Estimated efficiency is the original report's formula, Σ T_i(conc) / T_conc / N. It measures how evenly the agents finished, not what concurrency gained (two agents that each slow down 2× on a shared device still score about 100%). It is shown only so old numbers can be reproduced, in its own column, never as a headline.".to_owned(),
+        "TTFT and decode rate: concurrent phase; per run the mean over agents, then summarized over runs. Slowdown = T_i(conc) / T_i(alone), mean over agents. Fairness = Jain's index over the agents' slowdowns (1 = all slowed equally). System throughput = tokens of all agents / T_conc.".to_owned(),
+        "Deltas are agent 0 − agent 1 (config order), concurrent phase.".to_owned(),
+        format!("Each statistic states the n successful runs it rests on; sd is the sample sd (n − 1). {}. A cell with one run has no sd (\"n too small\"). With few runs (under about 10) a percentile-bootstrap CI is narrower than its nominal level: read it as a lower bound on the uncertainty; the tests below decide what is stated.", a.config.describe_bootstrap()),
+        format!("A difference is stated as a finding only when Welch's t-test and Mann-Whitney U both give p < {}; otherwise it is \"within noise\". Effect sizes: Hedges' g (bias-corrected Cohen's d), Cliff's δ (−1..1). p-values are per comparison, not corrected for multiple comparisons.", a.config.alpha),
+        "Every metric is defined in docs/methodology.md.".to_owned(),
+    ]
+}
+
+fn failures(o: &mut String, a: &Analysis) {
+    line!(o, "## Failures");
+    line!(o);
+    let f = &a.failures;
+    if f.runs.is_empty() && f.missing.is_empty() && f.child_failures.is_empty() {
+        line!(o, "No run failed and none is missing.");
+        line!(o);
+        return;
+    }
+    o.push_str(&table::failure_cells_table(a).markdown());
+    line!(o);
+    if !f.by_kind.is_empty() {
+        o.push_str(&table::failure_kinds_table(a).markdown());
+        line!(o);
+        o.push_str(&table::failed_runs_table(a).markdown());
+        line!(o);
+    }
+    if !f.missing.is_empty() {
+        line!(
+            o,
+            "Scheduled but not recorded ({}; by cause: {}):",
+            f.missing.len(),
+            causes(a)
+        );
+        line!(o);
+        o.push_str(&table::missing_runs_table(a).markdown());
+        line!(o);
+    }
+    if !f.child_failures.is_empty() {
+        line!(
+            o,
+            "Child processes that wrote no record (older manifests name no run):"
+        );
+        line!(o);
+        for m in &f.child_failures {
+            line!(o, "- {}", md(m));
+        }
+        line!(o);
+    }
+}
+
+/// "child_crashed × 2, unknown × 1".
+pub(super) fn causes(a: &Analysis) -> String {
+    a.failures
+        .missing_by_cause
+        .iter()
+        .map(|(k, n)| format!("{k} × {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

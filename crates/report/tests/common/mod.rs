@@ -1,0 +1,422 @@
+//! Synthetic results: run records whose metrics come from `run_metrics` over generated
+//! phases, so every figure is consistent with the calls it rests on. Shared by the tests and
+//! the `report` bench.
+
+#![allow(dead_code)]
+
+use chimeraforge_core::api::{ApiKind, ServerStats};
+use chimeraforge_core::call::{Basis, CallError, CallErrorKind, CallRecord, TokenCount};
+use chimeraforge_core::metrics::{percentiles, run_metrics};
+use chimeraforge_core::record::{
+    AgentPhaseRecord, ClientCost, Phase, PhaseOrder, PhaseRecord, RunRecord, RunStatus,
+    SCHEMA_VERSION,
+};
+use chimeraforge_core::rt::RuntimeFacts;
+use chimeraforge_core::workload::{Agent, CallSpec, Endpoint, ModelOptions, Scenario};
+use std::path::Path;
+
+/// How one cell behaves.
+#[derive(Debug, Clone)]
+pub struct CellSpec {
+    pub backend: String,
+    pub model: String,
+    pub scenario: Scenario,
+    /// Decode rate of an agent alone, tok/s.
+    pub rate_tok_s: f64,
+    /// How much each agent slows down when both run (1 = ideal device, 2 = serial).
+    pub slowdown: f64,
+    pub ttft_ms: f64,
+    /// Output tokens per call.
+    pub tokens: u64,
+    /// Run-to-run relative noise (sd of a multiplicative factor).
+    pub noise: f64,
+    pub seed: u64,
+    /// Preview text of every call (may hold markup, to test escaping).
+    pub preview: String,
+    /// Agent ids, in order.
+    pub agent_ids: Vec<String>,
+}
+
+impl CellSpec {
+    pub fn new(backend: &str, model: &str, scenario: Scenario) -> CellSpec {
+        CellSpec {
+            backend: backend.to_owned(),
+            model: model.to_owned(),
+            scenario,
+            rate_tok_s: 100.0,
+            slowdown: 1.02,
+            ttft_ms: 40.0,
+            tokens: 48,
+            noise: 0.02,
+            seed: 1,
+            preview: "Throughput is bounded by the device.".to_owned(),
+            agent_ids: vec!["collector".to_owned(), "insight".to_owned()],
+        }
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so fixtures need no RNG crate.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Roughly normal, mean 0, sd 1 (sum of 12 uniforms).
+    pub fn normal(&mut self) -> f64 {
+        (0..12).map(|_| self.uniform()).sum::<f64>() - 6.0
+    }
+}
+
+fn call(
+    spec: &CellSpec,
+    agent: &str,
+    name: &str,
+    send_ms: f64,
+    ttft_ms: f64,
+    tokens: u64,
+    rate: f64,
+) -> CallRecord {
+    let step = 1e3 / rate;
+    let offsets: Vec<f64> = (0..tokens).map(|i| ttft_ms + i as f64 * step).collect();
+    let decode = offsets.last().unwrap() - offsets[0];
+    let e2e = offsets.last().unwrap() + 0.5;
+    let gaps: Vec<f64> = offsets.windows(2).map(|w| w[1] - w[0]).collect();
+    CallRecord {
+        agent_id: agent.to_owned(),
+        call: name.to_owned(),
+        url: "http://127.0.0.1:11434/api/chat".to_owned(),
+        model: spec.model.clone(),
+        send_offset_ms: send_ms,
+        ttft_ms: Some(ttft_ms),
+        e2e_ms: e2e,
+        decode_ms: Some(decode),
+        output_tokens: Some(TokenCount {
+            value: tokens,
+            basis: Basis::Measured,
+        }),
+        text_events: tokens,
+        bytes_received: tokens * 120,
+        text_offsets_ms: offsets,
+        client_decode_tok_s: (tokens > 1).then(|| (tokens - 1) as f64 / (decode / 1e3)),
+        tpot_ms: (tokens > 1).then(|| decode / (tokens - 1) as f64),
+        gap_ms: percentiles(&gaps),
+        server: Some(ServerStats {
+            output_tokens: Some(tokens),
+            eval_ms: Some(decode),
+            ..ServerStats::default()
+        }),
+        server_decode_tok_s: Some(tokens as f64 / (decode / 1e3)),
+        cold_load: false,
+        output_preview: spec.preview.clone(),
+        error: None,
+    }
+}
+
+/// One agent's two calls, back to back from `start_ms`.
+fn agent_phase(
+    spec: &CellSpec,
+    agent: &str,
+    start_ms: f64,
+    ttft: f64,
+    rate: f64,
+    tokens: u64,
+) -> AgentPhaseRecord {
+    let first = call(spec, agent, "analysis", start_ms, ttft, tokens, rate);
+    let second_start = start_ms + first.e2e_ms + 0.2;
+    let second = call(spec, agent, "report", second_start, ttft, tokens, rate);
+    let end = second_start + second.e2e_ms;
+    AgentPhaseRecord {
+        agent_id: agent.to_owned(),
+        start_ms,
+        duration_ms: end - start_ms,
+        calls: vec![first, second],
+    }
+}
+
+fn agents(spec: &CellSpec) -> Vec<Agent> {
+    spec.agent_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| Agent {
+            id: id.clone(),
+            label: format!("Agent{i}"),
+            system: "You are concise.".to_owned(),
+            model: spec.model.clone(),
+            endpoint: Endpoint {
+                name: format!("ollama-{i}"),
+                base_url: "http://127.0.0.1:11434".to_owned(),
+                api: ApiKind::Ollama,
+                api_key_env: None,
+            },
+            options: ModelOptions::default(),
+            calls: vec![
+                CallSpec {
+                    name: "analysis".to_owned(),
+                    prompt: "Analyse.".to_owned(),
+                },
+                CallSpec {
+                    name: "report".to_owned(),
+                    prompt: "Report on {previous}".to_owned(),
+                },
+            ],
+        })
+        .collect()
+}
+
+fn base_record(spec: &CellSpec, run_index: u32) -> RunRecord {
+    RunRecord {
+        schema_version: SCHEMA_VERSION,
+        backend: spec.backend.clone(),
+        model: spec.model.clone(),
+        scenario: spec.scenario,
+        run_index,
+        started_unix_ms: 1_700_000_000_000 + u64::from(run_index) * 10_000,
+        runtime: RuntimeFacts {
+            scheduler: "synthetic".to_owned(),
+            worker_threads: 2,
+            http_client: "none".to_owned(),
+            read_buffer_bytes: None,
+            notes: vec![],
+        },
+        phase_order: if run_index % 2 == 0 {
+            PhaseOrder::SequentialFirst
+        } else {
+            PhaseOrder::ConcurrentFirst
+        },
+        sequential_order: (0..spec.agent_ids.len()).collect(),
+        agents: agents(spec),
+        warmup: vec![],
+        sequential: None,
+        concurrent: None,
+        metrics: None,
+        status: RunStatus::Ok,
+        client: Some(ClientCost {
+            user_cpu_s: 0.012,
+            system_cpu_s: 0.004,
+            peak_rss_kib: 6144,
+            voluntary_ctx_switches: 100,
+            involuntary_ctx_switches: 3,
+            ..ClientCost::default()
+        }),
+    }
+}
+
+/// A successful run of `spec`, metrics from `run_metrics`.
+pub fn ok_run(spec: &CellSpec, run_index: u32) -> RunRecord {
+    let cell = format!("{}/{}/{}", spec.backend, spec.model, spec.scenario);
+    let mut rng = Rng::new(spec.seed ^ (u64::from(run_index) << 32) ^ hash(&cell));
+    let factor = |rng: &mut Rng| (1.0 + spec.noise * rng.normal()).max(0.2);
+    let mut seq_agents = Vec::new();
+    let mut t = 0.0;
+    for id in &spec.agent_ids {
+        let a = agent_phase(
+            spec,
+            id,
+            t,
+            spec.ttft_ms * factor(&mut rng),
+            spec.rate_tok_s * factor(&mut rng),
+            spec.tokens,
+        );
+        t += a.duration_ms + 1.0;
+        seq_agents.push(a);
+    }
+    let seq = PhaseRecord {
+        phase: Phase::Sequential,
+        wall_ms: t,
+        agents: seq_agents,
+    };
+    let conc_agents: Vec<AgentPhaseRecord> = spec
+        .agent_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let slow = spec.slowdown * factor(&mut rng);
+            agent_phase(
+                spec,
+                id,
+                0.05 * i as f64,
+                spec.ttft_ms * slow * factor(&mut rng),
+                spec.rate_tok_s / slow,
+                spec.tokens,
+            )
+        })
+        .collect();
+    let wall = conc_agents
+        .iter()
+        .map(|a| a.start_ms + a.duration_ms)
+        .fold(0.0, f64::max);
+    let conc = PhaseRecord {
+        phase: Phase::Concurrent,
+        wall_ms: wall,
+        agents: conc_agents,
+    };
+    let mut r = base_record(spec, run_index);
+    r.metrics = Some(run_metrics(&seq, &conc));
+    r.sequential = Some(seq);
+    r.concurrent = Some(conc);
+    r
+}
+
+/// A run that failed in the concurrent phase with `kind` and `message`.
+pub fn failed_run(
+    spec: &CellSpec,
+    run_index: u32,
+    kind: CallErrorKind,
+    message: &str,
+) -> RunRecord {
+    let mut r = ok_run(spec, run_index);
+    let agent = spec.agent_ids[1].clone();
+    let error = CallError {
+        kind,
+        message: message.to_owned(),
+        url: "http://127.0.0.1:11434/api/chat".to_owned(),
+        model: spec.model.clone(),
+        status: Some(500),
+        bytes_received: 0,
+        elapsed_ms: 12.0,
+    };
+    if let Some(conc) = &mut r.concurrent {
+        conc.agents[1].calls.truncate(1);
+        conc.agents[1].calls[0].error = Some(error.clone());
+    }
+    r.metrics = None;
+    r.status = RunStatus::Failed {
+        phase: Phase::Concurrent,
+        agent_id: agent,
+        call: "analysis".to_owned(),
+        error,
+    };
+    r
+}
+
+fn hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A run whose child process left no record: the cell, the run, the driver's cause
+/// (`crashed`, …) and its detail.
+pub type Lost<'a> = (&'a CellSpec, u32, &'a str, &'a str);
+
+/// A manifest like the driver's: config (name, models, scenarios, agents), backends, run
+/// order, and the runs whose child left no record (`lost_runs`).
+pub fn manifest(specs: &[(CellSpec, u32)], lost: &[Lost<'_>]) -> serde_json::Value {
+    let mut backends: Vec<&str> = Vec::new();
+    let mut models: Vec<&str> = Vec::new();
+    let mut scenarios: Vec<&str> = Vec::new();
+    for (s, _) in specs {
+        if !backends.contains(&s.backend.as_str()) {
+            backends.push(&s.backend);
+        }
+        if !models.contains(&s.model.as_str()) {
+            models.push(&s.model);
+        }
+        if !scenarios.contains(&s.scenario.name()) {
+            scenarios.push(s.scenario.name());
+        }
+    }
+    let rounds = specs.iter().map(|s| s.1).max().unwrap_or(0);
+    let mut order = Vec::new();
+    for run in 0..rounds {
+        for (s, runs) in specs {
+            if run < *runs {
+                order.push(serde_json::json!({
+                    "cell": {"backend": s.backend, "model": s.model, "scenario": s.scenario.name(), "agents": s.agent_ids.len()},
+                    "run_index": run,
+                }));
+            }
+        }
+    }
+    serde_json::json!({
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "chimeraforge", "version": "0.1.0", "git_revision": "test", "rustc": "rustc 1.95.0"},
+        "config_path": "bench-configs/synthetic.toml",
+        "config_text": "name = \"synthetic\"\n# a comment with <b>markup</b> & \"quotes\"\n",
+        "config_fnv1a64": "0000000000000000",
+        "config": {"name": "synthetic", "description": "Synthetic runs for tests.", "models": models, "scenarios": scenarios, "agents": [{"id": "collector"}, {"id": "insight"}]},
+        "backends": backends,
+        "order": order,
+        "host": {"cpu_model": "test cpu", "cpus": 2, "os": "linux", "kernel": "6"},
+        "started_utc": "20250101T000000Z",
+        "finished_utc": "20250101T010000Z",
+        "lost_runs": lost.iter().map(|(s, run, kind, detail)| serde_json::json!({
+            "slot": {"cell": {"backend": s.backend, "model": s.model, "scenario": s.scenario.name(), "agents": s.agent_ids.len()}, "run_index": run},
+            "failure": {"kind": kind, "backend": s.backend, "status": "signal 9", "detail": detail},
+            "at_utc": "20250101T003000Z",
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Write a results directory: the manifest, one line per record, then `tail` verbatim (a
+/// partial last line, say).
+pub fn write_dir(dir: &Path, manifest: &serde_json::Value, records: &[RunRecord], tail: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec_pretty(manifest).unwrap(),
+    )
+    .unwrap();
+    let mut body = String::new();
+    for r in records {
+        body.push_str(&serde_json::to_string(r).unwrap());
+        body.push('\n');
+    }
+    body.push_str(tail);
+    std::fs::write(dir.join("runs.jsonl"), body).unwrap();
+}
+
+/// Every run of every spec: `runs` successful runs each.
+pub fn records(specs: &[(CellSpec, u32)]) -> Vec<RunRecord> {
+    let rounds = specs.iter().map(|s| s.1).max().unwrap_or(0);
+    let mut out = Vec::new();
+    for run in 0..rounds {
+        for (s, runs) in specs {
+            if run < *runs {
+                out.push(ok_run(s, run));
+            }
+        }
+    }
+    out
+}
+
+/// A TR116-like matrix: 4 backends × 3 models × 2 scenarios, `runs` runs each, with
+/// backends and models that differ (async-std serialized, smol slower to first token) and
+/// a hostile preview in one cell.
+pub fn matrix(runs: u32) -> Vec<(CellSpec, u32)> {
+    let backends = [
+        ("tokio-default", 1.02, 1.0),
+        ("tokio-localset", 1.03, 1.0),
+        ("smol-1kb", 1.05, 4.0),
+        ("async-std", 1.9, 1.0),
+    ];
+    let models = [
+        ("gemma3:latest", 100.0),
+        ("llama3.1:8b-instruct-q4_0", 68.0),
+        ("qwen2.5:7b", 76.0),
+    ];
+    let mut out = Vec::new();
+    for (model, rate) in models {
+        for scenario in [Scenario::BaselineVsChimera, Scenario::ChimeraHomo] {
+            for (backend, slowdown, ttft_factor) in backends {
+                let mut s = CellSpec::new(backend, model, scenario);
+                s.rate_tok_s = rate;
+                s.slowdown = slowdown;
+                s.ttft_ms = 40.0 * ttft_factor;
+                s.noise = 0.03;
+                if backend == "smol-1kb" && model == "qwen2.5:7b" {
+                    s.preview = "<script>alert(1)</script></svg>".to_owned();
+                }
+                out.push((s, runs));
+            }
+        }
+    }
+    out
+}
