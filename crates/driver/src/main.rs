@@ -700,13 +700,21 @@ fn recorded_matrix(
     }
     let backend_names: Vec<String> = serde_json::from_value(manifest["backends"].clone())
         .with_context(|| format!("{} has no readable backends list", manifest_path.display()))?;
-    let compiled = backends::compiled_names();
+    let runnable = backends::selectable_names();
     if let Some(b) = backend_names
         .iter()
-        .find(|b| !compiled.contains(&b.as_str()))
+        .find(|b| !runnable.contains(&b.as_str()))
     {
+        let hint = if backends::is_external(b) {
+            format!(
+                "install its environment: `{}`",
+                backends::PYTHON_INSTALL_COMMAND
+            )
+        } else {
+            format!("resume with a build that has it: `cargo build --release --features {b}`")
+        };
         bail!(
-            "{} was started with backend {b:?}, which this binary does not contain\n  hint: resume with a build that has it: `cargo build --release --features {b}`",
+            "{} was started with backend {b:?}, which cannot run here\n  hint: {hint}",
             dir.display()
         );
     }
