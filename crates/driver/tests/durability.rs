@@ -464,7 +464,16 @@ api_key_env = "{var}"
         .map(|p| p.strip_prefix(&out).unwrap().display().to_string())
         .collect();
     inside.sort();
-    assert_eq!(inside, ["manifest.json", "runs.jsonl"]);
+    assert_eq!(
+        inside,
+        [
+            "manifest.json",
+            "report.html",
+            "report.md",
+            "runs.csv",
+            "runs.jsonl"
+        ]
+    );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
 
     // Without the key the same bench is refused, so the success above proves it was sent.
