@@ -10,6 +10,7 @@ use crate::metrics::{percentiles, Percentiles};
 use crate::rt::AsyncRuntime;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Timeouts the call enforces with the runtime's timer (connect is the client's).
@@ -180,6 +181,9 @@ pub struct CallTarget<'a> {
     pub api: ApiKind,
     pub body: Vec<u8>,
     pub api_key: Option<&'a str>,
+    /// Incremented once per text event, for live progress read by another thread (a relaxed
+    /// atomic add: nanoseconds against the read that delivered the text). `None`: nothing.
+    pub live_tokens: Option<&'a AtomicU64>,
 }
 
 /// Race `fut` against the runtime's timer; `None` when `limit` passed first.
@@ -217,7 +221,8 @@ pub async fn execute_call<R: AsyncRuntime, C: HttpClient>(
     let t_send = rt.now();
     m.t_send = t_send;
     m.send_offset_ms = ms(t_send.saturating_duration_since(phase_start));
-    let result = stream_call(rt, client, req, target.api, settings, &mut m).await;
+    let live = target.live_tokens;
+    let result = stream_call(rt, client, req, target.api, settings, &mut m, live).await;
     let t_done = rt.now();
     m.finish(t_done, result.err())
 }
@@ -418,6 +423,14 @@ fn error_body_message(body: &[u8]) -> String {
     })
 }
 
+fn count_live(live: Option<&AtomicU64>, ev: &StreamEvent) {
+    if let (Some(c), StreamEvent::Text(t)) = (live, ev) {
+        if !t.is_empty() {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 async fn stream_call<R: AsyncRuntime, C: HttpClient>(
     rt: &R,
     client: &C,
@@ -425,6 +438,7 @@ async fn stream_call<R: AsyncRuntime, C: HttpClient>(
     api: ApiKind,
     settings: &CallSettings,
     m: &mut Measuring,
+    live: Option<&AtomicU64>,
 ) -> Result<(), CallError> {
     let to = settings.timeouts;
     let t_send = m.t_send;
@@ -524,6 +538,7 @@ async fn stream_call<R: AsyncRuntime, C: HttpClient>(
             return Err(m.error(codec_error_kind(&e), e.to_string(), Some(200), at));
         }
         for ev in events.drain(..) {
+            count_live(live, &ev);
             if let Err((kind, msg)) = m.on_event(ev, at) {
                 return Err(m.error(kind, msg, Some(200), at));
             }
@@ -534,6 +549,7 @@ async fn stream_call<R: AsyncRuntime, C: HttpClient>(
         return Err(m.error(codec_error_kind(&e), e.to_string(), Some(200), at));
     }
     for ev in events.drain(..) {
+        count_live(live, &ev);
         if let Err((kind, msg)) = m.on_event(ev, at) {
             return Err(m.error(kind, msg, Some(200), at));
         }

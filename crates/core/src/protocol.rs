@@ -11,6 +11,7 @@ use crate::record::{AgentPhaseRecord, Phase, PhaseOrder, PhaseRecord, RunStatus}
 use crate::rt::{AsyncRuntime, JoinError};
 use crate::workload::Agent;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -70,6 +71,11 @@ pub trait PhaseObserver {
     fn phase_starting(&mut self, _phase: Phase) {}
     /// `phase` has ended: every agent of it finished (or the phase failed).
     fn phase_ended(&mut self, _phase: Phase) {}
+    /// A counter the calls of agent `index` add their text events to, for live progress
+    /// read from another thread. Asked once per run, before anything is measured.
+    fn live_tokens(&self, _index: usize) -> Option<Arc<AtomicU64>> {
+        None
+    }
 }
 
 impl PhaseObserver for () {}
@@ -113,6 +119,7 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
                 agent: a.clone(),
                 api_key: api_keys.get(i).cloned().flatten(),
                 settings: plan.settings.clone(),
+                live_tokens: observer.live_tokens(i),
             })
         })
         .collect();
@@ -180,6 +187,7 @@ struct AgentJob {
     agent: Agent,
     api_key: Option<String>,
     settings: CallSettings,
+    live_tokens: Option<Arc<AtomicU64>>,
 }
 
 /// One short call per distinct (endpoint, model, options) so the model is resident with
@@ -209,6 +217,7 @@ async fn warm_up<R: AsyncRuntime, C: HttpClient>(
             api: a.endpoint.api,
             body: warm.request_body(0, ""),
             api_key: job.api_key.as_deref(),
+            live_tokens: None,
         };
         let start = rt.now();
         records.push(
@@ -244,6 +253,7 @@ async fn run_agent<R: AsyncRuntime, C: HttpClient>(
             api: a.endpoint.api,
             body: a.request_body(i, &previous),
             api_key: job.api_key.as_deref(),
+            live_tokens: job.live_tokens.as_deref(),
         };
         let outcome = execute_call(rt, client, target, &job.settings, phase_start).await;
         let failed = outcome.record.error.is_some();

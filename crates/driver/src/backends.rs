@@ -92,7 +92,11 @@ pub fn run_job<B: Backend>(job: &ChildJob) -> Result<RunRecord, BackendError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
+    let live = crate::live::LiveCounters::new(job.plan.agents.len());
+    let ids = job.plan.agents.iter().map(|a| a.id.clone()).collect();
+    let sampler = crate::live::Sampler::start_if_requested(&live, ids);
     let mut costs = CostObserver::default();
+    costs.live = sampler.is_some().then_some(live);
     let outcome = rt.block_on(execute_run_observed(
         Arc::clone(&rt),
         client,
@@ -100,6 +104,7 @@ pub fn run_job<B: Backend>(job: &ChildJob) -> Result<RunRecord, BackendError> {
         &keys,
         &mut costs,
     ));
+    drop(sampler);
     for cost in &mut costs.phases {
         cost.output_tokens = match cost.phase {
             Phase::Warmup => outcome.warmup.iter().map(call_tokens).sum(),

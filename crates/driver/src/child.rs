@@ -79,14 +79,23 @@ pub fn raise_open_files_limit() {
 }
 
 /// Samples this process's getrusage at every phase boundary (never inside a phase).
-#[derive(Debug, Default)]
+/// Also hands the calls their live-progress counters, when there are any.
+#[derive(Default)]
 pub struct CostObserver {
     open: Option<(Phase, ClientCost, Instant)>,
     pub phases: Vec<PhaseCost>,
+    pub live: Option<std::sync::Arc<crate::live::LiveCounters>>,
 }
 
 impl PhaseObserver for CostObserver {
+    fn live_tokens(&self, index: usize) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        self.live.as_ref()?.tokens.get(index).cloned()
+    }
+
     fn phase_starting(&mut self, phase: Phase) {
+        if let Some(live) = &self.live {
+            live.set_phase(phase);
+        }
         let before = client_cost();
         self.open = Some((phase, before, Instant::now()));
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod doctor;
 pub mod failures;
 pub mod interrupt;
+pub mod live;
 pub mod matrix;
 pub mod overhead;
 pub mod preflight;

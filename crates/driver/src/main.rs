@@ -498,7 +498,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         progress.run_started(i, slot);
         let job = matrix::job_for(&cfg, &endpoints, slot);
-        match matrix::run_child(&exe, &job) {
+        match matrix::run_child_live(&exe, &job, progress.live_sink()) {
             Ok(record) => {
                 dir.append(&record).with_context(|| {
                     format!(

@@ -193,6 +193,19 @@ const POLL: std::time::Duration = std::time::Duration::from_millis(10);
 /// (see [`crate::interrupt`]); a second Ctrl-C kills the child here. On Linux the child
 /// also dies with this process, so a killed bench leaves no run loading the servers.
 pub fn run_child(exe: &Path, job: &ChildJob) -> Result<RunRecord, ChildFailure> {
+    run_child_live(exe, job, None)
+}
+
+/// Receives a child's live progress samples (on a reader thread of the parent).
+pub type LiveSink = std::sync::Arc<dyn Fn(crate::live::LiveSample) + Send + Sync>;
+
+/// [`run_child`], asking the child for live progress when `live` is given: its samples go to
+/// `live` as they arrive, and never into the failure text.
+pub fn run_child_live(
+    exe: &Path,
+    job: &ChildJob,
+    live: Option<LiveSink>,
+) -> Result<RunRecord, ChildFailure> {
     let fail = |kind: ChildFailureKind, status: String, detail: String| ChildFailure {
         kind,
         backend: job.backend.clone(),
@@ -220,6 +233,9 @@ pub fn run_child(exe: &Path, job: &ChildJob) -> Result<RunRecord, ChildFailure> 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    if live.is_some() {
+        cmd.env(crate::live::ENV, "1");
+    }
     #[cfg(target_os = "linux")]
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
@@ -247,7 +263,24 @@ pub fn run_child(exe: &Path, job: &ChildJob) -> Result<RunRecord, ChildFailure> 
         })
     };
     let out_reader = read_all(Box::new(stdout));
-    let err_reader = read_all(Box::new(stderr));
+    let err_reader = std::thread::spawn(move || {
+        // Live lines go to the sink; everything else is kept for a failure's message.
+        let mut kept = Vec::new();
+        let mut reader = std::io::BufReader::new(stderr);
+        let mut line = Vec::new();
+        while matches!(std::io::BufRead::read_until(&mut reader, b'\n', &mut line), Ok(n) if n > 0)
+        {
+            match (
+                &live,
+                crate::live::parse(String::from_utf8_lossy(&line).trim_end()),
+            ) {
+                (Some(sink), Some(sample)) => sink(sample),
+                _ => kept.extend_from_slice(&line),
+            }
+            line.clear();
+        }
+        kept
+    });
     let input = serde_json::to_vec(job).expect("a job always serializes");
     // A child that dies before reading its job shows up in its exit status below.
     let stdin_error = {

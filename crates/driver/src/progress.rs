@@ -1,5 +1,7 @@
 //! Live progress of a matrix, drawn by the parent only (the measured child never draws):
-//! run k of n, its cell and run index, elapsed time and an estimate of what remains.
+//! run k of n, its cell and run index, elapsed time and an estimate of what remains, and
+//! while a Rust child streams, its phase and each agent's tokens and tok/s (from the child's
+//! live samples, see [`crate::live`]).
 //!
 //! Where text goes: on a terminal, a progress bar on stderr with one line per finished run
 //! above it; when stdout is not a terminal, or with `--quiet`, no per-run output at all;
@@ -10,7 +12,17 @@ use crate::summary;
 use chimeraforge_core::record::RunRecord;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Agents shown by name in the live message; the rest are summed.
+const LIVE_AGENTS_SHOWN: usize = 4;
+
+#[derive(Default)]
+struct LiveState {
+    base: String,
+    last: Option<(Instant, String, Vec<u64>)>,
+}
 
 /// How much the bench says while it runs, from the command line and the terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +64,8 @@ pub struct Progress {
     current: Option<(usize, Instant)>,
     /// Runs recorded before this session (resume).
     done_before: usize,
+    /// The run's message and the last live sample, shared with the live sink.
+    live: Arc<Mutex<LiveState>>,
     /// Runs finished in this session.
     finished: usize,
     failed: usize,
@@ -85,6 +99,7 @@ impl Progress {
             started: Instant::now(),
             current: None,
             done_before: done,
+            live: Arc::default(),
             finished: 0,
             failed: 0,
         }
@@ -108,7 +123,7 @@ impl Progress {
     pub fn run_started(&mut self, index: usize, slot: &Slot) {
         self.current = Some((index, Instant::now()));
         if let Some(bar) = &self.bar {
-            bar.set_message(format!(
+            let base = format!(
                 "running {}/{}: {} · {} · {} · run {}/{}{}",
                 index + 1,
                 self.total,
@@ -120,8 +135,44 @@ impl Progress {
                 self.eta()
                     .map(|eta| format!(" · ~{} left", clock(eta)))
                     .unwrap_or_default()
-            ));
+            );
+            bar.set_message(base.clone());
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            *live = LiveState { base, last: None };
         }
+    }
+
+    /// Where the running child's live samples go: `None` when no bar is drawn, so quiet and
+    /// scripted runs never ask a child for them.
+    pub fn live_sink(&self) -> Option<crate::matrix::LiveSink> {
+        let bar = self.bar.clone()?;
+        let state = Arc::clone(&self.live);
+        Some(Arc::new(move |sample: crate::live::LiveSample| {
+            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let rates: Option<Vec<f64>> = match &st.last {
+                Some((t, phase, prev))
+                    if *phase == sample.phase && prev.len() == sample.tokens.len() =>
+                {
+                    let dt = now.duration_since(*t).as_secs_f64().max(1e-3);
+                    Some(
+                        sample
+                            .tokens
+                            .iter()
+                            .zip(prev)
+                            .map(|(n, p)| n.saturating_sub(*p) as f64 / dt)
+                            .collect(),
+                    )
+                }
+                _ => None,
+            };
+            bar.set_message(format!(
+                "{} · {}",
+                st.base,
+                live_text(&sample, rates.as_deref())
+            ));
+            st.last = Some((now, sample.phase, sample.tokens));
+        }))
     }
 
     /// The run started last ended with a record (successful or failed).
@@ -228,5 +279,54 @@ mod tests {
         assert!(p.eta().is_some());
         p.end_run(true);
         assert_eq!(p.failed, 1);
+    }
+}
+
+/// `sequential: collector 40 tok 38 tok/s, insight 0 tok` (the first few agents, the rest summed).
+fn live_text(sample: &crate::live::LiveSample, rates: Option<&[f64]>) -> String {
+    let rate = |i: usize| {
+        rates
+            .and_then(|r| r.get(i))
+            .map(|r| format!(" {r:.0} tok/s"))
+            .unwrap_or_default()
+    };
+    let mut parts: Vec<String> = sample
+        .agents
+        .iter()
+        .zip(&sample.tokens)
+        .take(LIVE_AGENTS_SHOWN)
+        .enumerate()
+        .map(|(i, (id, n))| format!("{id} {n} tok{}", rate(i)))
+        .collect();
+    if sample.tokens.len() > LIVE_AGENTS_SHOWN {
+        let rest: u64 = sample.tokens[LIVE_AGENTS_SHOWN..].iter().sum();
+        parts.push(format!(
+            "+{} agents {rest} tok",
+            sample.tokens.len() - LIVE_AGENTS_SHOWN
+        ));
+    }
+    format!("{}: {}", sample.phase, parts.join(", "))
+}
+
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+
+    #[test]
+    fn live_text_names_phase_agents_tokens_and_rates() {
+        let s = crate::live::LiveSample {
+            phase: "concurrent".into(),
+            agents: (0..6).map(|i| format!("a{i}")).collect(),
+            tokens: vec![10, 20, 0, 1, 5, 5],
+        };
+        let t = live_text(&s, Some(&[40.0, 80.0, 0.0, 4.0]));
+        assert_eq!(
+            t,
+            "concurrent: a0 10 tok 40 tok/s, a1 20 tok 80 tok/s, a2 0 tok 0 tok/s, a3 1 tok 4 tok/s, +2 agents 10 tok"
+        );
+        assert_eq!(
+            live_text(&s, None).split(", ").next(),
+            Some("concurrent: a0 10 tok")
+        );
     }
 }

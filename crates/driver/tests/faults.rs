@@ -90,6 +90,7 @@ fn call_with<B: Backend>(
         api,
         body: serde_json::to_vec(&json).unwrap(),
         api_key: None,
+        live_tokens: None,
     };
     let start = rt.now();
     rt.block_on(execute_call(&*rt, &*client, target, s, start))
