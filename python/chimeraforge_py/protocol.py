@@ -20,7 +20,7 @@ import httpx
 
 from .call import Settings, Target, execute_call, ms
 from .metrics import run_metrics
-from .workload import agent_request_body, agent_url, options_json
+from .workload import agent_request_body, agent_url, options_json, tagged
 
 
 class AgentJob:
@@ -211,11 +211,18 @@ async def execute_run(client: httpx.AsyncClient, plan: dict, keys: list, observe
     """Execute a RunPlan (JSON) with ``client``; returns warmup/sequential/concurrent/metrics/status."""
     observer = observer or PhaseObserver()
     settings = Settings.from_json(plan["settings"])
-    jobs = [AgentJob(a, keys[i] if i < len(keys) else None, settings) for i, a in enumerate(plan["agents"])]
+    def jobs_for(phase: str) -> list:
+        # Each phase sends its own tag first, as core's Agent::tagged does.
+        tag = f"run {plan['run_index']} {phase}"
+        return [
+            AgentJob(tagged(a, tag), keys[i] if i < len(keys) else None, settings)
+            for i, a in enumerate(plan["agents"])
+        ]
+
     out = {"warmup": [], "sequential": None, "concurrent": None, "metrics": None, "status": {"status": "ok"}}
     if plan["warmup_tokens"] > 0:
         observer.phase_starting("warmup")
-        out["warmup"] = await _warm_up(client, jobs, plan["warmup_tokens"])
+        out["warmup"] = await _warm_up(client, jobs_for("warmup"), plan["warmup_tokens"])
         observer.phase_ended("warmup")
         for c in out["warmup"]:
             if c["error"] is not None:
@@ -230,9 +237,9 @@ async def execute_run(client: httpx.AsyncClient, plan: dict, keys: list, observe
     for phase in phases:
         observer.phase_starting(phase)
         if phase == "concurrent":
-            record = await _concurrent_phase(client, jobs)
+            record = await _concurrent_phase(client, jobs_for(phase))
         else:
-            record = await _sequential_phase(client, jobs, plan["sequential_order"])
+            record = await _sequential_phase(client, jobs_for(phase), plan["sequential_order"])
         observer.phase_ended(phase)
         out[phase] = record
         failure = None

@@ -69,3 +69,14 @@ def agent_request_body(agent: dict, index: int, previous: str, options: Optional
         prompt,
         agent["options"] if options is None else options,
     )
+
+
+def tagged(agent: dict, tag: str) -> dict:
+    """The agent with ``[tag] `` first in what it sends (core's ``Agent::tagged``): its system
+    prompt, or every call's prompt when it has none, so no prefix cache spans two phases."""
+    a = dict(agent)
+    if a["system"]:
+        a["system"] = f"[{tag}] {a['system']}"
+    else:
+        a["calls"] = [dict(c, prompt=f"[{tag}] {c['prompt']}") for c in a["calls"]]
+    return a

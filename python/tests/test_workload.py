@@ -27,3 +27,13 @@ def test_empty_system_and_default_options():
 def test_url_joins_base_and_path():
     a = {"endpoint": {"base_url": "http://h:1//", "api": "openai-chat"}}
     assert agent_url(a) == "http://h:1/v1/chat/completions"
+
+
+def test_tagged_leads_the_system_prompt_or_every_call_prompt():
+    from chimeraforge_py.workload import tagged
+
+    a = {"system": "You plan.", "calls": [{"name": "c", "prompt": "p"}]}
+    assert tagged(a, "run 0 sequential")["system"] == "[run 0 sequential] You plan."
+    assert a["system"] == "You plan."  # the plan's agent is not modified
+    b = tagged(dict(a, system=""), "run 1 warmup")
+    assert b["calls"][0]["prompt"] == "[run 1 warmup] p"

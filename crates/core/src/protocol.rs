@@ -110,19 +110,26 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
     api_keys: &[Option<String>],
     observer: &mut O,
 ) -> RunOutcome {
-    let agents: Vec<Arc<AgentJob>> = plan
-        .agents
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            Arc::new(AgentJob {
-                agent: a.clone(),
-                api_key: api_keys.get(i).cloned().flatten(),
-                settings: plan.settings.clone(),
-                live_tokens: observer.live_tokens(i),
-            })
-        })
+    let live: Vec<_> = (0..plan.agents.len())
+        .map(|i| observer.live_tokens(i))
         .collect();
+    // Each phase sends its own tag first (see `Agent::tagged`): built here, before anything
+    // is measured.
+    let jobs_for = |phase: Phase| -> Vec<Arc<AgentJob>> {
+        let tag = format!("run {} {}", plan.run_index, phase_name(phase));
+        plan.agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                Arc::new(AgentJob {
+                    agent: a.tagged(&tag),
+                    api_key: api_keys.get(i).cloned().flatten(),
+                    settings: plan.settings.clone(),
+                    live_tokens: live[i].clone(),
+                })
+            })
+            .collect()
+    };
     let mut out = RunOutcome {
         warmup: Vec::new(),
         sequential: None,
@@ -133,7 +140,7 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
 
     if plan.warmup_tokens > 0 {
         observer.phase_starting(Phase::Warmup);
-        out.warmup = warm_up(&*rt, &*client, &agents, plan.warmup_tokens).await;
+        out.warmup = warm_up(&*rt, &*client, &jobs_for(Phase::Warmup), plan.warmup_tokens).await;
         observer.phase_ended(Phase::Warmup);
         if let Some(c) = out.warmup.iter().find(|c| c.error.is_some()) {
             out.status = failed(Phase::Warmup, c);
@@ -149,8 +156,8 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
     for &phase in phases {
         observer.phase_starting(phase);
         let record = match phase {
-            Phase::Concurrent => concurrent_phase(&rt, &client, &agents).await,
-            _ => sequential_phase(&rt, &client, &agents, &plan.sequential_order).await,
+            Phase::Concurrent => concurrent_phase(&rt, &client, &jobs_for(phase)).await,
+            _ => sequential_phase(&rt, &client, &jobs_for(phase), &plan.sequential_order).await,
         };
         observer.phase_ended(phase);
         let failure = record
@@ -411,5 +418,13 @@ fn join_or_panic_record(
             };
             (rec, now)
         }
+    }
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Warmup => "warmup",
+        Phase::Sequential => "sequential",
+        Phase::Concurrent => "concurrent",
     }
 }

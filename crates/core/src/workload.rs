@@ -126,6 +126,22 @@ pub struct Agent {
 pub const PREVIOUS: &str = "{previous}";
 
 impl Agent {
+    /// This agent with `[tag] ` at the very start of what it sends (its system prompt, or
+    /// each call's prompt when it has none). The run protocol tags every phase differently
+    /// (`run 3 sequential`, `run 3 concurrent`, `run 3 warmup`), so a server's prompt
+    /// (prefix) cache never lets the phase that runs second skip work the first one did.
+    pub fn tagged(&self, tag: &str) -> Agent {
+        let mut a = self.clone();
+        if a.system.is_empty() {
+            for c in &mut a.calls {
+                c.prompt = format!("[{tag}] {}", c.prompt);
+            }
+        } else {
+            a.system = format!("[{tag}] {}", a.system);
+        }
+        a
+    }
+
     /// The request body of call `index`, given the previous call's output.
     pub fn request_body(&self, index: usize, previous: &str) -> Vec<u8> {
         let prompt = self.calls[index].prompt.replace(PREVIOUS, previous);
@@ -513,6 +529,26 @@ mod tests {
         assert_eq!(r[4].calls, t[0].calls);
         assert!(replicate(&t, 3, &[], None).is_empty());
         assert_eq!(replicate(&t, 1, &eps, None)[0].options.seed, Some(0));
+    }
+
+    #[test]
+    fn tags_lead_what_is_sent_so_prefix_caches_cannot_span_phases() {
+        let t = seed_agents(&endpoints());
+        let a = t[0].instantiate("m", Scenario::ChimeraHomo, 0, &ModelOptions::default());
+        let seq: serde_json::Value =
+            serde_json::from_slice(&a.tagged("run 0 sequential").request_body(1, "x")).unwrap();
+        let conc: serde_json::Value =
+            serde_json::from_slice(&a.tagged("run 0 concurrent").request_body(1, "x")).unwrap();
+        let sys = |v: &serde_json::Value| v["messages"][0]["content"].as_str().unwrap().to_owned();
+        assert!(sys(&seq).starts_with("[run 0 sequential] You are DataCollector"));
+        assert_ne!(sys(&seq)[..20], sys(&conc)[..20]);
+        let mut bare = a.clone();
+        bare.system.clear();
+        let b = bare.tagged("run 1 warmup");
+        assert!(b
+            .calls
+            .iter()
+            .all(|c| c.prompt.starts_with("[run 1 warmup] ")));
     }
 
     #[test]
