@@ -400,9 +400,11 @@ class SseDecoder:
             has_stats = True
         if timings_v is not None:
             prompt_n, prompt_ms, predicted_n, predicted_ms = timings_v
-            if predicted_n is not None:
+            # usage counts every prompt token; llama.cpp's prompt_n only those evaluated
+            # (not served from its cache): usage wins where both are present, as in core.
+            if stats.output_tokens is None:
                 stats.output_tokens = predicted_n
-            if prompt_n is not None:
+            if stats.prompt_tokens is None:
                 stats.prompt_tokens = prompt_n
             stats.eval_ms = predicted_ms
             stats.prompt_eval_ms = prompt_ms

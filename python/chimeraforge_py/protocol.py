@@ -213,7 +213,7 @@ async def execute_run(client: httpx.AsyncClient, plan: dict, keys: list, observe
     settings = Settings.from_json(plan["settings"])
     def jobs_for(phase: str) -> list:
         # Each phase sends its own tag first, as core's Agent::tagged does.
-        tag = f"run {plan['run_index']} {phase}"
+        tag = f"{plan.get('run_tag') or 'run ' + str(plan['run_index'])} {phase}"
         return [
             AgentJob(tagged(a, tag), keys[i] if i < len(keys) else None, settings)
             for i, a in enumerate(plan["agents"])

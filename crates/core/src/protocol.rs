@@ -30,6 +30,12 @@ pub struct RunPlan {
     /// probes with many agents, where a sequential phase would take N times as long.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub concurrent_only: bool,
+    /// Names this run uniquely in the matrix (e.g. `tokio-default gemma3 chimera-homo run 3`);
+    /// it leads each phase's tag (see `Agent::tagged`), so no server prompt cache, even one
+    /// kept across requests like llama.cpp's, serves one run's or phase's prompts to another.
+    /// Empty: `run N`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_tag: String,
 }
 
 impl RunPlan {
@@ -60,6 +66,7 @@ impl RunPlan {
             warmup_tokens,
             settings,
             concurrent_only: false,
+            run_tag: String::new(),
         }
     }
 }
@@ -116,7 +123,10 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
     // Each phase sends its own tag first (see `Agent::tagged`): built here, before anything
     // is measured.
     let jobs_for = |phase: Phase| -> Vec<Arc<AgentJob>> {
-        let tag = format!("run {} {}", plan.run_index, phase_name(phase));
+        let tag = match plan.run_tag.as_str() {
+            "" => format!("run {} {}", plan.run_index, phase_name(phase)),
+            run => format!("{run} {}", phase_name(phase)),
+        };
         plan.agents
             .iter()
             .enumerate()

@@ -128,17 +128,31 @@ pub fn job_for(config: &Config, endpoints: &[Endpoint], slot: &Slot) -> ChildJob
         slot.cell.scenario,
         slot.cell.agents,
     );
+    let mut plan = RunPlan::alternating(
+        slot.run_index,
+        agents,
+        config.warmup_tokens,
+        config.settings.clone(),
+    );
+    // Unique in the matrix, so a server's prompt cache never carries one run's prompts
+    // (same agents, same seed) into another cell's.
+    plan.run_tag = format!(
+        "{} {} {}{} run {}",
+        slot.cell.backend,
+        slot.cell.model,
+        slot.cell.scenario.name(),
+        slot.cell
+            .agents
+            .map(|n| format!(" x{n}"))
+            .unwrap_or_default(),
+        slot.run_index + 1
+    );
     ChildJob {
         backend: slot.cell.backend.clone(),
         model: slot.cell.model.clone(),
         scenario: slot.cell.scenario,
         client: config.client.clone(),
-        plan: RunPlan::alternating(
-            slot.run_index,
-            agents,
-            config.warmup_tokens,
-            config.settings.clone(),
-        ),
+        plan,
     }
 }
 
