@@ -86,10 +86,7 @@ impl AsyncRuntime for AsyncStdRuntime {
         F::Output: Send + 'static,
     {
         let task = async_std::task::spawn(AssertUnwindSafe(fut).catch_unwind());
-        async move {
-            task.await
-                .map_err(|panic| JoinError(panic_message(&*panic)))
-        }
+        async move { task.await.map_err(|panic| JoinError::from_panic(&*panic)) }
     }
 
     fn sleep(&self, dur: Duration) -> impl Future<Output = ()> + Send + 'static + use<> {
@@ -97,34 +94,9 @@ impl AsyncRuntime for AsyncStdRuntime {
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        format!("task panicked: {s}")
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        format!("task panicked: {s}")
-    } else {
-        "task panicked".to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn env_sets_the_thread_count() {
-        assert_eq!(
-            ThreadCount::parse(THREADS_ENV, Some("3".into())),
-            Ok(ThreadCount::Env(3))
-        );
-        assert!(ThreadCount::parse(THREADS_ENV, Some("0".into())).is_err());
-        assert!(ThreadCount::parse(THREADS_ENV, Some(" 3".into())).is_err());
-        let n = std::thread::available_parallelism().unwrap().get();
-        assert_eq!(
-            ThreadCount::parse(THREADS_ENV, None),
-            Ok(ThreadCount::Default(n))
-        );
-    }
 
     #[test]
     fn spawned_tasks_run_on_executor_threads() {

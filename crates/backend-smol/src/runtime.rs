@@ -131,11 +131,7 @@ impl AsyncRuntime for SmolRuntime {
     {
         let task = self.ex.spawn(AssertUnwindSafe(fut).catch_unwind());
         let handle = Detaching(Some(task));
-        async move {
-            handle
-                .await
-                .map_err(|panic| JoinError(panic_message(&*panic)))
-        }
+        async move { handle.await.map_err(|panic| JoinError::from_panic(&*panic)) }
     }
 
     fn sleep(&self, dur: Duration) -> impl Future<Output = ()> + Send + 'static + use<> {
@@ -169,36 +165,11 @@ impl<T> Drop for Detaching<T> {
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        format!("task panicked: {s}")
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        format!("task panicked: {s}")
-    } else {
-        "task panicked".to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
     use std::sync::atomic::{AtomicBool, Ordering};
-
-    #[test]
-    fn env_sets_the_thread_count() {
-        assert_eq!(
-            ThreadCount::parse(THREADS_ENV, Some("3".into())),
-            Ok(ThreadCount::Env(3))
-        );
-        assert!(ThreadCount::parse(THREADS_ENV, Some("0".into())).is_err());
-        assert!(ThreadCount::parse(THREADS_ENV, Some("x".into())).is_err());
-        let n = std::thread::available_parallelism().unwrap().get();
-        assert_eq!(
-            ThreadCount::parse(THREADS_ENV, None),
-            Ok(ThreadCount::Default(n))
-        );
-    }
 
     #[test]
     fn exactly_the_recorded_threads_poll_tasks() {

@@ -11,6 +11,20 @@ use std::time::{Duration, Instant};
 #[error("task failed: {0}")]
 pub struct JoinError(pub String);
 
+impl JoinError {
+    /// A task that panicked with `payload` (what `catch_unwind` returned).
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> JoinError {
+        let msg = if let Some(s) = payload.downcast_ref::<&str>() {
+            format!("task panicked: {s}")
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            format!("task panicked: {s}")
+        } else {
+            "task panicked".to_owned()
+        };
+        JoinError(msg)
+    }
+}
+
 /// An async runtime: run a future to completion, spawn tasks, sleep, read the clock.
 pub trait AsyncRuntime: Send + Sync + 'static {
     /// Backend name as it appears in results (`tokio-default`, `smol-1kb`, ...).
