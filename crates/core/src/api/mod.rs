@@ -158,3 +158,46 @@ impl Decoder {
 pub(crate) fn ns_to_ms(ns: Option<u64>) -> Option<f64> {
     ns.map(|v| v as f64 / 1e6)
 }
+
+/// Test helpers shared by both codecs' tests: decode a stream fed in given chunks, and the
+/// chunkings every codec must survive.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{ApiKind, CodecError, StreamEvent};
+
+    /// Decode `chunks` fed one after another, then the end of the body.
+    pub fn decode_all(api: ApiKind, chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, CodecError> {
+        let mut d = api.decoder(1 << 20);
+        let mut out = Vec::new();
+        for c in chunks {
+            d.feed(c, &mut out)?;
+        }
+        d.finish(&mut out)?;
+        Ok(out)
+    }
+
+    /// `bytes` cut at the (unsorted, possibly repeated) offsets `cuts`.
+    pub fn chunks_at(bytes: &[u8], mut cuts: Vec<usize>) -> Vec<&[u8]> {
+        cuts.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        for c in cuts {
+            let c = c.clamp(start, bytes.len());
+            chunks.push(&bytes[start..c]);
+            start = c;
+        }
+        chunks.push(&bytes[start..]);
+        chunks
+    }
+
+    /// `bytes` decodes to `expected` whole, split in two at every offset, and byte by byte.
+    pub fn assert_every_split(api: ApiKind, bytes: &[u8], expected: &[StreamEvent]) {
+        assert_eq!(decode_all(api, &[bytes]).unwrap(), expected);
+        for i in 0..=bytes.len() {
+            let (a, b) = bytes.split_at(i);
+            assert_eq!(decode_all(api, &[a, b]).unwrap(), expected, "split at {i}");
+        }
+        let ones: Vec<&[u8]> = bytes.chunks(1).collect();
+        assert_eq!(decode_all(api, &ones).unwrap(), expected);
+    }
+}

@@ -204,6 +204,7 @@ fn dispatch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{testing, ApiKind};
     use proptest::prelude::*;
 
     const STREAM: &str = concat!(
@@ -219,13 +220,7 @@ mod tests {
     );
 
     fn decode_all(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, CodecError> {
-        let mut d = SseDecoder::new(1 << 20);
-        let mut out = Vec::new();
-        for c in chunks {
-            d.feed(c, &mut out)?;
-        }
-        d.finish(&mut out)?;
-        Ok(out)
+        testing::decode_all(ApiKind::OpenaiChat, chunks)
     }
 
     fn expected() -> Vec<StreamEvent> {
@@ -250,38 +245,14 @@ mod tests {
     }
 
     #[test]
-    fn whole_stream_decodes() {
-        assert_eq!(decode_all(&[STREAM.as_bytes()]).unwrap(), expected());
-    }
-
-    #[test]
-    fn every_two_way_split_decodes_identically() {
-        let bytes = STREAM.as_bytes();
-        for i in 0..=bytes.len() {
-            let (a, b) = bytes.split_at(i);
-            assert_eq!(decode_all(&[a, b]).unwrap(), expected(), "split at {i}");
-        }
-    }
-
-    #[test]
-    fn one_byte_at_a_time_decodes() {
-        let chunks: Vec<&[u8]> = STREAM.as_bytes().chunks(1).collect();
-        assert_eq!(decode_all(&chunks).unwrap(), expected());
+    fn whole_every_two_way_split_and_byte_by_byte_decode_identically() {
+        testing::assert_every_split(ApiKind::OpenaiChat, STREAM.as_bytes(), &expected());
     }
 
     proptest! {
         #[test]
         fn any_chunking_decodes_identically(cuts in proptest::collection::vec(0usize..STREAM.len(), 0..40)) {
-            let bytes = STREAM.as_bytes();
-            let mut cuts = cuts;
-            cuts.sort_unstable();
-            let mut chunks = Vec::new();
-            let mut start = 0;
-            for c in cuts {
-                chunks.push(&bytes[start..c.max(start)]);
-                start = c.max(start);
-            }
-            chunks.push(&bytes[start..]);
+            let chunks = testing::chunks_at(STREAM.as_bytes(), cuts);
             prop_assert_eq!(decode_all(&chunks).unwrap(), expected());
         }
     }
