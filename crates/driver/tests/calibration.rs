@@ -1,57 +1,18 @@
 //! Calibration: the harness, through the real HTTP path of every backend, against the
 //! simulator whose timing is known. One generic body per check, instantiated per backend.
 
-use chimeraforge::backends::{run_job, ChildJob};
+mod common;
+
+use chimeraforge::backends::run_job;
 use chimeraforge_core::api::ApiKind;
-use chimeraforge_core::call::CallSettings;
-use chimeraforge_core::protocol::RunPlan;
 use chimeraforge_core::record::RunRecord;
-use chimeraforge_core::workload::{seed_agents, Endpoint, ModelOptions, Scenario};
-use chimeraforge_core::{Backend, ClientOptions};
-use chimeraforge_sim::{Device, SimConfig, SimHandle, SimServer};
+use chimeraforge_core::Backend;
+use chimeraforge_sim::{Device, SimConfig, SimHandle};
+use common::{homo_job, start};
 
-const MODEL: &str = "gemma3:latest";
-
-fn start(device: Device) -> SimHandle {
-    let mut cfg = SimConfig::profile("fixed").expect("fixed profile exists");
-    cfg.device = device;
-    for m in &mut cfg.models {
-        m.name = MODEL.into();
-    }
-    cfg.models.truncate(1);
-    SimServer::start(cfg, "127.0.0.1:0".parse().unwrap()).expect("simulator starts")
-}
-
-/// Two seed agents, both on `servers` (one agent per server, round robin), chimera-homo,
-/// fixed output length, one run.
+/// Two seed agents on `servers`, chimera-homo, fixed output length, one run on `B`.
 fn run<B: Backend>(servers: &[&SimHandle], run_index: u32) -> RunRecord {
-    let endpoints: Vec<Endpoint> = servers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Endpoint {
-            name: format!("sim{i}"),
-            base_url: s.base_url(),
-            api: ApiKind::Ollama,
-            api_key_env: None,
-        })
-        .collect();
-    let base = ModelOptions {
-        num_predict: Some(24),
-        seed: Some(42),
-        ..Default::default()
-    };
-    let agents = seed_agents(&endpoints)
-        .iter()
-        .enumerate()
-        .map(|(i, t)| t.instantiate(MODEL, Scenario::ChimeraHomo, i, &base))
-        .collect();
-    let job = ChildJob {
-        backend: B::NAME.into(),
-        model: MODEL.into(),
-        scenario: Scenario::ChimeraHomo,
-        client: ClientOptions::default(),
-        plan: RunPlan::alternating(run_index, agents, 4, CallSettings::default()),
-    };
+    let job = homo_job(B::NAME, servers, run_index, ApiKind::Ollama);
     let record = run_job::<B>(&job).expect("backend builds");
     assert!(record.is_ok(), "run failed: {:?}", record.status);
     record

@@ -7,19 +7,16 @@
 //! Skipped, with the reason printed, when the Python environment is not installed
 //! (`scripts/python-env.sh`).
 
-use chimeraforge::backends::{external_python, ChildJob, EXTERNAL_NAMES, PYTHON_INSTALL_COMMAND};
+mod common;
+
+use chimeraforge::backends::{external_python, EXTERNAL_NAMES, PYTHON_INSTALL_COMMAND};
 use chimeraforge::matrix::run_child;
 use chimeraforge_core::api::ApiKind;
-use chimeraforge_core::call::CallSettings;
 use chimeraforge_core::metrics::run_metrics;
-use chimeraforge_core::protocol::RunPlan;
 use chimeraforge_core::record::RunRecord;
-use chimeraforge_core::workload::{seed_agents, Endpoint, ModelOptions, Scenario};
-use chimeraforge_core::ClientOptions;
-use chimeraforge_sim::{Device, SimConfig, SimHandle, SimServer};
+use chimeraforge_sim::{Device, SimHandle};
+use common::{homo_job, start};
 use std::path::Path;
-
-const MODEL: &str = "gemma3:latest";
 
 /// One Python child at a time: on a 2-core machine, parallel test threads each running a
 /// Python client and two simulators would measure CPU contention, not the backend.
@@ -41,45 +38,9 @@ fn installed(backend: &str) -> bool {
     }
 }
 
-fn start(device: Device) -> SimHandle {
-    let mut cfg = SimConfig::profile("fixed").expect("fixed profile exists");
-    cfg.device = device;
-    for m in &mut cfg.models {
-        m.name = MODEL.into();
-    }
-    cfg.models.truncate(1);
-    SimServer::start(cfg, "127.0.0.1:0".parse().unwrap()).expect("simulator starts")
-}
-
 /// Two seed agents (one per server, round robin), chimera-homo, num_predict 24, one run.
 fn run(backend: &str, servers: &[&SimHandle], run_index: u32, api: ApiKind) -> RunRecord {
-    let endpoints: Vec<Endpoint> = servers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Endpoint {
-            name: format!("sim{i}"),
-            base_url: s.base_url(),
-            api,
-            api_key_env: None,
-        })
-        .collect();
-    let base = ModelOptions {
-        num_predict: Some(24),
-        seed: Some(42),
-        ..Default::default()
-    };
-    let agents = seed_agents(&endpoints)
-        .iter()
-        .enumerate()
-        .map(|(i, t)| t.instantiate(MODEL, Scenario::ChimeraHomo, i, &base))
-        .collect();
-    let job = ChildJob {
-        backend: backend.into(),
-        model: MODEL.into(),
-        scenario: Scenario::ChimeraHomo,
-        client: ClientOptions::default(),
-        plan: RunPlan::alternating(run_index, agents, 4, CallSettings::default()),
-    };
+    let job = homo_job(backend, servers, run_index, api);
     // The exe is only used for compiled backends; an external one starts its interpreter.
     let record = run_child(Path::new("/nonexistent/chimeraforge"), &job)
         .unwrap_or_else(|e| panic!("{backend} child failed: {e}"));

@@ -1,0 +1,54 @@
+//! Helpers shared by the calibration tests (Rust and Python backends): a simulator with a
+//! known timing, and the job that runs the seed's two agents on it.
+#![allow(dead_code)] // each test binary uses part of it
+
+use chimeraforge::backends::ChildJob;
+use chimeraforge_core::api::ApiKind;
+use chimeraforge_core::call::CallSettings;
+use chimeraforge_core::protocol::RunPlan;
+use chimeraforge_core::workload::{seed_agents, Endpoint, ModelOptions, Scenario};
+use chimeraforge_core::ClientOptions;
+use chimeraforge_sim::{Device, SimConfig, SimHandle, SimServer};
+
+pub const MODEL: &str = "gemma3:latest";
+
+/// A simulator on the `fixed` profile (TTFT 50 ms, 100 tok/s) serving only [`MODEL`].
+pub fn start(device: Device) -> SimHandle {
+    let mut cfg = SimConfig::profile("fixed").expect("fixed profile exists");
+    cfg.device = device;
+    cfg.models.truncate(1);
+    cfg.models[0].name = MODEL.into();
+    SimServer::start(cfg, "127.0.0.1:0".parse().unwrap()).expect("simulator starts")
+}
+
+/// Two seed agents on `servers` (one per server, round robin), chimera-homo, 24 tokens per
+/// call, seed 42: run `run_index` on `backend`.
+pub fn homo_job(backend: &str, servers: &[&SimHandle], run_index: u32, api: ApiKind) -> ChildJob {
+    let endpoints: Vec<Endpoint> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Endpoint {
+            name: format!("sim{i}"),
+            base_url: s.base_url(),
+            api,
+            api_key_env: None,
+        })
+        .collect();
+    let base = ModelOptions {
+        num_predict: Some(24),
+        seed: Some(42),
+        ..Default::default()
+    };
+    let agents = seed_agents(&endpoints)
+        .iter()
+        .enumerate()
+        .map(|(i, t)| t.instantiate(MODEL, Scenario::ChimeraHomo, i, &base))
+        .collect();
+    ChildJob {
+        backend: backend.into(),
+        model: MODEL.into(),
+        scenario: Scenario::ChimeraHomo,
+        client: ClientOptions::default(),
+        plan: RunPlan::alternating(run_index, agents, 4, CallSettings::default()),
+    }
+}
