@@ -175,7 +175,7 @@ pub use config::{ModelProfile, SimConfig, PROFILE_NAMES};
 pub use device::Device;
 pub use fault::{FaultMode, FaultPlan};
 pub use ollama::VERSION;
-pub use server::{loopback, serve_blocking, SimHandle, SimServer, FAULT_HEADER};
+pub use server::{loopback, serve_blocking, SimHandle, SimServer, FAULT_HEADER, LISTEN_BACKLOG};
 pub use stats::SimStats;
 
 /// Why the simulator could not start or be configured.

@@ -76,9 +76,6 @@ impl SimServer {
     /// this machine and must be chosen deliberately by the caller.
     pub fn start(config: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimError> {
         config.validate()?;
-        let listener = std::net::TcpListener::bind(addr).map_err(SimError::Bind)?;
-        listener.set_nonblocking(true).map_err(SimError::Bind)?;
-        let addr = listener.local_addr().map_err(SimError::Bind)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads.max(1))
             .thread_name("chimeraforge-sim")
@@ -100,8 +97,9 @@ impl SimServer {
         });
         let listener = {
             let _enter = runtime.enter();
-            tokio::net::TcpListener::from_std(listener).map_err(SimError::Bind)?
+            listen(addr).map_err(SimError::Bind)?
         };
+        let addr = listener.local_addr().map_err(SimError::Bind)?;
         let (shutdown, stop) = oneshot::channel();
         let serving = state.clone();
         let thread = std::thread::Builder::new()
@@ -121,6 +119,25 @@ impl SimServer {
             thread: Some(thread),
         })
     }
+}
+
+/// The accept queue the simulator asks for. Rust std's `TcpListener::bind` asks for 128: at
+/// 1,024 simultaneous connects the kernel then drops SYNs and the client retransmits after 1 s,
+/// which a harness would misread as a 1 s TTFT. The kernel caps it at `net.core.somaxconn`
+/// (4,096 by default since Linux 5.4).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Bind `addr` with `SO_REUSEADDR` (as std does on Unix) and listen with [`LISTEN_BACKLOG`].
+/// Must run inside the runtime's context (the listener registers with its reactor).
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// `127.0.0.1:port`, the address the simulator is meant to listen on.
@@ -579,5 +596,33 @@ async fn whole(
             "application/json; charset=utf-8",
             body,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With std's default backlog (128) the connects past ~129 that nobody accepts yet get
+    /// their SYN dropped and wait for a 1 s retransmit; with ours they all complete at once.
+    #[test]
+    fn listener_queues_more_connects_than_std_default() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = {
+            let _enter = runtime.enter();
+            listen(loopback(0)).unwrap()
+        };
+        let addr = listener.local_addr().unwrap();
+        // Nothing accepts: every connect below must be held by the kernel's accept queue.
+        let mut held = Vec::new();
+        for i in 0..300 {
+            let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                .unwrap_or_else(|e| panic!("connect {i} of 300 not queued: {e}"));
+            held.push(stream);
+        }
+        assert_eq!(held.len(), 300);
     }
 }
