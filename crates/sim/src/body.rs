@@ -2,11 +2,15 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
+
+use crate::stats::Stats;
 
 /// What a generation task hands to the connection.
 pub(crate) enum Chunk {
@@ -14,12 +18,18 @@ pub(crate) enum Chunk {
     Data(Bytes),
     /// Fail the body so hyper drops the connection without the terminating chunk.
     Abort,
+    /// The next data carries the first token, which was scheduled for this instant: the body
+    /// records how late it reached the connection (see [`Stats::first_token_late`]).
+    FirstTokenDue(Instant),
 }
 
 /// A body that is either known whole (sent with a content-length) or streamed (chunked).
 pub(crate) struct SimBody {
     first: Option<Bytes>,
     rx: Option<mpsc::Receiver<Chunk>>,
+    /// The first token's scheduled instant, until its bytes are handed to the connection.
+    due: Option<Instant>,
+    stats: Option<Arc<Stats>>,
 }
 
 impl SimBody {
@@ -27,6 +37,8 @@ impl SimBody {
         SimBody {
             first: Some(bytes.into()),
             rx: None,
+            due: None,
+            stats: None,
         }
     }
 
@@ -35,7 +47,26 @@ impl SimBody {
         SimBody {
             first,
             rx: Some(rx),
+            due: None,
+            stats: None,
         }
+    }
+
+    /// Record the first token's lateness in `stats`; `due` is its schedule if the token is
+    /// already in `first` (otherwise a [`Chunk::FirstTokenDue`] announces it).
+    pub(crate) fn timing_first_token(mut self, due: Option<Instant>, stats: Arc<Stats>) -> Self {
+        self.due = due;
+        self.stats = Some(stats);
+        self
+    }
+
+    /// A data frame is leaving for the connection: if it carries the first token, record
+    /// how late that is.
+    fn data(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if let (Some(due), Some(stats)) = (self.due.take(), &self.stats) {
+            stats.first_token_late(Instant::now().saturating_duration_since(due));
+        }
+        Poll::Ready(Some(Ok(Frame::data(bytes))))
     }
 }
 
@@ -49,22 +80,25 @@ impl Body for SimBody {
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
         if let Some(first) = this.first.take() {
-            return Poll::Ready(Some(Ok(Frame::data(first))));
+            return this.data(first);
         }
-        let Some(rx) = this.rx.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match ready!(rx.poll_recv(cx)) {
-            Some(Chunk::Data(bytes)) => Poll::Ready(Some(Ok(Frame::data(bytes)))),
-            Some(Chunk::Abort) => {
-                this.rx = None;
-                Poll::Ready(Some(Err(io::Error::other(
-                    "connection dropped by fault close_before_done",
-                ))))
-            }
-            None => {
-                this.rx = None;
-                Poll::Ready(None)
+        loop {
+            let Some(rx) = this.rx.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match ready!(rx.poll_recv(cx)) {
+                Some(Chunk::FirstTokenDue(due)) => this.due = Some(due),
+                Some(Chunk::Data(bytes)) => return this.data(bytes),
+                Some(Chunk::Abort) => {
+                    this.rx = None;
+                    return Poll::Ready(Some(Err(io::Error::other(
+                        "connection dropped by fault close_before_done",
+                    ))));
+                }
+                None => {
+                    this.rx = None;
+                    return Poll::Ready(None);
+                }
             }
         }
     }

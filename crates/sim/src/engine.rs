@@ -291,6 +291,18 @@ impl Sink {
         Ok(())
     }
 
+    /// The next token is the first, scheduled for `due` (a streaming body times its exit).
+    async fn first_token_due(&self, due: Instant) -> Result<(), Gone> {
+        match self {
+            Sink::Stream(s) => {
+                s.tx.send(Chunk::FirstTokenDue(due.into_std()))
+                    .await
+                    .map_err(|_| Gone)
+            }
+            Sink::Collect(_) => Ok(()),
+        }
+    }
+
     async fn malformed(&mut self) -> Result<(), Gone> {
         match self {
             Sink::Stream(s) => s.send(s.wire.malformed()).await,
@@ -354,6 +366,7 @@ pub(crate) async fn generate(
         }
         sink.wait_until(deadline).await?;
         if i == 0 {
+            sink.first_token_due(deadline).await?;
             first_sent = deadline;
             decoding = Some(device.start_decoding());
         }

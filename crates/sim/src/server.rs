@@ -161,6 +161,15 @@ impl SimHandle {
         self.state.stats.snapshot()
     }
 
+    /// How late each streamed first token left since the last call: the instant its bytes
+    /// were handed to the connection minus its schedule (arrival + TTFT + prefill), so the
+    /// simulator's own share of a measured TTFT bias (timer wake-up, task and connection
+    /// scheduling) is known. At most [`FIRST_TOKEN_SAMPLES`](crate::FIRST_TOKEN_SAMPLES)
+    /// are kept between calls.
+    pub fn take_first_token_lateness(&self) -> Vec<Duration> {
+        self.state.stats.take_first_token_lateness()
+    }
+
     /// Stop accepting, drop every open connection and join the server's threads.
     pub fn shutdown(mut self) {
         self.stop();
@@ -531,19 +540,24 @@ async fn streamed(
         }
     });
     // Ollama sends its headers with the first line; OpenAI servers send them at once.
+    let mut due = None;
     let first = match api {
         Api::OpenAi => None,
-        Api::Ollama => match rx.recv().await {
-            Some(Chunk::Data(first)) => Some(first),
-            Some(Chunk::Abort) => {
-                return Err(io::Error::other(
-                    "connection dropped by fault close_before_done",
-                ))
+        Api::Ollama => loop {
+            match rx.recv().await {
+                Some(Chunk::FirstTokenDue(at)) => due = Some(at),
+                Some(Chunk::Data(first)) => break Some(first),
+                Some(Chunk::Abort) => {
+                    return Err(io::Error::other(
+                        "connection dropped by fault close_before_done",
+                    ))
+                }
+                None => return Ok(api.server_error("generation ended without output")),
             }
-            None => return Ok(api.server_error("generation ended without output")),
         },
     };
-    let response = Response::new(SimBody::stream(first, rx));
+    let body = SimBody::stream(first, rx).timing_first_token(due, state.stats.clone());
+    let response = Response::new(body);
     Ok(with_content_type(response, api.stream_content_type()))
 }
 

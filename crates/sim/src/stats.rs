@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// A snapshot of a server's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -21,6 +22,9 @@ pub struct SimStats {
     pub per_endpoint: BTreeMap<String, u64>,
 }
 
+/// How many first-token lateness samples a server holds until they are taken.
+pub const FIRST_TOKEN_SAMPLES: usize = 1 << 16;
+
 /// The live counters behind [`SimStats`].
 #[derive(Default)]
 pub(crate) struct Stats {
@@ -30,6 +34,7 @@ pub(crate) struct Stats {
     loads: AtomicU64,
     faults: AtomicU64,
     per_endpoint: Mutex<BTreeMap<String, u64>>,
+    first_token_late: Mutex<Vec<Duration>>,
 }
 
 impl Stats {
@@ -58,6 +63,22 @@ impl Stats {
 
     pub(crate) fn fault(&self) {
         self.faults.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A streamed first token reached its connection this long after its schedule (the
+    /// instant the body handed its bytes to hyper, which writes them in the same poll).
+    /// Keeps at most [`FIRST_TOKEN_SAMPLES`] until they are taken, so a long-running server
+    /// nobody asks does not grow without bound.
+    pub(crate) fn first_token_late(&self, late: Duration) {
+        let mut samples = self.first_token_late.lock().expect("stats lock");
+        if samples.len() < FIRST_TOKEN_SAMPLES {
+            samples.push(late);
+        }
+    }
+
+    /// The first-token lateness samples recorded since the last call, in arrival order.
+    pub(crate) fn take_first_token_lateness(&self) -> Vec<Duration> {
+        std::mem::take(&mut *self.first_token_late.lock().expect("stats lock"))
     }
 
     pub(crate) fn snapshot(&self) -> SimStats {

@@ -338,3 +338,38 @@ fn serial_device_is_freed_when_a_client_leaves() {
     eprintln!("serial after a departed client: 5 tokens end at {end:.1} ms");
     assert!(end < 200.0, "waited {end} ms for a client that left");
 }
+
+/// Every streamed first token is timed against its schedule, on both APIs; whole replies
+/// are not. A lateness below the TTFT shows it is measured from the schedule (arrival +
+/// TTFT), not from the arrival; measured TTFT ≥ the server's lateness shows the client
+/// cannot see a token before the server let it go.
+#[test]
+fn first_token_lateness_is_recorded_per_streamed_request() {
+    let _one = exclusive();
+    let sim = start(config(Device::Ideal, 200.0, 100.0, 0.0));
+    assert!(sim.take_first_token_lateness().is_empty());
+    let a = generate(sim.addr(), 3);
+    let b = post(
+        sim.addr(),
+        "/v1/chat/completions",
+        &json!({"model": "m", "stream": true, "max_tokens": 3,
+                "messages": [{"role": "user", "content": "go"}]}),
+    );
+    post(
+        sim.addr(),
+        "/api/generate",
+        &json!({"model": "m", "prompt": "go", "stream": false, "options": {"num_predict": 3}}),
+    );
+    let late = sim.take_first_token_lateness();
+    assert_eq!(late.len(), 2, "{late:?}");
+    for l in &late {
+        assert!(
+            ms(*l) < 200.0,
+            "lateness {l:?} counts from arrival, not schedule"
+        );
+    }
+    let first_ollama = token_times(&a).0[0];
+    assert!(first_ollama >= 200.0, "first token at {first_ollama} ms");
+    assert!(!b.sse().is_empty());
+    assert!(sim.take_first_token_lateness().is_empty(), "taken twice");
+}
