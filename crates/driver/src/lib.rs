@@ -1,6 +1,7 @@
 //! The `chimeraforge` driver as a library: config, the matrix, child processes, results.
 //! The binary (`main.rs`) is a thin command line over these modules.
 
+pub mod affinity;
 pub mod backends;
 pub mod child;
 pub mod config;

@@ -137,6 +137,7 @@ enum Cmd {
     /// Examples:
     ///   chimeraforge overhead                              # every backend in this build
     ///   chimeraforge overhead --backends tokio-default --quick
+    ///   chimeraforge overhead --pin --probes ttft-1,ideal-64    # simulator on its own CPU
     #[command(verbatim_doc_comment)]
     Overhead {
         /// `all` or a comma-separated list of backends.
@@ -148,6 +149,13 @@ enum Cmd {
         /// One run per probe, shorter streams (about a minute per backend).
         #[arg(long)]
         quick: bool,
+        /// Run the simulators on the first half of this process's CPUs and the clients on
+        /// the rest, so server and client do not compete for the same cores.
+        #[arg(long)]
+        pin: bool,
+        /// Only these probes (comma-separated), e.g. `ideal-64,mem-1024`.
+        #[arg(long, value_delimiter = ',')]
+        probes: Option<Vec<String>>,
     },
     /// Write report.md, report.html and runs.csv for a results directory.
     ///
@@ -232,7 +240,9 @@ fn main() -> ExitCode {
             backends,
             out,
             quick,
-        } => overhead(&backends, out, quick),
+            pin,
+            probes,
+        } => overhead(&backends, out, quick, pin, probes),
         Cmd::Doctor { config } => doctor(config.as_deref()),
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
@@ -770,7 +780,13 @@ fn doctor(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn overhead(list: &str, out: Option<PathBuf>, quick: bool) -> anyhow::Result<ExitCode> {
+fn overhead(
+    list: &str,
+    out: Option<PathBuf>,
+    quick: bool,
+    pin: bool,
+    probes: Option<Vec<String>>,
+) -> anyhow::Result<ExitCode> {
     let compiled = backends::compiled_names();
     let wanted: Vec<String> = if list == "all" {
         compiled.iter().map(|s| s.to_string()).collect()
@@ -786,6 +802,25 @@ fn overhead(list: &str, out: Option<PathBuf>, quick: bool) -> anyhow::Result<Exi
             compiled.join(", ")
         );
     }
+    let pin = if pin {
+        let cpus = chimeraforge::affinity::allowed().context("cannot read this process's CPUs")?;
+        let split = chimeraforge::affinity::Split::halves(&cpus).map_err(anyhow::Error::msg)?;
+        println!(
+            "pinned: simulators on CPU {}, clients on CPU {}",
+            chimeraforge::affinity::list(&split.server),
+            chimeraforge::affinity::list(&split.client)
+        );
+        Some(split)
+    } else {
+        None
+    };
+    let settings = chimeraforge::overhead::Settings {
+        quick,
+        pin,
+        only: probes,
+    };
+    // Check the probe names before any backend runs.
+    chimeraforge::overhead::selected(&settings).map_err(anyhow::Error::msg)?;
     child::raise_open_files_limit();
     let exe = std::env::current_exe()
         .context("cannot find this program's path to start child processes")?;
@@ -800,7 +835,7 @@ fn overhead(list: &str, out: Option<PathBuf>, quick: bool) -> anyhow::Result<Exi
         let measured = chimeraforge::overhead::measure_backend(
             &exe,
             b,
-            quick,
+            &settings,
             |line| println!("{line}"),
             |r| {
                 use std::io::Write as _;

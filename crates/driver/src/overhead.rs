@@ -9,6 +9,7 @@
 //! - memory: peak RSS of the same small concurrent-only run at N = 1, 64 and 1,024; the
 //!   difference divided by the extra agents is the memory per extra concurrent agent.
 
+use crate::affinity::{self, Split};
 use crate::backends::ChildJob;
 use crate::matrix::run_child;
 use chimeraforge_core::api::ApiKind;
@@ -141,6 +142,41 @@ pub struct BackendOverhead {
     pub peak_rss_kib: Vec<(usize, u64)>,
     /// Problems: failed runs, client-bound warnings.
     pub notes: Vec<String>,
+    /// CPUs of simulator and client when run with `--pin`; `None`: they shared every CPU.
+    #[serde(default)]
+    pub pinned: Option<Split>,
+}
+
+/// How `overhead` runs.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// One run per probe, shorter streams.
+    pub quick: bool,
+    /// Simulator and client on separate CPUs.
+    pub pin: Option<Split>,
+    /// Only these probes (by name); `None`: all.
+    pub only: Option<Vec<String>>,
+}
+
+/// The probes `settings` selects; an unknown name is an error that lists the known ones.
+pub fn selected(settings: &Settings) -> Result<Vec<Probe>, String> {
+    let all = probes(settings.quick);
+    let Some(only) = &settings.only else {
+        return Ok(all);
+    };
+    if let Some(bad) = only
+        .iter()
+        .find(|n| !all.iter().any(|p| p.name == n.as_str()))
+    {
+        return Err(format!(
+            "unknown probe {bad:?}\n  hint: probes are {}",
+            all.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(all
+        .into_iter()
+        .filter(|p| only.iter().any(|n| n == p.name))
+        .collect())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,6 +186,13 @@ pub struct TtftBias {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub samples: usize,
+    /// The simulator's own share, for the same calls: how late each first token left the
+    /// server (handed to its connection) after its schedule, p50/p99, ms. `None` when the
+    /// server's samples could not be matched to the calls (a failed call).
+    #[serde(default)]
+    pub server_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub server_p99_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,8 +223,41 @@ impl BackendOverhead {
     }
 }
 
-/// Fold one probe's records into `out`.
-pub fn absorb(out: &mut BackendOverhead, probe: &Probe, records: &[RunRecord]) {
+/// The TTFT-bias samples of one run, ms, in call order: its concurrent-phase TTFTs − 50 ms
+/// (at N = 1 also the sequential phase's, the same situation).
+pub fn bias_samples(r: &RunRecord, agents: usize) -> Vec<f64> {
+    r.sequential
+        .iter()
+        .filter(|_| agents == 1)
+        .chain(r.concurrent.iter())
+        .flat_map(|p| p.agents.iter().flat_map(|a| &a.calls))
+        .filter_map(|c| c.ttft_ms)
+        .map(|t| t - FIXED_TTFT_MS)
+        .collect()
+}
+
+/// The simulator's first-token lateness (ms) that belongs to `record`'s bias samples.
+///
+/// `sim_late` is everything the simulator timed during the run, in the order the tokens
+/// left: warm-up, then the sequential phase, then the concurrent phase, each finished before
+/// the next starts. So the bias samples' server shares are the last ones. `None` when the
+/// run failed or the counts cannot match (then the attribution would be a guess).
+pub fn server_share(record: &RunRecord, agents: usize, sim_late: &[f64]) -> Option<Vec<f64>> {
+    if !record.is_ok() {
+        return None;
+    }
+    let used = bias_samples(record, agents).len();
+    (used > 0 && sim_late.len() >= used).then(|| sim_late[sim_late.len() - used..].to_vec())
+}
+
+/// Fold one probe's records into `out`; `server_late`: the simulator's share of their bias
+/// samples (see [`server_share`]), empty when unknown.
+pub fn absorb(
+    out: &mut BackendOverhead,
+    probe: &Probe,
+    records: &[RunRecord],
+    server_late: &[f64],
+) {
     let ok: Vec<&RunRecord> = records.iter().filter(|r| r.is_ok()).collect();
     for r in records.iter().filter(|r| !r.is_ok()) {
         out.notes.push(format!(
@@ -203,18 +279,12 @@ pub fn absorb(out: &mut BackendOverhead, probe: &Probe, records: &[RunRecord]) {
     let n = probe.agents;
     if probe.profile == "fixed" {
         // Concurrent-phase TTFTs; at N = 1 the sequential phase is the same situation.
-        let mut bias: Vec<f64> = ok
-            .iter()
-            .flat_map(|r| {
-                r.concurrent
-                    .iter()
-                    .chain(r.sequential.iter().filter(|_| n == 1))
-            })
-            .flat_map(|p| p.agents.iter().flat_map(|a| &a.calls))
-            .filter_map(|c| c.ttft_ms)
-            .map(|t| t - FIXED_TTFT_MS)
-            .collect();
+        let mut bias: Vec<f64> = ok.iter().flat_map(|r| bias_samples(r, n)).collect();
         bias.sort_by(f64::total_cmp);
+        let mut server = server_late.to_vec();
+        server.sort_by(f64::total_cmp);
+        // Only when every sample's server share is known, so both describe the same calls.
+        let server = percentiles(&server).filter(|_| server.len() == bias.len());
         if let Some(p) = percentiles(&bias) {
             if out.bias(n).is_none() {
                 out.ttft_bias_ms.push(TtftBias {
@@ -223,6 +293,8 @@ pub fn absorb(out: &mut BackendOverhead, probe: &Probe, records: &[RunRecord]) {
                     p99_ms: p.p99,
                     max_ms: p.max,
                     samples: bias.len(),
+                    server_p50_ms: server.as_ref().map(|s| s.p50),
+                    server_p99_ms: server.as_ref().map(|s| s.p99),
                 });
             }
         }
@@ -265,27 +337,44 @@ pub fn absorb(out: &mut BackendOverhead, probe: &Probe, records: &[RunRecord]) {
     out.ttft_bias_ms.sort_by_key(|b| b.agents);
 }
 
-/// Run every probe on `backend`, each run its own child of `exe`. `progress` gets a line per run.
+/// Run the selected probes on `backend`, each run its own child of `exe`. `progress` gets a
+/// line per run, `keep` every record.
 pub fn measure_backend(
     exe: &Path,
     backend: &str,
-    quick: bool,
+    settings: &Settings,
     mut progress: impl FnMut(&str),
     mut keep: impl FnMut(&RunRecord),
 ) -> anyhow::Result<BackendOverhead> {
     let mut out = BackendOverhead {
         backend: backend.to_owned(),
+        pinned: settings.pin.clone(),
         ..Default::default()
     };
-    for probe in probes(quick) {
+    let everywhere = affinity::allowed()?;
+    for probe in selected(settings).map_err(anyhow::Error::msg)? {
         let mut cfg = chimeraforge_sim::SimConfig::profile(probe.profile)?;
         // Two server threads: the simulator must not be what limits 1,024 streams.
         cfg.worker_threads = 2;
-        let sim = chimeraforge_sim::SimServer::start(cfg, chimeraforge_sim::loopback(0))?;
+        if let Some(pin) = &settings.pin {
+            affinity::pin_this_thread(&pin.server)?;
+        }
+        let sim = chimeraforge_sim::SimServer::start(cfg, chimeraforge_sim::loopback(0));
+        if let Some(pin) = &settings.pin {
+            affinity::pin_this_thread(&pin.client)?;
+        }
+        let sim = sim?;
         let mut records = Vec::new();
+        let mut server_late = Vec::new();
         for run_index in 0..probe.runs {
             let job = job(backend, &probe, &sim.base_url(), run_index);
-            match run_child(exe, &job) {
+            let result = run_child(exe, &job);
+            let late: Vec<f64> = sim
+                .take_first_token_lateness()
+                .iter()
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .collect();
+            match result {
                 Ok(r) => {
                     progress(&format!(
                         "{backend:<14} {:<10} N={:<5} run {} {}",
@@ -295,6 +384,7 @@ pub fn measure_backend(
                         if r.is_ok() { "ok" } else { "FAILED" }
                     ));
                     keep(&r);
+                    server_late.extend(server_share(&r, probe.agents, &late).unwrap_or_default());
                     records.push(r);
                 }
                 Err(e) => {
@@ -307,7 +397,10 @@ pub fn measure_backend(
             }
         }
         sim.shutdown();
-        absorb(&mut out, &probe, &records);
+        if settings.pin.is_some() {
+            affinity::pin_this_thread(&everywhere)?;
+        }
+        absorb(&mut out, &probe, &records, &server_late);
     }
     Ok(out)
 }
@@ -320,12 +413,20 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
 pub fn markdown(results: &[BackendOverhead]) -> String {
     let mut s = String::new();
     let cores = crate::scaling::cores();
+    let placement = match results.iter().find_map(|r| r.pinned.as_ref()) {
+        Some(p) => format!(
+            "Simulators ran on CPU {}, clients on CPU {} (`--pin`).",
+            affinity::list(&p.server),
+            affinity::list(&p.client)
+        ),
+        None => "Server and client shared every CPU.".to_owned(),
+    };
     let _ = writeln!(
         s,
         "## Client overhead (the simulator as a null model)\n\n\
          Each backend ran in its own child process against simulators in the parent, on a \
          machine with {cores} core(s); client CPU and memory are the child's getrusage, \
-         sampled between phases. Server and client share the machine.\n"
+         sampled between phases. {placement}\n"
     );
     let _ = writeln!(
         s,
@@ -347,6 +448,33 @@ pub fn markdown(results: &[BackendOverhead]) -> String {
                 " {} | {} |",
                 opt(b.map(|b| b.p50_ms), |v| format!("{v:.2}")),
                 opt(b.map(|b| b.p99_ms), |v| format!("{v:.2}"))
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "\n### The simulator's share of that bias: first token handed to its connection − schedule, ms\n\n\
+         The same calls, timed inside the server. What remains of the bias is the request's \
+         way in (connect, send, accept, parse) and the response's way out (kernel, the \
+         client's wake-up, read and decode). A p99 is not additive: compare p50s, and read \
+         the p99s as bounds.\n"
+    );
+    let _ = write!(s, "| backend |");
+    for n in ns {
+        let _ = write!(s, " N={n} p50 | N={n} p99 |");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(ns.len() * 2));
+    for r in results {
+        let _ = write!(s, "| {} |", r.backend);
+        for n in ns {
+            let b = r.bias(n);
+            let _ = write!(
+                s,
+                " {} | {} |",
+                opt(b.and_then(|b| b.server_p50_ms), |v| format!("{v:.2}")),
+                opt(b.and_then(|b| b.server_p99_ms), |v| format!("{v:.2}"))
             );
         }
         let _ = writeln!(s);
@@ -463,11 +591,12 @@ pub fn svg(results: &[BackendOverhead]) -> String {
 /// The terminal table: one line per backend with the headline figures.
 pub fn table(results: &[BackendOverhead]) -> String {
     let mut s = format!(
-        "{:<14} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}\n",
+        "{:<14} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}\n",
         "backend",
         "threads",
         "bias50@1",
         "bias99@64",
+        "srv99@64",
         "bias99@1k",
         "eff@2",
         "eff@64",
@@ -479,11 +608,14 @@ pub fn table(results: &[BackendOverhead]) -> String {
     for r in results {
         let _ = writeln!(
             s,
-            "{:<14} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}",
+            "{:<14} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}",
             r.backend,
             r.worker_threads,
             opt(r.bias(1).map(|b| b.p50_ms), |v| format!("{v:.2}ms")),
             opt(r.bias(64).map(|b| b.p99_ms), |v| format!("{v:.2}ms")),
+            opt(r.bias(64).and_then(|b| b.server_p99_ms), |v| format!(
+                "{v:.2}ms"
+            )),
             opt(r.bias(1024).map(|b| b.p99_ms), |v| format!("{v:.1}ms")),
             opt(r.eff(2), |v| format!("{:.2}%", v * 100.0)),
             opt(r.eff(64), |v| format!("{:.2}%", v * 100.0)),

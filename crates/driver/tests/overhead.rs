@@ -1,0 +1,100 @@
+//! `chimeraforge overhead` as a user runs it: the probes it is asked for, the simulator's
+//! share of the TTFT bias, CPU pinning, and a clear error for an unknown probe.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn overhead(args: &[&str], out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chimeraforge"))
+        .arg("overhead")
+        .args(["--backends", "tokio-default", "--quick", "--out"])
+        .arg(out)
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn json(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join("overhead.json")).expect("overhead.json");
+    let all: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    all[0].clone()
+}
+
+/// Every call's measured TTFT contains the server's lateness for that call (the schedule
+/// starts at the request's arrival), so the measured bias dominates the server's share at
+/// every percentile. A share taken from the wrong calls, or timed from the arrival instead
+/// of the schedule (≥ 50 ms), breaks that.
+fn assert_server_share_is_inside_the_bias(b: &serde_json::Value) {
+    let f = |k: &str| {
+        b[k].as_f64()
+            .unwrap_or_else(|| panic!("{k} missing in {b}"))
+    };
+    assert!(f("server_p50_ms") >= 0.0, "{b}");
+    assert!(f("server_p50_ms") <= f("p50_ms"), "{b}");
+    assert!(f("server_p99_ms") <= f("p99_ms"), "{b}");
+    assert!(f("p50_ms") < 50.0, "bias of a whole TTFT: {b}");
+}
+
+#[test]
+fn runs_only_the_probes_asked_for_and_splits_the_bias() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = overhead(&["--probes", "ttft-1,ideal-2"], dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = json(dir.path());
+    let bias = r["ttft_bias_ms"].as_array().unwrap();
+    let ns: Vec<u64> = bias.iter().map(|b| b["agents"].as_u64().unwrap()).collect();
+    assert_eq!(ns, [1, 2], "{r}");
+    // ttft-1: 8 calls in each of the two phases; ideal-2: 2 agents × 4 calls, concurrent.
+    assert_eq!(bias[0]["samples"], 16);
+    assert_eq!(bias[1]["samples"], 8);
+    bias.iter().for_each(assert_server_share_is_inside_the_bias);
+    assert_eq!(r["efficiency"].as_array().unwrap().len(), 1, "{r}");
+    assert!(
+        r["ingest"].as_array().unwrap().is_empty(),
+        "null probes ran: {r}"
+    );
+    assert!(r["pinned"].is_null());
+    let md = std::fs::read_to_string(dir.path().join("overhead.md")).unwrap();
+    assert!(md.contains("The simulator's share"), "{md}");
+    assert!(md.contains("shared every CPU"), "{md}");
+}
+
+#[test]
+fn pin_gives_the_client_its_own_cpus() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let dir = tempfile::tempdir().unwrap();
+    let o = overhead(&["--pin", "--probes", "ttft-1"], dir.path());
+    if cpus < 2 {
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains("at least 2 CPUs"));
+        return;
+    }
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = json(dir.path());
+    let client = r["pinned"]["client"].as_array().expect("pinned.client");
+    let server = r["pinned"]["server"].as_array().expect("pinned.server");
+    assert!(client.iter().all(|c| !server.contains(c)), "{r}");
+    // tokio-default starts one worker per CPU it may use: the child saw only the client's.
+    assert_eq!(
+        r["worker_threads"].as_u64().unwrap() as usize,
+        client.len(),
+        "{r}"
+    );
+    assert_server_share_is_inside_the_bias(&r["ttft_bias_ms"][0]);
+}
+
+#[test]
+fn unknown_probe_names_the_known_ones_and_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = overhead(&["--probes", "ttft-1,ideal-3"], &out);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("unknown probe \"ideal-3\""), "{err}");
+    assert!(
+        err.contains("ideal-64") && err.contains("mem-1024"),
+        "{err}"
+    );
+    assert!(!out.exists(), "created {}", out.display());
+}
