@@ -10,6 +10,7 @@ pub mod failures;
 pub mod interrupt;
 pub mod live;
 pub mod matrix;
+pub mod out;
 pub mod overhead;
 pub mod preflight;
 pub mod progress;

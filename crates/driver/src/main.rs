@@ -14,6 +14,19 @@ use std::process::ExitCode;
 const QUICKSTART: &str = include_str!("../../../bench-configs/quickstart.toml");
 const QUICKSTART_PATH: &str = "bench-configs/quickstart.toml";
 
+/// `println!` that survives a reader who went away (see `chimeraforge::out`).
+macro_rules! outln {
+    ($($t:tt)*) => { chimeraforge::out::line(&format!($($t)*)) };
+}
+/// `print!`, likewise.
+macro_rules! out {
+    ($($t:tt)*) => { chimeraforge::out::text(&format!($($t)*)) };
+}
+/// `eprintln!`, likewise.
+macro_rules! eoutln {
+    ($($t:tt)*) => { chimeraforge::out::eline(&format!($($t)*)) };
+}
+
 #[derive(Parser)]
 #[command(
     name = "chimeraforge",
@@ -226,7 +239,7 @@ fn main() -> ExitCode {
         } => sim(&host, port, &profile, &device),
         Cmd::Backends => {
             for line in backends::listing() {
-                println!("{line}");
+                outln!("{line}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -254,7 +267,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eoutln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -266,7 +279,7 @@ fn sim(host: &str, port: u16, profile: &str, device: &str) -> anyhow::Result<Exi
     let addr = format!("{host}:{port}")
         .parse()
         .with_context(|| format!("{host}:{port} is not an IP address and port"))?;
-    eprintln!("chimeraforge sim: profile {profile}, device {device}, on http://{host}:{port} (Ctrl-C to stop)");
+    eoutln!("chimeraforge sim: profile {profile}, device {device}, on http://{host}:{port} (Ctrl-C to stop)");
     chimeraforge_sim::serve_blocking(cfg, addr)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -358,7 +371,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             }
             let Some(backend_names) = select_backends(args.backends.as_deref(), &cfg)? else {
                 for line in backends::listing() {
-                    println!("{line}");
+                    outln!("{line}");
                 }
                 return Ok(ExitCode::SUCCESS);
             };
@@ -388,7 +401,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 .collect(),
             None => HashSet::new(),
         };
-        println!(
+        outln!(
             "order (interleaved{}){}:",
             cfg.shuffle_seed
                 .map(|s| format!(", shuffled with seed {s}"))
@@ -407,7 +420,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             if done.contains(s) {
                 continue;
             }
-            println!(
+            outln!(
                 "  {:>4}. {:<14} {:<24} {:<19} run {}",
                 i + 1,
                 s.cell.backend,
@@ -431,7 +444,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Some((out_dir, _)) => {
             let reopened = results::ResultsDir::reopen(&out_dir)?;
             for w in &reopened.warnings {
-                eprintln!("warning: {w}");
+                eoutln!("warning: {w}");
             }
             let mut manifest = reopened.manifest;
             let mut sessions = manifest["sessions"].as_array().cloned().unwrap_or_default();
@@ -592,11 +605,11 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if output.json {
         let lost_text: Vec<String> = lost.iter().map(|l| l.failure.to_string()).collect();
         let summary = summary::json_summary(&cfg.name, &out_dir, &records, &lost_text, order.len());
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!("\n{}", summary::cells_table(&records));
+        outln!("\n{}", summary::cells_table(&records));
         if let Some(t) = chimeraforge::scaling::table(&records) {
-            println!("\n{t}");
+            outln!("\n{t}");
         }
     }
     let failures_text = tally.render();
@@ -772,7 +785,7 @@ fn doctor(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let diagnosis = chimeraforge::doctor::diagnose(&cfg, &path, &endpoints);
     drop(sims);
     let arg = config.map(|p| p.display().to_string()).unwrap_or_default();
-    print!("{}", chimeraforge::doctor::render(&diagnosis, arg.trim()));
+    out!("{}", chimeraforge::doctor::render(&diagnosis, arg.trim()));
     Ok(if diagnosis.healthy() {
         ExitCode::SUCCESS
     } else {
@@ -805,7 +818,7 @@ fn overhead(
     let pin = if pin {
         let cpus = chimeraforge::affinity::allowed().context("cannot read this process's CPUs")?;
         let split = chimeraforge::affinity::Split::halves(&cpus).map_err(anyhow::Error::msg)?;
-        println!(
+        outln!(
             "pinned: simulators on CPU {}, clients on CPU {}",
             chimeraforge::affinity::list(&split.server),
             chimeraforge::affinity::list(&split.client)
@@ -836,7 +849,7 @@ fn overhead(
             &exe,
             b,
             &settings,
-            |line| println!("{line}"),
+            |line| outln!("{line}"),
             |r| {
                 use std::io::Write as _;
                 let _ = serde_json::to_writer(&mut runs, r);
@@ -851,13 +864,13 @@ fn overhead(
         out_dir.join("overhead.json"),
         serde_json::to_vec_pretty(&all)?,
     )?;
-    println!("\n{}", chimeraforge::overhead::table(&all));
+    outln!("\n{}", chimeraforge::overhead::table(&all));
     for r in &all {
         for n in &r.notes {
-            println!("note: {}: {n}", r.backend);
+            outln!("note: {}: {n}", r.backend);
         }
     }
-    println!(
+    outln!(
         "written: {}/overhead.md, overhead.json, runs.jsonl",
         out_dir.display()
     );
@@ -867,21 +880,23 @@ fn overhead(
 fn report(dir: &Path) -> anyhow::Result<ExitCode> {
     let r = chimeraforge_report::write_report(dir)?;
     for w in &r.warnings {
-        eprintln!("warning: {w}");
+        eoutln!("warning: {w}");
     }
-    println!(
+    outln!(
         "{} runs read ({} failed, {} missing)",
-        r.runs_read, r.runs_failed, r.runs_missing
+        r.runs_read,
+        r.runs_failed,
+        r.runs_missing
     );
     for p in [&r.markdown, &r.html, &r.csv] {
-        println!("wrote {}", p.display());
+        outln!("wrote {}", p.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<ExitCode> {
     let c = chimeraforge_report::compare(baseline, candidate)?;
-    print!("{c}");
+    out!("{c}");
     Ok(if c.regressed() > 0 {
         ExitCode::from(1)
     } else {

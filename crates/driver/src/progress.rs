@@ -46,9 +46,9 @@ impl OutputMode {
     /// A human note: stdout, or stderr under `--json` (stdout then carries only JSON).
     pub fn note(&self, text: &str) {
         if self.json {
-            eprintln!("{text}");
+            crate::out::eline(text);
         } else {
-            println!("{text}");
+            crate::out::line(text);
         }
     }
 }

@@ -241,3 +241,39 @@ fn wrong_api_key_names_the_variable_and_the_fix() {
     assert!(text(&o).contains("CF_TEST_KEY is not set"), "{}", text(&o));
     assert!(!tmp.path().join("results").exists());
 }
+
+/// `chimeraforge bench ... | head -1`: the reader goes away after one line. The bench keeps
+/// measuring (no panic on EPIPE) and every run still reaches the results directory.
+#[test]
+fn bench_outlives_a_reader_that_went_away() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("res");
+    let mut child = bin()
+        .args([
+            "bench",
+            "--runs",
+            "1",
+            "--backends",
+            "tokio-default",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .current_dir(tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the first line, then close our end of stdout as `head -1` does.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.contains("chimeraforge"), "{first}");
+    drop(stdout);
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let (records, _) = chimeraforge::results::read_runs(&out).unwrap();
+    assert_eq!(records.len(), 2, "{err}");
+    assert!(out.join("report.md").exists());
+}
