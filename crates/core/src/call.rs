@@ -48,12 +48,17 @@ pub struct CallSettings {
     pub cold_load_threshold_ms: f64,
 }
 
+/// The default `cold_load_threshold_ms`. A warm Ollama call reports a `load_duration` of a
+/// few ms to a few tens of ms; a reload (changed `num_ctx`/`num_gpu`, or an evicted model)
+/// takes hundreds of ms to seconds. 100 ms sits between, so a short reload is flagged too.
+pub const DEFAULT_COLD_LOAD_THRESHOLD_MS: f64 = 100.0;
+
 impl Default for CallSettings {
     fn default() -> Self {
         CallSettings {
             timeouts: Timeouts::default(),
             max_line_bytes: 1 << 20,
-            cold_load_threshold_ms: 500.0,
+            cold_load_threshold_ms: DEFAULT_COLD_LOAD_THRESHOLD_MS,
         }
     }
 }

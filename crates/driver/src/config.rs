@@ -101,7 +101,7 @@ fn default_warmup_tokens() -> u32 {
     8
 }
 fn default_cold_load_ms() -> f64 {
-    500.0
+    chimeraforge_core::call::DEFAULT_COLD_LOAD_THRESHOLD_MS
 }
 fn default_max_line_bytes() -> usize {
     1 << 20

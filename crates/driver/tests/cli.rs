@@ -277,3 +277,53 @@ fn bench_outlives_a_reader_that_went_away() {
     assert_eq!(records.len(), 2, "{err}");
     assert!(out.join("report.md").exists());
 }
+
+/// Two agents with different `num_ctx`/`num_gpu` on one serial server (Ollama with one
+/// model slot) make it reload the model in the measured phases: the simulator's 200 ms
+/// reload is short for a real model but distorts T_conc all the same, and is flagged.
+#[test]
+fn a_reload_in_a_measured_phase_is_flagged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        r#"name = "reload"
+runs = 1
+models = ["gemma3:latest"]
+scenarios = ["baseline-vs-chimera"]
+[options]
+num_predict = 8
+seed = 1
+[simulator]
+profile = "quickstart"
+device = "serial"
+[[endpoints]]
+name = "one"
+url = "sim"
+"#,
+    );
+    let out = tmp.path().join("res");
+    let o = run(
+        &[
+            "bench",
+            &cfg,
+            "--backends",
+            "tokio-default",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (records, _) = chimeraforge::results::read_runs(&out).unwrap();
+    assert_eq!(records.len(), 1);
+    let m = records[0].metrics.as_ref().expect("metrics");
+    assert!(m.flags.cold_load, "{:?}", m.flags);
+    let reloads = records[0]
+        .sequential
+        .iter()
+        .chain(records[0].concurrent.iter())
+        .flat_map(|p| p.agents.iter().flat_map(|a| &a.calls))
+        .filter(|c| c.cold_load)
+        .count();
+    assert!(reloads >= 1);
+}
