@@ -28,6 +28,7 @@ from .codecs import (
     decoder_for,
     is_ollama,
 )
+from .live import Counter
 from .metrics import percentiles
 
 PREVIEW_CHARS = 160
@@ -69,6 +70,9 @@ class Target:
     api: str
     body: bytes
     api_key: Optional[str] = None
+    # Incremented once per non-empty text event, for live progress read by another thread
+    # (live.Counter; core's CallTarget::live_tokens). None: nothing.
+    live_tokens: Optional[Counter] = None
 
 
 class CallFailure(Exception):
@@ -93,6 +97,7 @@ class _Measuring:
         self.bytes = 0
         self.server: Optional[ServerStats] = None
         self.done = False
+        self.live = t.live_tokens
 
     def error_json(self, f: CallFailure) -> dict:
         e = {
@@ -110,6 +115,8 @@ class _Measuring:
     def on_event(self, ev, at: int) -> None:
         if isinstance(ev, Text):
             if ev.text:
+                if self.live is not None:
+                    self.live.n += 1
                 if self.t_first is None:
                     self.t_first = at
                 self.t_last = at

@@ -18,9 +18,11 @@ import resource
 import sys
 import time
 from importlib import metadata
+from typing import Optional
 
 import httpx
 
+from .live import LiveCounters, Sampler
 from .protocol import PhaseObserver, api_keys, execute_run
 
 SCHEMA_VERSION = 1
@@ -89,14 +91,25 @@ def client_cost() -> dict:
 
 
 class CostObserver(PhaseObserver):
-    """getrusage at each phase boundary (driver::child::CostObserver): one PhaseCost per phase."""
+    """getrusage at each phase boundary, never inside a phase (driver::child::CostObserver):
+    one PhaseCost per phase. Also hands the calls their live-progress counters, when there are
+    any."""
 
-    def __init__(self):
+    def __init__(self, live: Optional[LiveCounters] = None):
         self.open = None
         self.phases: list = []
+        self.live = live
+
+    def live_tokens(self, index: int):
+        if self.live is None or index >= len(self.live.tokens):
+            return None
+        return self.live.tokens[index]
 
     def phase_starting(self, phase: str) -> None:
-        self.open = (phase, client_cost(), time.perf_counter_ns())
+        if self.live is not None:
+            self.live.set_phase(phase)
+        before = client_cost()
+        self.open = (phase, before, time.perf_counter_ns())
 
     def phase_ended(self, phase: str) -> None:
         end = time.perf_counter_ns()
@@ -148,9 +161,17 @@ async def run_job(job: dict, backend: str) -> dict:
     connect_s = float(job["client"]["connect_timeout"]) / 1e3
     timeout = httpx.Timeout(connect=connect_s, read=None, write=None, pool=None)
     started_unix_ms = int(time.time() * 1000)
-    costs = CostObserver()
     async with httpx.AsyncClient(timeout=timeout, trust_env=False, http2=False) as client:
-        outcome = await execute_run(client, plan, api_keys(plan["agents"]), costs)
+        # The sampler runs only when the parent asked (CHIMERAFORGE_LIVE=1), as in the Rust
+        # child (driver backends::run_job); it is stopped before the record is built.
+        live = LiveCounters(len(plan["agents"]))
+        sampler = Sampler.start_if_requested(live, [a["id"] for a in plan["agents"]])
+        costs = CostObserver(live if sampler is not None else None)
+        try:
+            outcome = await execute_run(client, plan, api_keys(plan["agents"]), costs)
+        finally:
+            if sampler is not None:
+                sampler.stop()
     for cost in costs.phases:
         if cost["phase"] == "warmup":
             cost["output_tokens"] = sum(_call_tokens(c) for c in outcome["warmup"])

@@ -19,15 +19,17 @@ from typing import Optional
 import httpx
 
 from .call import Settings, Target, execute_call, ms
+from .live import Counter
 from .metrics import run_metrics
 from .workload import agent_request_body, agent_url, options_json, tagged
 
 
 class AgentJob:
-    def __init__(self, agent: dict, api_key: Optional[str], settings: Settings):
+    def __init__(self, agent: dict, api_key: Optional[str], settings: Settings, live_tokens: Optional[Counter] = None):
         self.agent = agent
         self.api_key = api_key
         self.settings = settings
+        self.live_tokens = live_tokens
 
 
 def api_keys(agents: list) -> list:
@@ -86,6 +88,7 @@ async def _run_agent(client, job: AgentJob, phase_start: int) -> tuple:
             api=a["endpoint"]["api"],
             body=agent_request_body(a, i, previous),
             api_key=job.api_key,
+            live_tokens=job.live_tokens,
         )
         record, text = await execute_call(client, target, job.settings, phase_start)
         calls.append(record)
@@ -206,16 +209,23 @@ class PhaseObserver:
     def phase_ended(self, phase: str) -> None:
         pass
 
+    def live_tokens(self, index: int) -> Optional[Counter]:
+        """A counter the measured calls of agent ``index`` add their text events to, for live
+        progress read by another thread; None (the default) for none. Warm-up calls never count."""
+        return None
+
 
 async def execute_run(client: httpx.AsyncClient, plan: dict, keys: list, observer: Optional[PhaseObserver] = None) -> dict:
     """Execute a RunPlan (JSON) with ``client``; returns warmup/sequential/concurrent/metrics/status."""
     observer = observer or PhaseObserver()
     settings = Settings.from_json(plan["settings"])
+    live = [observer.live_tokens(i) for i in range(len(plan["agents"]))]
+
     def jobs_for(phase: str) -> list:
         # Each phase sends its own tag first, as core's Agent::tagged does.
         tag = f"{plan.get('run_tag') or 'run ' + str(plan['run_index'])} {phase}"
         return [
-            AgentJob(tagged(a, tag), keys[i] if i < len(keys) else None, settings)
+            AgentJob(tagged(a, tag), keys[i] if i < len(keys) else None, settings, live[i])
             for i, a in enumerate(plan["agents"])
         ]
 
