@@ -79,12 +79,30 @@ def runtime_facts(backend: str) -> dict:
     }
 
 
+def peak_rss_since_exec_kib(status_path: str = "/proc/self/status") -> Optional[int]:
+    """High-water mark of resident memory of this program image (``VmHWM``), KiB.
+
+    Not ``ru_maxrss``: Linux keeps that across ``execve``, so a child started by a large
+    parent reports the parent's peak (driver::child::peak_rss_since_exec_kib)."""
+    try:
+        with open(status_path, "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def client_cost() -> dict:
+    """CPU, memory and context switches of this process so far (getrusage RUSAGE_SELF: every
+    thread, the live sampler's included), as driver::child::client_cost."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
+    peak = peak_rss_since_exec_kib()
     return {
         "user_cpu_s": ru.ru_utime,
         "system_cpu_s": ru.ru_stime,
-        "peak_rss_kib": int(ru.ru_maxrss),  # Linux: KiB
+        "peak_rss_kib": peak if peak is not None else int(ru.ru_maxrss),  # Linux: KiB
         "voluntary_ctx_switches": int(ru.ru_nvcsw),
         "involuntary_ctx_switches": int(ru.ru_nivcsw),
     }

@@ -112,3 +112,65 @@ def sim_factory():
     yield start
     for s in sims:
         s.close()
+
+
+PHASE_COST_FIELDS = {
+    "phase", "wall_s", "user_cpu_s", "system_cpu_s", "peak_rss_kib",
+    "voluntary_ctx_switches", "involuntary_ctx_switches", "output_tokens",
+}
+
+
+def call_tokens(c: dict) -> int:
+    """The server's count, else the text events the client decoded (backends::call_tokens)."""
+    return c["output_tokens"]["value"] if c["output_tokens"] is not None else c["text_events"]
+
+
+def record_tokens(rec: dict) -> dict:
+    """Output tokens per phase, counted from the record's own call records."""
+    out = {"warmup": sum(call_tokens(c) for c in rec["warmup"])}
+    for phase in ("sequential", "concurrent"):
+        if rec[phase] is not None:
+            out[phase] = sum(call_tokens(c) for a in rec[phase]["agents"] for c in a["calls"])
+    return out
+
+
+def check_client_cost(rec: dict, warmup: bool = True) -> None:
+    """``client`` and ``client.phases`` of a RunRecord are what the Rust child writes: one
+    entry per phase that ran, in the order it ran, each a getrusage difference, tokens from
+    the record itself, and the whole-process totals at least the sum of the phases.
+    ``warmup``: the job asked for a warm-up (warmup_tokens > 0)."""
+    cost = rec["client"]
+    assert cost["user_cpu_s"] >= 0 and cost["system_cpu_s"] >= 0
+    assert cost["user_cpu_s"] + cost["system_cpu_s"] > 0
+    assert cost["peak_rss_kib"] > 0
+    phases = cost.get("phases", [])
+    ran = ["warmup"] if warmup else []
+    order = ["sequential", "concurrent"] if rec["phase_order"] == "sequential_first" else ["concurrent", "sequential"]
+    for p in order:
+        if rec[p] is not None:
+            ran.append(p)
+    assert [p["phase"] for p in phases] == ran
+    tokens = record_tokens(rec)
+    peak = 0
+    for p in phases:
+        assert set(p) == PHASE_COST_FIELDS, p
+        for k in ("peak_rss_kib", "voluntary_ctx_switches", "involuntary_ctx_switches", "output_tokens"):
+            assert isinstance(p[k], int) and p[k] >= 0, (k, p)
+        assert p["wall_s"] > 0 and p["user_cpu_s"] >= 0 and p["system_cpu_s"] >= 0, p
+        # The observer brackets the phase: its wall covers the phase record's wall.
+        if p["phase"] != "warmup":
+            assert p["wall_s"] >= rec[p["phase"]]["wall_ms"] / 1e3, p
+            # A phase that streamed waited for its server: the loop slept in epoll at least once.
+            if rec["status"] == "ok":
+                assert p["voluntary_ctx_switches"] > 0, p
+        # VmHWM never decreases; the totals are sampled last.
+        assert p["peak_rss_kib"] > 0 and p["peak_rss_kib"] >= peak, p
+        peak = p["peak_rss_kib"]
+        assert p["output_tokens"] == tokens[p["phase"]], (p, tokens)
+    assert sum(p["output_tokens"] for p in phases) == sum(tokens.values())
+    assert cost["peak_rss_kib"] >= peak
+    eps = 1e-6
+    assert sum(p["user_cpu_s"] for p in phases) <= cost["user_cpu_s"] + eps
+    assert sum(p["system_cpu_s"] for p in phases) <= cost["system_cpu_s"] + eps
+    assert sum(p["voluntary_ctx_switches"] for p in phases) <= cost["voluntary_ctx_switches"]
+    assert sum(p["involuntary_ctx_switches"] for p in phases) <= cost["involuntary_ctx_switches"]

@@ -11,7 +11,7 @@ import sys
 import jsonschema
 import pytest
 
-from conftest import ROOT, job
+from conftest import ROOT, check_client_cost, job
 
 SCHEMA_PATH = ROOT / "schema" / "run-record.schema.json"
 
@@ -77,6 +77,9 @@ def test_child_on_ideal_simulator(sim_factory, validator, backend, api):
                     assert c["output_tokens"] == {"value": 24, "basis": "measured"}
         assert rec["client"]["user_cpu_s"] > 0 and rec["client"]["peak_rss_kib"] > 0
         assert {p["phase"] for p in rec["client"]["phases"]} == {"warmup", "sequential", "concurrent"}
+        check_client_cost(rec)
+        # Two endpoints: two warm-up calls of 4 tokens; 2 agents x 2 calls x 24 per phase.
+        assert [p["output_tokens"] for p in rec["client"]["phases"]] == [8, 96, 96]
 
 
 def test_serial_device_measures_one(sim_factory, validator):
@@ -97,6 +100,7 @@ def test_failed_run_record_validates(validator):
     validator.validate(rec)
     assert rec["status"] == "failed" and rec["phase"] == "warmup"
     assert rec["error"]["kind"] == "connect" and rec["metrics"] is None
+    check_client_cost(rec)
 
 
 def test_uvloop_missing_means_unavailable(tmp_path):
