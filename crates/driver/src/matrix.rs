@@ -247,8 +247,13 @@ pub fn run_child_live(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    // Every child is asked the same way, compiled or external (Python): only when a sink is
+    // given, never because this process happened to inherit the variable, so quiet and
+    // scripted runs carry no sampler.
     if live.is_some() {
         cmd.env(crate::live::ENV, "1");
+    } else {
+        cmd.env_remove(crate::live::ENV);
     }
     #[cfg(target_os = "linux")]
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.

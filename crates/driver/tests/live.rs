@@ -1,17 +1,33 @@
 //! Live progress: a child asked for it writes `@live` samples on stderr while it streams,
-//! and a child not asked writes none (quiet and scripted runs carry no sampler).
+//! and a child not asked writes none (quiet and scripted runs carry no sampler). The same
+//! for the Python children, which the parent asks exactly as it asks its own.
 
-use chimeraforge::backends::ChildJob;
+use chimeraforge::backends::{
+    external_command, external_python, ChildJob, EXTERNAL_NAMES, PYTHON_INSTALL_COMMAND,
+};
+use chimeraforge::live::LiveSample;
+use chimeraforge::matrix::{run_child_live, LiveSink};
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::CallSettings;
 use chimeraforge_core::protocol::RunPlan;
+use chimeraforge_core::record::{Phase, RunRecord};
 use chimeraforge_core::workload::{seed_agents, Endpoint, ModelOptions, Scenario};
 use chimeraforge_core::ClientOptions;
-use chimeraforge_sim::{SimConfig, SimServer};
+use chimeraforge_sim::{SimConfig, SimHandle, SimServer};
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
-fn child_stderr(sim_url: &str, live: bool) -> (String, String) {
+fn sim() -> SimHandle {
+    let mut cfg = SimConfig::profile("fixed").unwrap();
+    cfg.models.truncate(1);
+    cfg.models[0].name = "gemma3:latest".into();
+    SimServer::start(cfg, "127.0.0.1:0".parse().unwrap()).unwrap()
+}
+
+/// Two seed agents on one simulator, chimera-homo, 40 tokens per call, run 0.
+fn job(backend: &str, sim_url: &str) -> ChildJob {
     let endpoints = vec![Endpoint {
         name: "sim".into(),
         base_url: sim_url.into(),
@@ -29,16 +45,28 @@ fn child_stderr(sim_url: &str, live: bool) -> (String, String) {
         .enumerate()
         .map(|(i, t)| t.instantiate(model, Scenario::ChimeraHomo, i, &base))
         .collect();
-    let job = ChildJob {
-        backend: chimeraforge::backends::compiled_names()[0].into(),
+    ChildJob {
+        backend: backend.into(),
         model: model.into(),
         scenario: Scenario::ChimeraHomo,
         client: ClientOptions::default(),
         plan: RunPlan::alternating(0, agents, 2, CallSettings::default()),
+    }
+}
+
+/// Run `backend`'s child directly (this binary, or the Python interpreter for an external
+/// backend), with or without the request for live progress; its stdout and stderr.
+fn child_stderr(backend: &str, sim_url: &str, live: bool) -> (String, String) {
+    let job = job(backend, sim_url);
+    let mut cmd = match external_command(backend) {
+        Some(cmd) => cmd.unwrap(),
+        None => {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_chimeraforge"));
+            cmd.arg("child");
+            cmd
+        }
     };
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chimeraforge"));
-    cmd.arg("child")
-        .stdin(Stdio::piped())
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if live {
@@ -65,21 +93,16 @@ fn child_stderr(sim_url: &str, live: bool) -> (String, String) {
     )
 }
 
-#[test]
-fn child_reports_live_tokens_only_when_asked() {
-    let mut cfg = SimConfig::profile("fixed").unwrap();
-    cfg.models.truncate(1);
-    cfg.models[0].name = "gemma3:latest".into();
-    let sim = SimServer::start(cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
-
-    let (record, stderr) = child_stderr(&sim.base_url(), true);
-    let samples: Vec<_> = stderr
-        .lines()
-        .filter_map(chimeraforge::live::parse)
-        .collect();
+/// Several samples, every one naming both agents, and tokens seen in each measured phase.
+fn check_samples(samples: &[LiveSample], context: &str) {
     // Two agents × two calls × ~0.45 s each: several samples of each measured phase.
-    assert!(samples.len() >= 4, "{stderr}");
-    assert!(samples.iter().all(|s| s.agents == ["collector", "insight"]));
+    assert!(samples.len() >= 4, "{context}: {samples:?}");
+    assert!(
+        samples
+            .iter()
+            .all(|s| s.agents == ["collector", "insight"] && s.tokens.len() == 2),
+        "{context}: {samples:?}"
+    );
     for phase in ["sequential", "concurrent"] {
         let max: u64 = samples
             .iter()
@@ -89,12 +112,79 @@ fn child_reports_live_tokens_only_when_asked() {
             .unwrap_or(0);
         assert!(
             max > 0,
-            "no tokens seen live in the {phase} phase: {stderr}"
+            "{context}: no tokens seen live in the {phase} phase: {samples:?}"
         );
     }
-    let r: chimeraforge_core::record::RunRecord = serde_json::from_str(record.trim()).unwrap();
+}
+
+#[test]
+fn child_reports_live_tokens_only_when_asked() {
+    let sim = sim();
+    let backend = chimeraforge::backends::compiled_names()[0];
+
+    let (record, stderr) = child_stderr(backend, &sim.base_url(), true);
+    let samples: Vec<_> = stderr
+        .lines()
+        .filter_map(chimeraforge::live::parse)
+        .collect();
+    check_samples(&samples, &stderr);
+    let r: RunRecord = serde_json::from_str(record.trim()).unwrap();
     assert!(r.is_ok());
 
-    let (_, stderr) = child_stderr(&sim.base_url(), false);
+    let (_, stderr) = child_stderr(backend, &sim.base_url(), false);
     assert!(!stderr.contains(chimeraforge::live::PREFIX), "{stderr}");
+}
+
+/// The Python children, through the parent's own path (`run_child_live` asks for live
+/// progress and hands every parsed sample to its sink, as the progress bar does), and
+/// silent when not asked. Skipped, with the reason printed, without the Python environment.
+#[test]
+fn python_child_reports_live_tokens_through_the_driver() {
+    let sim = sim();
+    for backend in EXTERNAL_NAMES {
+        if let Err(why) = external_python(backend) {
+            eprintln!(
+                "SKIPPED {backend} live progress: {why}\n  (install: {PYTHON_INSTALL_COMMAND})"
+            );
+            continue;
+        }
+        let samples: Arc<Mutex<Vec<LiveSample>>> = Arc::default();
+        let sink: LiveSink = {
+            let samples = Arc::clone(&samples);
+            Arc::new(move |s| samples.lock().unwrap().push(s))
+        };
+        // The exe is only used for compiled backends; an external one starts its interpreter.
+        let r = run_child_live(
+            Path::new("/nonexistent/chimeraforge"),
+            &job(backend, &sim.base_url()),
+            Some(sink),
+        )
+        .unwrap_or_else(|e| panic!("{backend} child failed: {e}"));
+        assert!(r.is_ok(), "{backend}: {:?}", r.status);
+        check_samples(&samples.lock().unwrap(), backend);
+
+        // Its per-phase cost, as the Rust child writes it: one entry per phase, in order.
+        let cost = r.client.as_ref().expect("client cost");
+        let phases: Vec<Phase> = cost.phases.iter().map(|p| p.phase).collect();
+        assert_eq!(
+            phases,
+            [Phase::Warmup, Phase::Sequential, Phase::Concurrent],
+            "{backend}"
+        );
+        for p in &cost.phases {
+            assert!(
+                p.wall_s > 0.0 && p.cpu_s() >= 0.0 && p.peak_rss_kib > 0,
+                "{p:?}"
+            );
+        }
+        // One warm-up call of 2 tokens; 2 agents × 2 calls × 40 tokens per measured phase.
+        let tokens: Vec<u64> = cost.phases.iter().map(|p| p.output_tokens).collect();
+        assert_eq!(tokens, [2, 160, 160], "{backend}");
+
+        let (_, stderr) = child_stderr(backend, &sim.base_url(), false);
+        assert!(
+            !stderr.contains(chimeraforge::live::PREFIX),
+            "{backend}: {stderr}"
+        );
+    }
 }
