@@ -460,3 +460,36 @@ fn compare_with_too_few_runs_says_so() {
         .all(|x| x.verdict == ChangeVerdict::TooFewRuns));
     assert!(c.render_text().contains("n too small"));
 }
+
+#[test]
+fn provenance_is_the_same_in_markdown_and_html_and_escaped_in_each() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quickstart");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(src.join("runs.jsonl"), dir.path().join("runs.jsonl")).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("manifest.json")).unwrap()).unwrap();
+    m["host"]["cpu_model"] = "<b>Fast</b> *CPU*".into();
+    m["config_path"] = "configs/a_b.toml".into();
+    std::fs::write(dir.path().join("manifest.json"), m.to_string()).unwrap();
+    let s = write_report(dir.path()).unwrap();
+    let md = std::fs::read_to_string(&s.markdown).unwrap();
+    let html = std::fs::read_to_string(&s.html).unwrap();
+    for needle in [
+        "Tool: chimeraforge 0.1.0, git ",
+        "(2 CPUs)",
+        "Runs: 2 recorded (2 ok, 0 failed), 2 scheduled but not recorded",
+    ] {
+        assert!(md.contains(needle), "markdown lacks {needle:?}");
+        assert!(html.contains(needle), "html lacks {needle:?}");
+    }
+    assert!(
+        html.contains("<li>Host: &lt;b&gt;Fast&lt;/b&gt; *CPU* (2 CPUs)"),
+        "{html}"
+    );
+    assert!(!html.contains("<b>Fast</b>"));
+    assert!(
+        md.contains(r"- Host: &lt;b>Fast&lt;/b> \*CPU\* (2 CPUs)"),
+        "{md}"
+    );
+    assert!(md.contains("- Config: configs/a_b.toml (FNV-1a "), "{md}");
+}

@@ -250,66 +250,9 @@ fn meta(o: &mut String, a: &Analysis) {
     if let Some(d) = manifest_str(m, "/config/description") {
         w!(o, "<li>{}</li>\n", html(d));
     }
-    if !a.source.as_os_str().is_empty() {
-        w!(
-            o,
-            "<li>Results directory: {}</li>\n",
-            html(&a.source.display().to_string())
-        );
+    for l in super::provenance(a, html) {
+        w!(o, "<li>{l}</li>\n");
     }
-    let tool: Vec<String> = [
-        manifest_str(m, "/tool/version").map(|v| format!("chimeraforge {v}")),
-        manifest_str(m, "/tool/git_revision").map(|v| format!("git {v}")),
-        manifest_str(m, "/tool/rustc").map(str::to_owned),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !tool.is_empty() {
-        w!(o, "<li>Tool: {}</li>\n", html(&tool.join(", ")));
-    }
-    if let Some(p) = manifest_str(m, "/config_path") {
-        w!(
-            o,
-            "<li>Config: {} (FNV-1a {})</li>\n",
-            html(p),
-            html(manifest_str(m, "/config_fnv1a64").unwrap_or("?"))
-        );
-    }
-    if let Some(host) = m.get("host") {
-        let s = |k: &str| host.get(k).and_then(|v| v.as_str()).unwrap_or("");
-        w!(
-            o,
-            "<li>Host: {} ({} CPUs), {} {}</li>\n",
-            html(s("cpu_model")),
-            host.get("cpus").and_then(|v| v.as_u64()).unwrap_or(0),
-            html(s("os")),
-            html(s("kernel"))
-        );
-    }
-    if let Some(s) = manifest_str(m, "/started_utc") {
-        w!(
-            o,
-            "<li>Started {} UTC, finished {}</li>\n",
-            html(s),
-            manifest_str(m, "/finished_utc").map_or(
-                "(not recorded: the bench was interrupted?)".to_owned(),
-                |f| format!("{} UTC", html(f))
-            )
-        );
-    }
-    let recorded: usize = a.cells.iter().map(CellAnalysis::n_recorded).sum();
-    w!(
-        o,
-        "<li>Runs: {recorded} recorded ({} ok, {} failed), {} scheduled but not recorded; {} backend(s) × {} model(s) × {} scenario(s) = {} cell(s)</li>\n",
-        a.n_ok(),
-        a.failures.runs.len(),
-        a.failures.missing.len(),
-        a.backends.len(),
-        a.models.len(),
-        a.scenarios.len(),
-        a.cells.len()
-    );
     w!(
         o,
         "<li>Statistics: {}; a difference is stated only when Welch and Mann-Whitney both give p &lt; {}.</li>\n",

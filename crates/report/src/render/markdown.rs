@@ -249,66 +249,9 @@ fn head(o: &mut String, a: &Analysis) {
         line!(o, "{}", md(d));
         line!(o);
     }
-    if !a.source.as_os_str().is_empty() {
-        line!(
-            o,
-            "- Results directory: {}",
-            md(&a.source.display().to_string())
-        );
+    for l in super::provenance(a, md) {
+        line!(o, "- {l}");
     }
-    let tool: Vec<String> = [
-        manifest_str(m, "/tool/version").map(|v| format!("chimeraforge {}", md(v))),
-        manifest_str(m, "/tool/git_revision").map(|v| format!("git {}", md(v))),
-        manifest_str(m, "/tool/rustc").map(md),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !tool.is_empty() {
-        line!(o, "- Tool: {}", tool.join(", "));
-    }
-    if let Some(p) = manifest_str(m, "/config_path") {
-        line!(
-            o,
-            "- Config: {} (FNV-1a {})",
-            md(p),
-            md(manifest_str(m, "/config_fnv1a64").unwrap_or("?"))
-        );
-    }
-    if let Some(host) = m.get("host") {
-        let s = |k: &str| host.get(k).and_then(|v| v.as_str()).map(md);
-        line!(
-            o,
-            "- Host: {} ({} CPUs), {} {}",
-            s("cpu_model").unwrap_or_default(),
-            host.get("cpus").and_then(|v| v.as_u64()).unwrap_or(0),
-            s("os").unwrap_or_default(),
-            s("kernel").unwrap_or_default()
-        );
-    }
-    if let Some(s) = manifest_str(m, "/started_utc") {
-        line!(
-            o,
-            "- Started {} UTC, finished {}",
-            md(s),
-            manifest_str(m, "/finished_utc").map_or(
-                "(not recorded: the bench was interrupted?)".to_owned(),
-                |f| format!("{} UTC", md(f))
-            )
-        );
-    }
-    let recorded: usize = a.cells.iter().map(CellAnalysis::n_recorded).sum();
-    line!(
-        o,
-        "- Runs: {recorded} recorded ({} ok, {} failed), {} scheduled but not recorded; {} backend(s) × {} model(s) × {} scenario(s) = {} cell(s)",
-        a.n_ok(),
-        a.failures.runs.len(),
-        a.failures.missing.len(),
-        a.backends.len(),
-        a.models.len(),
-        a.scenarios.len(),
-        a.cells.len()
-    );
     line!(o);
     line!(o, "## How to read this report");
     line!(o);

@@ -16,6 +16,70 @@ pub use self::markdown::MarkdownReport;
 pub use findings::{findings, Finding, FindingGroup, FindingKind};
 
 use crate::analysis::{Analysis, CellAnalysis, Contrast, RunRow};
+use crate::results::manifest_str;
+
+/// Where the results came from (directory, tool, config, host, times, run counts), one
+/// line each, every foreign string passed through `escape` (Markdown or HTML).
+pub(crate) fn provenance(a: &Analysis, escape: fn(&str) -> String) -> Vec<String> {
+    let m = &a.manifest;
+    let mut lines = Vec::new();
+    if !a.source.as_os_str().is_empty() {
+        lines.push(format!(
+            "Results directory: {}",
+            escape(&a.source.display().to_string())
+        ));
+    }
+    let tool: Vec<String> = [
+        manifest_str(m, "/tool/version").map(|v| format!("chimeraforge {}", escape(v))),
+        manifest_str(m, "/tool/git_revision").map(|v| format!("git {}", escape(v))),
+        manifest_str(m, "/tool/rustc").map(escape),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !tool.is_empty() {
+        lines.push(format!("Tool: {}", tool.join(", ")));
+    }
+    if let Some(p) = manifest_str(m, "/config_path") {
+        lines.push(format!(
+            "Config: {} (FNV-1a {})",
+            escape(p),
+            escape(manifest_str(m, "/config_fnv1a64").unwrap_or("?"))
+        ));
+    }
+    if let Some(host) = m.get("host") {
+        let s = |k: &str| escape(host.get(k).and_then(|v| v.as_str()).unwrap_or(""));
+        lines.push(format!(
+            "Host: {} ({} CPUs), {} {}",
+            s("cpu_model"),
+            host.get("cpus").and_then(|v| v.as_u64()).unwrap_or(0),
+            s("os"),
+            s("kernel")
+        ));
+    }
+    if let Some(s) = manifest_str(m, "/started_utc") {
+        lines.push(format!(
+            "Started {} UTC, finished {}",
+            escape(s),
+            manifest_str(m, "/finished_utc").map_or(
+                "(not recorded: the bench was interrupted?)".to_owned(),
+                |f| format!("{} UTC", escape(f))
+            )
+        ));
+    }
+    let recorded: usize = a.cells.iter().map(CellAnalysis::n_recorded).sum();
+    lines.push(format!(
+        "Runs: {recorded} recorded ({} ok, {} failed), {} scheduled but not recorded; {} backend(s) × {} model(s) × {} scenario(s) = {} cell(s)",
+        a.n_ok(),
+        a.failures.runs.len(),
+        a.failures.missing.len(),
+        a.backends.len(),
+        a.models.len(),
+        a.scenarios.len(),
+        a.cells.len()
+    ));
+    lines
+}
 
 /// Hooks called while walking an analysis; every hook does nothing unless implemented.
 pub trait Report {
