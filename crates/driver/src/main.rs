@@ -143,7 +143,8 @@ enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Measure the instrument's own cost per backend against in-process simulators: TTFT
+    /// Measure the instrument's own cost per backend (Rust, and the Python ones when
+    /// installed) against in-process simulators: TTFT
     /// bias on `fixed` at N = 1..1024, ideal-device efficiency, ingest ceiling (tokens per
     /// client CPU-second on `null`), memory per extra concurrent agent.
     ///
@@ -325,6 +326,13 @@ fn select_backends(cli: Option<&str>, cfg: &config::Config) -> anyhow::Result<Op
             None => compiled.iter().map(|s| s.to_string()).collect(),
         },
     };
+    check_backends(wanted).map(Some)
+}
+
+/// Every name in `wanted` can run here (compiled in, or an installed external backend),
+/// and there is at least one; otherwise an error naming the problem and the fix.
+fn check_backends(wanted: Vec<String>) -> anyhow::Result<Vec<String>> {
+    let compiled = backends::selectable_names();
     for b in &wanted {
         if backends::is_external(b) {
             backends::external_python(b).map_err(anyhow::Error::msg)?;
@@ -350,7 +358,7 @@ fn select_backends(cli: Option<&str>, cfg: &config::Config) -> anyhow::Result<Op
     if wanted.is_empty() {
         bail!("no backends selected\n  hint: --backends all, or a comma-separated list");
     }
-    Ok(Some(wanted))
+    Ok(wanted)
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -800,21 +808,17 @@ fn overhead(
     pin: bool,
     probes: Option<Vec<String>>,
 ) -> anyhow::Result<ExitCode> {
-    let compiled = backends::compiled_names();
-    let wanted: Vec<String> = if list == "all" {
-        compiled.iter().map(|s| s.to_string()).collect()
+    let wanted = check_backends(if list == "all" {
+        backends::selectable_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     } else {
         list.split(',')
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect()
-    };
-    if let Some(b) = wanted.iter().find(|b| !compiled.contains(&b.as_str())) {
-        bail!(
-            "backend {b:?} is not in this build\n  hint: this binary contains: {}",
-            compiled.join(", ")
-        );
-    }
+    })?;
     let pin = if pin {
         let cpus = chimeraforge::affinity::allowed().context("cannot read this process's CPUs")?;
         let split = chimeraforge::affinity::Split::halves(&cpus).map_err(anyhow::Error::msg)?;
