@@ -152,6 +152,11 @@ pub struct BackendOverhead {
     pub efficiency_long_calls: Vec<(usize, f64)>,
     /// (N, output tokens per client CPU-second, client CPU-s per wall-s) on `null`.
     pub ingest: Vec<Ingest>,
+    /// (N, client CPU µs per call in the concurrent phase, user + system) on `fixed`: what
+    /// one call (connect, request, response head, its tokens, close) costs the client when N
+    /// start together; N times it is the CPU a burst needs before its last call is served.
+    #[serde(default)]
+    pub cpu_per_call_us: Vec<(usize, f64)>,
     /// (N, peak RSS KiB) of the same small run.
     pub peak_rss_kib: Vec<(usize, u64)>,
     /// Problems: failed runs, client-bound warnings.
@@ -317,6 +322,23 @@ pub fn absorb(
             .filter_map(|r| r.metrics.as_ref())
             .map(|m| m.efficiency.value)
             .collect();
+        let (mut cpu, mut calls) = (0.0, 0usize);
+        for r in &ok {
+            let phase = r
+                .client
+                .as_ref()
+                .and_then(|c| c.phases.iter().find(|p| p.phase == Phase::Concurrent));
+            if let (Some(p), Some(conc)) = (phase, r.concurrent.as_ref()) {
+                cpu += p.cpu_s();
+                calls += conc.agents.iter().map(|a| a.calls.len()).sum::<usize>();
+            }
+        }
+        if calls > 0
+            && !probe.name.ends_with("-long")
+            && !out.cpu_per_call_us.iter().any(|c| c.0 == n)
+        {
+            out.cpu_per_call_us.push((n, cpu / calls as f64 * 1e6));
+        }
         if !effs.is_empty() && n > 1 {
             let mean = (n, effs.iter().sum::<f64>() / effs.len() as f64);
             if probe.name.ends_with("-long") {
@@ -494,6 +516,24 @@ pub fn markdown(results: &[BackendOverhead]) -> String {
                 opt(b.and_then(|b| b.server_p50_ms), |v| format!("{v:.2}")),
                 opt(b.and_then(|b| b.server_p99_ms), |v| format!("{v:.2}"))
             );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "\n### Client CPU per call in the concurrent phase, µs (user + system; connect, request, response, tokens, close)\n"
+    );
+    let _ = write!(s, "| backend |");
+    for n in ns {
+        let _ = write!(s, " N={n} |");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(ns.len()));
+    for r in results {
+        let _ = write!(s, "| {} |", r.backend);
+        for n in ns {
+            let v = r.cpu_per_call_us.iter().find(|c| c.0 == n).map(|c| c.1);
+            let _ = write!(s, " {} |", opt(v, |v| format!("{v:.0}")));
         }
         let _ = writeln!(s);
     }

@@ -50,6 +50,9 @@ fn runs_only_the_probes_asked_for_and_splits_the_bias() {
     assert_eq!(bias[1]["samples"], 8);
     bias.iter().for_each(assert_server_share_is_inside_the_bias);
     assert_eq!(r["efficiency"].as_array().unwrap().len(), 1, "{r}");
+    let cpu = r["cpu_per_call_us"].as_array().unwrap();
+    assert_eq!(cpu.len(), 2, "{r}");
+    assert!(cpu.iter().all(|c| c[1].as_f64().unwrap() > 0.0), "{r}");
     assert!(
         r["ingest"].as_array().unwrap().is_empty(),
         "null probes ran: {r}"
