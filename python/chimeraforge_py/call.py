@@ -3,8 +3,9 @@
 Timestamps: t_send just before the request is handed to httpx (after the request object is
 built, as in Rust), a chunk's arrival the instant ``aiter_raw()`` hands it over, before it
 is decoded; t_first/t_last at chunks that carried non-empty text, t_done at body end.
-First-byte, idle and total timeouts are enforced here with the event loop's timer
-(``asyncio.timeout``); the connect timeout belongs to httpx.
+First-byte, idle and total timeouts are enforced here with the event loop's timer: an
+``asyncio.timeout`` around ``client.send``, and for the body one ``asyncio.timeout`` per call
+driven by one lazily re-armed timer (``_ReadDeadline``); the connect timeout belongs to httpx.
 """
 
 from __future__ import annotations
@@ -235,6 +236,57 @@ async def _next_chunk(it, remaining_ns: int):
         return await it.__anext__()
 
 
+class _ReadDeadline:
+    """The first-byte, idle and total timeouts of the body reads on one loop timer per call.
+
+    Same deadlines as one ``asyncio.timeout`` per read (each read's own: the first-byte
+    deadline until a byte came, then the read's start + idle, capped by the total deadline),
+    but a read only stores its deadline: arming and cancelling a timer for every chunk cost
+    about 9 us per chunk, a third of the client's CPU at one token per HTTP chunk (py-spy;
+    docs/backends.md, "Python backends"). The timer, when it fires, re-arms itself at the
+    current read's deadline if that has moved on, else expires ``scope`` (the call's
+    ``asyncio.timeout``), which cancels the task and raises TimeoutError at its exit, as
+    before; ``expired`` then says which timeout it was."""
+
+    __slots__ = ("loop", "scope", "deadline_ns", "kind", "what", "handle", "armed_ns", "expired")
+
+    def __init__(self, scope) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.scope = scope
+        self.deadline_ns = 0
+        self.kind = self.what = ""
+        self.handle = None
+        self.armed_ns = 0
+        self.expired: Optional[tuple] = None
+
+    def set(self, deadline_ns: int, kind: str, what: str) -> None:
+        """The read about to start must end by ``deadline_ns`` (perf_counter_ns clock)."""
+        self.deadline_ns, self.kind, self.what = deadline_ns, kind, what
+        # A later deadline is picked up when the armed timer fires; only an earlier one (or
+        # none armed) needs the timer moved now.
+        if self.handle is None or deadline_ns < self.armed_ns:
+            self._arm()
+
+    def _arm(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        self.armed_ns = self.deadline_ns
+        self.handle = self.loop.call_later(max(self.deadline_ns - perf_counter_ns(), 0) / 1e9, self._fire)
+
+    def _fire(self) -> None:
+        self.handle = None
+        if perf_counter_ns() < self.deadline_ns:
+            self._arm()
+        else:
+            self.expired = (self.kind, self.what)
+            self.scope.reschedule(self.loop.time())
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
 async def execute_call(client: httpx.AsyncClient, target: Target, settings: Settings, phase_start: int) -> tuple:
     """Run one streaming call and measure it; returns (CallRecord dict, full text)."""
     m = _Measuring(target, settings)
@@ -308,31 +360,42 @@ async def _stream_call(client: httpx.AsyncClient, req: httpx.Request, api: str, 
 
         decoder = decoder_for(api, s.max_line_bytes)
         events: list = []
-        while True:
-            now = perf_counter_ns()
-            if m.bytes == 0:
-                deadline, kind, what = first_byte_deadline, "first_byte_timeout", "first byte"
-            else:
-                deadline, kind, what = now + s.idle_ns, "idle_timeout", "idle"
-            if total_deadline <= deadline:
-                deadline, kind, what = total_deadline, "total_timeout", "total"
-            try:
-                chunk = await _next_chunk(it, deadline - now)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                raise CallFailure(kind, f"stream stalled: {what} timeout", 200, perf_counter_ns())
-            except httpx.HTTPError as e:
-                raise CallFailure(_http_error_kind(e, True), _http_error_message(e, str(req.url), True), 200, perf_counter_ns())
-            at = perf_counter_ns()
-            m.bytes += len(chunk)
-            try:
-                decoder.feed(chunk, events)
-            except CodecError as e:
-                raise CallFailure(e.kind, e.message, 200, at)
-            for ev in events:
-                m.on_event(ev, at)
-            events.clear()
+        watch = None
+        try:
+            async with asyncio.timeout(None) as scope:
+                watch = _ReadDeadline(scope)
+                while True:
+                    now = perf_counter_ns()
+                    if m.bytes == 0:
+                        deadline, kind, what = first_byte_deadline, "first_byte_timeout", "first byte"
+                    else:
+                        deadline, kind, what = now + s.idle_ns, "idle_timeout", "idle"
+                    if total_deadline <= deadline:
+                        deadline, kind, what = total_deadline, "total_timeout", "total"
+                    watch.set(deadline, kind, what)
+                    try:
+                        chunk = await it.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except httpx.HTTPError as e:
+                        raise CallFailure(
+                            _http_error_kind(e, True), _http_error_message(e, str(req.url), True), 200, perf_counter_ns()
+                        )
+                    at = perf_counter_ns()
+                    m.bytes += len(chunk)
+                    try:
+                        decoder.feed(chunk, events)
+                    except CodecError as e:
+                        raise CallFailure(e.kind, e.message, 200, at)
+                    for ev in events:
+                        m.on_event(ev, at)
+                    events.clear()
+        except TimeoutError:
+            kind, what = watch.expired or (watch.kind, watch.what)
+            raise CallFailure(kind, f"stream stalled: {what} timeout", 200, perf_counter_ns())
+        finally:
+            if watch is not None:
+                watch.cancel()
         at = perf_counter_ns()
         try:
             decoder.finish(events)

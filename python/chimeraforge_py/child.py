@@ -73,7 +73,11 @@ def runtime_facts(backend: str) -> dict:
                 "over as it arrives; nothing is held back to fill a buffer",
             ],
             ["clock", "time.perf_counter_ns"],
-            ["timeouts", "asyncio.timeout() per read (first-byte, idle, total); connect timeout by httpx"],
+            [
+                "timeouts",
+                "first-byte, idle and total per read, on the loop's timer: asyncio.timeout() around the "
+                "request, one lazily re-armed timer for the body reads; connect timeout by httpx",
+            ],
             ["request_headers", "accept-encoding: identity; trust_env=False (no proxies from the environment)"],
         ],
     }

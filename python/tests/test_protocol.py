@@ -21,7 +21,8 @@ def tok(t):
 
 class Server:
     """HTTP/1.1 with chunked bodies. ``behave(path, body)`` returns (status, content type, script);
-    the script is a list of bytes (a chunk) or floats (sleep seconds) or "close"."""
+    the script is a list of bytes (a chunk) or floats (sleep seconds) or "close"; floats first
+    are a pause before the headers, unless "headers" comes first."""
 
     def __init__(self, behave):
         self.behave = behave
@@ -55,6 +56,8 @@ class Server:
                 writer.write(f"HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\ntransfer-encoding: chunked\r\n\r\n".encode())
                 await writer.drain()
                 for step in script:
+                    if step == "headers":  # lets a script start with a pause after the headers
+                        continue
                     if step == "close":
                         writer.close()
                         return
@@ -126,6 +129,29 @@ def test_timeouts():
         lambda p, b: (200, "application/x-ndjson", [tok("a"), 0.08, tok("b"), 0.08, tok("c"), 0.08, DONE]),
         settings(idle=1000, total=150)))
     assert rec["error"]["kind"] == "total_timeout"
+
+
+def test_body_timeouts_fire_on_time_and_only_when_due():
+    # headers, then no byte: the first-byte deadline, measured from t_send
+    rec, _ = run(one_call(lambda p, b: (200, "application/x-ndjson", ["headers", 0.6, tok("a"), DONE]), settings(first_byte=150)))
+    e = rec["error"]
+    assert e["kind"] == "first_byte_timeout" and e["message"] == "stream stalled: first byte timeout"
+    assert 150 <= e["elapsed_ms"] < 450 and e["bytes_received"] == 0
+    # idle shorter than first-byte: the deadline moves earlier after the first chunk
+    rec, _ = run(one_call(lambda p, b: (200, "application/x-ndjson", [tok("a"), 0.6, DONE]), settings(first_byte=5000, idle=120)))
+    e = rec["error"]
+    assert e["kind"] == "idle_timeout" and 120 <= e["elapsed_ms"] < 450, e
+    # chunks 60 ms apart for 6 x idle: every read is within idle, so nothing fires
+    script = [tok("a")]
+    for t in "bcdefghijklm":
+        script += [0.06, tok(t)]
+    rec, text = run(one_call(lambda p, b: (200, "application/x-ndjson", script + [DONE]), settings(idle=100)))
+    assert rec["error"] is None and text == "abcdefghijklm" and rec["e2e_ms"] > 600
+    # a stall after steady chunks: idle counts from the last chunk, not from the first
+    rec, _ = run(one_call(lambda p, b: (200, "application/x-ndjson", script + [0.6, DONE]), settings(idle=100)))
+    e = rec["error"]
+    assert e["kind"] == "idle_timeout", e
+    assert e["elapsed_ms"] - rec["text_offsets_ms"][-1] >= 100 and e["elapsed_ms"] > 700
 
 
 def test_connect_refused():
