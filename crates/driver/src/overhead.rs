@@ -21,6 +21,7 @@ use chimeraforge_core::workload::{
     replicate, AgentTemplate, CallSpec, Endpoint, ModelOptions, Scenario,
 };
 use chimeraforge_core::ClientOptions;
+use chimeraforge_sim::FirstToken;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -212,6 +213,14 @@ pub struct TtftBias {
     pub server_p50_ms: Option<f64>,
     #[serde(default)]
     pub server_p99_ms: Option<f64>,
+    /// One-call-per-agent probes with N > 1, mean over runs: the client's t_send stamps of
+    /// the burst, last − first, ms.
+    #[serde(default)]
+    pub send_spread_ms: Option<f64>,
+    /// The same burst's requests arriving at the server, last − first, ms: the time the
+    /// client needed to get N requests in (connect, write), as the server saw it.
+    #[serde(default)]
+    pub arrival_spread_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -255,28 +264,69 @@ pub fn bias_samples(r: &RunRecord, agents: usize) -> Vec<f64> {
         .collect()
 }
 
-/// The simulator's first-token lateness (ms) that belongs to `record`'s bias samples.
+/// The simulator's first tokens that belong to `record`'s bias samples.
 ///
-/// `sim_late` is everything the simulator timed during the run, in the order the tokens
+/// `firsts` is everything the simulator timed during the run, in the order the tokens
 /// left: warm-up, then the sequential phase, then the concurrent phase, each finished before
-/// the next starts. So the bias samples' server shares are the last ones. `None` when the
+/// the next starts. So the bias samples' first tokens are the last ones. `None` when the
 /// run failed or the counts cannot match (then the attribution would be a guess).
-pub fn server_share(record: &RunRecord, agents: usize, sim_late: &[f64]) -> Option<Vec<f64>> {
+pub fn server_share<'a>(
+    record: &RunRecord,
+    agents: usize,
+    firsts: &'a [FirstToken],
+) -> Option<&'a [FirstToken]> {
     if !record.is_ok() {
         return None;
     }
     let used = bias_samples(record, agents).len();
-    (used > 0 && sim_late.len() >= used).then(|| sim_late[sim_late.len() - used..].to_vec())
+    (used > 0 && firsts.len() >= used).then(|| &firsts[firsts.len() - used..])
 }
 
-/// Fold one probe's records into `out`; `server_late`: the simulator's share of their bias
-/// samples (see [`server_share`]), empty when unknown.
-pub fn absorb(
-    out: &mut BackendOverhead,
-    probe: &Probe,
-    records: &[RunRecord],
-    server_late: &[f64],
-) {
+/// What the simulator saw of one probe's runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimSide {
+    /// The simulator's share of every bias sample: first token left − due, ms.
+    pub late_ms: Vec<f64>,
+    /// Per run of a one-call-per-agent probe with N > 1: the last request's arrival at the
+    /// server − the first's, ms. How long the client took to get the burst in.
+    pub arrival_spread_ms: Vec<f64>,
+}
+
+impl SimSide {
+    /// Add one run's first tokens (see [`server_share`]); `burst`: the probe sends one call
+    /// per agent, all together.
+    pub fn add(&mut self, share: &[FirstToken], burst: bool) {
+        self.late_ms
+            .extend(share.iter().map(|f| f.late().as_secs_f64() * 1000.0));
+        let first = share.iter().map(|f| f.arrival).min();
+        let last = share.iter().map(|f| f.arrival).max();
+        if let (true, Some(first), Some(last)) = (burst && share.len() > 1, first, last) {
+            self.arrival_spread_ms
+                .push((last - first).as_secs_f64() * 1000.0);
+        }
+    }
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// The client's t_send stamps of a run's concurrent phase: the last − the first, ms.
+pub fn send_spread_ms(r: &RunRecord) -> Option<f64> {
+    let sends: Vec<f64> = r
+        .concurrent
+        .iter()
+        .flat_map(|p| p.agents.iter().flat_map(|a| &a.calls))
+        .map(|c| c.send_offset_ms)
+        .collect();
+    let lo = sends.iter().copied().reduce(f64::min)?;
+    let hi = sends.iter().copied().reduce(f64::max)?;
+    (sends.len() > 1).then_some(hi - lo)
+}
+
+/// Fold one probe's records into `out`; `sim`: what the simulator saw of them (see
+/// [`SimSide`]), empty when unknown.
+pub fn absorb(out: &mut BackendOverhead, probe: &Probe, records: &[RunRecord], sim: &SimSide) {
     let ok: Vec<&RunRecord> = records.iter().filter(|r| r.is_ok()).collect();
     for r in records.iter().filter(|r| !r.is_ok()) {
         out.notes.push(format!(
@@ -287,7 +337,8 @@ pub fn absorb(
     if let Some(r) = ok.first() {
         out.worker_threads = r.runtime.worker_threads;
     }
-    for r in &ok {
+    // On `null` a saturated client is the point of the probe, not a warning.
+    for r in ok.iter().filter(|_| probe.profile != "null") {
         if let Some(w) = crate::scaling::bottleneck_warning(r) {
             out.notes.push(format!("{}: {w}", probe.name));
         }
@@ -300,7 +351,7 @@ pub fn absorb(
         // Concurrent-phase TTFTs; at N = 1 the sequential phase is the same situation.
         let mut bias: Vec<f64> = ok.iter().flat_map(|r| bias_samples(r, n)).collect();
         bias.sort_by(f64::total_cmp);
-        let mut server = server_late.to_vec();
+        let mut server = sim.late_ms.clone();
         server.sort_by(f64::total_cmp);
         // Only when every sample's server share is known, so both describe the same calls.
         let server = percentiles(&server).filter(|_| server.len() == bias.len());
@@ -314,6 +365,16 @@ pub fn absorb(
                     samples: bias.len(),
                     server_p50_ms: server.as_ref().map(|s| s.p50),
                     server_p99_ms: server.as_ref().map(|s| s.p99),
+                    send_spread_ms: if probe.calls == 1 && n > 1 {
+                        mean(
+                            &ok.iter()
+                                .filter_map(|r| send_spread_ms(r))
+                                .collect::<Vec<_>>(),
+                        )
+                    } else {
+                        None
+                    },
+                    arrival_spread_ms: mean(&sim.arrival_spread_ms),
                 });
             }
         }
@@ -405,15 +466,11 @@ pub fn measure_backend(
         }
         let sim = sim?;
         let mut records = Vec::new();
-        let mut server_late = Vec::new();
+        let mut sim_side = SimSide::default();
         for run_index in 0..probe.runs {
             let job = job(backend, &probe, &sim.base_url(), run_index);
             let result = run_child(exe, &job);
-            let late: Vec<f64> = sim
-                .take_first_token_lateness()
-                .iter()
-                .map(|d| d.as_secs_f64() * 1000.0)
-                .collect();
+            let firsts = sim.take_first_tokens();
             match result {
                 Ok(r) => {
                     progress(&format!(
@@ -424,7 +481,9 @@ pub fn measure_backend(
                         if r.is_ok() { "ok" } else { "FAILED" }
                     ));
                     keep(&r);
-                    server_late.extend(server_share(&r, probe.agents, &late).unwrap_or_default());
+                    if let Some(share) = server_share(&r, probe.agents, &firsts) {
+                        sim_side.add(share, probe.calls == 1);
+                    }
                     records.push(r);
                 }
                 Err(e) => {
@@ -440,7 +499,7 @@ pub fn measure_backend(
         if settings.pin.is_some() {
             affinity::pin_this_thread(&everywhere)?;
         }
-        absorb(&mut out, &probe, &records, &server_late);
+        absorb(&mut out, &probe, &records, &sim_side);
     }
     Ok(out)
 }
@@ -518,6 +577,27 @@ pub fn markdown(results: &[BackendOverhead]) -> String {
             );
         }
         let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "\n### The burst: N agents × 1 call released together, ms\n\n\
+         `send` is the spread of the client's t_send stamps (first to last agent to start its \
+         call); `arrive` the spread of the same requests' arrivals at the server (first to \
+         last request read). A client that got every request out at once would show ~0 for both.\n\n\
+         | backend | N=64 send | N=64 arrive | N=1024 send | N=1024 arrive |\n|---|---:|---:|---:|---:|"
+    );
+    for r in results {
+        let b = |n| r.bias(n);
+        let f = |v: Option<f64>| opt(v, |v| format!("{v:.1}"));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            r.backend,
+            f(b(64).and_then(|b| b.send_spread_ms)),
+            f(b(64).and_then(|b| b.arrival_spread_ms)),
+            f(b(1024).and_then(|b| b.send_spread_ms)),
+            f(b(1024).and_then(|b| b.arrival_spread_ms)),
+        );
     }
     let _ = writeln!(
         s,
@@ -742,6 +822,26 @@ mod tests {
         assert!(selected(&only(&["ideal-3"]))
             .unwrap_err()
             .contains("ideal-64-long"));
+    }
+
+    #[test]
+    fn sim_side_spreads_only_bursts() {
+        let t0 = std::time::Instant::now();
+        let ms = |m: u64| std::time::Duration::from_millis(m);
+        let first = |arrive: u64, late: u64| FirstToken {
+            arrival: t0 + ms(arrive),
+            due: t0 + ms(arrive + 50),
+            left: t0 + ms(arrive + 50 + late),
+        };
+        let share = [first(3, 1), first(0, 2), first(7, 0)];
+        let mut side = SimSide::default();
+        side.add(&share, true);
+        assert_eq!(side.late_ms, [1.0, 2.0, 0.0]);
+        assert_eq!(side.arrival_spread_ms, [7.0]);
+        side.add(&share, false);
+        side.add(&share[..1], true);
+        assert_eq!(side.arrival_spread_ms, [7.0], "not a burst, or one call");
+        assert_eq!(side.late_ms.len(), 7);
     }
 
     #[test]

@@ -39,19 +39,28 @@ fn assert_server_share_is_inside_the_bias(b: &serde_json::Value) {
 #[test]
 fn runs_only_the_probes_asked_for_and_splits_the_bias() {
     let dir = tempfile::tempdir().unwrap();
-    let o = overhead(&["--probes", "ttft-1,ideal-2"], dir.path());
+    let o = overhead(&["--probes", "ttft-1,ideal-2,mem-64"], dir.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = json(dir.path());
     let bias = r["ttft_bias_ms"].as_array().unwrap();
     let ns: Vec<u64> = bias.iter().map(|b| b["agents"].as_u64().unwrap()).collect();
-    assert_eq!(ns, [1, 2], "{r}");
-    // ttft-1: 8 calls in each of the two phases; ideal-2: 2 agents × 4 calls, concurrent.
+    assert_eq!(ns, [1, 2, 64], "{r}");
+    // ttft-1: 8 calls in each of the two phases; ideal-2: 2 agents × 4 calls, concurrent;
+    // mem-64: 64 agents × 1 call, concurrent only.
     assert_eq!(bias[0]["samples"], 16);
     assert_eq!(bias[1]["samples"], 8);
+    assert_eq!(bias[2]["samples"], 64);
+    // Spreads only for the one-call burst.
+    assert!(bias[1]["arrival_spread_ms"].is_null(), "{r}");
+    let spread = |k: &str| bias[2][k].as_f64().unwrap_or_else(|| panic!("{k}: {r}"));
+    assert!(
+        spread("send_spread_ms") > 0.0 && spread("arrival_spread_ms") > 0.0,
+        "{r}"
+    );
     bias.iter().for_each(assert_server_share_is_inside_the_bias);
     assert_eq!(r["efficiency"].as_array().unwrap().len(), 1, "{r}");
     let cpu = r["cpu_per_call_us"].as_array().unwrap();
-    assert_eq!(cpu.len(), 2, "{r}");
+    assert_eq!(cpu.len(), 3, "{r}");
     assert!(cpu.iter().all(|c| c[1].as_f64().unwrap() > 0.0), "{r}");
     assert!(
         r["ingest"].as_array().unwrap().is_empty(),

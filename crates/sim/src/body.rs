@@ -10,7 +10,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
 
-use crate::stats::Stats;
+use crate::stats::{FirstToken, Stats};
 
 /// What a generation task hands to the connection.
 pub(crate) enum Chunk {
@@ -18,17 +18,18 @@ pub(crate) enum Chunk {
     Data(Bytes),
     /// Fail the body so hyper drops the connection without the terminating chunk.
     Abort,
-    /// The next data carries the first token, which was scheduled for this instant: the body
-    /// records how late it reached the connection (see [`Stats::first_token_late`]).
-    FirstTokenDue(Instant),
+    /// The next data carries the first token, scheduled for `due` (its request arrived at
+    /// `arrival`): the body records when it reached the connection (see [`FirstToken`]).
+    FirstTokenDue { due: Instant, arrival: Instant },
 }
 
 /// A body that is either known whole (sent with a content-length) or streamed (chunked).
 pub(crate) struct SimBody {
     first: Option<Bytes>,
     rx: Option<mpsc::Receiver<Chunk>>,
-    /// The first token's scheduled instant, until its bytes are handed to the connection.
-    due: Option<Instant>,
+    /// The first token's schedule and its request's arrival, until its bytes are handed to
+    /// the connection.
+    due: Option<(Instant, Instant)>,
     stats: Option<Arc<Stats>>,
 }
 
@@ -52,9 +53,13 @@ impl SimBody {
         }
     }
 
-    /// Record the first token's lateness in `stats`; `due` is its schedule if the token is
-    /// already in `first` (otherwise a [`Chunk::FirstTokenDue`] announces it).
-    pub(crate) fn timing_first_token(mut self, due: Option<Instant>, stats: Arc<Stats>) -> Self {
+    /// Record the first token's timing in `stats`; `due` is (schedule, arrival) if the token
+    /// is already in `first` (otherwise a [`Chunk::FirstTokenDue`] announces it).
+    pub(crate) fn timing_first_token(
+        mut self,
+        due: Option<(Instant, Instant)>,
+        stats: Arc<Stats>,
+    ) -> Self {
         self.due = due;
         self.stats = Some(stats);
         self
@@ -63,8 +68,12 @@ impl SimBody {
     /// A data frame is leaving for the connection: if it carries the first token, record
     /// how late that is.
     fn data(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        if let (Some(due), Some(stats)) = (self.due.take(), &self.stats) {
-            stats.first_token_late(Instant::now().saturating_duration_since(due));
+        if let (Some((due, arrival)), Some(stats)) = (self.due.take(), &self.stats) {
+            stats.first_token(FirstToken {
+                arrival,
+                due,
+                left: Instant::now(),
+            });
         }
         Poll::Ready(Some(Ok(Frame::data(bytes))))
     }
@@ -87,7 +96,7 @@ impl Body for SimBody {
                 return Poll::Ready(None);
             };
             match ready!(rx.poll_recv(cx)) {
-                Some(Chunk::FirstTokenDue(due)) => this.due = Some(due),
+                Some(Chunk::FirstTokenDue { due, arrival }) => this.due = Some((due, arrival)),
                 Some(Chunk::Data(bytes)) => return this.data(bytes),
                 Some(Chunk::Abort) => {
                     this.rx = None;

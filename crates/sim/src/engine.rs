@@ -291,13 +291,17 @@ impl Sink {
         Ok(())
     }
 
-    /// The next token is the first, scheduled for `due` (a streaming body times its exit).
-    async fn first_token_due(&self, due: Instant) -> Result<(), Gone> {
+    /// The next token is the first, scheduled for `due`, of a request that arrived at
+    /// `arrival` (a streaming body times its exit).
+    async fn first_token_due(&self, due: Instant, arrival: Instant) -> Result<(), Gone> {
         match self {
             Sink::Stream(s) => {
-                s.tx.send(Chunk::FirstTokenDue(due.into_std()))
-                    .await
-                    .map_err(|_| Gone)
+                s.tx.send(Chunk::FirstTokenDue {
+                    due: due.into_std(),
+                    arrival: arrival.into_std(),
+                })
+                .await
+                .map_err(|_| Gone)
             }
             Sink::Collect(_) => Ok(()),
         }
@@ -366,7 +370,7 @@ pub(crate) async fn generate(
         }
         sink.wait_until(deadline).await?;
         if i == 0 {
-            sink.first_token_due(deadline).await?;
+            sink.first_token_due(deadline, job.arrival).await?;
             first_sent = deadline;
             decoding = Some(device.start_decoding());
         }

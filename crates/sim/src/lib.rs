@@ -176,7 +176,7 @@ pub use device::Device;
 pub use fault::{FaultMode, FaultPlan};
 pub use ollama::VERSION;
 pub use server::{loopback, serve_blocking, SimHandle, SimServer, FAULT_HEADER, LISTEN_BACKLOG};
-pub use stats::{SimStats, FIRST_TOKEN_SAMPLES};
+pub use stats::{FirstToken, SimStats, FIRST_TOKEN_SAMPLES};
 
 /// Why the simulator could not start or be configured.
 #[derive(Debug, thiserror::Error)]

@@ -161,13 +161,14 @@ impl SimHandle {
         self.state.stats.snapshot()
     }
 
-    /// How late each streamed first token left since the last call: the instant its bytes
-    /// were handed to the connection minus its schedule (arrival + TTFT + prefill), so the
-    /// simulator's own share of a measured TTFT bias (timer wake-up, task and connection
-    /// scheduling) is known. At most [`FIRST_TOKEN_SAMPLES`](crate::FIRST_TOKEN_SAMPLES)
-    /// are kept between calls.
-    pub fn take_first_token_lateness(&self) -> Vec<Duration> {
-        self.state.stats.take_first_token_lateness()
+    /// Every streamed first token since the last call, in the order they left: when its
+    /// request arrived, when it was due (arrival + TTFT + prefill) and when its bytes were
+    /// handed to the connection. `left − due` is the simulator's own share of a measured
+    /// TTFT bias (timer wake-up, task and connection scheduling); the spread of `arrival`
+    /// over requests sent together is how long the client took to get them all in. At most
+    /// [`FIRST_TOKEN_SAMPLES`](crate::FIRST_TOKEN_SAMPLES) are kept between calls.
+    pub fn take_first_tokens(&self) -> Vec<crate::FirstToken> {
+        self.state.stats.take_first_tokens()
     }
 
     /// Stop accepting, drop every open connection and join the server's threads.
@@ -545,7 +546,7 @@ async fn streamed(
         Api::OpenAi => None,
         Api::Ollama => loop {
             match rx.recv().await {
-                Some(Chunk::FirstTokenDue(at)) => due = Some(at),
+                Some(Chunk::FirstTokenDue { due: at, arrival }) => due = Some((at, arrival)),
                 Some(Chunk::Data(first)) => break Some(first),
                 Some(Chunk::Abort) => {
                     return Err(io::Error::other(

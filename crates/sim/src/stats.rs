@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A snapshot of a server's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -22,7 +22,26 @@ pub struct SimStats {
     pub per_endpoint: BTreeMap<String, u64>,
 }
 
-/// How many first-token lateness samples a server holds until they are taken.
+/// One streamed first token, timed inside the simulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirstToken {
+    /// Its request had arrived (headers and body read).
+    pub arrival: Instant,
+    /// It was scheduled for this instant (arrival, or the end of a load or queue wait, +
+    /// TTFT + prefill).
+    pub due: Instant,
+    /// Its bytes were handed to the connection (hyper writes them in the same poll).
+    pub left: Instant,
+}
+
+impl FirstToken {
+    /// How late it left: `left − due`.
+    pub fn late(&self) -> Duration {
+        self.left.saturating_duration_since(self.due)
+    }
+}
+
+/// How many first tokens a server holds until they are taken.
 pub const FIRST_TOKEN_SAMPLES: usize = 1 << 16;
 
 /// The live counters behind [`SimStats`].
@@ -34,7 +53,7 @@ pub(crate) struct Stats {
     loads: AtomicU64,
     faults: AtomicU64,
     per_endpoint: Mutex<BTreeMap<String, u64>>,
-    first_token_late: Mutex<Vec<Duration>>,
+    first_tokens: Mutex<Vec<FirstToken>>,
 }
 
 impl Stats {
@@ -65,20 +84,18 @@ impl Stats {
         self.faults.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A streamed first token reached its connection this long after its schedule (the
-    /// instant the body handed its bytes to hyper, which writes them in the same poll).
-    /// Keeps at most [`FIRST_TOKEN_SAMPLES`] until they are taken, so a long-running server
-    /// nobody asks does not grow without bound.
-    pub(crate) fn first_token_late(&self, late: Duration) {
-        let mut samples = self.first_token_late.lock().expect("stats lock");
+    /// A streamed first token reached its connection. Keeps at most [`FIRST_TOKEN_SAMPLES`]
+    /// until they are taken, so a long-running server nobody asks does not grow without bound.
+    pub(crate) fn first_token(&self, t: FirstToken) {
+        let mut samples = self.first_tokens.lock().expect("stats lock");
         if samples.len() < FIRST_TOKEN_SAMPLES {
-            samples.push(late);
+            samples.push(t);
         }
     }
 
-    /// The first-token lateness samples recorded since the last call, in arrival order.
-    pub(crate) fn take_first_token_lateness(&self) -> Vec<Duration> {
-        std::mem::take(&mut *self.first_token_late.lock().expect("stats lock"))
+    /// The first tokens recorded since the last call, in the order they left.
+    pub(crate) fn take_first_tokens(&self) -> Vec<FirstToken> {
+        std::mem::take(&mut *self.first_tokens.lock().expect("stats lock"))
     }
 
     pub(crate) fn snapshot(&self) -> SimStats {

@@ -347,7 +347,7 @@ fn serial_device_is_freed_when_a_client_leaves() {
 fn first_token_lateness_is_recorded_per_streamed_request() {
     let _one = exclusive();
     let sim = start(config(Device::Ideal, 200.0, 100.0, 0.0));
-    assert!(sim.take_first_token_lateness().is_empty());
+    assert!(sim.take_first_tokens().is_empty());
     let a = generate(sim.addr(), 3);
     let b = post(
         sim.addr(),
@@ -360,16 +360,23 @@ fn first_token_lateness_is_recorded_per_streamed_request() {
         "/api/generate",
         &json!({"model": "m", "prompt": "go", "stream": false, "options": {"num_predict": 3}}),
     );
-    let late = sim.take_first_token_lateness();
-    assert_eq!(late.len(), 2, "{late:?}");
-    for l in &late {
+    let firsts = sim.take_first_tokens();
+    assert_eq!(firsts.len(), 2, "{firsts:?}");
+    for f in &firsts {
         assert!(
-            ms(*l) < 200.0,
-            "lateness {l:?} counts from arrival, not schedule"
+            ms(f.late()) < 200.0,
+            "{f:?}: lateness counts from arrival, not schedule"
         );
+        // No load, no prefill: due exactly TTFT after arrival.
+        assert_eq!(f.due - f.arrival, Duration::from_millis(200), "{f:?}");
+        assert!(f.left >= f.due, "{f:?}");
     }
+    assert!(
+        firsts[0].arrival < firsts[1].arrival,
+        "in the order they left"
+    );
     let first_ollama = token_times(&a).0[0];
     assert!(first_ollama >= 200.0, "first token at {first_ollama} ms");
     assert!(!b.sse().is_empty());
-    assert!(sim.take_first_token_lateness().is_empty(), "taken twice");
+    assert!(sim.take_first_tokens().is_empty(), "taken twice");
 }
