@@ -16,7 +16,7 @@ use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::CallSettings;
 use chimeraforge_core::metrics::percentiles;
 use chimeraforge_core::protocol::RunPlan;
-use chimeraforge_core::record::{Phase, RunRecord};
+use chimeraforge_core::record::{Phase, PhaseOrder, PhaseRecord, RunRecord};
 use chimeraforge_core::workload::{
     replicate, AgentTemplate, CallSpec, Endpoint, ModelOptions, Scenario,
 };
@@ -264,22 +264,46 @@ pub fn bias_samples(r: &RunRecord, agents: usize) -> Vec<f64> {
         .collect()
 }
 
-/// The simulator's first tokens that belong to `record`'s bias samples.
+/// The simulator's first tokens that belong to `record`'s bias samples: the sequential
+/// phase's (at N = 1 only) then the concurrent phase's, as [`bias_samples`] takes them.
 ///
 /// `firsts` is everything the simulator timed during the run, in the order the tokens
-/// left: warm-up, then the sequential phase, then the concurrent phase, each finished before
-/// the next starts. So the bias samples' first tokens are the last ones. `None` when the
-/// run failed or the counts cannot match (then the attribution would be a guess).
-pub fn server_share<'a>(
+/// left: the warm-up, then the two phases in the run's `phase_order` (runs alternate it),
+/// each finished before the next starts. `None` when the run failed or the counts do not
+/// match the record's calls exactly (then the attribution would be a guess).
+pub fn server_share(
     record: &RunRecord,
     agents: usize,
-    firsts: &'a [FirstToken],
-) -> Option<&'a [FirstToken]> {
+    firsts: &[FirstToken],
+) -> Option<Vec<FirstToken>> {
     if !record.is_ok() {
         return None;
     }
-    let used = bias_samples(record, agents).len();
-    (used > 0 && firsts.len() >= used).then(|| &firsts[firsts.len() - used..])
+    let calls = |p: &Option<PhaseRecord>| {
+        p.iter()
+            .flat_map(|p| p.agents.iter().map(|a| a.calls.len()))
+            .sum::<usize>()
+    };
+    let (warm, seq, conc) = (
+        record.warmup.len(),
+        calls(&record.sequential),
+        calls(&record.concurrent),
+    );
+    if firsts.len() != warm + seq + conc || bias_samples(record, agents).is_empty() {
+        return None;
+    }
+    let phases = &firsts[warm..];
+    let (seq_part, conc_part) = match record.phase_order {
+        PhaseOrder::SequentialFirst => (&phases[..seq], &phases[seq..]),
+        PhaseOrder::ConcurrentFirst => (&phases[conc..], &phases[..conc]),
+    };
+    let mut share = if agents == 1 {
+        seq_part.to_vec()
+    } else {
+        Vec::new()
+    };
+    share.extend_from_slice(conc_part);
+    Some(share)
 }
 
 /// What the simulator saw of one probe's runs.
@@ -482,7 +506,7 @@ pub fn measure_backend(
                     ));
                     keep(&r);
                     if let Some(share) = server_share(&r, probe.agents, &firsts) {
-                        sim_side.add(share, probe.calls == 1);
+                        sim_side.add(&share, probe.calls == 1);
                     }
                     records.push(r);
                 }
@@ -842,6 +866,45 @@ mod tests {
         side.add(&share[..1], true);
         assert_eq!(side.arrival_spread_ms, [7.0], "not a burst, or one call");
         assert_eq!(side.late_ms.len(), 7);
+    }
+
+    #[test]
+    fn server_share_follows_the_runs_phase_order() {
+        // A real record: 2 agents, 1 warm-up call each, 2 calls per agent and phase.
+        let line = include_str!("../../report/tests/data/quickstart/runs.jsonl")
+            .lines()
+            .next()
+            .unwrap();
+        let mut r: RunRecord = serde_json::from_str(line).unwrap();
+        assert_eq!(r.warmup.len(), 2);
+        let t0 = std::time::Instant::now();
+        // First tokens in the order they left; arrival i ms marks which one it is.
+        let firsts: Vec<FirstToken> = (0..10)
+            .map(|i| {
+                let at = t0 + std::time::Duration::from_millis(i);
+                FirstToken {
+                    arrival: at,
+                    due: at,
+                    left: at,
+                }
+            })
+            .collect();
+        let marks = |share: Vec<FirstToken>| -> Vec<u128> {
+            share.iter().map(|f| (f.arrival - t0).as_millis()).collect()
+        };
+        r.phase_order = PhaseOrder::SequentialFirst;
+        assert_eq!(marks(server_share(&r, 2, &firsts).unwrap()), [6, 7, 8, 9]);
+        r.phase_order = PhaseOrder::ConcurrentFirst;
+        assert_eq!(marks(server_share(&r, 2, &firsts).unwrap()), [2, 3, 4, 5]);
+        // At N = 1 both phases are bias samples: sequential, then concurrent.
+        assert_eq!(
+            marks(server_share(&r, 1, &firsts).unwrap()),
+            [6, 7, 8, 9, 2, 3, 4, 5]
+        );
+        assert!(
+            server_share(&r, 2, &firsts[1..]).is_none(),
+            "a token missing"
+        );
     }
 
     #[test]
