@@ -79,6 +79,7 @@ def runtime_facts(backend: str) -> dict:
                 "request, one lazily re-armed timer for the body reads; connect timeout by httpx",
             ],
             ["request_headers", "accept-encoding: identity; trust_env=False (no proxies from the environment)"],
+            ["connection_limit", "none (httpx.Limits(max_connections=None); httpx's default of 100 would queue agents past the 100th)"],
         ],
     }
 
@@ -178,12 +179,20 @@ def _finite(v):
     return v
 
 
+def new_client(connect_timeout_s: float) -> httpx.AsyncClient:
+    """The run's one client. No connection limit: httpx's default (100 connections) would
+    queue every agent past the 100th inside ``client.send``, after its t_send, so N > 100
+    "concurrent" agents would not be concurrent (the Rust clients have no limit either)."""
+    timeout = httpx.Timeout(connect=connect_timeout_s, read=None, write=None, pool=None)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False, http2=False)
+
+
 async def run_job(job: dict, backend: str) -> dict:
     plan = job["plan"]
     connect_s = float(job["client"]["connect_timeout"]) / 1e3
-    timeout = httpx.Timeout(connect=connect_s, read=None, write=None, pool=None)
     started_unix_ms = int(time.time() * 1000)
-    async with httpx.AsyncClient(timeout=timeout, trust_env=False, http2=False) as client:
+    async with new_client(connect_s) as client:
         # The sampler runs only when the parent asked (CHIMERAFORGE_LIVE=1), as in the Rust
         # child (driver backends::run_job); it is stopped before the record is built.
         live = LiveCounters(len(plan["agents"]))
