@@ -532,6 +532,30 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or("-".into(), f)
 }
 
+/// A table of one (p50, p99) pair per N for every backend, from each N's [`TtftBias`].
+fn p50_p99_table(
+    s: &mut String,
+    results: &[BackendOverhead],
+    ns: &[usize],
+    pair: impl Fn(&TtftBias) -> (Option<f64>, Option<f64>),
+) {
+    let _ = write!(s, "| backend |");
+    for n in ns {
+        let _ = write!(s, " N={n} p50 | N={n} p99 |");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(ns.len() * 2));
+    for r in results {
+        let _ = write!(s, "| {} |", r.backend);
+        for &n in ns {
+            let (p50, p99) = r.bias(n).map_or((None, None), &pair);
+            let f = |v: Option<f64>| opt(v, |v| format!("{v:.2}"));
+            let _ = write!(s, " {} | {} |", f(p50), f(p99));
+        }
+        let _ = writeln!(s);
+    }
+}
+
 /// The markdown section: one table per measurement, with the targets beside them.
 pub fn markdown(results: &[BackendOverhead]) -> String {
     let mut s = String::new();
@@ -556,25 +580,7 @@ pub fn markdown(results: &[BackendOverhead]) -> String {
         "### TTFT bias: measured TTFT − scheduled 50 ms (`fixed`), ms (target p99 < 1 ms at N = 64)\n"
     );
     let ns = [1usize, 2, 8, 64, 1024];
-    let _ = write!(s, "| backend |");
-    for n in ns {
-        let _ = write!(s, " N={n} p50 | N={n} p99 |");
-    }
-    let _ = writeln!(s);
-    let _ = writeln!(s, "|---|{}", "---:|".repeat(ns.len() * 2));
-    for r in results {
-        let _ = write!(s, "| {} |", r.backend);
-        for n in ns {
-            let b = r.bias(n);
-            let _ = write!(
-                s,
-                " {} | {} |",
-                opt(b.map(|b| b.p50_ms), |v| format!("{v:.2}")),
-                opt(b.map(|b| b.p99_ms), |v| format!("{v:.2}"))
-            );
-        }
-        let _ = writeln!(s);
-    }
+    p50_p99_table(&mut s, results, &ns, |b| (Some(b.p50_ms), Some(b.p99_ms)));
     let _ = writeln!(
         s,
         "\n### The simulator's share of that bias: first token handed to its connection − schedule, ms\n\n\
@@ -583,25 +589,7 @@ pub fn markdown(results: &[BackendOverhead]) -> String {
          client's wake-up, read and decode). A p99 is not additive: compare p50s, and read \
          the p99s as bounds.\n"
     );
-    let _ = write!(s, "| backend |");
-    for n in ns {
-        let _ = write!(s, " N={n} p50 | N={n} p99 |");
-    }
-    let _ = writeln!(s);
-    let _ = writeln!(s, "|---|{}", "---:|".repeat(ns.len() * 2));
-    for r in results {
-        let _ = write!(s, "| {} |", r.backend);
-        for n in ns {
-            let b = r.bias(n);
-            let _ = write!(
-                s,
-                " {} | {} |",
-                opt(b.and_then(|b| b.server_p50_ms), |v| format!("{v:.2}")),
-                opt(b.and_then(|b| b.server_p99_ms), |v| format!("{v:.2}"))
-            );
-        }
-        let _ = writeln!(s);
-    }
+    p50_p99_table(&mut s, results, &ns, |b| (b.server_p50_ms, b.server_p99_ms));
     let _ = writeln!(
         s,
         "\n### The burst: N agents × 1 call released together, ms\n\n\
