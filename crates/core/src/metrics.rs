@@ -105,6 +105,31 @@ pub struct Flags {
     pub length_mismatch: bool,
 }
 
+impl Flags {
+    /// The flags' names, in the order [`Flags::raised`] lists them (and `runs.csv` has them).
+    pub const NAMES: [&'static str; 4] = [
+        "ttft_anomaly",
+        "low_speedup",
+        "cold_load",
+        "length_mismatch",
+    ];
+
+    /// Names of the raised flags, e.g. `["ttft_anomaly", "cold_load"]`.
+    pub fn raised(&self) -> Vec<&'static str> {
+        let on = [
+            self.ttft_anomaly,
+            self.low_speedup,
+            self.cold_load,
+            self.length_mismatch,
+        ];
+        Self::NAMES
+            .into_iter()
+            .zip(on)
+            .filter_map(|(name, on)| on.then_some(name))
+            .collect()
+    }
+}
+
 /// Everything computed for one successful run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -236,6 +261,24 @@ pub fn run_metrics(seq: &PhaseRecord, conc: &PhaseRecord) -> RunMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raised_flags_by_name_in_order() {
+        assert!(Flags::default().raised().is_empty());
+        let f = Flags {
+            ttft_anomaly: true,
+            cold_load: true,
+            ..Default::default()
+        };
+        assert_eq!(f.raised(), ["ttft_anomaly", "cold_load"]);
+        let all = Flags {
+            ttft_anomaly: true,
+            low_speedup: true,
+            cold_load: true,
+            length_mismatch: true,
+        };
+        assert_eq!(all.raised(), Flags::NAMES);
+    }
     use crate::call::{CallRecord, TokenCount};
     use crate::record::Phase;
 

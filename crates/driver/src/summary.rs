@@ -3,6 +3,7 @@
 
 use chimeraforge_core::metrics::RunMetrics;
 use chimeraforge_core::record::{RunRecord, RunStatus};
+use chimeraforge_report::analysis::Metric;
 use chimeraforge_report::stats::Summary;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -31,7 +32,7 @@ pub fn run_line(position: usize, total: usize, r: &RunRecord) -> String {
                 agent_ttft_ms(m).map_or("-".into(), |v| format!("{v:.0} ms")),
                 agent_tok_s(m).map_or("-".into(), |v| format!("{v:.0} tok/s")),
             );
-            for name in flag_names(m) {
+            for name in m.flags.raised() {
                 line.push_str(&format!(" [{name}]"));
             }
             line
@@ -58,32 +59,15 @@ pub fn failure_text(r: &RunRecord) -> String {
     }
 }
 
-fn flag_names(m: &RunMetrics) -> Vec<&'static str> {
-    let f = &m.flags;
-    [
-        (f.ttft_anomaly, "ttft_anomaly"),
-        (f.low_speedup, "low_speedup"),
-        (f.cold_load, "cold_load"),
-        (f.length_mismatch, "length_mismatch"),
-    ]
-    .into_iter()
-    .filter_map(|(on, name)| on.then_some(name))
-    .collect()
-}
-
-fn mean(it: impl Iterator<Item = f64>) -> Option<f64> {
-    let v: Vec<f64> = it.collect();
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-}
-
-/// Mean concurrent-phase TTFT over the agents of a run, ms.
+/// Mean concurrent-phase TTFT over the agents of a run, ms: the report's own definition,
+/// so the terminal and the report cannot disagree.
 fn agent_ttft_ms(m: &RunMetrics) -> Option<f64> {
-    mean(m.per_agent.iter().filter_map(|a| a.concurrent_ttft_ms))
+    Metric::TtftMs.of(m).map(|(v, _)| v)
 }
 
-/// Mean concurrent-phase client decode rate over the agents of a run, tok/s.
+/// Mean concurrent-phase client decode rate over the agents of a run, tok/s (as the report).
 fn agent_tok_s(m: &RunMetrics) -> Option<f64> {
-    mean(m.per_agent.iter().filter_map(|a| a.concurrent_decode_tok_s))
+    Metric::DecodeTokS.of(m).map(|(v, _)| v)
 }
 
 /// The figures of one cell (backend × model × scenario) over its runs.
@@ -143,7 +127,7 @@ pub fn cells(records: &[RunRecord]) -> Vec<CellFigures> {
             };
             let mut flags: BTreeMap<&'static str, usize> = BTreeMap::new();
             for m in &ok {
-                for name in flag_names(m) {
+                for name in m.flags.raised() {
                     *flags.entry(name).or_default() += 1;
                 }
             }

@@ -136,16 +136,7 @@ impl RunRow {
 
     /// Names of the raised flags, e.g. `["ttft_anomaly", "cold_load"]`.
     pub fn flag_names(&self) -> Vec<&'static str> {
-        let Some(f) = self.flags else { return vec![] };
-        [
-            (f.ttft_anomaly, "ttft_anomaly"),
-            (f.low_speedup, "low_speedup"),
-            (f.cold_load, "cold_load"),
-            (f.length_mismatch, "length_mismatch"),
-        ]
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect()
+        self.flags.map(|f| f.raised()).unwrap_or_default()
     }
 }
 
