@@ -54,7 +54,7 @@ e2e-real CONFIG="bench-configs/real-gemma3-270m.toml" OUT="": build serve-real
     out="{{OUT}}"
     {{bin}} bench {{CONFIG}} --backends all ${out:+--out "$out"}
 
-# The instrument's own cost on every backend: TTFT bias, ideal-device efficiency, ingest ceiling, memory per agent (writes results/<stamp>-overhead/overhead.md).
+# The instrument's own cost on every backend (Rust, and Python when installed): TTFT bias and the simulator's share of it, ideal-device efficiency, ingest ceiling, memory per agent (writes results/<stamp>-overhead/overhead.md). ARGS: --quick, --pin, --probes a,b.
 bench-overhead *ARGS: build
     {{bin}} overhead --backends all {{ARGS}}
 

@@ -613,7 +613,10 @@ pub fn markdown(results: &[BackendOverhead]) -> String {
     }
     let _ = writeln!(
         s,
-        "\n### Client CPU per call in the concurrent phase, µs (user + system; connect, request, response, tokens, close)\n"
+        "\n### Client CPU per call in the concurrent phase, µs (user + system; connect, request, response, tokens, close)\n\n\
+         The calls differ between columns (from `ttft-1`, `ideal-2`, `ideal-8`, `ideal-64`, \
+         `mem-1024`: 8, 24, 24, 16 and 4 tokens per call; `--probes` may pick others), so \
+         compare backends within a column, not columns with each other.\n"
     );
     let _ = write!(s, "| backend |");
     for n in ns {
