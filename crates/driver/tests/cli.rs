@@ -3,27 +3,10 @@
 
 use chimeraforge_sim::{SimConfig, SimServer};
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chimeraforge"))
-}
+mod common;
 
-fn run(args: &[&str], cwd: &Path) -> Output {
-    bin()
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{bin, run_bin as run, text};
 
 const BASE: &str = r#"name = "t"
 runs = 1

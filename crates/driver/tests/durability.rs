@@ -9,6 +9,10 @@ use chimeraforge_sim::{SimConfig, SimServer};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+
+mod common;
+
+use common::text;
 use std::time::{Duration, Instant};
 
 /// One backend keeps each test short; the fault tests cover every backend.
@@ -66,14 +70,6 @@ fn spawn_bench(cwd: &Path, cfg: &Path, out: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("bench starts")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Complete lines in runs.jsonl (a line being written is not counted).

@@ -1,5 +1,6 @@
-//! Helpers shared by the calibration tests (Rust and Python backends): a simulator with a
-//! known timing, and the job that runs the seed's two agents on it.
+//! Helpers shared by the driver's tests: the binary as a user runs it; for the calibration
+//! tests (Rust and Python backends), a simulator with a known timing and the job that runs
+//! the seed's two agents on it.
 #![allow(dead_code)] // each test binary uses part of it
 
 use chimeraforge::backends::ChildJob;
@@ -11,6 +12,29 @@ use chimeraforge_core::ClientOptions;
 use chimeraforge_sim::{Device, SimConfig, SimHandle, SimServer};
 
 pub const MODEL: &str = "gemma3:latest";
+
+/// The `chimeraforge` binary Cargo built for these tests.
+pub fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_chimeraforge"))
+}
+
+/// Run it with `args` in `cwd` and wait for it.
+pub fn run_bin(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    bin()
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("binary runs")
+}
+
+/// Its stdout then its stderr, as text.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
 
 /// A simulator on the `fixed` profile (TTFT 50 ms, 100 tok/s) serving only [`MODEL`].
 pub fn start(device: Device) -> SimHandle {
