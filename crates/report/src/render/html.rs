@@ -4,7 +4,7 @@
 use super::charts;
 use super::findings::{findings, Finding, FindingKind};
 use super::markdown::how_to_read;
-use super::table::{self, Table};
+use super::table::{self, CellTables, Table};
 use super::text::html;
 use super::Report;
 use crate::analysis::{Analysis, CellAnalysis, CellKey, Contrast, Factor, Metric, Verdict};
@@ -14,9 +14,7 @@ use std::fmt::Write;
 /// Writes `report.html`.
 #[derive(Debug, Default)]
 pub struct HtmlReport {
-    gain: Table,
-    latency: Table,
-    gaps: Vec<(Factor, String, Table)>,
+    tables: CellTables,
     out: String,
 }
 
@@ -56,25 +54,15 @@ macro_rules! w {
 
 impl Report for HtmlReport {
     fn begin(&mut self, _: &Analysis) {
-        self.gain = Table::keyed(&table::GAIN_HEADER, 4);
-        self.latency = Table::keyed(&table::LATENCY_HEADER, 4);
+        self.tables = CellTables::new();
     }
 
     fn cell(&mut self, _: &Analysis, c: &CellAnalysis) {
-        self.gain.rows.push(table::gain_row(c));
-        self.latency.rows.push(table::latency_row(c));
+        self.tables.cell(c);
     }
 
     fn contrast(&mut self, _: &Analysis, c: &Contrast) {
-        let fixed = c.factor.fixed(&c.a);
-        match self.gaps.last_mut() {
-            Some((f, s, t)) if *f == c.factor && *s == fixed => t.rows.push(table::gap_row(c)),
-            _ => {
-                let mut t = Table::keyed(&table::GAP_HEADER, 2);
-                t.rows.push(table::gap_row(c));
-                self.gaps.push((c.factor, fixed, t));
-            }
-        }
+        self.tables.contrast(c);
     }
 
     fn end(&mut self, a: &Analysis) {
@@ -127,9 +115,9 @@ impl Report for HtmlReport {
         }
 
         w!(o, "<h2 id=\"summary\">Summary by cell</h2>\n<p class=\"meta\">Each value: mean ± sd [95% CI] min–max over the cell's successful runs.</p>\n<h3>Concurrency gain</h3>\n");
-        o.push_str(&self.gain.html("summary"));
+        o.push_str(&self.tables.gain.html("summary"));
         w!(o, "<h3>Latency and throughput (concurrent phase)</h3>\n");
-        o.push_str(&self.latency.html("summary"));
+        o.push_str(&self.tables.latency.html("summary"));
 
         w!(o, "<h2 id=\"charts\">Charts</h2>\n");
         figure(&mut o, "Efficiency per cell (measured), with the seed's estimated formula beside it. Whiskers: 95% bootstrap CI of the mean; n = successful runs.", &charts::efficiency(a));
@@ -155,7 +143,7 @@ impl Report for HtmlReport {
         ] {
             w!(o, "<h2>{title}</h2>\n");
             let gaps: Vec<&(Factor, String, Table)> =
-                self.gaps.iter().filter(|g| g.0 == factor).collect();
+                self.tables.gaps.iter().filter(|g| g.0 == factor).collect();
             if gaps.is_empty() {
                 w!(
                     o,

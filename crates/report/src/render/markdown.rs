@@ -2,7 +2,7 @@
 //! per-run appendix in the seed report's layout. Foreign strings are escaped with [`md`].
 
 use super::findings::{findings, FindingKind};
-use super::table::{self, Table};
+use super::table::{self, CellTables, Table};
 use super::text::{md, mean_sd, num};
 use super::Report;
 use crate::analysis::{Analysis, CellAnalysis, CellKey, Contrast, Factor, Metric, RunRow};
@@ -12,10 +12,7 @@ use std::fmt::Write;
 /// Writes `report.md`.
 #[derive(Debug, Default)]
 pub struct MarkdownReport {
-    gain: Table,
-    latency: Table,
-    /// Gap tables per fixed slice, in order: (factor, fixed, table).
-    gaps: Vec<(Factor, String, Table)>,
+    tables: CellTables,
     appendix: String,
     appendix_cell: Option<(CellKey, Table)>,
     appendix_count: usize,
@@ -36,25 +33,15 @@ macro_rules! line {
 
 impl Report for MarkdownReport {
     fn begin(&mut self, _: &Analysis) {
-        self.gain = Table::new(&table::GAIN_HEADER);
-        self.latency = Table::new(&table::LATENCY_HEADER);
+        self.tables = CellTables::new();
     }
 
     fn cell(&mut self, _: &Analysis, c: &CellAnalysis) {
-        self.gain.rows.push(table::gain_row(c));
-        self.latency.rows.push(table::latency_row(c));
+        self.tables.cell(c);
     }
 
     fn contrast(&mut self, _: &Analysis, c: &Contrast) {
-        let fixed = c.factor.fixed(&c.a);
-        match self.gaps.last_mut() {
-            Some((f, s, t)) if *f == c.factor && *s == fixed => t.rows.push(table::gap_row(c)),
-            _ => {
-                let mut t = Table::new(&table::GAP_HEADER);
-                t.rows.push(table::gap_row(c));
-                self.gaps.push((c.factor, fixed, t));
-            }
-        }
+        self.tables.contrast(c);
     }
 
     fn run(&mut self, a: &Analysis, r: &RunRow) {
@@ -102,11 +89,11 @@ impl Report for MarkdownReport {
         line!(o);
         line!(o, "### Concurrency gain");
         line!(o);
-        o.push_str(&self.gain.markdown());
+        o.push_str(&self.tables.gain.markdown());
         line!(o);
         line!(o, "### Latency and throughput (concurrent phase)");
         line!(o);
-        o.push_str(&self.latency.markdown());
+        o.push_str(&self.tables.latency.markdown());
         line!(o);
 
         for (factor, title, what) in [
@@ -116,7 +103,7 @@ impl Report for MarkdownReport {
             line!(o, "## {title}");
             line!(o);
             let gaps: Vec<&(Factor, String, Table)> =
-                self.gaps.iter().filter(|g| g.0 == factor).collect();
+                self.tables.gaps.iter().filter(|g| g.0 == factor).collect();
             if gaps.is_empty() {
                 line!(
                     o,

@@ -4,8 +4,8 @@
 
 use super::text::{ci_signed, html, md, num, opt, p_value, serde_name, signed, stats_parts};
 use crate::analysis::{
-    kind_name, lost_cause, mann_whitney_method, Analysis, CellAnalysis, Contrast, Metric, RunRow,
-    RunState,
+    kind_name, lost_cause, mann_whitney_method, Analysis, CellAnalysis, Contrast, Factor, Metric,
+    RunRow, RunState,
 };
 use std::fmt::Write;
 
@@ -37,6 +37,44 @@ fn own(s: impl Into<String>) -> Cell {
 
 fn foreign(s: impl Into<String>) -> Cell {
     Cell::Foreign(s.into())
+}
+
+/// The summary tables both reports build while the analysis is walked: concurrency gain and
+/// latency per cell, and the gap tables per fixed slice, in order: (factor, fixed, table).
+#[derive(Debug, Default)]
+pub struct CellTables {
+    pub gain: Table,
+    pub latency: Table,
+    pub gaps: Vec<(Factor, String, Table)>,
+}
+
+impl CellTables {
+    pub fn new() -> CellTables {
+        CellTables {
+            gain: Table::keyed(&GAIN_HEADER, 4),
+            latency: Table::keyed(&LATENCY_HEADER, 4),
+            gaps: Vec::new(),
+        }
+    }
+
+    /// A cell's rows in the gain and latency tables.
+    pub fn cell(&mut self, c: &CellAnalysis) {
+        self.gain.rows.push(gain_row(c));
+        self.latency.rows.push(latency_row(c));
+    }
+
+    /// A contrast's row, in the gap table of its factor and fixed slice.
+    pub fn contrast(&mut self, c: &Contrast) {
+        let fixed = c.factor.fixed(&c.a);
+        match self.gaps.last_mut() {
+            Some((f, s, t)) if *f == c.factor && *s == fixed => t.rows.push(gap_row(c)),
+            _ => {
+                let mut t = Table::keyed(&GAP_HEADER, 2);
+                t.rows.push(gap_row(c));
+                self.gaps.push((c.factor, fixed, t));
+            }
+        }
+    }
 }
 
 /// A header and rows of cells.
