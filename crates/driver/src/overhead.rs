@@ -332,7 +332,7 @@ impl SimSide {
 }
 
 fn mean(v: &[f64]) -> Option<f64> {
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    chimeraforge_report::stats::Summary::of(v).map(|s| s.mean)
 }
 
 /// The client's t_send stamps of a run's concurrent phase: the last − the first, ms.

@@ -96,6 +96,25 @@ mod tests {
     use crate::stats::fixtures::{assert_close, PY, RUST};
     use proptest::prelude::*;
 
+    proptest! {
+        /// The run records' percentiles (core, where the report cannot be a dependency) and
+        /// the report's are one definition written twice: they must agree.
+        #[test]
+        fn agrees_with_the_core_percentiles(xs in proptest::collection::vec(0.0f64..1e4, 1..60)) {
+            let core = chimeraforge_core::metrics::percentiles(&xs).unwrap();
+            let ours = Summary::of(&xs).unwrap();
+            for (a, b) in [(core.p50, ours.p50), (core.p90, ours.p90), (core.p99, ours.p99), (core.max, ours.max)] {
+                prop_assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} vs {b}");
+            }
+            let core_jain = chimeraforge_core::metrics::jain_index(&xs);
+            let ours_jain = crate::stats::jain_index(&xs).ok();
+            match (core_jain, ours_jain) {
+                (Some(a), Some(b)) => prop_assert!((a - b).abs() <= 1e-12, "{a} vs {b}"),
+                (a, b) => prop_assert_eq!(a.is_some(), b.is_some(), "jain {:?} vs {:?}", a, b),
+            }
+        }
+    }
+
     const TEN: [f64; 10] = [12.5, 3.0, 7.25, 100.0, 41.0, 8.0, 8.0, 15.5, 0.5, 64.0];
     const REL: f64 = 1e-12;
 
