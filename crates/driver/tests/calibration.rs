@@ -24,6 +24,11 @@ pub fn ideal<B: Backend>() {
     for run_index in 0..2 {
         let r = run::<B>(&[&a, &b], run_index);
         let m = r.metrics.unwrap();
+        eprintln!(
+            "{} ideal (run {run_index}): speedup {:.4}",
+            B::NAME,
+            m.speedup.value
+        );
         assert!(
             (m.speedup.value - 2.0).abs() <= 0.05,
             "{}: ideal speedup {} (run {run_index})",
@@ -39,6 +44,7 @@ pub fn serial<B: Backend>() {
     let s = start(Device::Serial);
     let r = run::<B>(&[&s], 0);
     let m = r.metrics.unwrap();
+    eprintln!("{} serial: speedup {:.4}", B::NAME, m.speedup.value);
     assert!(
         (m.speedup.value - 1.0).abs() <= 0.05,
         "{}: serial speedup {}",

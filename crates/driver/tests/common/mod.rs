@@ -48,6 +48,18 @@ pub fn start(device: Device) -> SimHandle {
 /// Two seed agents on `servers` (one per server, round robin), chimera-homo, 24 tokens per
 /// call, seed 42: run `run_index` on `backend`.
 pub fn homo_job(backend: &str, servers: &[&SimHandle], run_index: u32, api: ApiKind) -> ChildJob {
+    homo_job_tokens(backend, servers, run_index, api, 24)
+}
+
+/// [`homo_job`] with `tokens` output tokens per call (the fixed profile: 50 ms + 10 ms a token
+/// after the first).
+pub fn homo_job_tokens(
+    backend: &str,
+    servers: &[&SimHandle],
+    run_index: u32,
+    api: ApiKind,
+    tokens: u32,
+) -> ChildJob {
     let endpoints: Vec<Endpoint> = servers
         .iter()
         .enumerate()
@@ -59,7 +71,7 @@ pub fn homo_job(backend: &str, servers: &[&SimHandle], run_index: u32, api: ApiK
         })
         .collect();
     let base = ModelOptions {
-        num_predict: Some(24),
+        num_predict: Some(tokens),
         seed: Some(42),
         ..Default::default()
     };
