@@ -188,3 +188,48 @@ fn python_child_reports_live_tokens_through_the_driver() {
         );
     }
 }
+
+/// A bench that inherits `CHIMERAFORGE_LIVE=1` (a parent that was itself a bench child, or a
+/// user's shell) and draws no progress (stdout is not a terminal) does not pass it on: the
+/// child is asked only when a sink exists. Seen through a stand-in Python interpreter that
+/// writes what it inherited on stderr and fails, so the driver keeps that in the run's failure.
+#[test]
+fn an_inherited_live_variable_is_not_passed_to_children() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let venv = tmp.path().join("venv");
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    std::fs::write(venv.join(".chimeraforge-requirements"), "").unwrap();
+    let python = venv.join("bin/python");
+    std::fs::write(
+        &python,
+        "#!/bin/sh\necho \"stand-in python: live=${CHIMERAFORGE_LIVE-unset}\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = tmp.path().join("live-env.toml");
+    std::fs::write(
+        &config,
+        "name = \"live-env\"\nruns = 1\nmodels = [\"gemma3:latest\"]\n\
+         scenarios = [\"chimera-homo\"]\nbackends = [\"python-asyncio\"]\n\
+         [simulator]\nprofile = \"fixed\"\n[[endpoints]]\nname = \"a\"\nurl = \"sim\"\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_chimeraforge"))
+        .arg("bench")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .env(chimeraforge::live::ENV, "1")
+        .env(chimeraforge::backends::PYTHON_VENV_ENV, &venv)
+        .output()
+        .unwrap();
+    // The run fails (the stand-in exits 1), so the bench does too; its results stay.
+    let manifest = std::fs::read_to_string(out.join("manifest.json"))
+        .unwrap_or_else(|e| panic!("no manifest ({e}): {o:?}"));
+    assert!(
+        manifest.contains("stand-in python: live=unset"),
+        "the child's stderr, kept in the failure: {manifest}"
+    );
+}
