@@ -424,12 +424,11 @@ pub fn absorb(out: &mut BackendOverhead, probe: &Probe, records: &[RunRecord], s
         {
             out.cpu_per_call_us.push((n, cpu / calls as f64 * 1e6));
         }
-        if !effs.is_empty() && n > 1 {
-            let mean = (n, effs.iter().sum::<f64>() / effs.len() as f64);
+        if let Some(eff) = mean(&effs).filter(|_| n > 1) {
             if probe.name.ends_with("-long") {
-                out.efficiency_long_calls.push(mean);
+                out.efficiency_long_calls.push((n, eff));
             } else {
-                out.efficiency.push(mean);
+                out.efficiency.push((n, eff));
             }
         }
         if probe.name.starts_with("mem-") {
