@@ -9,11 +9,11 @@ use chimeraforge_sim::{SimConfig, SimServer};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 mod common;
 
 use common::text;
-use std::time::{Duration, Instant};
 
 /// One backend keeps each test short; the fault tests cover every backend.
 fn backend() -> &'static str {

@@ -16,8 +16,10 @@ use chimeraforge_core::ClientOptions;
 use chimeraforge_sim::{SimConfig, SimHandle, SimServer};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+
+mod common;
 
 fn sim() -> SimHandle {
     let mut cfg = SimConfig::profile("fixed").unwrap();
@@ -61,7 +63,7 @@ fn child_stderr(backend: &str, sim_url: &str, live: bool) -> (String, String) {
     let mut cmd = match external_command(backend) {
         Some(cmd) => cmd.unwrap(),
         None => {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_chimeraforge"));
+            let mut cmd = common::bin();
             cmd.arg("child");
             cmd
         }
@@ -216,7 +218,7 @@ fn an_inherited_live_variable_is_not_passed_to_children() {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_chimeraforge"))
+    let o = common::bin()
         .arg("bench")
         .arg(&config)
         .arg("--out")
