@@ -106,7 +106,8 @@ pub struct Flags {
 }
 
 impl Flags {
-    /// The flags' names, in the order [`Flags::raised`] lists them (and `runs.csv` has them).
+    /// The flags' names, in the order [`Flags::raised`] lists them (and `runs.csv` has them:
+    /// tested there).
     pub const NAMES: [&'static str; 4] = [
         "ttft_anomaly",
         "low_speedup",
@@ -114,17 +115,21 @@ impl Flags {
         "length_mismatch",
     ];
 
-    /// Names of the raised flags, e.g. `["ttft_anomaly", "cold_load"]`.
-    pub fn raised(&self) -> Vec<&'static str> {
-        let on = [
+    /// The flags' values, in the order of [`Flags::NAMES`].
+    pub fn values(&self) -> [bool; 4] {
+        [
             self.ttft_anomaly,
             self.low_speedup,
             self.cold_load,
             self.length_mismatch,
-        ];
+        ]
+    }
+
+    /// Names of the raised flags, e.g. `["ttft_anomaly", "cold_load"]`.
+    pub fn raised(&self) -> Vec<&'static str> {
         Self::NAMES
             .into_iter()
-            .zip(on)
+            .zip(self.values())
             .filter_map(|(name, on)| on.then_some(name))
             .collect()
     }
@@ -262,25 +267,42 @@ pub fn run_metrics(seq: &PhaseRecord, conc: &PhaseRecord) -> RunMetrics {
 mod tests {
     use super::*;
 
+    use crate::call::{CallRecord, TokenCount};
+    use crate::record::Phase;
+
     #[test]
     fn raised_flags_by_name_in_order() {
         assert!(Flags::default().raised().is_empty());
-        let f = Flags {
+        // Each flag alone names itself: a name paired with another field fails here.
+        let alone = [
+            Flags {
+                ttft_anomaly: true,
+                ..Default::default()
+            },
+            Flags {
+                low_speedup: true,
+                ..Default::default()
+            },
+            Flags {
+                cold_load: true,
+                ..Default::default()
+            },
+            Flags {
+                length_mismatch: true,
+                ..Default::default()
+            },
+        ];
+        for (f, name) in alone.iter().zip(Flags::NAMES) {
+            assert_eq!(f.raised(), [name], "{f:?}");
+            assert_eq!(serde_json::to_value(f).unwrap()[name], true, "{f:?}");
+        }
+        let two = Flags {
             ttft_anomaly: true,
             cold_load: true,
             ..Default::default()
         };
-        assert_eq!(f.raised(), ["ttft_anomaly", "cold_load"]);
-        let all = Flags {
-            ttft_anomaly: true,
-            low_speedup: true,
-            cold_load: true,
-            length_mismatch: true,
-        };
-        assert_eq!(all.raised(), Flags::NAMES);
+        assert_eq!(two.raised(), ["ttft_anomaly", "cold_load"]);
     }
-    use crate::call::{CallRecord, TokenCount};
-    use crate::record::Phase;
 
     fn call(ttft: f64, e2e: f64, tokens: u64) -> CallRecord {
         CallRecord {

@@ -65,9 +65,9 @@ impl Report for CsvReport {
 
     fn run(&mut self, _: &Analysis, r: &RunRow) {
         let failure = r.failure.as_ref();
-        let flag = |get: fn(&chimeraforge_core::metrics::Flags) -> bool| {
-            r.flags.map_or_else(String::new, |fl| get(&fl).to_string())
-        };
+        // In the order of Flags::NAMES, which the columns follow (tested).
+        let flags = r.flags.map(|fl| fl.values());
+        let flag = |i: usize| flags.map_or_else(String::new, |v| v[i].to_string());
         let fields: [String; 30] = [
             r.key.model.clone(),
             r.key.scenario.name().to_owned(),
@@ -106,10 +106,10 @@ impl Report for CsvReport {
             f(r.decode_tok_s),
             f(r.throughput_delta_tok_s),
             f(r.ttft_delta_ms),
-            flag(|f| f.ttft_anomaly),
-            flag(|f| f.low_speedup),
-            flag(|f| f.cold_load),
-            flag(|f| f.length_mismatch),
+            flag(0),
+            flag(1),
+            flag(2),
+            flag(3),
             f(r.client_cpu_s),
             r.peak_rss_kib.map_or_else(String::new, |k| k.to_string()),
         ];
@@ -120,5 +120,20 @@ impl Report for CsvReport {
             let _ = write!(self.out, "{}", csv(field));
         }
         self.out.push_str("\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::COLUMNS;
+    use chimeraforge_core::metrics::Flags;
+
+    #[test]
+    fn flag_columns_are_the_flags_names_in_order() {
+        let at = COLUMNS
+            .iter()
+            .position(|c| *c == Flags::NAMES[0])
+            .expect("a flag column");
+        assert_eq!(COLUMNS[at..at + 4], Flags::NAMES);
     }
 }
