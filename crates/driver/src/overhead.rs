@@ -217,8 +217,9 @@ pub struct TtftBias {
     /// the burst, last − first, ms.
     #[serde(default)]
     pub send_spread_ms: Option<f64>,
-    /// The same burst's requests arriving at the server, last − first, ms: the time the
-    /// client needed to get N requests in (connect, write), as the server saw it.
+    /// The same burst's requests arriving at the server, last − first, ms: the time to get
+    /// N requests in, as the server saw it (the client's connects and writes plus the
+    /// simulator's accepts and reads, which share the machine's cores).
     #[serde(default)]
     pub arrival_spread_ms: Option<f64>,
 }
@@ -312,7 +313,7 @@ pub struct SimSide {
     /// The simulator's share of every bias sample: first token left − due, ms.
     pub late_ms: Vec<f64>,
     /// Per run of a one-call-per-agent probe with N > 1: the last request's arrival at the
-    /// server − the first's, ms. How long the client took to get the burst in.
+    /// server − the first's, ms. How long the burst took to get in (client and simulator).
     pub arrival_spread_ms: Vec<f64>,
 }
 

@@ -18,18 +18,26 @@ pub(crate) enum Chunk {
     Data(Bytes),
     /// Fail the body so hyper drops the connection without the terminating chunk.
     Abort,
-    /// The next data carries the first token, scheduled for `due` (its request arrived at
-    /// `arrival`): the body records when it reached the connection (see [`FirstToken`]).
-    FirstTokenDue { due: Instant, arrival: Instant },
+    /// The next data carries the first token: the body records when it reached the
+    /// connection (see [`FirstToken`]).
+    FirstTokenDue(Scheduled),
+}
+
+/// A first token's schedule, named so the two instants cannot be swapped.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scheduled {
+    /// When it is due.
+    pub(crate) due: Instant,
+    /// When its request arrived.
+    pub(crate) arrival: Instant,
 }
 
 /// A body that is either known whole (sent with a content-length) or streamed (chunked).
 pub(crate) struct SimBody {
     first: Option<Bytes>,
     rx: Option<mpsc::Receiver<Chunk>>,
-    /// The first token's schedule and its request's arrival, until its bytes are handed to
-    /// the connection.
-    due: Option<(Instant, Instant)>,
+    /// The first token's schedule, until its bytes are handed to the connection.
+    due: Option<Scheduled>,
     stats: Option<Arc<Stats>>,
 }
 
@@ -53,13 +61,9 @@ impl SimBody {
         }
     }
 
-    /// Record the first token's timing in `stats`; `due` is (schedule, arrival) if the token
-    /// is already in `first` (otherwise a [`Chunk::FirstTokenDue`] announces it).
-    pub(crate) fn timing_first_token(
-        mut self,
-        due: Option<(Instant, Instant)>,
-        stats: Arc<Stats>,
-    ) -> Self {
+    /// Record the first token's timing in `stats`; `due` is its schedule if the token is
+    /// already in `first` (otherwise a [`Chunk::FirstTokenDue`] announces it).
+    pub(crate) fn timing_first_token(mut self, due: Option<Scheduled>, stats: Arc<Stats>) -> Self {
         self.due = due;
         self.stats = Some(stats);
         self
@@ -68,10 +72,10 @@ impl SimBody {
     /// A data frame is leaving for the connection: if it carries the first token, record
     /// how late that is.
     fn data(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        if let (Some((due, arrival)), Some(stats)) = (self.due.take(), &self.stats) {
+        if let (Some(s), Some(stats)) = (self.due.take(), &self.stats) {
             stats.first_token(FirstToken {
-                arrival,
-                due,
+                arrival: s.arrival,
+                due: s.due,
                 left: Instant::now(),
             });
         }
@@ -96,7 +100,7 @@ impl Body for SimBody {
                 return Poll::Ready(None);
             };
             match ready!(rx.poll_recv(cx)) {
-                Some(Chunk::FirstTokenDue { due, arrival }) => this.due = Some((due, arrival)),
+                Some(Chunk::FirstTokenDue(s)) => this.due = Some(s),
                 Some(Chunk::Data(bytes)) => return this.data(bytes),
                 Some(Chunk::Abort) => {
                     this.rx = None;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
 
-use crate::body::Chunk;
+use crate::body::{Chunk, Scheduled};
 use crate::clock;
 use crate::device::DeviceState;
 use crate::fault::{Fault, FaultMode};
@@ -296,10 +296,10 @@ impl Sink {
     async fn first_token_due(&self, due: Instant, arrival: Instant) -> Result<(), Gone> {
         match self {
             Sink::Stream(s) => {
-                s.tx.send(Chunk::FirstTokenDue {
+                s.tx.send(Chunk::FirstTokenDue(Scheduled {
                     due: due.into_std(),
                     arrival: arrival.into_std(),
-                })
+                }))
                 .await
                 .map_err(|_| Gone)
             }

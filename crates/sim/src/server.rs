@@ -161,11 +161,13 @@ impl SimHandle {
         self.state.stats.snapshot()
     }
 
-    /// Every streamed first token since the last call, in the order they left: when its
-    /// request arrived, when it was due (arrival + TTFT + prefill) and when its bytes were
-    /// handed to the connection. `left − due` is the simulator's own share of a measured
-    /// TTFT bias (timer wake-up, task and connection scheduling); the spread of `arrival`
-    /// over requests sent together is how long the client took to get them all in. At most
+    /// Every streamed first token since the last call, in the order recorded (as they left,
+    /// up to tokens leaving within microseconds of each other on different threads): when its
+    /// request arrived, when it was due ([`FirstToken::due`](crate::FirstToken)) and when its
+    /// bytes were handed to the connection. `left − due` is the simulator's own share of a
+    /// measured TTFT bias (timer wake-up, task and connection scheduling); the spread of
+    /// `arrival` over requests sent together is the time to get them all in: the client's
+    /// connects and writes plus the simulator's accepts and reads. At most
     /// [`FIRST_TOKEN_SAMPLES`](crate::FIRST_TOKEN_SAMPLES) are kept between calls.
     pub fn take_first_tokens(&self) -> Vec<crate::FirstToken> {
         self.state.stats.take_first_tokens()
@@ -546,7 +548,7 @@ async fn streamed(
         Api::OpenAi => None,
         Api::Ollama => loop {
             match rx.recv().await {
-                Some(Chunk::FirstTokenDue { due: at, arrival }) => due = Some((at, arrival)),
+                Some(Chunk::FirstTokenDue(s)) => due = Some(s),
                 Some(Chunk::Data(first)) => break Some(first),
                 Some(Chunk::Abort) => {
                     return Err(io::Error::other(

@@ -27,8 +27,8 @@ pub struct SimStats {
 pub struct FirstToken {
     /// Its request had arrived (headers and body read).
     pub arrival: Instant,
-    /// It was scheduled for this instant (arrival, or the end of a load or queue wait, +
-    /// TTFT + prefill).
+    /// It was scheduled for this instant (arrival, or the end of a load, queue wait or
+    /// fault stall before the first byte, + TTFT + prefill).
     pub due: Instant,
     /// Its bytes were handed to the connection (hyper writes them in the same poll).
     pub left: Instant,
@@ -93,7 +93,8 @@ impl Stats {
         }
     }
 
-    /// The first tokens recorded since the last call, in the order they left.
+    /// The first tokens recorded since the last call, in the order recorded (see
+    /// `SimHandle::take_first_tokens`).
     pub(crate) fn take_first_tokens(&self) -> Vec<FirstToken> {
         std::mem::take(&mut *self.first_tokens.lock().expect("stats lock"))
     }
