@@ -142,18 +142,17 @@ impl Report for HtmlReport {
             (Factor::Model, "Model gap per backend", "models"),
         ] {
             w!(o, "<h2>{title}</h2>\n");
-            let gaps: Vec<&(Factor, String, Table)> =
-                self.tables.gaps.iter().filter(|g| g.0 == factor).collect();
+            let gaps = self.tables.gaps_of(factor);
             if gaps.is_empty() {
                 w!(
                     o,
                     "<p>No two {what} share the rest of a cell: nothing to compare.</p>\n"
                 );
             }
-            for (_, fixed, t) in gaps {
+            for (fixed, t) in gaps {
                 let of: Vec<_> = a
                     .contrasts_by(factor)
-                    .filter(|c| &factor.fixed(&c.a) == fixed)
+                    .filter(|c| factor.fixed(&c.a) == fixed)
                     .collect();
                 let differ = of.iter().filter(|c| c.verdict == Verdict::Differs).count();
                 w!(

@@ -102,8 +102,7 @@ impl Report for MarkdownReport {
         ] {
             line!(o, "## {title}");
             line!(o);
-            let gaps: Vec<&(Factor, String, Table)> =
-                self.tables.gaps.iter().filter(|g| g.0 == factor).collect();
+            let gaps = self.tables.gaps_of(factor);
             if gaps.is_empty() {
                 line!(
                     o,
@@ -114,7 +113,7 @@ impl Report for MarkdownReport {
                 line!(o, "a − b for every pair of {what} with everything else fixed. Verdict \"differs\" needs Welch and Mann-Whitney both at p < {}.", a.config.alpha);
                 line!(o);
             }
-            for (_, fixed, t) in gaps {
+            for (fixed, t) in gaps {
                 line!(o, "### {}", md(fixed));
                 line!(o);
                 o.push_str(&t.markdown());

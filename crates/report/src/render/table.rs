@@ -41,7 +41,7 @@ fn foreign(s: impl Into<String>) -> Cell {
 
 /// The summary tables both reports build while the analysis is walked: concurrency gain and
 /// latency per cell, and the gap tables per fixed slice, in order: (factor, fixed, table).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CellTables {
     pub gain: Table,
     pub latency: Table,
@@ -55,6 +55,15 @@ impl CellTables {
             latency: Table::keyed(&LATENCY_HEADER, 4),
             gaps: Vec::new(),
         }
+    }
+
+    /// The gap tables of `factor`: (fixed slice, table), in order.
+    pub fn gaps_of(&self, factor: Factor) -> Vec<(&str, &Table)> {
+        self.gaps
+            .iter()
+            .filter(|g| g.0 == factor)
+            .map(|(_, fixed, t)| (fixed.as_str(), t))
+            .collect()
     }
 
     /// A cell's rows in the gain and latency tables.
@@ -74,6 +83,13 @@ impl CellTables {
                 self.gaps.push((c.factor, fixed, t));
             }
         }
+    }
+}
+
+impl Default for CellTables {
+    /// The same as [`CellTables::new`]: empty tables with their headers.
+    fn default() -> CellTables {
+        CellTables::new()
     }
 }
 
