@@ -382,6 +382,10 @@ async def _stream_call(client: httpx.AsyncClient, req: httpx.Request, api: str, 
                             _http_error_kind(e, True), _http_error_message(e, str(req.url), True), 200, perf_counter_ns()
                         )
                     at = perf_counter_ns()
+                    if watch.expired is not None:
+                        # The timer fired while this chunk was on its way (the scope's cancel
+                        # lands an iteration later): a timeout, as a per-read timeout made it.
+                        raise TimeoutError
                     m.bytes += len(chunk)
                     try:
                         decoder.feed(chunk, events)
@@ -391,7 +395,9 @@ async def _stream_call(client: httpx.AsyncClient, req: httpx.Request, api: str, 
                         m.on_event(ev, at)
                     events.clear()
         except TimeoutError:
-            kind, what = watch.expired or (watch.kind, watch.what)
+            if watch is None or watch.expired is None:
+                raise  # not one of our deadlines: a bug, not a stalled stream
+            kind, what = watch.expired
             raise CallFailure(kind, f"stream stalled: {what} timeout", 200, perf_counter_ns())
         finally:
             if watch is not None:

@@ -8,14 +8,14 @@ N = 150  # more than httpx's default limit of 100 connections
 
 
 async def _all_at_once() -> list:
-    open_now = 0
+    arrived = 0
     everyone_in = asyncio.Event()
 
     async def handle(reader, writer):
-        nonlocal open_now
+        nonlocal arrived
         await reader.readuntil(b"\r\n\r\n")
-        open_now += 1
-        if open_now >= N:
+        arrived += 1
+        if arrived >= N:
             everyone_in.set()
         try:
             # Reply only once all N requests are here: a capped client never gets there.

@@ -49,9 +49,9 @@ class Server:
                 body = await reader.readexactly(length)
                 self.requests.append((path, json.loads(body)))
                 status, ctype, script = self.behave(path, json.loads(body))
-                pre = [s for s in script if isinstance(s, float)] if script and isinstance(script[0], float) else []
-                for delay in pre:
-                    await asyncio.sleep(delay)
+                # Leading pauses delay the head; later ones pause the body.
+                while script and isinstance(script[0], float):
+                    await asyncio.sleep(script[0])
                     script = script[1:]
                 writer.write(f"HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\ntransfer-encoding: chunked\r\n\r\n".encode())
                 await writer.drain()
