@@ -55,11 +55,12 @@ def child(j, backend, env=None):
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
-# Calls long enough that the Python client's own per-call cost (connect, request, first read:
-# 10-20 ms against the debug simulator) is a small part of each call. That cost is paid in full
-# by every sequential call but partly hidden behind the other agent in the concurrent phase, so
-# it moves the measured speedup by about cost / call length: 24-token calls (290 ms) read
-# 1.03-1.06 on a serial device, 64 tokens (680 ms) 1.01-1.03, 96 tokens (1 s) about 1.01.
+# Calls long enough that the Python client's own per-call cost (connect, request, first read;
+# first tokens 10-23 ms past schedule against the debug simulator) is a small part of each
+# call. That cost is paid in full by every sequential call but partly hidden behind the
+# other agent in the concurrent phase, so it moves the measured speedup by about cost / call
+# length: 24-token calls (280 ms) read 1.02-1.06 on a serial device, 64 tokens (680 ms)
+# 1.01-1.03, 96 tokens (1 s) about 1.01.
 IDEAL_TOKENS = 64
 SERIAL_TOKENS = 96
 

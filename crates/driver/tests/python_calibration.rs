@@ -42,7 +42,7 @@ fn installed(backend: &str) -> bool {
 /// That cost (connect, request, first read: several ms per call, more than the Rust clients')
 /// is paid in full by every sequential call but partly hidden behind the other agent in the
 /// concurrent phase, so it moves the measured speedup by about cost / call length: on a serial
-/// device 24-token calls (290 ms) read 1.02-1.06, 64-token calls (680 ms) 1.01-1.03, 96-token
+/// device 24-token calls (280 ms) read 1.02-1.06, 64-token calls (680 ms) 1.01-1.03, 96-token
 /// calls (1 s) about 1.01. That is a real property of the client, measured rightly; the
 /// calibration checks the harness, so it keeps the client's share small.
 const IDEAL_TOKENS: u32 = 64;
