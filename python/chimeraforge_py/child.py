@@ -24,6 +24,7 @@ import httpx
 
 from .live import LiveCounters, Sampler
 from .protocol import PhaseObserver, api_keys, execute_run
+from .redact import redact_json
 
 SCHEMA_VERSION = 1
 BACKENDS = ("python-asyncio", "python-uvloop")
@@ -277,6 +278,8 @@ def main(argv=None) -> int:
     except Unavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    # A server may echo the Authorization header; the key never reaches the record.
+    record = redact_json(record, api_keys(job["plan"]["agents"]))
     sys.stdout.write(json.dumps(record, ensure_ascii=False, allow_nan=False))
     sys.stdout.write("\n")
     sys.stdout.flush()

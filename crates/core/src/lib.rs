@@ -6,6 +6,7 @@
 //! - [`call`]: one streaming call, timed, with its timeouts.
 //! - [`protocol`]: the run protocol (warm-up, sequential, concurrent), written once.
 //! - [`metrics`] and [`record`]: what is computed and what is written.
+//! - [`redact`]: API keys kept out of everything recorded or printed; which keys can be sent.
 
 pub mod api;
 pub mod call;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod protocol;
 pub mod record;
+pub mod redact;
 pub mod rt;
 pub mod workload;
 

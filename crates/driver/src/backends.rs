@@ -76,18 +76,13 @@ pub fn compiled_names() -> Vec<&'static str> {
 /// Run one job on backend `B`: build its runtime and client, run the protocol, record it.
 pub fn run_job<B: Backend>(job: &ChildJob) -> Result<RunRecord, BackendError> {
     let (rt, client) = B::build(&job.client)?;
-    // Keys are read from the environment here and handed to the calls; never recorded.
-    let keys: Vec<Option<String>> = job
-        .plan
-        .agents
-        .iter()
-        .map(|a| {
-            a.endpoint
-                .api_key_env
-                .as_ref()
-                .and_then(|var| std::env::var(var).ok())
-        })
-        .collect();
+    // Keys are read from the environment here, checked (no header injection) and handed to
+    // the calls; never recorded (the child redacts its record, see `crate::secrets`).
+    let endpoints: Vec<_> = job.plan.agents.iter().map(|a| a.endpoint.clone()).collect();
+    let keys = crate::secrets::read_keys(&endpoints).map_err(|e| BackendError {
+        backend: B::NAME,
+        reason: e.to_string(),
+    })?;
     let started_unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -15,6 +15,10 @@ pub fn main() -> anyhow::Result<()> {
         .read_to_string(&mut input)
         .context("reading the job from stdin")?;
     let job: ChildJob = serde_json::from_str(&input).context("parsing the job")?;
+    // The keys of the run's endpoints, checked, and redacted from the record and from any
+    // error this process prints (a server may echo the Authorization header).
+    let endpoints: Vec<_> = job.plan.agents.iter().map(|a| a.endpoint.clone()).collect();
+    crate::secrets::install(&endpoints)?;
     let Some(backend) = compiled().into_iter().find(|b| b.name == job.backend) else {
         bail!("backend {:?} is not in this build", job.backend);
     };
@@ -26,6 +30,8 @@ pub fn main() -> anyhow::Result<()> {
         phases,
         ..client_cost()
     });
+    let mut record = serde_json::to_value(&record)?;
+    crate::secrets::scrub_json(&mut record);
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, &record)?;
     out.write_all(b"\n")?;

@@ -16,4 +16,5 @@ pub mod preflight;
 pub mod progress;
 pub mod results;
 pub mod scaling;
+pub mod secrets;
 pub mod summary;

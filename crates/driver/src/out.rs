@@ -7,6 +7,8 @@
 use std::io::Write;
 
 fn write(mut to: impl Write, text: &str, newline: bool) {
+    // Nothing printed carries an API key, whatever a server echoed (see `crate::secrets`).
+    let text = crate::secrets::scrub(text);
     let _ = to.write_all(text.as_bytes());
     if newline {
         let _ = to.write_all(b"\n");

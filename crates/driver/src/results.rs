@@ -27,7 +27,7 @@ impl ResultsDir {
         }
         std::fs::create_dir_all(path)
             .with_context(|| format!("cannot create results directory {}", path.display()))?;
-        write_atomic(&path.join(MANIFEST), &serde_json::to_vec_pretty(manifest)?)?;
+        write_atomic(&path.join(MANIFEST), &manifest_bytes(manifest)?)?;
         let runs = OpenOptions::new()
             .create(true)
             .append(true)
@@ -88,9 +88,12 @@ impl ResultsDir {
         })
     }
 
-    /// Append one record as a line, flushed and synced before returning.
+    /// Append one record as a line, flushed and synced before returning. The children
+    /// redact API keys from their records; this redacts again (see `crate::secrets`).
     pub fn append(&mut self, record: &RunRecord) -> anyhow::Result<()> {
-        let mut line = serde_json::to_vec(record)?;
+        let mut value = serde_json::to_value(record)?;
+        crate::secrets::scrub_json(&mut value);
+        let mut line = serde_json::to_vec(&value)?;
         line.push(b'\n');
         self.runs.write_all(&line)?;
         self.runs.flush()?;
@@ -100,11 +103,16 @@ impl ResultsDir {
 
     /// Replace the manifest (e.g. with the end time and counts).
     pub fn update_manifest(&self, manifest: &serde_json::Value) -> anyhow::Result<()> {
-        write_atomic(
-            &self.path.join(MANIFEST),
-            &serde_json::to_vec_pretty(manifest)?,
-        )
+        write_atomic(&self.path.join(MANIFEST), &manifest_bytes(manifest)?)
     }
+}
+
+/// The manifest as written: pretty JSON, API keys redacted (a lost run's stderr, a server's
+/// answers to the preflight).
+fn manifest_bytes(manifest: &serde_json::Value) -> anyhow::Result<Vec<u8>> {
+    let mut manifest = manifest.clone();
+    crate::secrets::scrub_json(&mut manifest);
+    Ok(serde_json::to_vec_pretty(&manifest)?)
 }
 
 /// The manifest of a results directory.
