@@ -42,9 +42,9 @@ struct RawConfig {
     #[serde(default)]
     timeouts: RawTimeouts,
     #[serde(default = "default_cold_load_ms")]
-    cold_load_threshold_ms: f64,
+    cold_load_threshold_ms: Spanned<f64>,
     #[serde(default = "default_max_line_bytes")]
-    max_line_bytes: usize,
+    max_line_bytes: Spanned<i64>,
     simulator: Option<Spanned<RawSimulator>>,
     endpoints: Spanned<Vec<RawEndpoint>>,
     /// `agents = N` (the seed agents replicated to N) or `[[agents]]` tables.
@@ -54,6 +54,16 @@ struct RawConfig {
 
 /// The most agents one run may have (a socket each, in the client and in the server).
 pub const MAX_AGENTS: usize = 10_000;
+
+/// The most runs per cell (`runs` and `--runs`).
+pub const MAX_RUNS: u32 = 100_000;
+
+/// The shortest `max_line_bytes`: below it not even a server's closing stats line fits, so
+/// every call would fail as `line_too_long`.
+pub const MIN_LINE_BYTES: i64 = 1024;
+
+/// The longest timeout, ms (a day): longer is no timeout at all, and would overflow the clock.
+pub const MAX_TIMEOUT_MS: i64 = 86_400_000;
 
 /// `agents` is either a count or a list of agent tables (TOML cannot have both under one key).
 enum RawAgents {
@@ -100,20 +110,23 @@ struct RawScaling {
 fn default_warmup_tokens() -> u32 {
     8
 }
-fn default_cold_load_ms() -> f64 {
-    chimeraforge_core::call::DEFAULT_COLD_LOAD_THRESHOLD_MS
+fn default_cold_load_ms() -> Spanned<f64> {
+    Spanned::new(
+        0..0,
+        chimeraforge_core::call::DEFAULT_COLD_LOAD_THRESHOLD_MS,
+    )
 }
-fn default_max_line_bytes() -> usize {
-    1 << 20
+fn default_max_line_bytes() -> Spanned<i64> {
+    Spanned::new(0..0, 1 << 20)
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawTimeouts {
-    connect_ms: Option<u64>,
-    first_byte_ms: Option<u64>,
-    idle_ms: Option<u64>,
-    total_ms: Option<u64>,
+    connect_ms: Option<Spanned<i64>>,
+    first_byte_ms: Option<Spanned<i64>>,
+    idle_ms: Option<Spanned<i64>>,
+    total_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -139,7 +152,7 @@ struct RawEndpoint {
     url: Spanned<String>,
     #[serde(default = "default_api")]
     api: ApiKind,
-    api_key_env: Option<String>,
+    api_key_env: Option<Spanned<String>>,
 }
 
 fn default_api() -> ApiKind {
@@ -300,11 +313,11 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
         ));
     }
     let runs = *raw.runs.get_ref();
-    if !(1..=100_000).contains(&runs) {
+    if !(1..=i64::from(MAX_RUNS)).contains(&runs) {
         return Err(src.error(
             raw.runs.span(),
             format!("runs = {runs} is out of range"),
-            "runs must be between 1 and 100000",
+            format!("runs must be between 1 and {MAX_RUNS}"),
         ));
     }
     if raw.models.get_ref().is_empty() {
@@ -312,6 +325,41 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
             raw.models.span(),
             "no models listed",
             "list at least one model, e.g. models = [\"gemma3:latest\"]",
+        ));
+    }
+    for (i, m) in raw.models.get_ref().iter().enumerate() {
+        if m.get_ref().trim().is_empty() {
+            return Err(src.error(
+                m.span(),
+                "a model name is empty",
+                "use the name the server knows, e.g. \"gemma3:latest\" (Ollama) or the model id (OpenAI)",
+            ));
+        }
+        if raw.models.get_ref()[..i]
+            .iter()
+            .any(|x| x.get_ref() == m.get_ref())
+        {
+            return Err(src.error(
+                m.span(),
+                format!("model {:?} is listed twice", m.get_ref()),
+                "list each model once (a cell is backend × model × scenario; runs sets how often each is measured)",
+            ));
+        }
+    }
+    let cold_load_threshold_ms = *raw.cold_load_threshold_ms.get_ref();
+    if !cold_load_threshold_ms.is_finite() || cold_load_threshold_ms < 0.0 {
+        return Err(src.error(
+            raw.cold_load_threshold_ms.span(),
+            format!("cold_load_threshold_ms = {cold_load_threshold_ms} is not a finite number of ms ≥ 0"),
+            "e.g. cold_load_threshold_ms = 100 (the default): a load above it flags the call cold_load",
+        ));
+    }
+    let max_line_bytes = *raw.max_line_bytes.get_ref();
+    if max_line_bytes < MIN_LINE_BYTES {
+        return Err(src.error(
+            raw.max_line_bytes.span(),
+            format!("max_line_bytes = {max_line_bytes} is too small: every stream line would fail as line_too_long"),
+            format!("use at least {MIN_LINE_BYTES}; the default is 1048576 (1 MiB)"),
         ));
     }
     let mut scenarios = Vec::new();
@@ -349,6 +397,23 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
     let mut endpoints: Vec<Endpoint> = Vec::new();
     for e in raw.endpoints.get_ref() {
         let ename = e.name.get_ref().clone();
+        if ename.trim().is_empty() {
+            return Err(src.error(
+                e.name.span(),
+                "an endpoint name is empty",
+                "name each endpoint (agents refer to it by name), e.g. name = \"ollama-11434\"",
+            ));
+        }
+        if let Some(var) = &e.api_key_env {
+            let v = var.get_ref();
+            if v.is_empty() || v.contains(['=', '\0']) {
+                return Err(src.error(
+                    var.span(),
+                    format!("endpoint {ename:?}: api_key_env = {v:?} is not an environment variable name"),
+                    "name the variable that holds the key, e.g. api_key_env = \"OPENAI_API_KEY\" (the key itself never goes in the config)",
+                ));
+            }
+        }
         if endpoints.iter().any(|x| x.name == ename) {
             return Err(src.error(
                 e.name.span(),
@@ -370,7 +435,7 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
             name: ename,
             base_url: url,
             api: e.api,
-            api_key_env: e.api_key_env.clone(),
+            api_key_env: e.api_key_env.as_ref().map(|v| v.get_ref().clone()),
         });
     }
     if endpoints.is_empty() {
@@ -500,6 +565,13 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
         let mut agents: Vec<AgentTemplate> = Vec::new();
         for a in raw_agents {
             let id = a.id.get_ref().clone();
+            if id.trim().is_empty() {
+                return Err(src.error(
+                    a.id.span(),
+                    "an agent id is empty",
+                    "give each agent a distinct id, e.g. id = \"planner\"",
+                ));
+            }
             if agents.iter().any(|x| x.id == id) {
                 return Err(src.error(
                     a.id.span(),
@@ -552,7 +624,7 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
         (!names.iter().any(|n| n == "all")).then_some(names)
     });
     if let Some(list) = &raw.backends {
-        for b in list {
+        for (i, b) in list.iter().enumerate() {
             let n = b.get_ref();
             if n != "all" && !crate::backends::ALL_NAMES.contains(&n.as_str()) {
                 return Err(src.error(
@@ -561,16 +633,43 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
                     format!("backends: all, {}", crate::backends::ALL_NAMES.join(", ")),
                 ));
             }
+            if list[..i].iter().any(|x| x.get_ref() == n) {
+                return Err(src.error(
+                    b.span(),
+                    format!("backend {n:?} is listed twice"),
+                    "list each backend once (a cell is backend × model × scenario)",
+                ));
+            }
         }
     }
 
     let t = &raw.timeouts;
+    for (key, v) in [
+        ("connect_ms", &t.connect_ms),
+        ("first_byte_ms", &t.first_byte_ms),
+        ("idle_ms", &t.idle_ms),
+        ("total_ms", &t.total_ms),
+    ] {
+        let Some(v) = v else { continue };
+        let n = *v.get_ref();
+        if !(1..=MAX_TIMEOUT_MS).contains(&n) {
+            return Err(src.error(
+                v.span(),
+                format!("[timeouts] {key} = {n} is out of range: {}", if n <= 0 { "every call would time out at once" } else { "longer than a day" }),
+                format!("a timeout is between 1 and {MAX_TIMEOUT_MS} ms (a day); the defaults are in docs/configs.md"),
+            ));
+        }
+    }
     let defaults = Timeouts::default();
-    let ms = |v: Option<u64>, d: Duration| v.map(Duration::from_millis).unwrap_or(d);
+    let ms = |v: &Option<Spanned<i64>>, d: Duration| {
+        v.as_ref()
+            .map(|v| Duration::from_millis(*v.get_ref() as u64))
+            .unwrap_or(d)
+    };
     let timeouts = Timeouts {
-        first_byte: ms(t.first_byte_ms, defaults.first_byte),
-        idle: ms(t.idle_ms, defaults.idle),
-        total: ms(t.total_ms, defaults.total),
+        first_byte: ms(&t.first_byte_ms, defaults.first_byte),
+        idle: ms(&t.idle_ms, defaults.idle),
+        total: ms(&t.total_ms, defaults.total),
     };
     Ok(Config {
         name,
@@ -588,12 +687,12 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
         shuffle_seed: raw.shuffle_seed,
         options: raw.options.map(Spanned::into_inner).unwrap_or_default(),
         client: ClientOptions {
-            connect_timeout: ms(t.connect_ms, ClientOptions::default().connect_timeout),
+            connect_timeout: ms(&t.connect_ms, ClientOptions::default().connect_timeout),
         },
         settings: CallSettings {
             timeouts,
-            max_line_bytes: raw.max_line_bytes,
-            cold_load_threshold_ms: raw.cold_load_threshold_ms,
+            max_line_bytes: max_line_bytes as usize,
+            cold_load_threshold_ms,
         },
         simulator,
         endpoints,
@@ -635,6 +734,11 @@ fn check_options(
     if let Some(p) = o.top_p {
         if !(0.0..=1.0).contains(&p) {
             return bad(format!("top_p {p} is outside 0..=1"));
+        }
+    }
+    if let Some(r) = o.repeat_penalty {
+        if !r.is_finite() || r < 0.0 {
+            return bad(format!("repeat_penalty {r} is not a finite number ≥ 0"));
         }
     }
     if o.num_predict == Some(0) {
@@ -791,6 +895,127 @@ url = "http://127.0.0.1:11435"
         let both = OK.replace("runs = 2", "runs = 2\nagents = 4");
         let e = parse_str(&format!("{both}\n[scaling]\nmax_agents = 4\n")).unwrap_err();
         assert_eq!(e.line, 4, "{e}");
+    }
+
+    /// The error for `OK` with `from` replaced by `to`, located at `line` and naming `what`.
+    fn rejected_at(from: &str, to: &str, line: usize, what: &str) -> ConfigError {
+        assert!(OK.contains(from), "{from}");
+        let e = parse_str(&OK.replacen(from, to, 1)).unwrap_err();
+        assert_eq!(e.line, line, "{to}: {e}");
+        assert!(e.column > 1, "{to}: points at the value: {e}");
+        assert!(e.message.contains(what), "{to}: {e}");
+        assert!(!e.hint.is_empty(), "{to}: {e}");
+        e
+    }
+
+    #[test]
+    fn non_finite_or_negative_cold_load_threshold_is_located() {
+        for v in ["nan", "inf", "-inf", "-1.0"] {
+            let e = rejected_at(
+                "runs = 2",
+                &format!("runs = 2\ncold_load_threshold_ms = {v}"),
+                4,
+                "cold_load_threshold_ms",
+            );
+            assert!(e.hint.contains("100"), "{e}");
+        }
+        let c = parse_str(&OK.replace("runs = 2", "runs = 2\ncold_load_threshold_ms = 0")).unwrap();
+        assert_eq!(c.settings.cold_load_threshold_ms, 0.0);
+    }
+
+    #[test]
+    fn zero_and_huge_timeouts_are_located() {
+        for key in ["connect_ms", "first_byte_ms", "idle_ms", "total_ms"] {
+            for v in ["0", "-5", "86400001"] {
+                rejected_at(
+                    "[[endpoints]]",
+                    &format!("[timeouts]\n{key} = {v}\n[[endpoints]]"),
+                    10,
+                    key,
+                );
+            }
+        }
+        let c = parse_str(&OK.replacen(
+            "[[endpoints]]",
+            "[timeouts]\nconnect_ms = 1\ntotal_ms = 86400000\n[[endpoints]]",
+            1,
+        ))
+        .unwrap();
+        assert_eq!(c.client.connect_timeout, Duration::from_millis(1));
+        assert_eq!(c.settings.timeouts.total, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn a_max_line_bytes_no_line_fits_is_located() {
+        for v in ["0", "-1", "1023"] {
+            let e = rejected_at(
+                "runs = 2",
+                &format!("runs = 2\nmax_line_bytes = {v}"),
+                4,
+                "max_line_bytes",
+            );
+            assert!(e.hint.contains("1024"), "{e}");
+        }
+        let c = parse_str(&OK.replace("runs = 2", "runs = 2\nmax_line_bytes = 1024")).unwrap();
+        assert_eq!(c.settings.max_line_bytes, 1024);
+    }
+
+    #[test]
+    fn a_model_listed_twice_or_empty_is_located() {
+        let e = rejected_at(
+            "models = [\"gemma3:latest\"]",
+            "models = [\"gemma3:latest\", \"gemma3:latest\"]",
+            4,
+            "listed twice",
+        );
+        assert_eq!(e.column, 28, "the second one: {e}");
+        rejected_at(
+            "models = [\"gemma3:latest\"]",
+            "models = [\" \"]",
+            4,
+            "empty",
+        );
+    }
+
+    #[test]
+    fn a_backend_listed_twice_is_located() {
+        rejected_at(
+            "runs = 2",
+            "runs = 2\nbackends = [\"tokio-default\", \"tokio-default\"]",
+            4,
+            "listed twice",
+        );
+    }
+
+    #[test]
+    fn empty_endpoint_names_agent_ids_and_key_variables_are_located() {
+        rejected_at("name = \"a\"", "name = \"\"", 10, "endpoint name is empty");
+        rejected_at(
+            "url = \"sim\"",
+            "url = \"sim\"\napi_key_env = \"\"",
+            12,
+            "not an environment variable name",
+        );
+        rejected_at(
+            "url = \"sim\"",
+            "url = \"sim\"\napi_key_env = \"A=B\"",
+            12,
+            "not an environment variable name",
+        );
+        let agent = "\n[[agents]]\nid = \"\"\nendpoint = \"a\"\ncalls = [{ name = \"c\", prompt = \"p\" }]\n";
+        let e = parse_str(&format!("{OK}{agent}")).unwrap_err();
+        assert_eq!(e.line, 17, "{e}");
+        assert!(e.message.contains("agent id is empty"), "{e}");
+    }
+
+    #[test]
+    fn a_non_finite_repeat_penalty_is_rejected() {
+        for v in ["nan", "inf"] {
+            let e =
+                parse_str(&OK.replace("seed = 42", &format!("seed = 42\nrepeat_penalty = {v}")))
+                    .unwrap_err();
+            assert!(e.message.contains("repeat_penalty"), "{e}");
+        }
     }
 
     #[test]
