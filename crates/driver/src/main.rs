@@ -59,9 +59,11 @@ enum Cmd {
     /// run is recorded with its cause and the matrix goes on (measured calls are never retried).
     /// Ctrl-C once: the run in flight finishes, the summary is written, exit 130.
     /// Ctrl-C twice: the run in flight is stopped (it leaves no record), exit 130.
-    /// Either way `--resume DIR` runs what is missing.
+    /// SIGTERM (`timeout`, systemd, a CI cancel) is the same, with exit 143; a second
+    /// signal of either kind stops the run in flight. Either way `--resume DIR` runs what
+    /// is missing.
     /// Exit codes: 0 every run ok; 1 some run failed or left no record (0 with
-    /// --allow-failures); 2 bad input or setup; 130 interrupted.
+    /// --allow-failures); 2 bad input or setup; 130 interrupted by Ctrl-C; 143 by SIGTERM.
     #[command(verbatim_doc_comment)]
     Bench {
         /// Config file (TOML). Default: bench-configs/quickstart.toml.
@@ -72,8 +74,8 @@ enum Cmd {
         /// Results directory. Default: results/<UTC timestamp>-<config name>/.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Runs per cell. Overrides the config.
-        #[arg(long)]
+        /// Runs per cell, 1 to 100000. Overrides the config.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=config::MAX_RUNS as i64))]
         runs: Option<u32>,
         /// Print the matrix and its run order, contact no server, write nothing.
         #[arg(long)]
@@ -333,7 +335,10 @@ fn select_backends(cli: Option<&str>, cfg: &config::Config) -> anyhow::Result<Op
 /// and there is at least one; otherwise an error naming the problem and the fix.
 fn check_backends(wanted: Vec<String>) -> anyhow::Result<Vec<String>> {
     let compiled = backends::selectable_names();
-    for b in &wanted {
+    for (i, b) in wanted.iter().enumerate() {
+        if wanted[..i].contains(b) {
+            bail!("backend {b:?} is listed twice\n  hint: list each backend once (a cell is backend × model × scenario)");
+        }
         if backends::is_external(b) {
             backends::external_python(b).map_err(anyhow::Error::msg)?;
         }
@@ -372,9 +377,6 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         None => {
             let (source, mut cfg) = load_config(args.config.as_deref())?;
             if let Some(r) = args.runs {
-                if r == 0 {
-                    bail!("--runs 0 would measure nothing\n  hint: pass --runs 1 or more");
-                }
                 cfg.runs = r;
             }
             let Some(backend_names) = select_backends(args.backends.as_deref(), &cfg)? else {
@@ -387,6 +389,8 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             (source, cfg, backend_names, order)
         }
     };
+    // Keys are checked before any request, and never printed or written from here on.
+    chimeraforge::secrets::install(&cfg.endpoints)?;
     let output = args.output;
     output.note(&format!(
         "chimeraforge {}: config {} ({}), {} backends × {} models × {} scenarios × {} runs = {} runs",
@@ -447,6 +451,8 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         servers.push(preflight::check(ep, &models)?);
     }
 
+    // From here on a Ctrl-C or SIGTERM finishes the manifest and prints the summary.
+    interrupt::install().context("cannot install the Ctrl-C and SIGTERM handlers")?;
     let started = unix_now_s();
     let (out_dir, mut dir, mut manifest, mut records) = match resumed {
         Some((out_dir, _)) => {
@@ -516,7 +522,6 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ));
     }
 
-    interrupt::install().context("cannot install the Ctrl-C handler")?;
     let exe = std::env::current_exe()
         .context("cannot find this program's path to start child processes")?;
     let mut lost: Vec<failures::LostRun> = Vec::new();
@@ -591,6 +596,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         last["finished_utc"] = serde_json::json!(now);
         last["runs_attempted"] = serde_json::json!(todo.len().min(records.len() + lost.len()));
         last["interrupted"] = serde_json::json!(interrupted);
+        last["interrupted_by"] = serde_json::json!(interrupt::first_signal());
     }
     manifest["finished_utc"] = serde_json::json!(now);
     manifest["runs_recorded"] = serde_json::json!(records.len());
@@ -598,16 +604,18 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     manifest["runs_missing"] = serde_json::json!(missing);
     manifest["complete"] = serde_json::json!(missing == 0);
     manifest["interrupted"] = serde_json::json!(interrupted);
+    manifest["interrupted_by"] = serde_json::json!(interrupt::first_signal());
     dir.update_manifest(&manifest)?;
     if aborted {
         output.note(&format!(
-            "stopped by a second Ctrl-C: {} of {} runs recorded in {}\n  hint: finish with `chimeraforge bench --resume {}`",
+            "stopped by a second signal (first {}): {} of {} runs recorded in {}\n  hint: finish with `chimeraforge bench --resume {}`",
+            interrupt::first_signal_words(),
             records.len(),
             order.len(),
             out_dir.display(),
             out_dir.display()
         ));
-        return Ok(ExitCode::from(interrupt::EXIT_CODE));
+        return Ok(ExitCode::from(interrupt::exit_code()));
     }
 
     if output.json {
@@ -643,12 +651,16 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         output.note(&format!(
             "{missing} of {} runs have no record{}\n  hint: run them with `chimeraforge bench --resume {}`",
             order.len(),
-            if interrupted { " (interrupted by Ctrl-C)" } else { "" },
+            if interrupted {
+                format!(" (interrupted by {})", interrupt::first_signal_words())
+            } else {
+                String::new()
+            },
             out_dir.display()
         ));
     }
     if interrupted {
-        return Ok(ExitCode::from(interrupt::EXIT_CODE));
+        return Ok(ExitCode::from(interrupt::exit_code()));
     }
     if tally.failed > 0 {
         output.note(&format!(
@@ -788,6 +800,7 @@ fn host_facts() -> serde_json::Value {
 
 fn doctor(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let (source, cfg) = load_config(config)?;
+    chimeraforge::secrets::install(&cfg.endpoints)?;
     let (endpoints, sims) = matrix::start_simulators(&cfg)?;
     let path = source.path.display().to_string();
     let diagnosis = chimeraforge::doctor::diagnose(&cfg, &path, &endpoints);

@@ -168,7 +168,7 @@ pub enum ChildFailureKind {
     ExitedWithError,
     /// Exited 0 but its stdout was not a record.
     UnreadableRecord,
-    /// Stopped by a second Ctrl-C.
+    /// Stopped by a second Ctrl-C or SIGTERM.
     Interrupted,
 }
 
@@ -198,13 +198,14 @@ pub struct ChildFailure {
 /// Longest tail of a failed child's stderr kept in its failure, bytes.
 const STDERR_TAIL: usize = 4096;
 
-/// How often the parent looks at the child and at Ctrl-C while a run is in flight.
+/// How often the parent looks at the child and at Ctrl-C or SIGTERM while a run is in flight.
 const POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Run one job in a child process of `exe` and wait for its record.
 ///
 /// The child gets its own process group, so a terminal Ctrl-C reaches only this process
-/// (see [`crate::interrupt`]); a second Ctrl-C kills the child here. On Linux the child
+/// (see [`crate::interrupt`]), and ignores SIGTERM; a second Ctrl-C or SIGTERM kills the
+/// child here. On Linux the child
 /// also dies with this process, so a killed bench leaves no run loading the servers.
 pub fn run_child(exe: &Path, job: &ChildJob) -> Result<RunRecord, ChildFailure> {
     run_child_live(exe, job, None)
@@ -220,11 +221,12 @@ pub fn run_child_live(
     job: &ChildJob,
     live: Option<LiveSink>,
 ) -> Result<RunRecord, ChildFailure> {
+    // A child's stderr is kept in the manifest and printed: never with an API key in it.
     let fail = |kind: ChildFailureKind, status: String, detail: String| ChildFailure {
         kind,
         backend: job.backend.clone(),
         status,
-        detail,
+        detail: crate::secrets::scrub(&detail).into_owned(),
     };
     // Compiled backends run in a child of this binary; external ones (Python) in their own
     // interpreter, with the same job on stdin, the same record on stdout, the same accounting.
@@ -254,6 +256,19 @@ pub fn run_child_live(
         cmd.env(crate::live::ENV, "1");
     } else {
         cmd.env_remove(crate::live::ENV);
+    }
+    // SAFETY: signal(2) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            // A SIGTERM for the whole group or cgroup (systemd's stop, a CI cancel) is the
+            // parent's to act on (see `crate::interrupt`): the run in flight finishes, or a
+            // second signal makes the parent kill it. The disposition survives exec, so
+            // Python children ignore it too.
+            if libc::signal(libc::SIGTERM, libc::SIG_IGN) == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
     #[cfg(target_os = "linux")]
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
@@ -315,7 +330,7 @@ pub fn run_child_live(
                 return Err(fail(
                     ChildFailureKind::Interrupted,
                     "killed".into(),
-                    "stopped by a second Ctrl-C; this run has no record".into(),
+                    "stopped by a second Ctrl-C or SIGTERM; this run has no record".into(),
                 ));
             }
             Ok(None) => std::thread::sleep(POLL),

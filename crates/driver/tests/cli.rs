@@ -310,3 +310,104 @@ url = "sim"
         .count();
     assert!(reloads >= 1);
 }
+
+/// Numbers that passed `--dry-run` and then lost or duplicated every run are config errors
+/// at file:line:col (and flags out of range are usage errors), before anything is written.
+#[test]
+fn nonsensical_numbers_and_names_are_rejected_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = BASE.replace("URL", "sim");
+    for (body, located, what) in [
+        (
+            base.replace("runs = 1", "runs = 1\ncold_load_threshold_ms = nan"),
+            "c.toml:3:26",
+            "cold_load_threshold_ms",
+        ),
+        (
+            base.replace("runs = 1", "runs = 1\ncold_load_threshold_ms = inf"),
+            "c.toml:3:26",
+            "cold_load_threshold_ms",
+        ),
+        (
+            base.replace("runs = 1", "runs = 1\nmax_line_bytes = 0"),
+            "c.toml:3:18",
+            "max_line_bytes",
+        ),
+        (
+            base.replace("[[endpoints]]", "[timeouts]\nidle_ms = 0\n[[endpoints]]"),
+            "c.toml:9:11",
+            "idle_ms",
+        ),
+        (
+            base.replace(
+                "models = [\"gemma3:latest\"]",
+                "models = [\"gemma3:latest\", \"gemma3:latest\"]",
+            ),
+            "c.toml:3:28",
+            "listed twice",
+        ),
+        (
+            base.replace("name = \"a\"", "name = \"\""),
+            "c.toml:9:8",
+            "endpoint name is empty",
+        ),
+    ] {
+        let cfg = write_config(tmp.path(), &body);
+        let o = run(&["bench", &cfg, "--dry-run"], tmp.path());
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{body}\n{t}");
+        assert!(t.contains(located) && t.contains(what), "{body}\n{t}");
+        assert!(t.contains("hint:"), "{t}");
+    }
+    let cfg = write_config(tmp.path(), &base);
+    for (flags, what) in [
+        (&["--runs", "100001"][..], "100000"),
+        (&["--runs", "0"][..], "--runs"),
+        (
+            &["--backends", "tokio-default,tokio-default"][..],
+            "listed twice",
+        ),
+    ] {
+        let mut args = vec!["bench", cfg.as_str(), "--dry-run"];
+        args.extend_from_slice(flags);
+        let o = run(&args, tmp.path());
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {t}");
+        assert!(t.contains(what), "{flags:?}: {t}");
+    }
+    assert!(!tmp.path().join("results").exists());
+}
+
+/// A key with a CR or LF would be written raw into a request header: refused before any
+/// request, naming the endpoint and the variable, the key itself never printed.
+#[test]
+fn a_key_with_control_characters_is_refused_before_any_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let body = BASE.replace("URL", &url) + "api_key_env = \"CF_TEST_BAD_KEY\"\n";
+    let cfg = write_config(tmp.path(), &body);
+    for cmd in ["bench", "doctor"] {
+        let o = bin()
+            .args([cmd, &cfg])
+            .current_dir(tmp.path())
+            .env("CF_TEST_BAD_KEY", "sk-bad-key\r\nX-Injected: yes")
+            .output()
+            .unwrap();
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {t}");
+        assert!(
+            t.contains("endpoint \"a\"")
+                && t.contains("CF_TEST_BAD_KEY")
+                && t.contains("carriage return"),
+            "{cmd}: {t}"
+        );
+        assert!(!t.contains("sk-bad-key"), "{cmd}: the key is printed: {t}");
+        assert!(
+            matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "{cmd} connected to the server"
+        );
+    }
+    assert!(!tmp.path().join("results").exists());
+}

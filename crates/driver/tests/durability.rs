@@ -364,6 +364,87 @@ fn second_ctrl_c_stops_the_run_in_flight_at_once() {
     assert!(t.contains("--resume"), "{t}");
 }
 
+#[test]
+fn sigterm_finishes_the_run_in_flight_and_writes_the_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 5, &["chimera-homo"], 16);
+    let out = tmp.path().join("res");
+    let bench = spawn_bench(tmp.path(), &cfg, &out);
+    let pid = bench.id();
+    wait_for(
+        "one recorded run and a run in flight",
+        Duration::from_secs(25),
+        || recorded_lines(&out) >= 1 && child_of(pid).is_some(),
+    );
+    let in_flight = child_of(pid).unwrap();
+    let before = recorded_lines(&out);
+    // As systemd stops a service: SIGTERM to every process of the group, the run in
+    // flight included. The child leaves it to the parent, which lets the run finish.
+    assert!(signal(pid as i32, libc::SIGTERM));
+    let _ = signal(in_flight, libc::SIGTERM);
+    let o = wait_with_limit(bench, Duration::from_secs(20));
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(143), "128 + SIGTERM: {t}");
+    let (n, unique) = unique_slots(&out);
+    assert_eq!(n, unique);
+    assert!(
+        n > before && n < 5,
+        "the run in flight is recorded: {before} before SIGTERM, {n} after: {t}"
+    );
+    assert!(!signal(in_flight, 0), "the child was waited for");
+    assert!(t.contains("SIGTERM"), "{t}");
+    assert!(
+        t.contains("speedup (measured)"),
+        "the summary is printed: {t}"
+    );
+    assert!(t.contains("--resume"), "{t}");
+    assert!(out.join("report.md").exists(), "{t}");
+    let m = manifest(&out);
+    assert_eq!(m["interrupted"], true, "{m}");
+    assert_eq!(m["interrupted_by"], "SIGTERM", "{m}");
+    assert!(m["finished_utc"].is_string(), "{m}");
+    assert_eq!(m["sessions"][0]["interrupted_by"], "SIGTERM", "{m}");
+    assert_eq!(m["runs_recorded"], n);
+    assert_eq!(m["lost_runs"].as_array().unwrap().len(), 0, "{m}");
+}
+
+#[test]
+fn sigterm_after_ctrl_c_stops_the_run_in_flight_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Runs of ~2.5 s, so two signals land inside one.
+    let cfg = config(tmp.path(), 4, &["chimera-homo"], 48);
+    let out = tmp.path().join("res");
+    let bench = spawn_bench(tmp.path(), &cfg, &out);
+    let pid = bench.id();
+    wait_for("a run in flight", Duration::from_secs(25), || {
+        child_of(pid).is_some()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let in_flight = child_of(pid).expect("the first run is still in flight");
+    assert!(signal(pid as i32, libc::SIGINT));
+    std::thread::sleep(Duration::from_millis(100));
+    let signalled = Instant::now();
+    assert!(signal(pid as i32, libc::SIGTERM));
+    let o = wait_with_limit(bench, Duration::from_secs(20));
+    let t = text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "the first signal was SIGINT: {t}"
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_millis(1500),
+        "stopped after {:?}",
+        signalled.elapsed()
+    );
+    assert!(!signal(in_flight, 0), "the child was killed and reaped");
+    let m = manifest(&out);
+    assert_eq!(m["lost_runs"][0]["failure"]["kind"], "interrupted", "{m}");
+    assert_eq!(m["interrupted_by"], "SIGINT", "{m}");
+    assert!(m["finished_utc"].is_string(), "{m}");
+    assert!(t.contains("--resume"), "{t}");
+}
+
 /// Every file under `dir`, recursively.
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut v = Vec::new();
@@ -492,4 +573,306 @@ api_key_env = "{var}"
         .unwrap();
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("401"), "{}", text(&o));
+}
+
+/// A key that cannot occur by chance: `sk-` and 32 hex digits of this moment.
+fn unique_key() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "sk-{:016x}{:016x}",
+        nanos as u64,
+        (std::process::id() as u64) << 20 ^ 0x5eed
+    )
+}
+
+/// Whether `bytes` hold the key or any 10 characters of it (a key cut by a preview or an
+/// error body's first bytes leaks in pieces).
+fn holds_key(bytes: &[u8], key: &str) -> bool {
+    key.as_bytes()
+        .windows(10)
+        .any(|piece| bytes.windows(piece.len()).any(|w| w == piece))
+}
+
+/// The backends a user can run here: every compiled one, and the Python ones when installed.
+fn every_backend() -> Vec<&'static str> {
+    let all = chimeraforge::backends::selectable_names();
+    for b in chimeraforge::backends::EXTERNAL_NAMES {
+        if !all.contains(&b) {
+            eprintln!("note: {b} not installed here (scripts/python-env.sh); not covered");
+        }
+    }
+    all
+}
+
+/// A loopback HTTP/1.1 server that answers one request per connection and closes it (so
+/// an HTTP/1.0 preflight and the measured clients alike read it to its end). `answer` gets
+/// (method, path, authorization header) and returns (status, content type, body).
+struct TinyServer {
+    url: String,
+}
+
+impl TinyServer {
+    fn start(
+        answer: impl Fn(&str, &str, &str) -> (u16, &'static str, String) + Send + Sync + 'static,
+    ) -> TinyServer {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let answer = std::sync::Arc::new(answer);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let answer = std::sync::Arc::clone(&answer);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream);
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).is_err() {
+                        return;
+                    }
+                    let mut parts = request_line.split_whitespace();
+                    let (method, path) = (
+                        parts.next().unwrap_or("").to_owned(),
+                        parts.next().unwrap_or("").to_owned(),
+                    );
+                    let (mut auth, mut length) = (String::from("(none)"), 0usize);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':') {
+                            match name.trim().to_ascii_lowercase().as_str() {
+                                "authorization" => auth = value.trim().to_owned(),
+                                "content-length" => length = value.trim().parse().unwrap_or(0),
+                                _ => {}
+                            }
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    let (status, content_type, body) = answer(&method, &path, &auth);
+                    let mut stream = reader.into_inner();
+                    let _ = stream.write_all(
+                        format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    );
+                    let _ = stream.flush();
+                });
+            }
+        });
+        TinyServer { url }
+    }
+}
+
+/// A server that answers the preflight and repeats the `Authorization` header it gets: in a
+/// 401's error (`refuse`), or in the generated text of a 200 stream, once whole and once
+/// where the output preview is cut (160 characters), so the preview ends inside the key.
+fn echoing_server(refuse: bool) -> TinyServer {
+    const JSON: &str = "application/json";
+    TinyServer::start(move |method, path, auth| {
+        match (method, path) {
+        ("GET", "/api/tags") => (
+            200,
+            JSON,
+            r#"{"models":[{"name":"gemma3:latest","model":"gemma3:latest"}]}"#.into(),
+        ),
+        ("GET", "/api/version") => (200, JSON, r#"{"version":"0.0.0-echo"}"#.into()),
+        ("POST", _) if refuse => (
+            401,
+            JSON,
+            serde_json::json!({"error": format!("invalid api key: you sent Authorization: {auth}")})
+                .to_string(),
+        ),
+        ("POST", _) => {
+            let head = format!("you sent Authorization: {auth}");
+            // The second copy starts at character 143: the preview ends 10 characters
+            // into its key.
+            let pad = " ".repeat(143usize.saturating_sub(head.len() + 7));
+            let (a, b) = auth.split_at(auth.len() / 2);
+            let tokens = [
+                "you sent Authorization: ".to_owned(),
+                a.to_owned(),
+                b.to_owned(),
+                format!("{pad}again: "),
+                auth.to_owned(),
+                " end".to_owned(),
+            ];
+            let mut body = String::new();
+            for t in &tokens {
+                body.push_str(
+                    &serde_json::json!({"model": "gemma3:latest", "created_at": "t",
+                        "message": {"role": "assistant", "content": t}, "done": false})
+                    .to_string(),
+                );
+                body.push('\n');
+            }
+            body.push_str(
+                &serde_json::json!({"model": "gemma3:latest", "created_at": "t",
+                    "message": {"role": "assistant", "content": ""}, "done": true,
+                    "done_reason": "stop", "eval_count": tokens.len(),
+                    "eval_duration": 1_000_000})
+                .to_string(),
+            );
+            body.push('\n');
+            (200, "application/x-ndjson", body)
+        }
+        _ => (404, JSON, r#"{"error":"not found"}"#.into()),
+    }
+    })
+}
+
+/// Issue 14, point 3: a server that echoes the Authorization header (in a 401 body, in the
+/// generated text) puts the key nowhere: not in runs.jsonl, runs.csv, the report or the
+/// manifest, nor on stdout or stderr; on every backend, Rust and Python.
+#[test]
+fn a_key_echoed_by_the_server_is_redacted_everywhere() {
+    let key = unique_key();
+    let var = format!("CHIMERAFORGE_TEST_ECHO_KEY_{}", std::process::id());
+    let echo = echoing_server(false);
+    let refuse = echoing_server(true);
+    let backends = every_backend();
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, extra, code) in [
+        // Both agents on the echoing server: every run works, the key is in its text.
+        ("echo", String::new(), 0),
+        // The second agent's server refuses generation with a 401 that repeats the key.
+        (
+            "refuse",
+            format!(
+                "[[endpoints]]\nname = \"b\"\nurl = \"{}\"\napi_key_env = \"{var}\"\n",
+                refuse.url
+            ),
+            1,
+        ),
+    ] {
+        let cfg = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "name = \"{name}\"\nruns = 1\nmodels = [\"gemma3:latest\"]\n\
+                 scenarios = [\"chimera-homo\"]\nwarmup_tokens = 2\n[options]\nnum_predict = 6\n\
+                 [[endpoints]]\nname = \"a\"\nurl = \"{}\"\napi_key_env = \"{var}\"\n{extra}",
+                echo.url
+            ),
+        )
+        .unwrap();
+        let out = tmp.path().join(name);
+        let o = bin(tmp.path())
+            .arg("bench")
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&out)
+            .args(["--backends", &backends.join(",")])
+            .env(&var, &key)
+            .output()
+            .unwrap();
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(code), "{name}: {t}");
+        assert!(
+            !holds_key(t.as_bytes(), &key),
+            "{name}: the key is in the output: {t}"
+        );
+        let (records, _) = read_runs(&out).unwrap();
+        assert_eq!(records.len(), backends.len(), "{name}: {t}");
+        for r in &records {
+            if code == 0 {
+                assert!(r.is_ok(), "{name} {}: {t}", r.backend);
+                let preview = &r.warmup[0].output_preview;
+                assert!(
+                    preview.contains("Bearer [redacted api key]"),
+                    "{name} {}: the server echoed the key and it was redacted: {preview:?}",
+                    r.backend
+                );
+            } else {
+                let e = match &r.status {
+                    chimeraforge_core::record::RunStatus::Failed { error, .. } => error,
+                    ok => panic!("{name} {}: {ok:?}", r.backend),
+                };
+                assert_eq!(e.status, Some(401), "{name} {}: {e:?}", r.backend);
+                assert!(
+                    e.message.contains("Bearer [redacted api key]"),
+                    "{name} {}: {}",
+                    r.backend,
+                    e.message
+                );
+            }
+        }
+        let written = files(&out);
+        for f in [
+            "runs.jsonl",
+            "runs.csv",
+            "report.md",
+            "report.html",
+            "manifest.json",
+        ] {
+            assert!(written.contains(&out.join(f)), "{name}: no {f}: {t}");
+        }
+        for f in files(tmp.path()) {
+            let bytes = std::fs::read(&f).unwrap();
+            assert!(
+                !holds_key(&bytes, &key),
+                "{name}: the key is in {}",
+                f.display()
+            );
+        }
+    }
+}
+
+/// The parent's own redaction: a child that prints the key on stderr and dies (a Python
+/// traceback quoting a header, say) leaves a lost run whose stderr tail is kept in the
+/// manifest and printed; the key is in neither.
+#[test]
+fn a_key_on_a_dying_childs_stderr_is_redacted() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = unique_key();
+    let var = format!("CHIMERAFORGE_TEST_STDERR_KEY_{}", std::process::id());
+    let tmp = tempfile::tempdir().unwrap();
+    let venv = tmp.path().join("venv");
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    std::fs::write(venv.join(".chimeraforge-requirements"), "").unwrap();
+    let python = venv.join("bin/python");
+    std::fs::write(
+        &python,
+        format!("#!/bin/sh\necho \"Traceback: headers {{'authorization': 'Bearer ${var}'}}\" >&2\nexit 1\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = tmp.path().join("stderr.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "name = \"stderr\"\nruns = 1\nmodels = [\"gemma3:latest\"]\n\
+             scenarios = [\"chimera-homo\"]\nbackends = [\"python-asyncio\"]\n\
+             [simulator]\nprofile = \"fixed\"\n[[endpoints]]\nname = \"a\"\nurl = \"sim\"\n\
+             api_key_env = \"{var}\"\n"
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("res");
+    let o = bin(tmp.path())
+        .arg("bench")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .arg("--json")
+        .env(chimeraforge::backends::PYTHON_VENV_ENV, &venv)
+        .env(&var, &key)
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    let m = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(
+        m.contains("Bearer [redacted api key]"),
+        "the stderr tail is kept, redacted: {m}"
+    );
+    assert!(t.contains("Bearer [redacted api key]"), "and printed: {t}");
+    assert!(!holds_key(m.as_bytes(), &key), "{m}");
+    assert!(!holds_key(t.as_bytes(), &key), "{t}");
 }
