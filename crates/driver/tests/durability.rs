@@ -876,3 +876,45 @@ fn a_key_on_a_dying_childs_stderr_is_redacted() {
     assert!(!holds_key(m.as_bytes(), &key), "{m}");
     assert!(!holds_key(t.as_bytes(), &key), "{t}");
 }
+
+/// The measured child redacts its own record (the parent's redaction above would hide a
+/// child that did not): `chimeraforge child` on every compiled backend, against a server
+/// that repeats the key in a 401, writes no piece of it on stdout or stderr.
+#[test]
+fn the_rust_child_redacts_its_own_record() {
+    use chimeraforge_core::api::ApiKind;
+    use std::io::Write;
+    let key = unique_key();
+    let var = format!("CHIMERAFORGE_TEST_CHILD_KEY_{}", std::process::id());
+    let refuse = echoing_server(true);
+    let sim = common::start(chimeraforge_sim::Device::Ideal);
+    for backend in chimeraforge::backends::compiled_names() {
+        let mut job = common::homo_job(backend, &[&sim], 0, ApiKind::Ollama);
+        for a in &mut job.plan.agents {
+            a.endpoint.base_url = refuse.url.clone();
+            a.endpoint.api_key_env = Some(var.clone());
+        }
+        let mut child = bin(Path::new("."))
+            .arg("child")
+            .env(&var, &key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&serde_json::to_vec(&job).unwrap())
+            .unwrap();
+        let o = wait_with_limit(child, Duration::from_secs(60));
+        let t = text(&o);
+        assert!(o.status.success(), "{backend}: {t}");
+        assert!(
+            t.contains("Bearer [redacted api key]"),
+            "{backend}: the 401 is recorded, redacted: {t}"
+        );
+        assert!(!holds_key(t.as_bytes(), &key), "{backend}: {t}");
+    }
+}
