@@ -225,9 +225,9 @@ pub fn check_endpoint(
             // Something accepted the connection: the server is up, not to be started.
             r.reachable = true;
             r.findings.push(transport_error(ep, &e, config_path));
-            r.findings.push(Finding::info(
-                "models, version and layers not checked: the server did not finish its reply",
-            ));
+            r.findings.push(Finding::info(format!(
+                "models, version and layers not checked: no usable reply to GET {list_path}"
+            )));
             return r;
         }
     };
@@ -383,8 +383,9 @@ fn transport_error(ep: &Endpoint, e: &HttpError, config_path: &str) -> Finding {
 }
 
 /// The error message in an error reply's body: OpenAI's `error.message`, Ollama's `error`,
-/// a `message`, or the text itself (shortened).
-fn server_message(body: &[u8]) -> String {
+/// a `message`, or the text itself (shortened), with the API key blanked out should the
+/// server echo it.
+fn server_message(body: &[u8], key: Option<&str>) -> String {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let text = v
         .pointer("/error/message")
@@ -393,11 +394,20 @@ fn server_message(body: &[u8]) -> String {
         .and_then(|m| m.as_str())
         .map(str::to_owned)
         .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+    let text = redact(text, key);
     let mut short: String = text.chars().take(300).collect();
     if short.len() < text.len() {
         short.push('…');
     }
     short
+}
+
+/// `text` with every occurrence of `key` replaced by `[API key]`.
+fn redact(text: String, key: Option<&str>) -> String {
+    match key {
+        Some(k) if !k.is_empty() && text.contains(k) => text.replace(k, "[API key]"),
+        _ => text,
+    }
 }
 
 /// What to do when a one-token generation answered `status`.
@@ -470,7 +480,7 @@ fn probe_generation(
     if status != 200 {
         reply.set_deadline(GET_TIMEOUT);
         let message = match reply.body() {
-            Ok(b) => server_message(&b),
+            Ok(b) => server_message(&b, key),
             Err(e) => format!("(its body could not be read: {e})"),
         };
         return Finding::error(
@@ -511,7 +521,10 @@ fn probe_generation(
                 StreamEvent::Done { .. } => done = true,
                 StreamEvent::ServerError(m) => {
                     return Finding::error(
-                        format!("{what}: the server reported an error in the stream: {m}"),
+                        format!(
+                            "{what}: the server reported an error in the stream: {}",
+                            redact(m, key)
+                        ),
                         generation_fix(ep, model, 500, config_path),
                     )
                 }

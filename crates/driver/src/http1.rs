@@ -568,7 +568,8 @@ pub struct Response {
     pub sent_at: Instant,
     sock: TcpStream,
     parser: ResponseParser,
-    pending: VecDeque<Event>,
+    /// Parsed events with the instant the read that brought their bytes returned.
+    pending: VecDeque<(Instant, Event)>,
     deadline: Instant,
     budget: Duration,
     method: String,
@@ -680,7 +681,7 @@ pub fn send(req: &Request<'_>, limits: Limits) -> Result<Response, HttpError> {
     r.write_request(&bytes)?;
     // The parser's first event is always the head.
     loop {
-        if let Some(Event::Head(head)) = r.pending.pop_front() {
+        if let Some((_, Event::Head(head))) = r.pending.pop_front() {
             r.head = head;
             return Ok(r);
         }
@@ -707,12 +708,12 @@ impl Response {
     pub fn next_chunk(&mut self) -> Result<Option<(Instant, Vec<u8>)>, HttpError> {
         loop {
             match self.pending.pop_front() {
-                Some(Event::Body(b)) => return Ok(Some((Instant::now(), b))),
-                Some(Event::End) => {
+                Some((at, Event::Body(b))) => return Ok(Some((at, b))),
+                Some((_, Event::End)) => {
                     self.ended = true;
                     return Ok(None);
                 }
-                Some(Event::Head(_)) => continue,
+                Some((_, Event::Head(_))) => continue,
                 None if self.ended => return Ok(None),
                 None => {
                     self.read_more()?;
@@ -801,7 +802,9 @@ impl Response {
                 .set_read_timeout(Some(left))
                 .map_err(|e| self.io(&e))?;
             let mut events = Vec::new();
-            let parsed = match self.sock.read(&mut buf) {
+            let read = self.sock.read(&mut buf);
+            let at = Instant::now();
+            let parsed = match read {
                 Ok(0) => self.parser.eof(&mut events),
                 Ok(n) => self.parser.feed(&buf[..n], &mut events),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -811,7 +814,7 @@ impl Response {
                 Err(e) => return Err(self.io(&e)),
             };
             parsed.map_err(|e| self.parse_error(e))?;
-            self.pending.extend(events);
+            self.pending.extend(events.into_iter().map(|e| (at, e)));
             return Ok(true);
         }
     }
@@ -1067,7 +1070,8 @@ mod tests {
 
     #[test]
     fn malformed_framing_is_an_error_at_any_split() {
-        let cases: [(&[u8], fn(&ParseError) -> bool); 6] = [
+        type Case = (&'static [u8], fn(&ParseError) -> bool);
+        let cases: [Case; 6] = [
             (b"SSH-2.0-OpenSSH_9.6\r\n", |e| {
                 matches!(e, ParseError::NotHttp(_))
             }),

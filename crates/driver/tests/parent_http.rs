@@ -493,3 +493,46 @@ fn doctor_on_the_quickstart_probes_every_endpoint_and_shows_a_ttft() {
     );
     assert!(t.contains("ready:"), "{t}");
 }
+
+#[test]
+fn doctor_quotes_a_refused_generation_without_the_api_key_it_echoes() {
+    const KEY: &str = "sk-doctor-probe-secret-4242";
+    const VAR: &str = "CHIMERAFORGE_TEST_PROBE_KEY";
+    let server = RawServer::start(|req| match req.path.as_str() {
+        "/v1/models" => vec![json(r#"{"object":"list","data":[{"id":"m:1"}]}"#)],
+        "/v1/chat/completions" => {
+            let auth = req
+                .head
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            let body = serde_json::json!({"error": {"message": format!("bad key: {auth}")}});
+            vec![with_length(
+                "401 Unauthorized",
+                "application/json",
+                &body.to_string(),
+            )]
+        }
+        _ => vec![with_length("404 Not Found", "text/plain", "no")],
+    });
+    // The variable is this test's own; no other test reads or writes it.
+    std::env::set_var(VAR, KEY);
+    let cfg =
+        parse(config_text(&server.url(), "openai-chat") + &format!("api_key_env = \"{VAR}\"\n"));
+    let d = doctor::diagnose(&cfg, "t.toml", &cfg.endpoints);
+    let report = doctor::render(&d, "t.toml");
+    assert!(!d.healthy(), "{report}");
+    assert!(
+        d.endpoints[0]
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Error
+                && f.message
+                    .ends_with("failed: HTTP 401: bad key: Authorization: Bearer [API key]")),
+        "{report}"
+    );
+    assert!(!report.contains(KEY), "{report}");
+    assert!(report.contains(VAR), "{report}");
+}
