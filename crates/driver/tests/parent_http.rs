@@ -536,3 +536,31 @@ fn doctor_quotes_a_refused_generation_without_the_api_key_it_echoes() {
     assert!(!report.contains(KEY), "{report}");
     assert!(report.contains(VAR), "{report}");
 }
+
+#[test]
+fn doctor_times_out_a_generation_that_sends_no_token_within_first_byte_ms() {
+    // The head arrives at once; no token ever does.
+    let server = keepalive_ollama(|| vec![chunked_head("application/x-ndjson")]);
+    let cfg = parse(config_text(&server.url(), "ollama") + "[timeouts]\nfirst_byte_ms = 300\n");
+    let t0 = Instant::now();
+    let d = doctor::diagnose(&cfg, "t.toml", &cfg.endpoints);
+    let report = doctor::render(&d, "t.toml");
+    assert!(!d.healthy(), "{report}");
+    assert!(t0.elapsed() < Duration::from_secs(4), "{report}");
+    let error = d.endpoints[0]
+        .findings
+        .iter()
+        .find(|f| f.severity == Severity::Error)
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        error.message.ends_with(&format!(
+            "(POST /api/chat) failed: timed out reading the reply to POST /api/chat from {} after 300 ms",
+            server.url()
+        )),
+        "{report}"
+    );
+    assert!(
+        error.fix.as_deref().unwrap().contains("first_byte_ms"),
+        "{report}"
+    );
+}
