@@ -227,7 +227,8 @@ fn preflight_reads_a_content_length_reply_on_a_connection_left_open() {
     let t0 = Instant::now();
     let facts = preflight::check(&endpoint(&server.url(), ApiKind::Ollama), &["m:1".into()])
         .expect("a complete reply is read without waiting for a close");
-    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    // Well under the 5 s a GET may take: nothing waited for a close (loose for loaded CI).
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
     assert_eq!(facts.version.as_deref(), Some("0.9.9"));
     assert_eq!(
         facts.models,
@@ -252,7 +253,8 @@ fn preflight_decodes_a_chunked_listing_with_extensions_and_trailers() {
         &["m:1".into()],
     )
     .expect("a chunked reply ends at its last chunk");
-    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    // Well under the 5 s a GET may take: nothing waited for a close (loose for loaded CI).
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
     assert_eq!(facts.models, vec![("m:1".to_owned(), None)]);
 }
 
@@ -351,7 +353,7 @@ fn doctor_on_a_keep_alive_server_is_ready_and_measures_a_one_token_ttft() {
     let d = doctor::diagnose(&cfg, "t.toml", &cfg.endpoints);
     let report = doctor::render(&d, "t.toml");
     assert!(d.healthy(), "{report}");
-    assert!(t0.elapsed() < Duration::from_secs(3), "{report}");
+    assert!(t0.elapsed() < Duration::from_millis(4500), "{report}");
     assert_eq!(
         d.endpoints[0].server.as_deref(),
         Some("Ollama 0.9.9"),
