@@ -1,16 +1,17 @@
 //! `chimeraforge doctor`: is every server of a config ready to be measured, and will the
 //! config measure what it means to? Each problem comes with what to do next.
 //!
-//! Talks to servers like preflight does (plain HTTP/1.0 from the parent, no async runtime).
+//! Talks to servers through preflight's functions and the parent's blocking HTTP/1.1 client
+//! ([`crate::http1`]; no async runtime), then makes one one-token generation per (endpoint,
+//! model) the config uses, unless told not to.
 
 use crate::config::{Config, SIM_URL};
-use crate::preflight::{http_get_with_key, http_post_json};
-use chimeraforge_core::api::ApiKind;
-use chimeraforge_core::workload::{Endpoint, ModelOptions, Scenario};
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-const TIMEOUT: Duration = Duration::from_secs(3);
+use crate::http1::{self, HttpError};
+use crate::preflight::{self, GET_TIMEOUT, MAX_REPLY_BYTES};
+use chimeraforge_core::api::{ApiKind, ServerStats, StreamEvent};
+use chimeraforge_core::workload::{self, Endpoint, ModelOptions, Scenario};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 /// How bad a finding is: errors make `doctor` exit 1, warnings do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -126,26 +127,60 @@ impl Diagnosis {
     }
 }
 
-fn get_json(url: &str, key: Option<&str>) -> Result<serde_json::Value, String> {
-    let (status, body) = http_get_with_key(url, key, TIMEOUT)?;
-    if status != 200 {
-        return Err(format!("HTTP {status}"));
+/// What doctor's one-token generation probe sends and how long it waits.
+#[derive(Debug, Clone)]
+pub struct ProbeSpec {
+    /// The config's options with `num_predict` (`max_tokens`) = 1.
+    pub options: ModelOptions,
+    /// TCP connect timeout (the config's `connect_ms`).
+    pub connect: Duration,
+    /// From sending the request to the first token (the config's `first_byte_ms`).
+    pub first_token: Duration,
+    /// For the rest of the stream after the first token (the config's `idle_ms`).
+    pub rest: Duration,
+    pub max_line_bytes: usize,
+    /// A server-reported load above this is named in the result, ms.
+    pub cold_load_threshold_ms: f64,
+}
+
+impl ProbeSpec {
+    /// The probe for `cfg`: its base options and timeouts, one output token.
+    pub fn for_config(cfg: &Config) -> ProbeSpec {
+        ProbeSpec {
+            options: cfg.options.overlay(&ModelOptions {
+                num_predict: Some(1),
+                ..Default::default()
+            }),
+            connect: cfg.client.connect_timeout,
+            first_token: cfg.settings.timeouts.first_byte,
+            rest: cfg.settings.timeouts.idle,
+            max_line_bytes: cfg.settings.max_line_bytes,
+            cold_load_threshold_ms: cfg.settings.cold_load_threshold_ms,
+        }
     }
-    serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
 }
 
-fn ollama_has(available: &[String], model: &str) -> bool {
-    available
-        .iter()
-        .any(|n| n == model || (!model.contains(':') && *n == format!("{model}:latest")))
+/// Whether doctor makes a generation request on an endpoint, and if not why.
+#[derive(Debug, Clone, Copy)]
+pub enum Generate<'a> {
+    Probe(&'a ProbeSpec),
+    /// Not probed, for this reason (shown as an info line).
+    Skip(&'a str),
 }
 
-/// Check one endpoint: reachable, dialect, version, models present and loaded, layers.
+/// The prompt of the one-token probe.
+pub const PROBE_PROMPT: &str = "Say OK.";
+/// Largest probe reply read, bytes (one token and its statistics are far less).
+const PROBE_MAX_BYTES: usize = 1 << 20;
+
+/// Check one endpoint: reachable, dialect, version, models present and loaded, layers, and
+/// (with [`Generate::Probe`]) a one-token generation with each model.
 pub fn check_endpoint(
     ep: &Endpoint,
     simulated: bool,
     config_path: &str,
     models: &[String],
+    generate: Generate<'_>,
 ) -> EndpointReport {
     let mut r = EndpointReport {
         name: ep.name.clone(),
@@ -161,36 +196,38 @@ pub fn check_endpoint(
     };
     let base = &ep.base_url;
     // The bench sends the endpoint's key (never printed); so does the check.
-    let key = match &ep.api_key_env {
-        Some(var) => match std::env::var(var) {
-            Ok(k) => Some(k),
-            Err(_) => {
-                r.findings.push(Finding::error(
-                    format!("the API key variable {var} (api_key_env) is not set"),
-                    format!("export {var}=YOUR_KEY before running doctor and bench, or remove api_key_env from endpoint {:?} in {config_path}", ep.name),
-                ));
-                None
-            }
-        },
-        None => None,
+    let key = match preflight::api_key(ep) {
+        Ok(k) => k,
+        Err(var) => {
+            r.findings.push(Finding::error(
+                format!("the API key variable {var} (api_key_env) is not set"),
+                format!("export {var}=YOUR_KEY before running doctor and bench, or remove api_key_env from endpoint {:?} in {config_path}", ep.name),
+            ));
+            None
+        }
     };
     let key = key.as_deref();
-    // Reachable at all? One plain GET of the listing the bench needs.
-    let list_path = if ep.api.is_ollama() {
-        "/api/tags"
-    } else {
-        "/v1/models"
-    };
-    let (status, body) = match http_get_with_key(&format!("{base}{list_path}"), key, TIMEOUT) {
+    // Reachable at all? One GET of the listing the bench needs.
+    let list_path = preflight::listing_path(ep.api);
+    let (status, body) = match preflight::get(base, list_path, key) {
         Ok(v) => v,
-        Err(reason) => {
+        Err(e @ (HttpError::Unreachable { .. } | HttpError::BadUrl { .. })) => {
             r.findings.push(Finding::error(
-                format!("unreachable at {base}: {reason}"),
+                format!("unreachable at {base}: {e}"),
                 start_hint(ep, config_path),
             ));
             r.findings.push(Finding::info(
                 "models, version and layers not checked: the server did not answer",
             ));
+            return r;
+        }
+        Err(e) => {
+            // Something accepted the connection: the server is up, not to be started.
+            r.reachable = true;
+            r.findings.push(transport_error(ep, &e, config_path));
+            r.findings.push(Finding::info(format!(
+                "models, version and layers not checked: no usable reply to GET {list_path}"
+            )));
             return r;
         }
     };
@@ -218,13 +255,20 @@ pub fn check_endpoint(
         ));
         return r;
     }
-    let listing: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    r.models = match preflight::parse_listing(ep.api, &body) {
+        Ok(list) => list.into_iter().map(|(name, _)| name).collect(),
+        Err(e) => {
+            r.findings.push(Finding::error(
+                format!("answered GET {list_path} with something that is not JSON ({e}): it is not the {} API the config says", api_name(ep.api)),
+                format!("check that {base} is the LLM server (its port) and `api` of endpoint {:?} in {config_path}", ep.name),
+            ));
+            return r;
+        }
+    };
     if ep.api.is_ollama() {
-        r.models = names(&listing, "models", &["name", "model"]);
-        r.server = get_json(&format!("{base}/api/version"), key)
-            .ok()
+        r.server = preflight::get_json(base, "/api/version", key)
             .and_then(|v| v.get("version")?.as_str().map(|v| format!("Ollama {v}")));
-        if let Ok(ps) = get_json(&format!("{base}/api/ps"), key) {
+        if let Some(ps) = preflight::get_json(base, "/api/ps", key) {
             r.loaded = ps
                 .get("models")
                 .and_then(|m| m.as_array())
@@ -242,7 +286,6 @@ pub fn check_endpoint(
                 .unwrap_or_default();
         }
     } else {
-        r.models = names(&listing, "data", &["id"]);
         r.server = openai_server(base, key);
     }
     let version = r
@@ -269,13 +312,12 @@ pub fn check_endpoint(
         }));
     }
 
+    if let Generate::Skip(why) = generate {
+        r.findings
+            .push(Finding::info(format!("generation not probed: {why}")));
+    }
     for model in models {
-        let present = if ep.api.is_ollama() {
-            ollama_has(&r.models, model)
-        } else {
-            r.models.iter().any(|m| m == model)
-        };
-        if !present {
+        if !preflight::has_model(ep.api, r.models.iter().map(String::as_str), model) {
             let have = if r.models.is_empty() {
                 "none".to_owned()
             } else {
@@ -295,14 +337,14 @@ pub fn check_endpoint(
         }
         let mut facts = Vec::new();
         if ep.api.is_ollama() {
-            if let Some(layers) = block_count(base, model) {
+            if let Some(layers) = block_count(base, model, key) {
                 r.layers.insert(model.clone(), layers);
                 facts.push(format!("{layers} layers"));
             }
             match r
                 .loaded
                 .iter()
-                .find(|(n, _)| ollama_has(std::slice::from_ref(n), model))
+                .find(|(n, _)| preflight::has_model(ep.api, std::iter::once(n.as_str()), model))
             {
                 Some((_, Some(ctx))) => facts.push(format!("loaded now with num_ctx {ctx}")),
                 Some((_, None)) => facts.push("loaded now".into()),
@@ -317,8 +359,207 @@ pub fn check_endpoint(
                 format!(": {}", facts.join("; "))
             }
         )));
+        if let Generate::Probe(spec) = generate {
+            r.findings
+                .push(probe_generation(ep, model, key, spec, config_path));
+        }
     }
     r
+}
+
+/// A request that failed below HTTP after something accepted the connection.
+fn transport_error(ep: &Endpoint, e: &HttpError, config_path: &str) -> Finding {
+    let host = ep.base_url.trim_start_matches("http://");
+    match e {
+        HttpError::TimedOut { .. } => Finding::error(
+            format!("{e}: the server accepted the connection but did not finish its reply"),
+            format!("the server is up but slow or hung: check its log and load (a model load or a full queue holds replies) and restart it if it is hung; or another program listens on {host}: then fix the url of endpoint {:?} in {config_path}", ep.name),
+        ),
+        _ => Finding::error(
+            e.to_string(),
+            format!("check that {host} is the LLM server (http://, its port) and not another program, or fix the url of endpoint {:?} in {config_path}", ep.name),
+        ),
+    }
+}
+
+/// The error message in an error reply's body: OpenAI's `error.message`, Ollama's `error`,
+/// a `message`, or the text itself (shortened), with the API key blanked out should the
+/// server echo it.
+fn server_message(body: &[u8], key: Option<&str>) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let text = v
+        .pointer("/error/message")
+        .or_else(|| v.get("error"))
+        .or_else(|| v.get("message"))
+        .and_then(|m| m.as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+    let text = redact(text, key);
+    let mut short: String = text.chars().take(300).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short
+}
+
+/// `text` without `key` (core's redaction, as every record and printed line has it).
+fn redact(text: String, key: Option<&str>) -> String {
+    chimeraforge_core::redact::Redactor::new(key)
+        .text(&text)
+        .into_owned()
+}
+
+/// What to do when a one-token generation answered `status`.
+fn generation_fix(ep: &Endpoint, model: &str, status: u16, config_path: &str) -> String {
+    let host = ep.base_url.trim_start_matches("http://");
+    let path = ep.api.path();
+    match status {
+        404 if ep.api.is_ollama() => format!(
+            "the server lists {model} but will not generate with it: pull it again (`OLLAMA_HOST={host} ollama pull {model}`) and check the server's log, or remove it from `models` in {config_path}; bench's calls to it would fail the same way"
+        ),
+        404 => format!(
+            "the server lists {model} but answers 404 to {path}: does it serve that API and that model name (llama-server --alias {model}, vLLM --served-model-name {model})? fix `api` of endpoint {:?} or `models` in {config_path}",
+            ep.name
+        ),
+        401 | 403 => match &ep.api_key_env {
+            Some(var) => format!("the server refuses generation with the key in {var}: check it"),
+            None => format!("set api_key_env = \"VAR\" on endpoint {:?} in {config_path} and export VAR=YOUR_KEY", ep.name),
+        },
+        400 | 422 => format!(
+            "the server rejected the request: an option it does not accept? compare [options] in {config_path} with the server's log"
+        ),
+        500..=599 => format!(
+            "the server failed to generate (out of memory loading the model with these options? num_ctx/num_gpu in {config_path}); its log says why"
+        ),
+        _ => "check the server's log; bench's calls would fail the same way".to_owned(),
+    }
+}
+
+/// One streaming generation of one token with `model`, in the endpoint's API, with its key:
+/// its TTFT (from sending the request to the first generated token, measured), or why it
+/// failed and what to do.
+fn probe_generation(
+    ep: &Endpoint,
+    model: &str,
+    key: Option<&str>,
+    spec: &ProbeSpec,
+    config_path: &str,
+) -> Finding {
+    let path = ep.api.path();
+    let what = format!("a one-token generation with {model} (POST {path})");
+    let url = format!("{}{path}", ep.base_url);
+    let body = workload::request_body(ep.api, model, "", PROBE_PROMPT, &spec.options);
+    let req = http1::Request::post_json(&url, &body)
+        .bearer(key)
+        .accept("application/x-ndjson, text/event-stream, application/json");
+    let limits = http1::Limits {
+        connect: spec.connect,
+        reply: spec.first_token,
+        max_body: PROBE_MAX_BYTES,
+    };
+    let slow_fix = format!(
+        "the server answers its listing but did not generate in time: a long model load, a model too big for the machine, or a hung server; check its log. If loads are this slow, raise first_byte_ms under [timeouts] in {config_path}: bench's calls would time out the same way"
+    );
+    let failed = |e: &HttpError, ttft: Option<Duration>| {
+        let after = ttft.map_or(String::new(), |t| {
+            format!(" after its first token ({:.1} ms)", ms(t))
+        });
+        let fix = match e {
+            HttpError::TimedOut { .. } => slow_fix.clone(),
+            HttpError::Unreachable { .. } => start_hint(ep, config_path),
+            _ => "check the server's log; bench's calls would fail the same way".to_owned(),
+        };
+        Finding::error(format!("{what} failed{after}: {e}"), fix)
+    };
+    let mut reply = match http1::send(&req, limits) {
+        Ok(reply) => reply,
+        Err(e) => return failed(&e, None),
+    };
+    let status = reply.status();
+    if status != 200 {
+        reply.set_deadline(GET_TIMEOUT);
+        let message = match reply.body() {
+            Ok(b) => server_message(&b, key),
+            Err(e) => format!("(its body could not be read: {e})"),
+        };
+        return Finding::error(
+            format!("{what} failed: HTTP {status}: {message}"),
+            generation_fix(ep, model, status, config_path),
+        );
+    }
+    let mut decoder = ep.api.decoder(spec.max_line_bytes);
+    let mut events = Vec::new();
+    let mut ttft: Option<Duration> = None;
+    let mut stats = ServerStats::default();
+    let mut done = false;
+    while !done {
+        let (at, ended, decoded) = match reply.next_chunk() {
+            Ok(Some((at, bytes))) => (at, false, decoder.feed(&bytes, &mut events)),
+            Ok(None) => (Instant::now(), true, decoder.finish(&mut events)),
+            Err(e) => return failed(&e, ttft),
+        };
+        if let Err(e) = decoded {
+            return Finding::error(
+                format!(
+                    "{what}: the stream is not what the {} API sends: {e}",
+                    api_name(ep.api)
+                ),
+                format!(
+                    "check `api` of endpoint {:?} in {config_path} and the server's log",
+                    ep.name
+                ),
+            );
+        }
+        for ev in events.drain(..) {
+            match ev {
+                StreamEvent::Text(t) if !t.is_empty() && ttft.is_none() => {
+                    ttft = Some(at.duration_since(reply.sent_at));
+                    reply.set_deadline(spec.rest);
+                }
+                StreamEvent::Stats(s) => stats.merge(s),
+                StreamEvent::Done { .. } => done = true,
+                StreamEvent::ServerError(m) => {
+                    return Finding::error(
+                        format!(
+                            "{what}: the server reported an error in the stream: {}",
+                            redact(m, key)
+                        ),
+                        generation_fix(ep, model, 500, config_path),
+                    )
+                }
+                _ => {}
+            }
+        }
+        if ended && !done {
+            let token = ttft.map_or("before any token".to_owned(), |t| {
+                format!("after its first token ({:.1} ms)", ms(t))
+            });
+            return Finding::error(
+                format!("{what}: the stream ended {token} without its end marker (done / [DONE]); bench records such calls as failed"),
+                "check the server's log (did it crash or drop the connection?)".to_owned(),
+            );
+        }
+    }
+    let load = stats
+        .load_ms
+        .filter(|&l| l > spec.cold_load_threshold_ms)
+        .map_or(String::new(), |l| {
+            format!("; the server spent {l:.0} ms of it loading the model")
+        });
+    match ttft {
+        Some(t) => Finding::ok(format!(
+            "model {model} generates: TTFT {:.1} ms (measured: a one-token POST {path}, from sending the request to the first token{load})",
+            ms(t)
+        )),
+        None => Finding::warn(
+            format!("{what} finished without any text: TTFT not measured{load}"),
+            "nothing, if it is a reasoning model that spends its first token thinking; otherwise check the model and the server's log".to_owned(),
+        ),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 fn start_hint(ep: &Endpoint, config_path: &str) -> String {
@@ -344,24 +585,10 @@ fn api_name(api: ApiKind) -> &'static str {
     }
 }
 
-fn names(v: &serde_json::Value, list: &str, keys: &[&str]) -> Vec<String> {
-    v.get(list)
-        .and_then(|m| m.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|m| {
-                    keys.iter()
-                        .find_map(|k| m.get(*k)?.as_str().map(str::to_owned))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// What an OpenAI-compatible server says it is: llama.cpp (`/props`), vLLM (`/version`),
 /// or Ollama's compatibility API (`/api/version`).
 fn openai_server(base: &str, key: Option<&str>) -> Option<String> {
-    if let Ok(props) = get_json(&format!("{base}/props"), key) {
+    if let Some(props) = preflight::get_json(base, "/props", key) {
         let build = props
             .get("build_info")
             .and_then(|b| b.as_str())
@@ -374,21 +601,26 @@ fn openai_server(base: &str, key: Option<&str>) -> Option<String> {
             .unwrap_or_default();
         return Some(format!("llama.cpp server{build}{ctx}"));
     }
-    if let Some(v) = get_json(&format!("{base}/api/version"), key)
-        .ok()
+    if let Some(v) = preflight::get_json(base, "/api/version", key)
         .and_then(|v| v.get("version")?.as_str().map(str::to_owned))
     {
         return Some(format!("Ollama {v} (its OpenAI-compatible API)"));
     }
-    get_json(&format!("{base}/version"), key)
-        .ok()
+    preflight::get_json(base, "/version", key)
         .and_then(|v| v.get("version")?.as_str().map(|v| format!("version {v}")))
 }
 
 /// Layers of `model` from `/api/show`'s `model_info["<family>.block_count"]`.
-fn block_count(base: &str, model: &str) -> Option<u64> {
+fn block_count(base: &str, model: &str, key: Option<&str>) -> Option<u64> {
     let body = serde_json::to_vec(&serde_json::json!({ "model": model })).ok()?;
-    let (status, reply) = http_post_json(&format!("{base}/api/show"), &body, TIMEOUT).ok()?;
+    let (status, reply) = http1::post_json(
+        &format!("{base}/api/show"),
+        &body,
+        key,
+        GET_TIMEOUT,
+        MAX_REPLY_BYTES,
+    )
+    .ok()?;
     if status != 200 {
         return None;
     }
@@ -583,14 +815,40 @@ pub fn check_config(cfg: &Config, config_path: &str, reports: &[EndpointReport])
 }
 
 /// Check every endpoint of `cfg` (with `sim` endpoints resolved to running simulators in
-/// `resolved`) and the config as a whole.
+/// `resolved`) and the config as a whole, with a one-token generation per (endpoint, model).
 pub fn diagnose(cfg: &Config, config_path: &str, resolved: &[Endpoint]) -> Diagnosis {
+    diagnose_with(cfg, config_path, resolved, true)
+}
+
+/// [`diagnose`], with the generation probe only when `generate` (`doctor --no-generate`
+/// turns it off).
+pub fn diagnose_with(
+    cfg: &Config,
+    config_path: &str,
+    resolved: &[Endpoint],
+    generate: bool,
+) -> Diagnosis {
+    let spec = ProbeSpec::for_config(cfg);
+    // The endpoints some agent of some cell talks to (every agent count of a sweep).
+    let used: BTreeSet<String> = cfg
+        .agent_counts()
+        .into_iter()
+        .flat_map(|n| cfg.templates_for(n))
+        .map(|t| t.endpoint.name)
+        .collect();
     let endpoints: Vec<EndpointReport> = cfg
         .endpoints
         .iter()
         .map(|e| {
             let live = resolved.iter().find(|r| r.name == e.name).unwrap_or(e);
-            check_endpoint(live, e.base_url == SIM_URL, config_path, &cfg.models)
+            let probe = if !generate {
+                Generate::Skip("--no-generate")
+            } else if !used.contains(&e.name) {
+                Generate::Skip("no agent of the config uses this endpoint")
+            } else {
+                Generate::Probe(&spec)
+            };
+            check_endpoint(live, e.base_url == SIM_URL, config_path, &cfg.models, probe)
         })
         .collect();
     let config = check_config(cfg, config_path, &endpoints);

@@ -7,6 +7,7 @@ pub mod child;
 pub mod config;
 pub mod doctor;
 pub mod failures;
+pub mod http1;
 pub mod interrupt;
 pub mod live;
 pub mod matrix;

@@ -121,18 +121,24 @@ enum Cmd {
     /// Check a config's servers before benching: up, API, version, models, settings.
     ///
     /// For each endpoint: reachable, API dialect, server version, models present and loaded,
-    /// layers; then settings that would spoil the measurement (agents sharing a server,
-    /// options that force model reloads, num_gpu beyond a model's layers, options an
-    /// OpenAI-compatible endpoint does not get). Every problem says what to do next.
-    /// Exit 0 when every endpoint is reachable and nothing is an error, 1 otherwise.
+    /// layers, and a one-token streaming generation with each model the config uses (its
+    /// TTFT, measured, or the server's error); then settings that would spoil the
+    /// measurement (agents sharing a server, options that force model reloads, num_gpu beyond
+    /// a model's layers, options an OpenAI-compatible endpoint does not get). Every problem
+    /// says what to do next. Exit 0 when every endpoint is reachable and nothing is an error,
+    /// 1 otherwise.
     ///
     /// Examples:
     ///   chimeraforge doctor                            # the quickstart (embedded simulators)
     ///   chimeraforge doctor bench-configs/tr116.toml   # two Ollama servers on 11434/11435
+    ///   chimeraforge doctor my.toml --no-generate      # no generation request (no model load)
     #[command(verbatim_doc_comment)]
     Doctor {
         /// Config file (TOML). Default: bench-configs/quickstart.toml.
         config: Option<PathBuf>,
+        /// Skip the one-token generation per (endpoint, model) the config uses.
+        #[arg(long)]
+        no_generate: bool,
     },
     /// Print a shell completion script.
     ///
@@ -259,7 +265,10 @@ fn main() -> ExitCode {
             pin,
             probes,
         } => overhead(&backends, out, quick, pin, probes),
-        Cmd::Doctor { config } => doctor(config.as_deref()),
+        Cmd::Doctor {
+            config,
+            no_generate,
+        } => doctor(config.as_deref(), !no_generate),
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -798,12 +807,12 @@ fn host_facts() -> serde_json::Value {
     })
 }
 
-fn doctor(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+fn doctor(config: Option<&Path>, generate: bool) -> anyhow::Result<ExitCode> {
     let (source, cfg) = load_config(config)?;
     chimeraforge::secrets::install(&cfg.endpoints)?;
     let (endpoints, sims) = matrix::start_simulators(&cfg)?;
     let path = source.path.display().to_string();
-    let diagnosis = chimeraforge::doctor::diagnose(&cfg, &path, &endpoints);
+    let diagnosis = chimeraforge::doctor::diagnose_with(&cfg, &path, &endpoints, generate);
     drop(sims);
     let arg = config.map(|p| p.display().to_string()).unwrap_or_default();
     out!("{}", chimeraforge::doctor::render(&diagnosis, arg.trim()));

@@ -1,11 +1,11 @@
 //! Before anything is measured: is each endpoint up, and does it have each model?
-//! Runs in the parent over a plain HTTP/1.0 GET (no async runtime involved).
+//! Runs in the parent over its own blocking HTTP/1.1 client ([`crate::http1`]; no async
+//! runtime involved). `chimeraforge doctor` asks its questions through the same functions.
 
+use crate::http1::{self, HttpError};
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::workload::Endpoint;
 use serde::Serialize;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 /// What a server said about itself.
@@ -24,6 +24,14 @@ pub struct ServerFacts {
 pub enum PreflightError {
     #[error("endpoint {endpoint:?} at {url} is unreachable: {reason}\n  hint: start the server (e.g. `ollama serve`, `just serve-real`), or fix the url in the config; `chimeraforge doctor CONFIG` checks every endpoint")]
     Unreachable {
+        endpoint: String,
+        url: String,
+        reason: String,
+    },
+    #[error("endpoint {endpoint:?}: {reason}\n  hint: the server accepted the connection but did not finish its reply: it is up but busy or hung (a model load or a full queue holds replies; check its log, restart it if it is hung), or another program listens there; `chimeraforge doctor CONFIG` checks every endpoint")]
+    TimedOut { endpoint: String, reason: String },
+    #[error("endpoint {endpoint:?} at {url}: {reason}\n  hint: is {url} the LLM server (http://, its port), not another program? fix the url in the config; `chimeraforge doctor CONFIG` checks every endpoint")]
+    BadReply {
         endpoint: String,
         url: String,
         reason: String,
@@ -57,103 +65,89 @@ pub enum PreflightError {
     },
 }
 
-/// GET `url` with HTTP/1.0 (so the reply is never chunked); returns (status, body).
-pub fn http_get(url: &str, timeout: Duration) -> Result<(u16, Vec<u8>), String> {
-    http_request("GET", url, None, None, timeout)
+/// How long the pre-bench check and doctor wait for a GET: the connect, then the whole reply.
+pub const GET_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest reply body read by a GET, bytes (a model listing is kilobytes).
+pub const MAX_REPLY_BYTES: usize = 16 << 20;
+
+/// The endpoint's API key, read from its `api_key_env` variable (never printed):
+/// `Ok(None)` when it has none, `Err(VAR)` when the variable is not set.
+pub fn api_key(ep: &Endpoint) -> Result<Option<String>, String> {
+    match &ep.api_key_env {
+        None => Ok(None),
+        Some(var) => std::env::var(var).map(Some).map_err(|_| var.clone()),
+    }
 }
 
-/// GET `url` as [`http_get`] does, with `Authorization: Bearer KEY` when a key is given.
-pub fn http_get_with_key(
-    url: &str,
-    api_key: Option<&str>,
-    timeout: Duration,
-) -> Result<(u16, Vec<u8>), String> {
-    http_request("GET", url, None, api_key, timeout)
+/// `GET {base}{path}` with the key, over the parent's HTTP/1.1 client: (status, body).
+pub fn get(base: &str, path: &str, key: Option<&str>) -> Result<(u16, Vec<u8>), HttpError> {
+    http1::get(&format!("{base}{path}"), key, GET_TIMEOUT, MAX_REPLY_BYTES)
 }
 
-/// POST a JSON `body` to `url` with HTTP/1.0; returns (status, body).
-pub fn http_post_json(url: &str, body: &[u8], timeout: Duration) -> Result<(u16, Vec<u8>), String> {
-    http_request("POST", url, Some(body), None, timeout)
+/// `GET {base}{path}` parsed as JSON; `None` unless it answers 200 with JSON.
+pub fn get_json(base: &str, path: &str, key: Option<&str>) -> Option<serde_json::Value> {
+    match get(base, path, key) {
+        Ok((200, body)) => serde_json::from_slice(&body).ok(),
+        _ => None,
+    }
 }
 
-fn http_request(
-    method: &str,
-    url: &str,
-    body: Option<&[u8]>,
-    api_key: Option<&str>,
-    timeout: Duration,
-) -> Result<(u16, Vec<u8>), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url} is not an http:// URL"))?;
-    let (host_port, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let with_port = if host_port.contains(':') {
-        host_port.to_owned()
+/// Where `api` lists its models: `/api/tags` (Ollama) or `/v1/models`.
+pub fn listing_path(api: ApiKind) -> &'static str {
+    if api.is_ollama() {
+        "/api/tags"
     } else {
-        format!("{host_port}:80")
-    };
-    let addr = with_port
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host_port}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host_port} resolves to no address"))?;
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let mut request =
-        format!("{method} {path} HTTP/1.0\r\nHost: {host_port}\r\nAccept: application/json\r\n");
-    if let Some(b) = body {
-        request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
+        "/v1/models"
     }
-    if let Some(key) = api_key {
-        request.push_str(&format!("Authorization: Bearer {key}\r\n"));
-    }
-    request.push_str("\r\n");
-    let mut bytes = request.into_bytes();
-    bytes.extend_from_slice(body.unwrap_or_default());
-    s.write_all(&bytes).map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    s.take(16 << 20)
-        .read_to_end(&mut buf)
-        .map_err(|e| e.to_string())?;
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("malformed HTTP response (no header end)")?;
-    let head = String::from_utf8_lossy(&buf[..split]);
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("malformed HTTP status line")?;
-    Ok((status, buf[split + 4..].to_vec()))
 }
 
-fn get_json(ep: &Endpoint, path: &str) -> Result<serde_json::Value, PreflightError> {
-    let url = format!("{}{path}", ep.base_url);
-    // The measured calls send the endpoint's key; so must the check (never printed).
-    let key = ep
-        .api_key_env
-        .as_ref()
-        .and_then(|var| std::env::var(var).ok());
-    let (status, body) =
-        http_get_with_key(&url, key.as_deref(), Duration::from_secs(5)).map_err(|reason| {
-            PreflightError::Unreachable {
-                endpoint: ep.name.clone(),
-                url: ep.base_url.clone(),
-                reason,
-            }
-        })?;
+/// The models a listing names (Ollama `models[].name`/`model`, OpenAI `data[].id`), with
+/// their digests where the API gives them. A JSON document without the list names none.
+pub fn parse_listing(
+    api: ApiKind,
+    body: &[u8],
+) -> Result<Vec<(String, Option<String>)>, serde_json::Error> {
+    let v: serde_json::Value = serde_json::from_slice(body)?;
+    let (list, keys): (&str, &[&str]) = if api.is_ollama() {
+        ("models", &["name", "model"])
+    } else {
+        ("data", &["id"])
+    };
+    Ok(v.get(list)
+        .and_then(|m| m.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| {
+                    let name = keys.iter().find_map(|k| m.get(*k)?.as_str())?;
+                    let digest = m.get("digest").and_then(|d| d.as_str()).map(str::to_owned);
+                    Some((name.to_owned(), digest))
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Whether `available` holds `model` (Ollama also answers `NAME` for `NAME:latest`).
+pub fn has_model<'a>(
+    api: ApiKind,
+    mut available: impl Iterator<Item = &'a str>,
+    model: &str,
+) -> bool {
+    available.any(|name| {
+        name == model
+            || (api.is_ollama() && !model.contains(':') && name == format!("{model}:latest"))
+    })
+}
+
+/// The listing of `ep` (`/api/tags` or `/v1/models`) with its status checked.
+fn listing(
+    ep: &Endpoint,
+    key: Option<&str>,
+) -> Result<Vec<(String, Option<String>)>, PreflightError> {
+    let path = listing_path(ep.api);
+    let (status, body) = get(&ep.base_url, path, key).map_err(|e| transport(ep, e))?;
     if status == 401 || status == 403 {
-        let (key_state, fix) = match (&ep.api_key_env, &key) {
+        let (key_state, fix) = match (&ep.api_key_env, key) {
             (None, _) => (
                 "not configured".to_owned(),
                 "set `api_key_env = \"VAR\"` on the endpoint and export VAR with the server's key"
@@ -186,55 +180,48 @@ fn get_json(ep: &Endpoint, path: &str) -> Result<serde_json::Value, PreflightErr
             api: ep.api,
         });
     }
-    serde_json::from_slice(&body).map_err(|e| PreflightError::Unreachable {
+    parse_listing(ep.api, &body).map_err(|e| PreflightError::BadReply {
         endpoint: ep.name.clone(),
-        url: url.clone(),
-        reason: format!("{path} did not return JSON: {e}"),
+        url: ep.base_url.clone(),
+        reason: format!("GET {path} did not return JSON: {e}"),
     })
+}
+
+/// A GET that failed below HTTP: unreachable only when nothing accepted the connection.
+fn transport(ep: &Endpoint, e: HttpError) -> PreflightError {
+    match e {
+        HttpError::Unreachable { .. } | HttpError::BadUrl { .. } => PreflightError::Unreachable {
+            endpoint: ep.name.clone(),
+            url: ep.base_url.clone(),
+            reason: e.to_string(),
+        },
+        HttpError::TimedOut { .. } => PreflightError::TimedOut {
+            endpoint: ep.name.clone(),
+            reason: e.to_string(),
+        },
+        _ => PreflightError::BadReply {
+            endpoint: ep.name.clone(),
+            url: ep.base_url.clone(),
+            reason: e.to_string(),
+        },
+    }
 }
 
 /// Check `ep` is up and has every model in `models`.
 pub fn check(ep: &Endpoint, models: &[String]) -> Result<ServerFacts, PreflightError> {
-    let (version, available) = if ep.api.is_ollama() {
-        let version = get_json(ep, "/api/version")
-            .ok()
-            .and_then(|v| v.get("version")?.as_str().map(str::to_owned));
-        let tags = get_json(ep, "/api/tags")?;
-        let list = tags
-            .get("models")
-            .and_then(|m| m.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|m| {
-                        let name = m.get("name").or_else(|| m.get("model"))?.as_str()?;
-                        let digest = m.get("digest").and_then(|d| d.as_str()).map(str::to_owned);
-                        Some((name.to_owned(), digest))
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        (version, list)
+    // The measured calls send the endpoint's key; so must the check (never printed). An
+    // unset variable is reported by the server's 401, with the variable's name.
+    let key = api_key(ep).ok().flatten();
+    let key = key.as_deref();
+    let available = listing(ep, key)?;
+    let version = if ep.api.is_ollama() {
+        get_json(&ep.base_url, "/api/version", key)
+            .and_then(|v| v.get("version")?.as_str().map(str::to_owned))
     } else {
-        let models = get_json(ep, "/v1/models")?;
-        let list = models
-            .get("data")
-            .and_then(|m| m.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|m| Some((m.get("id")?.as_str()?.to_owned(), None)))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        (None, list)
+        None
     };
     for model in models {
-        let present = available.iter().any(|(name, _)| {
-            name == model
-                || (ep.api.is_ollama()
-                    && !model.contains(':')
-                    && name == &format!("{model}:latest"))
-        });
-        if !present {
+        if !has_model(ep.api, available.iter().map(|(n, _)| n.as_str()), model) {
             let names: Vec<&str> = available.iter().map(|(n, _)| n.as_str()).collect();
             return Err(PreflightError::MissingModel {
                 endpoint: ep.name.clone(),
