@@ -22,6 +22,7 @@ from .codecs import (
     API_DEBUG,
     CodecError,
     Done,
+    Reasoning,
     ServerError,
     ServerStats,
     Stats,
@@ -92,6 +93,8 @@ class _Measuring:
         self.t_send = perf_counter_ns()
         self.send_offset_ms = 0.0
         self.t_first: Optional[int] = None
+        self.t_first_answer: Optional[int] = None
+        self.reasoning_events = 0
         self.t_last: Optional[int] = None
         self.offsets_ms: list = []
         self.text_parts: list = []
@@ -120,9 +123,21 @@ class _Measuring:
                     self.live.n += 1
                 if self.t_first is None:
                     self.t_first = at
+                if self.t_first_answer is None:
+                    self.t_first_answer = at
                 self.t_last = at
                 self.offsets_ms.append(ms(at - self.t_send))
                 self.text_parts.append(ev.text)
+        elif isinstance(ev, Reasoning):
+            # timed like answer text (the server decodes it alike); its text is not kept
+            if ev.text:
+                if self.live is not None:
+                    self.live.n += 1
+                if self.t_first is None:
+                    self.t_first = at
+                self.t_last = at
+                self.offsets_ms.append(ms(at - self.t_send))
+                self.reasoning_events += 1
         elif isinstance(ev, Stats):
             if self.server is None:
                 self.server = ev.stats
@@ -153,6 +168,9 @@ class _Measuring:
         if output_tokens is not None and decode_ms is not None and output_tokens["value"] > 1 and decode_ms > 0.0:
             per = decode_ms / float(output_tokens["value"] - 1)
             client_decode_tok_s, tpot_ms = 1e3 / per, per
+        reasoning_tokens, answer_tokens = reasoning_split(
+            self.server, output_tokens, text_events, self.reasoning_events
+        )
         gaps = [b - a for a, b in zip(self.offsets_ms, self.offsets_ms[1:])]
         cold_load = (
             self.server is not None
@@ -181,8 +199,30 @@ class _Measuring:
             "cold_load": cold_load,
             "output_preview": text[:PREVIEW_CHARS],
             "error": error,
+            "ttft_answer_ms": ms(self.t_first_answer - self.t_send) if self.t_first_answer is not None else None,
+            "reasoning_events": self.reasoning_events,
+            "reasoning_tokens": reasoning_tokens,
+            "answer_tokens": answer_tokens,
         }
         return record, text
+
+
+def reasoning_split(server: Optional[ServerStats], output: Optional[dict], text_events: int, reasoning_events: int) -> tuple:
+    """(reasoning_tokens, answer_tokens) of a call, as core's call::reasoning_split: server
+    counts where the server gives them, else the events counted."""
+    if server is not None and server.reasoning_tokens is not None:
+        reasoning = {"value": server.reasoning_tokens, "basis": "measured"}
+    elif reasoning_events > 0:
+        reasoning = {"value": reasoning_events, "basis": "estimated"}
+    else:
+        reasoning = None
+    if reasoning is None:
+        answer = output
+    elif output is not None and output["basis"] == "measured" and reasoning["basis"] == "measured":
+        answer = {"value": max(output["value"] - reasoning["value"], 0), "basis": "measured"}
+    else:
+        answer = {"value": text_events - reasoning_events, "basis": "estimated"}
+    return reasoning, answer
 
 
 def _http_error_kind(e: BaseException, during_body: bool) -> str:

@@ -26,6 +26,8 @@ class ServerStats:
     load_ms: Optional[float] = None
     total_ms: Optional[float] = None
     done_reason: Optional[str] = None
+    # of output_tokens, those spent reasoning (usage.completion_tokens_details.reasoning_tokens)
+    reasoning_tokens: Optional[int] = None
 
     def decode_tok_s(self) -> Optional[float]:
         if self.output_tokens is not None and self.eval_ms is not None and self.eval_ms > 0.0:
@@ -52,6 +54,14 @@ class Text:
 
 
 @dataclass
+class Reasoning:
+    """Generated reasoning text, never empty: Ollama ``thinking`` / ``message.thinking``,
+    OpenAI-compatible ``delta.reasoning_content`` / ``delta.reasoning``."""
+
+    text: str
+
+
+@dataclass
 class Stats:
     stats: ServerStats
 
@@ -66,7 +76,7 @@ class ServerError:
     message: str
 
 
-StreamEvent = Union[Text, Stats, Done, ServerError]
+StreamEvent = Union[Text, Reasoning, Stats, Done, ServerError]
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -256,8 +266,10 @@ def _ollama_line(line: bytes, n: int, out: list) -> None:
     try:
         obj = _parse_object(text)
         response = _opt_str(obj, "response")
+        thinking = _opt_str(obj, "thinking")
         message = _opt_obj(obj, "message")
         content = _opt_str(message, "content") if message is not None else None
+        message_thinking = _opt_str(message, "thinking") if message is not None else None
         done_v = obj.get("done", False)
         if not isinstance(done_v, bool):
             raise _Bad(f"invalid type: {_type_name(done_v)}, expected a boolean for `done`")
@@ -277,8 +289,13 @@ def _ollama_line(line: bytes, n: int, out: list) -> None:
     if err is not None:
         out.append(ServerError(err if isinstance(err, str) else _compact(err)))
         return
+    thought = thinking if thinking is not None else message_thinking
+    reasoned = bool(thought)
+    if reasoned:
+        out.append(Reasoning(thought))
     piece = response if response is not None else content
-    if piece is not None and not (done_v and piece == ""):
+    # the empty response/content beside a thought is no keep-alive delta
+    if piece is not None and not ((done_v or reasoned) and piece == ""):
         out.append(Text(piece))
     if done_v:
         out.append(Stats(stats))
@@ -361,10 +378,22 @@ class SseDecoder:
                     raise _Bad(f"invalid type: {_type_name(c)}, expected a map for a choice")
                 delta = _opt_obj(c, "delta")
                 content = _opt_str(delta, "content") if delta is not None else None
-                choices.append((content, _opt_str(c, "text"), _opt_str(c, "finish_reason")))
+                thought = None
+                if delta is not None:
+                    # reasoning_content (llama.cpp, vLLM, DeepSeek) or reasoning (the newer
+                    # name); a server sending both sends one text twice
+                    rc = _opt_str(delta, "reasoning_content")
+                    r = _opt_str(delta, "reasoning")
+                    thought = rc if rc is not None else r
+                choices.append((content, thought, _opt_str(c, "text"), _opt_str(c, "finish_reason")))
             usage = _opt_obj(obj, "usage")
+            details = _opt_obj(usage, "completion_tokens_details") if usage is not None else None
             usage_v = (
-                (_opt_u64(usage, "prompt_tokens"), _opt_u64(usage, "completion_tokens"))
+                (
+                    _opt_u64(usage, "prompt_tokens"),
+                    _opt_u64(usage, "completion_tokens"),
+                    _opt_u64(details, "reasoning_tokens") if details is not None else None,
+                )
                 if usage is not None
                 else None
             )
@@ -387,7 +416,9 @@ class SseDecoder:
             out.append(ServerError(msg if isinstance(msg, str) else _compact(err)))
             return
         finish_reason = None
-        for content, text_field, reason in choices:
+        for content, thought, text_field, reason in choices:
+            if thought:
+                out.append(Reasoning(thought))
             piece = content if content is not None else text_field
             if piece is not None:
                 out.append(Text(piece))
@@ -396,7 +427,7 @@ class SseDecoder:
         stats = ServerStats()
         has_stats = False
         if usage_v is not None:
-            stats.prompt_tokens, stats.output_tokens = usage_v
+            stats.prompt_tokens, stats.output_tokens, stats.reasoning_tokens = usage_v
             has_stats = True
         if timings_v is not None:
             prompt_n, prompt_ms, predicted_n, predicted_ms = timings_v

@@ -71,8 +71,8 @@ def _decode_rate(agent: dict) -> Optional[float]:
     return tokens / secs if secs > 0.0 else None
 
 
-def _mean_ttft(agent: dict) -> Optional[float]:
-    v = [c["ttft_ms"] for c in agent["calls"] if c["ttft_ms"] is not None]
+def _mean_ttft(agent: dict, key: str = "ttft_ms") -> Optional[float]:
+    v = [c[key] for c in agent["calls"] if c.get(key) is not None]
     if not v:
         return None
     s = 0.0
@@ -107,6 +107,10 @@ def run_metrics(seq: dict, conc: dict) -> dict:
                 "concurrent_decode_tok_s": _decode_rate(c),
                 "alone_decode_tok_s": _decode_rate(s),
                 "concurrent_ttft_ms": _mean_ttft(c),
+                "concurrent_ttft_answer_ms": _mean_ttft(c, "ttft_answer_ms"),
+                "reasoning_tokens_concurrent": sum(
+                    c2["reasoning_tokens"]["value"] for c2 in c["calls"] if c2.get("reasoning_tokens") is not None
+                ),
             }
         )
     seq_sum = 0.0

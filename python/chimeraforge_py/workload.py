@@ -28,6 +28,8 @@ def request_body(api: str, model: str, system: str, prompt: str, options: dict) 
         return m
 
     opts = options_json(options)
+    # Ollama takes `think` beside `options`; OpenAI chat an effort level as reasoning_effort
+    think = opts.pop("think", None)
     if api == "ollama":
         body = {"model": model, "messages": messages(), "stream": True, "options": opts}
     elif api == "ollama-generate":
@@ -52,6 +54,11 @@ def request_body(api: str, model: str, system: str, prompt: str, options: dict) 
                 body[theirs] = opts[ours]
     else:
         raise ValueError(f"unknown API {api!r}")
+    if think is not None:
+        if api in ("ollama", "ollama-generate"):
+            body["think"] = think
+        elif api == "openai-chat" and isinstance(think, str):
+            body["reasoning_effort"] = think
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 

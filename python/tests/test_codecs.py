@@ -6,6 +6,7 @@ from chimeraforge_py.codecs import (
     CodecError,
     Done,
     OllamaDecoder,
+    Reasoning,
     ServerError,
     ServerStats,
     SseDecoder,
@@ -61,8 +62,66 @@ def decode(cls, chunks):
     return out
 
 
-CASES = [(OllamaDecoder, OLLAMA, OLLAMA_EXPECTED), (SseDecoder, SSE, SSE_EXPECTED)]
-IDS = ["ollama-ndjson", "openai-sse"]
+# Reasoning models, as in the Rust codec tests: Ollama /api/chat `message.thinking`,
+# /api/generate `thinking`, OpenAI-compatible `delta.reasoning_content` / `delta.reasoning`.
+OLLAMA_CHAT_THINKING = (
+    '{"model":"qwen3","created_at":"t","message":{"role":"assistant","content":"","thinking":"Ok"},"done":false}\n'
+    '{"model":"qwen3","created_at":"t","message":{"role":"assistant","content":"","thinking":"ay, 日本"},"done":false}\n'
+    '{"model":"qwen3","created_at":"t","message":{"role":"assistant","content":"Hé"},"done":false}\n'
+    '{"model":"qwen3","created_at":"t","message":{"role":"assistant","content":""},"done":true,'
+    '"done_reason":"stop","eval_count":3,"eval_duration":30000000}\n'
+).encode()
+
+OLLAMA_GENERATE_THINKING = (
+    '{"model":"qwen3","created_at":"t","response":"","thinking":"Ok","done":false}\n'
+    '{"model":"qwen3","created_at":"t","response":"","thinking":"ay, 日本","done":false}\n'
+    '{"model":"qwen3","created_at":"t","response":"Hé","done":false}\n'
+    '{"model":"qwen3","created_at":"t","response":"","done":true,'
+    '"done_reason":"stop","eval_count":3,"eval_duration":30000000}\n'
+).encode()
+
+OLLAMA_THINKING_EXPECTED = [
+    Reasoning("Ok"),
+    Reasoning("ay, 日本"),
+    Text("Hé"),
+    Stats(ServerStats(output_tokens=3, eval_ms=30.0, done_reason="stop")),
+    Done("stop"),
+]
+
+SSE_REASONING = (
+    'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":null,"FIELD":"Ok"},"finish_reason":null}]}\n\n'
+    'data: {"choices":[{"index":0,"delta":{"FIELD":"ay, 日本"},"finish_reason":null}]}\r\n\r\n'
+    'data: {"choices":[{"index":0,"delta":{"content":"Hé"},"finish_reason":"stop"}]}\n\n'
+    'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8,'
+    '"completion_tokens_details":{"reasoning_tokens":2}}}\n\n'
+    "data: [DONE]\n\n"
+)
+
+SSE_REASONING_EXPECTED = [
+    Reasoning("Ok"),
+    Reasoning("ay, 日本"),
+    Text("Hé"),
+    Stats(ServerStats(done_reason="stop")),
+    Done("stop"),
+    Stats(ServerStats(output_tokens=3, prompt_tokens=5, reasoning_tokens=2)),
+]
+
+CASES = [
+    (OllamaDecoder, OLLAMA, OLLAMA_EXPECTED),
+    (SseDecoder, SSE, SSE_EXPECTED),
+    (OllamaDecoder, OLLAMA_CHAT_THINKING, OLLAMA_THINKING_EXPECTED),
+    (OllamaDecoder, OLLAMA_GENERATE_THINKING, OLLAMA_THINKING_EXPECTED),
+    (SseDecoder, SSE_REASONING.replace("FIELD", "reasoning_content").encode(), SSE_REASONING_EXPECTED),
+    (SseDecoder, SSE_REASONING.replace("FIELD", "reasoning").encode(), SSE_REASONING_EXPECTED),
+]
+IDS = [
+    "ollama-ndjson",
+    "openai-sse",
+    "ollama-chat-thinking",
+    "ollama-generate-thinking",
+    "openai-reasoning-content",
+    "openai-reasoning",
+]
 
 
 @pytest.mark.parametrize("cls,stream,expected", CASES, ids=IDS)
@@ -150,3 +209,13 @@ def test_sse_completions_text_error_and_trailing_event():
 def test_done_is_reported_once():
     out = decode(SseDecoder, [b'data: {"choices":[{"text":"a","finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'])
     assert out == [Text("a"), Stats(ServerStats(done_reason="stop")), Done("stop")]
+
+
+def test_both_reasoning_names_in_one_delta_are_one_thought():
+    out = decode(SseDecoder, [b'data: {"choices":[{"delta":{"reasoning_content":"x","reasoning":"x"}}]}\n\n'])
+    assert out == [Reasoning("x")]
+
+
+def test_empty_thinking_is_no_reasoning():
+    out = decode(OllamaDecoder, [b'{"response":"a","thinking":"","done":false}\n'])
+    assert out == [Text("a")]

@@ -100,6 +100,33 @@ def test_a_good_call_is_measured():
     assert abs(rec["tpot_ms"] - rec["decode_ms"]) < 1e-9
 
 
+def think(t):
+    return json.dumps({"message": {"content": "", "thinking": t}, "done": False}).encode() + b"\n"
+
+
+def test_a_reasoning_call_has_two_ttfts_and_passes_on_only_its_answer():
+    done = b'{"message":{"content":""},"done":true,"eval_count":4,"eval_duration":30000000}\n'
+    script = [think("Let"), 0.02, think(" me"), 0.02, tok("An"), tok("swer"), done]
+    rec, text = run(one_call(lambda p, b: (200, "application/x-ndjson", script)))
+    assert rec["error"] is None
+    assert text == "Answer" and rec["output_preview"] == "Answer"
+    assert rec["ttft_answer_ms"] - rec["ttft_ms"] >= 30
+    assert rec["text_events"] == 4 and rec["reasoning_events"] == 2
+    # Ollama counts every token in eval_count and none as thoughts: the split is counted.
+    assert rec["output_tokens"] == {"value": 4, "basis": "measured"}
+    assert rec["reasoning_tokens"] == {"value": 2, "basis": "estimated"}
+    assert rec["answer_tokens"] == {"value": 2, "basis": "estimated"}
+    # decode spans every generated token, thoughts included
+    assert rec["decode_ms"] >= 35 and abs(rec["tpot_ms"] - rec["decode_ms"] / 3) < 1e-9
+
+
+def test_a_call_without_reasoning_has_one_ttft():
+    rec, _ = run(one_call(lambda p, b: (200, "application/x-ndjson", [tok("a"), tok("b"), DONE])))
+    assert rec["ttft_answer_ms"] == rec["ttft_ms"]
+    assert rec["reasoning_tokens"] is None and rec["reasoning_events"] == 0
+    assert rec["answer_tokens"] == rec["output_tokens"]
+
+
 def test_http_status_error():
     rec, _ = run(one_call(lambda p, b: (404, "application/json", [b'{"error":"model \\"m\\" not found"}'])))
     e = rec["error"]

@@ -37,3 +37,19 @@ def test_tagged_leads_the_system_prompt_or_every_call_prompt():
     assert a["system"] == "You plan."  # the plan's agent is not modified
     b = tagged(dict(a, system=""), "run 1 warmup")
     assert b["calls"][0]["prompt"] == "[run 1 warmup] p"
+
+
+# The same golden strings as core::workload's think_bodies_are_golden test.
+GOLDEN_THINK = {
+    "ollama": '{"messages":[{"content":"p","role":"user"}],"model":"m","options":{},"stream":true,"think":"high"}',
+    "ollama-generate": '{"model":"m","options":{},"prompt":"p","stream":true,"think":"high"}',
+    "openai-chat": '{"messages":[{"content":"p","role":"user"}],"model":"m","reasoning_effort":"high","stream":true,"stream_options":{"include_usage":true}}',
+    "openai-completions": '{"model":"m","prompt":"p","stream":true,"stream_options":{"include_usage":true}}',
+}
+
+
+def test_think_bodies_match_rust_byte_for_byte():
+    for api, want in GOLDEN_THINK.items():
+        assert request_body(api, "m", "", "p", {"think": "high"}).decode() == want, api
+    assert b'"think":true' in request_body("ollama", "m", "", "p", {"think": True})
+    assert b"reasoning_effort" not in request_body("openai-chat", "m", "", "p", {"think": True})

@@ -686,3 +686,65 @@ pub fn abandoned_reads_are_safe<B: Backend>() {
         );
     });
 }
+
+/// A reasoning model's stream as Ollama sends it when asked to `think`: thoughts in
+/// `message.thinking`, a pause, then the answer. Through the backend's client and the shared
+/// call code, TTFT is the first thought's arrival and TTFT answer the first answer line's
+/// (after the pause), the thoughts count as reasoning, and only the answer is the text a
+/// next call quotes.
+pub fn reasoning_stream_times_both_ttfts<B: Backend>() {
+    use chimeraforge_core::api::ApiKind;
+    use chimeraforge_core::call::{execute_call, CallSettings, CallTarget};
+    const PAUSE: Duration = Duration::from_millis(150);
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let line = |field: &str, text: &str| {
+        let message = match field {
+            "thinking" => {
+                format!("{{\"role\":\"assistant\",\"content\":\"\",\"thinking\":\"{text}\"}}")
+            }
+            _ => format!("{{\"role\":\"assistant\",\"content\":\"{text}\"}}"),
+        };
+        format!("{{\"model\":\"m\",\"message\":{message},\"done\":false}}\n").into_bytes()
+    };
+    let thoughts = [line("thinking", "Let"), line("thinking", " me")];
+    let answer = [line("content", "Hi"), line("content", " there")];
+    let done = b"{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"eval_count\":4,\"eval_duration\":1000000}\n".to_vec();
+    for framing in FRAMINGS {
+        let (t, a, d) = (thoughts.clone(), answer.clone(), done.clone());
+        let server = ScriptedServer::start(move |_| {
+            Reply::new(200)
+                .framing(framing)
+                .send(t[0].clone())
+                .send(t[1].clone())
+                .pause(PAUSE)
+                .send(a[0].clone())
+                .send(a[1].clone())
+                .send(d.clone())
+        });
+        rt.block_on(async {
+            let target = CallTarget {
+                agent_id: "a",
+                call: "analysis",
+                url: server.url("/api/chat"),
+                model: "m",
+                api: ApiKind::Ollama,
+                body: b"{}".to_vec(),
+                api_key: None,
+                live_tokens: None,
+            };
+            let out = execute_call(&*rt, &*client, target, &CallSettings::default(), rt.now()).await;
+            let r = &out.record;
+            assert!(r.error.is_none(), "{framing:?}: {:?}", r.error);
+            assert_eq!(out.text, "Hi there", "{framing:?}: the thoughts are not the answer");
+            let (first, first_answer) = (r.ttft_ms.unwrap(), r.ttft_answer_ms.unwrap());
+            assert!(
+                first_answer - first >= 100.0,
+                "{framing:?}: ttft {first:.1} ms, ttft answer {first_answer:.1} ms: the answer came {PAUSE:?} after the thoughts"
+            );
+            assert_eq!((r.text_events, r.reasoning_events), (4, 2), "{framing:?}");
+            assert_eq!(r.reasoning_tokens.map(|t| t.value), Some(2), "{framing:?}");
+            assert_eq!(r.answer_tokens.map(|t| t.value), Some(2), "{framing:?}");
+        });
+    }
+}

@@ -35,6 +35,7 @@ macro_rules! conformance_tests {
             concurrent_streams_overlap,
             dropped_body_closes_connection,
             abandoned_reads_are_safe,
+            reasoning_stream_times_both_ttfts,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {

@@ -139,17 +139,21 @@ pub struct CallRecord {
     pub model: String,
     /// When the request was sent, relative to the start of its phase, ms.
     pub send_offset_ms: f64,
-    /// t_first - t_send: first chunk carrying non-empty generated text, ms.
+    /// t_first - t_send: first chunk carrying non-empty generated text of any kind
+    /// (reasoning or answer), ms.
     pub ttft_ms: Option<f64>,
     /// t_done - t_send: until the response body ended, ms.
     pub e2e_ms: f64,
-    /// t_last - t_first: first to last text-carrying chunk, ms.
+    /// t_last - t_first: first to last text-carrying chunk (reasoning or answer), ms.
     pub decode_ms: Option<f64>,
+    /// Every generated token, reasoning included (what the server decodes).
     pub output_tokens: Option<TokenCount>,
-    /// Text events (non-empty `response`/`content`/`delta`) the client decoded.
+    /// Text events the client decoded: non-empty `response`/`content`/`delta` text and
+    /// non-empty reasoning (`thinking`, `reasoning_content`, `reasoning`).
     pub text_events: u64,
     pub bytes_received: u64,
-    /// Arrival of each text event relative to t_send, ms (the raw inter-chunk record).
+    /// Arrival of each text event (reasoning or answer) relative to t_send, ms (the raw
+    /// inter-chunk record).
     pub text_offsets_ms: Vec<f64>,
     /// (tokens - 1) / (t_last - t_first), tok/s.
     pub client_decode_tok_s: Option<f64>,
@@ -166,9 +170,26 @@ pub struct CallRecord {
     /// First characters of the generated text (for reports; the full text is not kept).
     pub output_preview: String,
     pub error: Option<CallError>,
+    /// t_first_answer - t_send: first chunk carrying non-empty answer text (`response`,
+    /// `content`, `text`), after any reasoning, ms. Equals `ttft_ms` when nothing reasoned.
+    #[serde(default)]
+    pub ttft_answer_ms: Option<f64>,
+    /// Of `text_events`, those carrying reasoning text.
+    #[serde(default)]
+    pub reasoning_events: u64,
+    /// Of `output_tokens`, those spent reasoning: the server's count (`measured`), else
+    /// `reasoning_events` (`estimated`); absent when the call reasoned not at all.
+    #[serde(default)]
+    pub reasoning_tokens: Option<TokenCount>,
+    /// Of `output_tokens`, the answer's: output − the server's reasoning count when the
+    /// server gives both, `output_tokens` when nothing reasoned, else the answer's text
+    /// events (`estimated`).
+    #[serde(default)]
+    pub answer_tokens: Option<TokenCount>,
 }
 
-/// A finished call: its record and the full generated text (input to the next call).
+/// A finished call: its record and the full answer text (input to the next call; reasoning
+/// is not part of it).
 pub struct CallOutcome {
     pub record: CallRecord,
     pub text: String,
@@ -241,6 +262,8 @@ struct Measuring {
     t_send: Instant,
     send_offset_ms: f64,
     t_first: Option<Instant>,
+    t_first_answer: Option<Instant>,
+    reasoning_events: u64,
     t_last: Option<Instant>,
     offsets_ms: Vec<f64>,
     text: String,
@@ -260,6 +283,8 @@ impl Measuring {
             t_send: Instant::now(),
             send_offset_ms: 0.0,
             t_first: None,
+            t_first_answer: None,
+            reasoning_events: 0,
             t_last: None,
             offsets_ms: Vec::new(),
             text: String::new(),
@@ -291,12 +316,22 @@ impl Measuring {
         match ev {
             StreamEvent::Text(s) if !s.is_empty() => {
                 self.t_first.get_or_insert(at);
+                self.t_first_answer.get_or_insert(at);
                 self.t_last = Some(at);
                 self.offsets_ms
                     .push(ms(at.saturating_duration_since(self.t_send)));
                 self.text.push_str(&s);
             }
             StreamEvent::Text(_) => {}
+            // Timed like answer text (the server decodes it alike); its text is not kept.
+            StreamEvent::Reasoning(s) if !s.is_empty() => {
+                self.t_first.get_or_insert(at);
+                self.t_last = Some(at);
+                self.offsets_ms
+                    .push(ms(at.saturating_duration_since(self.t_send)));
+                self.reasoning_events += 1;
+            }
+            StreamEvent::Reasoning(_) => {}
             StreamEvent::Stats(s) => match &mut self.server {
                 Some(have) => have.merge(s),
                 None => self.server = Some(s),
@@ -343,6 +378,12 @@ impl Measuring {
             }
             _ => (None, None),
         };
+        let (reasoning_tokens, answer_tokens) = reasoning_split(
+            self.server.as_ref(),
+            output_tokens,
+            text_events,
+            self.reasoning_events,
+        );
         let gaps: Vec<f64> = self.offsets_ms.windows(2).map(|w| w[1] - w[0]).collect();
         let cold_load = self
             .server
@@ -370,12 +411,49 @@ impl Measuring {
             cold_load,
             output_preview: self.text.chars().take(PREVIEW_CHARS).collect(),
             error,
+            ttft_answer_ms: self.t_first_answer.map(since_send),
+            reasoning_events: self.reasoning_events,
+            reasoning_tokens,
+            answer_tokens,
         };
         CallOutcome {
             record,
             text: self.text,
         }
     }
+}
+
+/// `(reasoning_tokens, answer_tokens)` of a call (see [`CallRecord`]): server counts where
+/// the server gives them, else the events counted.
+fn reasoning_split(
+    server: Option<&ServerStats>,
+    output: Option<TokenCount>,
+    text_events: u64,
+    reasoning_events: u64,
+) -> (Option<TokenCount>, Option<TokenCount>) {
+    let counted = |value| TokenCount {
+        value,
+        basis: Basis::Estimated,
+    };
+    let reasoning = match server.and_then(|s| s.reasoning_tokens) {
+        Some(n) => Some(TokenCount {
+            value: n,
+            basis: Basis::Measured,
+        }),
+        None if reasoning_events > 0 => Some(counted(reasoning_events)),
+        None => None,
+    };
+    let answer = match (output, reasoning) {
+        (Some(o), Some(r)) if o.basis == Basis::Measured && r.basis == Basis::Measured => {
+            Some(TokenCount {
+                value: o.value.saturating_sub(r.value),
+                basis: Basis::Measured,
+            })
+        }
+        (o, None) => o,
+        (_, Some(_)) => Some(counted(text_events - reasoning_events)),
+    };
+    (reasoning, answer)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -429,7 +507,7 @@ fn error_body_message(body: &[u8]) -> String {
 }
 
 fn count_live(live: Option<&AtomicU64>, ev: &StreamEvent) {
-    if let (Some(c), StreamEvent::Text(t)) = (live, ev) {
+    if let (Some(c), StreamEvent::Text(t) | StreamEvent::Reasoning(t)) = (live, ev) {
         if !t.is_empty() {
             c.fetch_add(1, Ordering::Relaxed);
         }
@@ -564,4 +642,128 @@ async fn stream_call<R: AsyncRuntime, C: HttpClient>(
         return Err(m.error(CallErrorKind::ClosedBeforeDone, msg, Some(200), at));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod reasoning_tests {
+    use super::*;
+
+    /// A call fed `events`, event i arriving i·10 ms after the first's 100 ms.
+    fn measure(events: Vec<StreamEvent>) -> CallOutcome {
+        let target = CallTarget {
+            agent_id: "a",
+            call: "c",
+            url: "http://h/api/chat".into(),
+            model: "m",
+            api: ApiKind::Ollama,
+            body: Vec::new(),
+            api_key: None,
+            live_tokens: None,
+        };
+        let mut m = Measuring::new(&target, &CallSettings::default());
+        let t0 = Instant::now();
+        m.t_send = t0;
+        let mut at = t0 + Duration::from_millis(100);
+        for ev in events {
+            m.on_event(ev, at).unwrap();
+            at += Duration::from_millis(10);
+        }
+        m.finish(at, None)
+    }
+
+    fn thinking(stats: ServerStats) -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::Reasoning("Let".into()),
+            StreamEvent::Reasoning(" me".into()),
+            StreamEvent::Reasoning(" think".into()),
+            StreamEvent::Text("An".into()),
+            StreamEvent::Text("swer".into()),
+            StreamEvent::Stats(stats),
+            StreamEvent::Done { reason: None },
+        ]
+    }
+
+    fn close(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() < 1e-6)
+    }
+
+    #[test]
+    fn reasoning_starts_ttft_and_the_answer_starts_ttft_answer() {
+        let out = measure(thinking(ServerStats {
+            output_tokens: Some(5),
+            reasoning_tokens: Some(3),
+            ..Default::default()
+        }));
+        let r = &out.record;
+        assert!(close(r.ttft_ms, 100.0), "{:?}", r.ttft_ms);
+        assert!(close(r.ttft_answer_ms, 130.0), "{:?}", r.ttft_answer_ms);
+        // Decode spans every generated token: 5 tokens, first to last 40 ms.
+        assert!(close(r.decode_ms, 40.0));
+        assert!(close(r.tpot_ms, 10.0));
+        assert_eq!(r.text_events, 5);
+        assert_eq!(r.reasoning_events, 3);
+        assert_eq!(r.text_offsets_ms.len(), 5);
+        let measured = |value| {
+            Some(TokenCount {
+                value,
+                basis: Basis::Measured,
+            })
+        };
+        assert_eq!(r.output_tokens, measured(5));
+        assert_eq!(r.reasoning_tokens, measured(3));
+        assert_eq!(r.answer_tokens, measured(2));
+        // Only the answer goes on to the next call (`{previous}`) and into the preview.
+        assert_eq!(out.text, "Answer");
+        assert_eq!(r.output_preview, "Answer");
+    }
+
+    #[test]
+    fn without_a_server_reasoning_count_the_events_are_counted() {
+        // Ollama: eval_count counts thoughts and answer, nothing says how many were thoughts.
+        let out = measure(thinking(ServerStats {
+            output_tokens: Some(5),
+            ..Default::default()
+        }));
+        let r = &out.record;
+        let estimated = |value| {
+            Some(TokenCount {
+                value,
+                basis: Basis::Estimated,
+            })
+        };
+        assert_eq!(r.output_tokens.unwrap().basis, Basis::Measured);
+        assert_eq!(r.reasoning_tokens, estimated(3));
+        assert_eq!(r.answer_tokens, estimated(2));
+    }
+
+    #[test]
+    fn a_call_that_does_not_reason_has_one_ttft_and_all_tokens_answer() {
+        let out = measure(vec![
+            StreamEvent::Text("a".into()),
+            StreamEvent::Text("b".into()),
+            StreamEvent::Stats(ServerStats {
+                output_tokens: Some(2),
+                ..Default::default()
+            }),
+            StreamEvent::Done { reason: None },
+        ]);
+        let r = &out.record;
+        assert_eq!(r.ttft_ms, r.ttft_answer_ms);
+        assert_eq!(r.reasoning_tokens, None);
+        assert_eq!(r.reasoning_events, 0);
+        assert_eq!(r.answer_tokens, r.output_tokens);
+    }
+
+    #[test]
+    fn a_call_cut_off_while_thinking_has_no_answer_ttft() {
+        let out = measure(vec![
+            StreamEvent::Reasoning("hmm".into()),
+            StreamEvent::Done {
+                reason: Some("length".into()),
+            },
+        ]);
+        assert!(close(out.record.ttft_ms, 100.0));
+        assert_eq!(out.record.ttft_answer_ms, None);
+        assert_eq!(out.record.answer_tokens.unwrap().value, 0);
+    }
 }

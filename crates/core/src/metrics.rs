@@ -87,8 +87,15 @@ pub struct AgentMetrics {
     pub concurrent_decode_tok_s: Option<f64>,
     /// Client decode rate alone, same definition, tok/s.
     pub alone_decode_tok_s: Option<f64>,
-    /// Mean TTFT of its calls in the concurrent phase, ms.
+    /// Mean TTFT of its calls in the concurrent phase (first token of any kind), ms.
     pub concurrent_ttft_ms: Option<f64>,
+    /// Mean time to the first answer token of its calls in the concurrent phase (after any
+    /// reasoning), ms.
+    #[serde(default)]
+    pub concurrent_ttft_answer_ms: Option<f64>,
+    /// Reasoning tokens over its calls in the concurrent phase (of `tokens_concurrent`).
+    #[serde(default)]
+    pub reasoning_tokens_concurrent: u64,
 }
 
 /// Contention flags, named for what they test.
@@ -180,7 +187,15 @@ fn decode_rate(a: &AgentPhaseRecord) -> Option<f64> {
 }
 
 fn mean_ttft(a: &AgentPhaseRecord) -> Option<f64> {
-    let v: Vec<f64> = a.calls.iter().filter_map(|c| c.ttft_ms).collect();
+    mean(a.calls.iter().filter_map(|c| c.ttft_ms))
+}
+
+fn mean_ttft_answer(a: &AgentPhaseRecord) -> Option<f64> {
+    mean(a.calls.iter().filter_map(|c| c.ttft_answer_ms))
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = xs.collect();
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
@@ -202,6 +217,13 @@ pub fn run_metrics(seq: &PhaseRecord, conc: &PhaseRecord) -> RunMetrics {
             concurrent_decode_tok_s: decode_rate(c),
             alone_decode_tok_s: decode_rate(s),
             concurrent_ttft_ms: mean_ttft(c),
+            concurrent_ttft_answer_ms: mean_ttft_answer(c),
+            reasoning_tokens_concurrent: c
+                .calls
+                .iter()
+                .filter_map(|x| x.reasoning_tokens)
+                .map(|t| t.value)
+                .sum(),
         })
         .collect();
     let seq_sum: f64 = per_agent.iter().map(|a| a.alone_ms).sum();
@@ -329,6 +351,13 @@ mod tests {
             cold_load: false,
             output_preview: String::new(),
             error: None,
+            ttft_answer_ms: Some(ttft),
+            reasoning_events: 0,
+            reasoning_tokens: None,
+            answer_tokens: Some(TokenCount {
+                value: tokens,
+                basis: Basis::Measured,
+            }),
         }
     }
 

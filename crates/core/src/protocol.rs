@@ -419,6 +419,10 @@ fn join_or_panic_record(
                 cold_load: false,
                 output_preview: String::new(),
                 error: Some(error),
+                ttft_answer_ms: None,
+                reasoning_events: 0,
+                reasoning_tokens: None,
+                answer_tokens: None,
             };
             let rec = AgentPhaseRecord {
                 agent_id: a.id.clone(),

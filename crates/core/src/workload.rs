@@ -29,6 +29,85 @@ pub struct ModelOptions {
     pub num_predict: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Reasoning models: whether (and how hard) to think. Sent as Ollama's top-level
+    /// `think` (not in `options`), as `reasoning_effort` on OpenAI chat when it is a level;
+    /// nothing else (see [`ModelOptions::think_not_sent`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think: Option<Think>,
+}
+
+/// The `think` option: `true`/`false`, or an effort level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Think {
+    On(bool),
+    Effort(Effort),
+}
+
+/// A reasoning effort level (`"low"`, `"medium"`, `"high"`), as OpenAI's `reasoning_effort`
+/// and Ollama's `think` for models that take levels (gpt-oss) spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Effort {
+    Low,
+    Medium,
+    High,
+}
+
+impl Effort {
+    pub fn name(self) -> &'static str {
+        match self {
+            Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High => "high",
+        }
+    }
+}
+
+impl Serialize for Think {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Think::On(b) => s.serialize_bool(*b),
+            Think::Effort(e) => s.serialize_str(e.name()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Think {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Think;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("think = true, false, \"low\", \"medium\" or \"high\"")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Think, E> {
+                Ok(Think::On(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Think, E> {
+                match v {
+                    "low" => Ok(Think::Effort(Effort::Low)),
+                    "medium" => Ok(Think::Effort(Effort::Medium)),
+                    "high" => Ok(Think::Effort(Effort::High)),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Think {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Think".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "true, false, or an effort level",
+            "anyOf": [{"type": "boolean"}, generator.subschema_for::<Effort>()]
+        })
+    }
 }
 
 impl ModelOptions {
@@ -64,6 +143,22 @@ impl ModelOptions {
             repeat_penalty: over.repeat_penalty.or(self.repeat_penalty),
             num_predict: over.num_predict.or(self.num_predict),
             seed: over.seed.or(self.seed),
+            think: over.think.or(self.think),
+        }
+    }
+
+    /// Why `think` (when set) is not sent to `api`, if it is not: the request has no field
+    /// for it there.
+    pub fn think_not_sent(&self, api: ApiKind) -> Option<&'static str> {
+        match (self.think?, api) {
+            (_, ApiKind::Ollama | ApiKind::OllamaGenerate) => None,
+            (_, ApiKind::OpenaiCompletions) => Some(
+                "/v1/completions has no reasoning option (and streams no separate reasoning: a reasoning model's thoughts arrive as answer text there)",
+            ),
+            (Think::On(_), ApiKind::OpenaiChat) => Some(
+                "OpenAI-compatible chat takes an effort level (reasoning_effort), not true/false",
+            ),
+            (Think::Effort(_), ApiKind::OpenaiChat) => None,
         }
     }
 
@@ -181,13 +276,17 @@ pub fn request_body(
         m.push(json!({"role": "user", "content": prompt}));
         Value::Array(m)
     };
-    let body = match api {
+    // Ollama takes `think` beside `options`, not in them.
+    let ollama_options = ModelOptions {
+        think: None,
+        ..options.clone()
+    };
+    let mut body = match api {
         ApiKind::Ollama => json!({
-            "model": model, "messages": messages(), "stream": true, "options": options,
+            "model": model, "messages": messages(), "stream": true, "options": ollama_options,
         }),
         ApiKind::OllamaGenerate => {
-            let mut b =
-                json!({"model": model, "prompt": prompt, "stream": true, "options": options});
+            let mut b = json!({"model": model, "prompt": prompt, "stream": true, "options": ollama_options});
             if !system.is_empty() {
                 b["system"] = json!(system);
             }
@@ -223,6 +322,11 @@ pub fn request_body(
             Value::Object(b)
         }
     };
+    match (options.think, api) {
+        (Some(t), ApiKind::Ollama | ApiKind::OllamaGenerate) => body["think"] = json!(t),
+        (Some(Think::Effort(e)), ApiKind::OpenaiChat) => body["reasoning_effort"] = json!(e.name()),
+        _ => {}
+    }
     serde_json::to_vec(&body).expect("a JSON value always serializes")
 }
 
@@ -504,6 +608,121 @@ mod tests {
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert!(body.get("num_ctx").is_none() && body.get("options").is_none());
         assert_eq!(o.not_applicable_to_openai(), vec!["num_gpu", "num_ctx"]);
+    }
+
+    #[test]
+    fn think_is_sent_only_where_the_api_takes_it() {
+        let body = |api, think| -> serde_json::Value {
+            let o = ModelOptions {
+                think: Some(think),
+                temperature: Some(1.0),
+                ..Default::default()
+            };
+            serde_json::from_slice(&request_body(api, "m", "sys", "hi", &o)).unwrap()
+        };
+        let high = Think::Effort(Effort::High);
+        for api in [ApiKind::Ollama, ApiKind::OllamaGenerate] {
+            let b = body(api, Think::On(true));
+            assert_eq!(b["think"], true, "{api:?}");
+            assert!(b["options"].get("think").is_none(), "{b}");
+            assert_eq!(b["options"]["temperature"], 1.0);
+            assert_eq!(body(api, Think::On(false))["think"], false);
+            assert_eq!(body(api, high)["think"], "high");
+            assert_eq!(
+                ModelOptions {
+                    think: Some(high),
+                    ..Default::default()
+                }
+                .think_not_sent(api),
+                None
+            );
+        }
+        let chat = body(ApiKind::OpenaiChat, high);
+        assert_eq!(chat["reasoning_effort"], "high");
+        assert!(chat.get("think").is_none());
+        let on = body(ApiKind::OpenaiChat, Think::On(true));
+        assert!(
+            on.get("reasoning_effort").is_none() && on.get("think").is_none(),
+            "{on}"
+        );
+        let text = body(ApiKind::OpenaiCompletions, high);
+        assert!(text.get("reasoning_effort").is_none() && text.get("think").is_none());
+        let with = |t| ModelOptions {
+            think: Some(t),
+            ..Default::default()
+        };
+        assert!(with(high)
+            .think_not_sent(ApiKind::OpenaiCompletions)
+            .is_some());
+        assert!(with(Think::On(true))
+            .think_not_sent(ApiKind::OpenaiChat)
+            .is_some());
+        assert_eq!(with(high).think_not_sent(ApiKind::OpenaiChat), None);
+        assert_eq!(
+            ModelOptions::default().think_not_sent(ApiKind::OpenaiCompletions),
+            None
+        );
+        // Unset: no field at all, so requests to non-reasoning models are as before.
+        let plain: serde_json::Value = serde_json::from_slice(&request_body(
+            ApiKind::Ollama,
+            "m",
+            "",
+            "hi",
+            &ModelOptions::default(),
+        ))
+        .unwrap();
+        assert!(plain.get("think").is_none());
+    }
+
+    /// The same golden strings as python/tests/test_workload.py's GOLDEN_THINK.
+    #[test]
+    fn think_bodies_are_golden() {
+        let o = ModelOptions {
+            think: Some(Think::Effort(Effort::High)),
+            ..Default::default()
+        };
+        let golden = [
+            (
+                ApiKind::Ollama,
+                r#"{"messages":[{"content":"p","role":"user"}],"model":"m","options":{},"stream":true,"think":"high"}"#,
+            ),
+            (
+                ApiKind::OllamaGenerate,
+                r#"{"model":"m","options":{},"prompt":"p","stream":true,"think":"high"}"#,
+            ),
+            (
+                ApiKind::OpenaiChat,
+                r#"{"messages":[{"content":"p","role":"user"}],"model":"m","reasoning_effort":"high","stream":true,"stream_options":{"include_usage":true}}"#,
+            ),
+            (
+                ApiKind::OpenaiCompletions,
+                r#"{"model":"m","prompt":"p","stream":true,"stream_options":{"include_usage":true}}"#,
+            ),
+        ];
+        for (api, want) in golden {
+            let body = request_body(api, "m", "", "p", &o);
+            assert_eq!(String::from_utf8(body).unwrap(), want, "{api:?}");
+        }
+    }
+
+    #[test]
+    fn think_parses_from_bool_or_level_and_rejects_others() {
+        let parse = |s: &str| serde_json::from_str::<ModelOptions>(s);
+        assert_eq!(
+            parse(r#"{"think": true}"#).unwrap().think,
+            Some(Think::On(true))
+        );
+        assert_eq!(
+            parse(r#"{"think": "medium"}"#).unwrap().think,
+            Some(Think::Effort(Effort::Medium))
+        );
+        let e = parse(r#"{"think": "max"}"#).unwrap_err().to_string();
+        assert!(e.contains("\"low\""), "{e}");
+        let over = ModelOptions::default().overlay(&ModelOptions {
+            think: Some(Think::On(false)),
+            ..Default::default()
+        });
+        assert_eq!(over.think, Some(Think::On(false)));
     }
 
     #[test]

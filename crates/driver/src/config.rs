@@ -453,7 +453,7 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
                 src.error(
                     s.profile.span(),
                     e.to_string(),
-                    "profiles: quickstart, gpu-like, null, fixed",
+                    "profiles: quickstart, gpu-like, null, fixed, reasoning",
                 )
             })?;
             s.device
@@ -1022,5 +1022,24 @@ url = "http://127.0.0.1:11435"
     fn malformed_toml_is_located() {
         let e = parse_str("name = \"t\"\nruns = [\n").unwrap_err();
         assert!(e.line >= 2, "{e}");
+    }
+
+    #[test]
+    fn think_is_an_option_globally_and_per_agent_and_a_bad_value_is_located() {
+        use chimeraforge_core::workload::{Effort, Think};
+        let c = parse_str(&OK.replace("seed = 42\n", "seed = 42\nthink = true\n")).unwrap();
+        assert_eq!(c.options.think, Some(Think::On(true)));
+        let agents = r#"
+[[agents]]
+id = "x"
+endpoint = "a"
+options = { think = "low" }
+calls = [{ name = "c", prompt = "p" }]
+"#;
+        let c = parse_str(&format!("{OK}{agents}")).unwrap();
+        assert_eq!(c.agents[0].options.think, Some(Think::Effort(Effort::Low)));
+        let e = parse_str(&OK.replace("seed = 42\n", "seed = 42\nthink = \"max\"\n")).unwrap_err();
+        assert_eq!((e.line, e.column), (9, 9), "{e}");
+        assert!(e.message.contains("\"medium\""), "{e}");
     }
 }

@@ -811,6 +811,35 @@ pub fn check_config(cfg: &Config, config_path: &str, reports: &[EndpointReport])
             "set them when launching the server (llama-server -c N -ngl N), or use an Ollama server with api = \"ollama\"; the bench records them as not applicable".to_string(),
         ));
     }
+
+    // `think` where the endpoint's API has no field for it (or not in that form).
+    // (agent, endpoint) -> (why, the value, scenarios).
+    let mut unthought: BTreeMap<(&str, &str), (&'static str, String, Vec<String>)> =
+        BTreeMap::new();
+    for p in &places {
+        let Some(why) = p.options.think_not_sent(p.endpoint.api) else {
+            continue;
+        };
+        let value = p
+            .options
+            .think
+            .map(|t| serde_json::to_string(&t).expect("a think value serializes"));
+        let e = unthought
+            .entry((p.agent, &p.endpoint.name))
+            .or_insert_with(|| (why, value.unwrap_or_default(), Vec::new()));
+        e.2.push(p.scenario.to_string());
+    }
+    for ((agent, endpoint), (why, value, scenarios)) in unthought {
+        out.push(Finding::warn(
+            format!(
+                "agent {agent} on endpoint {endpoint} is given think = {value} (scenarios {}), which is not sent: {why}",
+                scenarios.join(", ")
+            ),
+            format!(
+                "for a reasoning model use api = \"openai-chat\" with think = \"low\", \"medium\" or \"high\" (sent as reasoning_effort), or an Ollama endpoint (sent as think); else remove think from {config_path}"
+            ),
+        ));
+    }
     out
 }
 

@@ -109,7 +109,7 @@ enum Cmd {
         /// Address to bind. Loopback unless you say otherwise.
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
-        /// quickstart, gpu-like, null or fixed.
+        /// quickstart, gpu-like, null, fixed or reasoning.
         #[arg(long, default_value = "quickstart")]
         profile: String,
         /// ideal, serial or shared:CAPACITY_TOK_S.

@@ -410,4 +410,52 @@ fn a_key_with_control_characters_is_refused_before_any_request() {
         );
     }
     assert!(!tmp.path().join("results").exists());
+
+#[test]
+fn reasoning_sim_records_both_ttfts_and_the_thoughts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("res");
+    let config =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench-configs/reasoning-sim.toml");
+    let o = run(
+        &[
+            "bench",
+            config.to_str().unwrap(),
+            "--runs",
+            "1",
+            "--backends",
+            "tokio-default",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let (records, warnings) = chimeraforge::results::read_runs(&out).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(records.len(), 2, "{t}");
+    let think = chimeraforge_sim::REASONING_PROFILE_TOKENS as u64;
+    for r in &records {
+        assert!(r.is_ok(), "{:?}", r.status);
+        for phase in [&r.sequential, &r.concurrent] {
+            for call in phase.iter().flat_map(|p| &p.agents).flat_map(|a| &a.calls) {
+                let reasoning = call.reasoning_tokens.expect("reasoning tokens");
+                assert_eq!(reasoning.value, think, "{call:?}");
+                let (first, answer) = (call.ttft_ms.unwrap(), call.ttft_answer_ms.unwrap());
+                assert!(answer > first, "ttft_answer_ms {answer} <= ttft_ms {first}");
+                // num_predict = 48 counts every generated token; the answer is the rest.
+                assert_eq!(call.output_tokens.unwrap().value, 48);
+                assert_eq!(call.answer_tokens.unwrap().value, 48 - think);
+                assert!(!call.output_preview.is_empty());
+            }
+        }
+        let m = r.metrics.as_ref().unwrap();
+        for a in &m.per_agent {
+            assert_eq!(a.reasoning_tokens_concurrent, 2 * think);
+            assert!(a.concurrent_ttft_answer_ms.unwrap() > a.concurrent_ttft_ms.unwrap());
+        }
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("TTFT answer"), "{report}");
 }

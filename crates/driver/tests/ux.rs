@@ -147,6 +147,47 @@ fn doctor_warns_that_openai_endpoints_do_not_get_ollama_options() {
 }
 
 #[test]
+fn doctor_says_where_think_is_not_sent() {
+    let with_think = |api: &str, think: &str| {
+        parse(format!(
+            "{}{}",
+            HEAD.replace("seed = 1\n", &format!("seed = 1\nthink = {think}\n")),
+            endpoint("a", "http://127.0.0.1:9", api)
+        ))
+    };
+    let unsent = |cfg: &config::Config| -> Vec<String> {
+        doctor::check_config(cfg, "t.toml", &[])
+            .into_iter()
+            .filter(|f| f.severity == Severity::Warning && f.message.contains("think"))
+            .map(|f| format!("{} / fix: {}", f.message, f.fix.unwrap_or_default()))
+            .collect()
+    };
+    // One finding per agent (the seed's two), naming it.
+    let completions = unsent(&with_think("openai-completions", "\"high\""));
+    assert_eq!(completions.len(), 2, "{completions:?}");
+    assert!(
+        completions[0].starts_with("agent collector ")
+            && completions[1].starts_with("agent insight ")
+    );
+    assert!(
+        completions.iter().all(|f| f.contains("think = \"high\"")
+            && f.contains("/v1/completions")
+            && f.contains("not sent")),
+        "{completions:?}"
+    );
+    let chat_bool = unsent(&with_think("openai-chat", "true"));
+    assert_eq!(chat_bool.len(), 2, "{chat_bool:?}");
+    assert!(
+        chat_bool.iter().all(|f| f.contains("reasoning_effort")),
+        "{chat_bool:?}"
+    );
+    // Where it is sent, nothing to say.
+    assert!(unsent(&with_think("openai-chat", "\"low\"")).is_empty());
+    assert!(unsent(&with_think("ollama", "true")).is_empty());
+    assert!(unsent(&with_think("ollama-generate", "false")).is_empty());
+}
+
+#[test]
 fn doctor_names_a_missing_model_and_how_to_pull_it() {
     let sim = SimServer::start(SimConfig::profile("quickstart").unwrap(), loopback(0)).unwrap();
     let cfg = parse(

@@ -493,3 +493,113 @@ fn provenance_is_the_same_in_markdown_and_html_and_escaped_in_each() {
     );
     assert!(md.contains("- Config: configs/a_b.toml (FNV-1a "), "{md}");
 }
+
+/// `records` with every measured call reasoning `tokens` tokens first and answering `delay`
+/// ms after its first token, metrics recomputed.
+fn reasoning(
+    records: &[chimeraforge_core::record::RunRecord],
+    tokens: u64,
+    delay: f64,
+) -> Vec<chimeraforge_core::record::RunRecord> {
+    use chimeraforge_core::call::{Basis, TokenCount};
+    records
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            for p in [&mut r.sequential, &mut r.concurrent].into_iter().flatten() {
+                for c in p.agents.iter_mut().flat_map(|a| &mut a.calls) {
+                    c.reasoning_tokens = Some(TokenCount {
+                        value: tokens,
+                        basis: Basis::Estimated,
+                    });
+                    c.ttft_answer_ms = c.ttft_ms.map(|t| t + delay);
+                }
+            }
+            if let (Some(s), Some(c)) = (&r.sequential, &r.concurrent) {
+                r.metrics = Some(chimeraforge_core::metrics::run_metrics(s, c));
+            }
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn ttft_answer_is_shown_only_where_calls_reasoned() {
+    let specs = vec![(spec("tokio-default", "gemma3:latest", 1.02), 4)];
+    let plain = records(&specs);
+    let m = manifest(&specs, &[]);
+    let render = |recs: &[chimeraforge_core::record::RunRecord]| {
+        let dir = tempfile::tempdir().unwrap();
+        write_dir(dir.path(), &m, recs, "");
+        analyze(
+            &read_results(dir.path()).unwrap(),
+            &AnalysisConfig::default(),
+        )
+    };
+    let a = render(&plain);
+    assert!(!a.reasoning);
+    let out = render_all(&a);
+    assert!(!out.markdown.contains("TTFT answer") && !out.html.contains("TTFT answer"));
+
+    let a = render(&reasoning(&plain, 12, 100.0));
+    assert!(a.reasoning);
+    let c = &a.cells[0];
+    let ttft = c.metric(Metric::TtftMs).summary.unwrap().mean;
+    let answer = c.metric(Metric::TtftAnswerMs).summary.unwrap().mean;
+    assert!((answer - ttft - 100.0).abs() < 1e-6, "{ttft} {answer}");
+    let out = render_all(&a);
+    for doc in [&out.markdown, &out.html] {
+        assert!(doc.contains("TTFT answer (concurrent), ms"), "{doc}");
+        assert!(doc.contains(&format!("{answer:.1}")), "{answer:.1} missing");
+    }
+    // The markdown row has one more column, right after TTFT.
+    let header = out
+        .markdown
+        .lines()
+        .find(|l| l.contains("TTFT (concurrent), ms"))
+        .unwrap();
+    assert!(
+        header.contains("TTFT (concurrent), ms | TTFT answer (concurrent), ms |"),
+        "{header}"
+    );
+}
+
+/// What the report of the real quickstart directory (no reasoning) renders, its source
+/// path replaced by `DIR`.
+fn quickstart_rendered() -> chimeraforge_report::Rendered {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quickstart");
+    let a = analyze(&read_results(&src).unwrap(), &AnalysisConfig::default());
+    let mut out = render_all(&a);
+    let dir = src.display().to_string();
+    out.markdown = out.markdown.replace(&dir, "DIR");
+    out.html = out.html.replace(&dir, "DIR");
+    out.csv = out.csv.replace(&dir, "DIR");
+    out
+}
+
+/// The report of runs without reasoning is byte for byte what it was before reasoning
+/// fields existed: the golden files were written by the report as it was then
+/// (`UPDATE_GOLDEN=1` rewrites them).
+#[test]
+fn a_report_without_reasoning_is_unchanged() {
+    let out = quickstart_rendered();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quickstart-golden");
+    let files = [
+        ("report.md", &out.markdown),
+        ("report.html", &out.html),
+        ("runs.csv", &out.csv),
+    ];
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(&golden).unwrap();
+        for (name, text) in files {
+            std::fs::write(golden.join(name), text).unwrap();
+        }
+    }
+    for (name, text) in files {
+        let want = std::fs::read_to_string(golden.join(name)).unwrap();
+        assert!(
+            *text == want,
+            "{name} differs from tests/data/quickstart-golden/{name}"
+        );
+    }
+}

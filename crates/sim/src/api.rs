@@ -30,6 +30,8 @@ pub(crate) struct GenerationRequest {
     pub sim_fault: Option<String>,
     /// Ollama's "empty prompt loads the model" request.
     pub load_only: bool,
+    /// `false` when the request turns a reasoning model's thinking off (Ollama `think: false`).
+    pub think: bool,
     pub wire: Arc<dyn Wire>,
 }
 

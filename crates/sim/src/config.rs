@@ -8,7 +8,10 @@ use crate::text::synthetic_digest;
 use crate::SimError;
 
 /// The names [`SimConfig::profile`] accepts.
-pub const PROFILE_NAMES: [&str; 4] = ["quickstart", "gpu-like", "null", "fixed"];
+pub const PROFILE_NAMES: [&str; 5] = ["quickstart", "gpu-like", "null", "fixed", "reasoning"];
+
+/// Reasoning tokens every model of the `reasoning` profile generates before its answer.
+pub const REASONING_PROFILE_TOKENS: u32 = 24;
 
 /// One simulated model and its speeds.
 ///
@@ -41,6 +44,9 @@ pub struct ModelProfile {
     pub quantization_level: String,
     /// Model file size in bytes, reported by `/api/tags`.
     pub size_bytes: u64,
+    /// A reasoning model: this many reasoning tokens ("thinking") come before the answer,
+    /// timed like every other token and counted in the output (see the crate docs). 0: none.
+    pub reasoning_tokens: u32,
 }
 
 impl Default for ModelProfile {
@@ -58,6 +64,7 @@ impl Default for ModelProfile {
             parameter_size: "1B".to_string(),
             quantization_level: "Q4_K_M".to_string(),
             size_bytes: 1_000_000_000,
+            reasoning_tokens: 0,
         }
     }
 }
@@ -111,6 +118,7 @@ fn models(speeds: Speeds) -> Vec<ModelProfile> {
                 parameter_size: params.to_string(),
                 quantization_level: quant.to_string(),
                 size_bytes: size,
+                reasoning_tokens: 0,
             },
         )
         .collect()
@@ -139,13 +147,15 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
-    /// A named preset: `quickstart`, `gpu-like`, `null` or `fixed` (see the crate docs).
+    /// A named preset: `quickstart`, `gpu-like`, `null`, `fixed` or `reasoning` (see the
+    /// crate docs).
     pub fn profile(name: &str) -> Result<SimConfig, SimError> {
         match name {
             "quickstart" => Ok(SimConfig::quickstart()),
             "gpu-like" => Ok(SimConfig::gpu_like()),
             "null" => Ok(SimConfig::null()),
             "fixed" => Ok(SimConfig::fixed()),
+            "reasoning" => Ok(SimConfig::reasoning()),
             other => Err(SimError::UnknownProfile(other.to_string())),
         }
     }
@@ -173,6 +183,15 @@ impl SimConfig {
                 decode_tok_s: [400.0, 360.0, 380.0, 440.0],
             },
         )
+    }
+
+    /// `quickstart` with every model a reasoning model.
+    fn reasoning() -> SimConfig {
+        let mut config = SimConfig::quickstart();
+        for m in &mut config.models {
+            m.reasoning_tokens = REASONING_PROFILE_TOKENS;
+        }
+        config
     }
 
     fn gpu_like() -> SimConfig {
@@ -252,6 +271,16 @@ mod tests {
             config.validate().unwrap();
             assert_eq!(config.models.len(), 4);
         }
+        let reasoning = SimConfig::profile("reasoning").unwrap();
+        assert!(reasoning
+            .models
+            .iter()
+            .all(|m| m.reasoning_tokens == REASONING_PROFILE_TOKENS));
+        assert!(SimConfig::profile("quickstart")
+            .unwrap()
+            .models
+            .iter()
+            .all(|m| m.reasoning_tokens == 0));
         assert!(matches!(
             SimConfig::profile("nope"),
             Err(SimError::UnknownProfile(_))

@@ -76,22 +76,26 @@ pub(crate) struct Timings {
     /// Request arrival to the last token.
     pub total: Duration,
     pub prompt_tokens: u32,
+    /// Every generated token, reasoning included.
     pub output_tokens: u32,
+    /// Of `output_tokens`, the reasoning ones (the first).
+    pub reasoning_tokens: u32,
     pub done_reason: DoneReason,
 }
 
 /// How one API writes a generation; every pushed `Bytes` goes out as its own HTTP chunk.
 pub(crate) trait Wire: Send + Sync {
-    /// The chunks of token `index` with text `text`; the last one is the token's own line.
-    fn token(&self, index: u32, text: &str, out: &mut Vec<Bytes>);
+    /// The chunks of token `index` with text `text` (reasoning text when `reasoning`); the
+    /// last one is the token's own line.
+    fn token(&self, index: u32, text: &str, reasoning: bool, out: &mut Vec<Bytes>);
     /// The chunks after the last token.
     fn finish(&self, timings: &Timings, out: &mut Vec<Bytes>);
     /// The chunks of an error reported inside a stream.
     fn error(&self, message: &str, out: &mut Vec<Bytes>);
     /// A line that is not JSON, framed as the stream frames lines.
     fn malformed(&self) -> Bytes;
-    /// The single JSON body of a non-streamed reply.
-    fn whole(&self, text: &str, timings: &Timings) -> Vec<u8>;
+    /// The single JSON body of a non-streamed reply (`thinking`: the reasoning text).
+    fn whole(&self, text: &str, thinking: &str, timings: &Timings) -> Vec<u8>;
     /// The reply to Ollama's empty-prompt "just load the model" request.
     fn loaded(&self) -> Vec<u8> {
         b"{}".to_vec()
@@ -104,7 +108,10 @@ pub(crate) struct Job {
     /// Options the model must be loaded with; `None` takes it as it is (OpenAI endpoints).
     pub load_key: Option<LoadKey>,
     pub prompt_tokens: u32,
+    /// Every token to generate, reasoning included.
     pub output_tokens: u32,
+    /// Of `output_tokens`, how many reason first (a reasoning model thinking).
+    pub reasoning_tokens: u32,
     pub done_reason: DoneReason,
     pub seed: TextSeed,
     pub fault: Option<Fault>,
@@ -146,6 +153,7 @@ pub(crate) struct StreamSink {
 #[derive(Default)]
 pub(crate) struct Collected {
     pub text: String,
+    pub thinking: String,
     /// `oversized_line`: pad the body to this many bytes.
     pub pad_to: Option<usize>,
     /// `malformed_line` happened: the body is not JSON.
@@ -267,11 +275,17 @@ impl Sink {
         }
     }
 
-    async fn token(&mut self, index: u32, text: &str, pad_to: Option<usize>) -> Result<(), Gone> {
+    async fn token(
+        &mut self,
+        index: u32,
+        text: &str,
+        reasoning: bool,
+        pad_to: Option<usize>,
+    ) -> Result<(), Gone> {
         match self {
             Sink::Stream(s) => {
                 let mut frames = Vec::with_capacity(2);
-                s.wire.token(index, text, &mut frames);
+                s.wire.token(index, text, reasoning, &mut frames);
                 if let Some(last) = frames.last_mut() {
                     if text == INVALID_UTF8_MARKER {
                         *last = inject_invalid_utf8(last).into();
@@ -284,7 +298,11 @@ impl Sink {
                 s.stats.token();
             }
             Sink::Collect(c) => {
-                c.text.push_str(text);
+                if reasoning {
+                    c.thinking.push_str(text);
+                } else {
+                    c.text.push_str(text);
+                }
                 c.pad_to = c.pad_to.or(pad_to);
             }
         }
@@ -355,6 +373,7 @@ pub(crate) async fn generate(
     let first_due = acquired.ready + millis(profile.ttft_ms) + prefill;
 
     let n = job.output_tokens.max(1);
+    let reasoning = job.reasoning_tokens.min(n);
     let mode = job.fault.map(|f| f.mode);
     let stall = job.fault.map_or(Duration::ZERO, |f| f.stall);
     // Line faults happen once `at` tokens are out; token faults hit token `at` (or the last).
@@ -386,7 +405,7 @@ pub(crate) async fn generate(
             }
             _ => (job.seed.token(i), None),
         };
-        sink.token(i, text, pad_to).await?;
+        sink.token(i, text, i < reasoning, pad_to).await?;
         if i + 1 < n {
             deadline += device.interval(profile.decode_tok_s);
         }
@@ -412,6 +431,7 @@ pub(crate) async fn generate(
         total: deadline.saturating_duration_since(job.arrival),
         prompt_tokens: job.prompt_tokens,
         output_tokens: n,
+        reasoning_tokens: reasoning,
         done_reason: job.done_reason,
     }))
 }

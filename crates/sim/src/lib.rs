@@ -91,6 +91,22 @@
 //! UTF-8 (`é`, `—`, `日本`, `🦀`, ...). A request without a seed uses a fixed one, so the
 //! same request always gets the same text; temperature and sampling options are ignored.
 //!
+//! **Reasoning models.** A model with [`ModelProfile::reasoning_tokens`] `= r > 0` (every
+//! model of the `reasoning` profile, `r = 24`) generates `r` reasoning tokens before its
+//! answer, unless an Ollama request says `"think": false` (any other `think`, or none, thinks;
+//! OpenAI-compatible servers have no such switch). They are tokens like any other: the first
+//! is due at `t_first` and each takes its gap on the device. A cap counts them too (as on real
+//! servers: `num_predict` / `max_tokens` bound every generated token), so a capped request
+//! answers `max(0, cap − r)` tokens; an uncapped one answers its usual length after the `r`.
+//! Each API's real shape: Ollama `/api/generate` lines `{"response":"","thinking":"…"}`,
+//! `/api/chat` `{"message":{"role":"assistant","content":"","thinking":"…"}}`; OpenAI chat
+//! `{"delta":{"reasoning_content":"…"}}` (llama.cpp with `--reasoning-format`, vLLM);
+//! `/v1/completions` has no reasoning field, so there the thoughts are plain `text`.
+//! Non-streamed replies carry them as `thinking` / `message.thinking` /
+//! `message.reasoning_content`. Counts: `eval_count`, `usage.completion_tokens` and
+//! `timings.predicted_n` are every token, thoughts included; chat's usage adds
+//! `completion_tokens_details.reasoning_tokens = r'` (the thoughts sent).
+//!
 //! Reported durations are the schedule above, not measurements (a client that reads slower
 //! than the schedule does not change them): Ollama in ns, llama.cpp `timings` in ms.
 //!
@@ -99,7 +115,8 @@
 //! | `load_duration` | `t_ready − t_admit`: exactly `load_ms` for an uncontended load, 0 when the model fits |
 //! | `prompt_eval_count`, `usage.prompt_tokens`, `timings.prompt_n` | prompt tokens |
 //! | `prompt_eval_duration`, `timings.prompt_ms` | `prompt_tokens / prefill_tok_s` (excludes `ttft_ms`) |
-//! | `eval_count`, `usage.completion_tokens`, `timings.predicted_n` | output tokens `n` |
+//! | `eval_count`, `usage.completion_tokens`, `timings.predicted_n` | output tokens `n` (reasoning included) |
+//! | `usage.completion_tokens_details.reasoning_tokens` | chat only, when the model reasoned: its reasoning tokens |
 //! | `eval_duration`, `timings.predicted_ms` | first token to last token: `(n − 1)` gaps plus stalls |
 //! | `timings.predicted_per_second` | `n / predicted_ms` (llama.cpp's formula, so `n/(n−1)` above the decode rate) |
 //! | `total_duration` | `t_arrive` to the last token (queueing, load, TTFT, decode, stalls); `50 + 10·(n − 1)` ms exactly on `fixed` |
@@ -118,6 +135,9 @@
 //! | `gpu-like` | `shared:150` | 80 ms | 1500 tok/s | 100, 68, 76, 250 | 3 s | 200–600 |
 //! | `null` | `ideal` | 0 | free | unthrottled | 0 | 32–64 |
 //! | `fixed` | `ideal` | 50 ms | free | 100 (10 ms gaps) | 0 | 50 |
+//! | `reasoning` | `shared:600` | 20 ms | 5000 tok/s | 400, 360, 380, 440 | 200 ms | 24 reasoning + 48–96 |
+//!
+//! `reasoning` is `quickstart` with every model a reasoning model (24 reasoning tokens).
 //!
 //! On `fixed`, the last of `n` tokens is due `50 + 10·(n − 1)` ms after arrival.
 //!
@@ -171,7 +191,7 @@ mod stats;
 mod text;
 mod timestamp;
 
-pub use config::{ModelProfile, SimConfig, PROFILE_NAMES};
+pub use config::{ModelProfile, SimConfig, PROFILE_NAMES, REASONING_PROFILE_TOKENS};
 pub use device::Device;
 pub use fault::{FaultMode, FaultPlan};
 pub use ollama::VERSION;
@@ -191,7 +211,7 @@ pub enum SimError {
     #[error("could not wait for ctrl-c")]
     Signal(#[source] std::io::Error),
     /// No preset has this name.
-    #[error("unknown profile {0:?} (expected quickstart, gpu-like, null or fixed)")]
+    #[error("unknown profile {0:?} (expected quickstart, gpu-like, null, fixed or reasoning)")]
     UnknownProfile(String),
     /// A device spec that is not `ideal`, `serial` or `shared:<tok/s>`.
     #[error("invalid device {0:?} (expected ideal, serial or shared:<tok/s>)")]

@@ -47,6 +47,9 @@ struct GenerateRequest {
     options: Option<Options>,
     #[serde(default)]
     sim_fault: Option<String>,
+    /// `true`, `false` or a level (`"high"`); only `false` stops a reasoning model thinking.
+    #[serde(default)]
+    think: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +70,9 @@ struct ChatRequest {
     options: Option<Options>,
     #[serde(default)]
     sim_fault: Option<String>,
+    /// `true`, `false` or a level (`"high"`); only `false` stops a reasoning model thinking.
+    #[serde(default)]
+    think: Option<serde_json::Value>,
 }
 
 fn request(
@@ -75,6 +81,7 @@ fn request(
     stream: Option<bool>,
     options: Option<Options>,
     sim_fault: Option<String>,
+    think: Option<serde_json::Value>,
     chat: bool,
 ) -> Result<GenerationRequest, String> {
     if model.is_empty() {
@@ -96,6 +103,7 @@ fn request(
         load_key: Some(LoadKey::new(options.num_ctx, options.num_gpu)),
         sim_fault: sim_fault.or(options.sim_fault),
         load_only,
+        think: think != Some(serde_json::Value::Bool(false)),
     })
 }
 
@@ -108,20 +116,38 @@ pub(crate) fn parse_generate(body: &[u8]) -> Result<GenerationRequest, String> {
     if parts.last().is_some_and(|p| p.is_empty()) {
         parts.clear();
     }
-    request(r.model, parts, r.stream, r.options, r.sim_fault, false)
+    request(
+        r.model,
+        parts,
+        r.stream,
+        r.options,
+        r.sim_fault,
+        r.think,
+        false,
+    )
 }
 
 /// Parse a `POST /api/chat` body.
 pub(crate) fn parse_chat(body: &[u8]) -> Result<GenerationRequest, String> {
     let r: ChatRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let parts = r.messages.into_iter().map(|m| m.content).collect();
-    request(r.model, parts, r.stream, r.options, r.sim_fault, true)
+    request(
+        r.model,
+        parts,
+        r.stream,
+        r.options,
+        r.sim_fault,
+        r.think,
+        true,
+    )
 }
 
 #[derive(Serialize)]
 struct Message<'a> {
     role: &'static str,
     content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -142,6 +168,9 @@ struct Line<'a> {
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     response: Option<&'a str>,
+    /// `/api/generate`'s reasoning text (chat puts it in `message.thinking`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<Message<'a>>,
     done: bool,
@@ -160,22 +189,26 @@ pub(crate) struct OllamaWire {
 }
 
 impl OllamaWire {
-    fn line(&self, text: &str, stats: Option<Final>) -> Vec<u8> {
-        let (response, message) = if self.chat {
+    /// One line: answer `text`, and reasoning `thinking` when there is some.
+    fn line(&self, text: &str, thinking: Option<&str>, stats: Option<Final>) -> Vec<u8> {
+        let (response, message, thinking) = if self.chat {
             (
                 None,
                 Some(Message {
                     role: "assistant",
                     content: text,
+                    thinking,
                 }),
+                None,
             )
         } else {
-            (Some(text), None)
+            (Some(text), None, thinking)
         };
         let line = Line {
             model: &self.model,
             created_at: rfc3339(SystemTime::now()),
             response,
+            thinking,
             message,
             done: stats.is_some(),
             stats,
@@ -212,12 +245,18 @@ fn stats(t: &Timings) -> Final {
 }
 
 impl Wire for OllamaWire {
-    fn token(&self, _index: u32, text: &str, out: &mut Vec<Bytes>) {
-        out.push(self.line(text, None).into());
+    fn token(&self, _index: u32, text: &str, reasoning: bool, out: &mut Vec<Bytes>) {
+        // A thought goes in `thinking` beside an empty answer, as Ollama streams it.
+        let line = if reasoning {
+            self.line("", Some(text), None)
+        } else {
+            self.line(text, None, None)
+        };
+        out.push(line.into());
     }
 
     fn finish(&self, timings: &Timings, out: &mut Vec<Bytes>) {
-        out.push(self.line("", Some(stats(timings))).into());
+        out.push(self.line("", None, Some(stats(timings))).into());
     }
 
     fn error(&self, message: &str, out: &mut Vec<Bytes>) {
@@ -230,8 +269,9 @@ impl Wire for OllamaWire {
         Bytes::from_static(b"{\"model\": not json (chimeraforge-sim fault malformed_line)\n")
     }
 
-    fn whole(&self, text: &str, timings: &Timings) -> Vec<u8> {
-        let mut body = self.line(text, Some(stats(timings)));
+    fn whole(&self, text: &str, thinking: &str, timings: &Timings) -> Vec<u8> {
+        let thinking = (!thinking.is_empty()).then_some(thinking);
+        let mut body = self.line(text, thinking, Some(stats(timings)));
         body.pop();
         body
     }

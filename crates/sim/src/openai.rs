@@ -110,6 +110,8 @@ fn request(
         load_key: None,
         sim_fault: common.sim_fault,
         load_only: false,
+        // OpenAI-compatible servers have no switch that stops a reasoning model thinking.
+        think: true,
     })
 }
 
@@ -136,6 +138,9 @@ struct Delta<'a> {
     role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<&'a str>,
+    /// A thought, as llama.cpp (`--reasoning-format deepseek`) and vLLM stream it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -165,6 +170,14 @@ struct Usage {
     prompt_tokens: u32,
     completion_tokens: u32,
     total_tokens: u32,
+    /// Chat with reasoning only: how many of `completion_tokens` were thoughts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Serialize)]
+struct CompletionDetails {
+    reasoning_tokens: u32,
 }
 
 /// llama.cpp's `timings` object (milliseconds).
@@ -204,11 +217,15 @@ fn per_second(n: u32, d: Duration) -> f64 {
     }
 }
 
-fn usage(t: &Timings) -> Usage {
+/// `completion_tokens` counts the thoughts too, as OpenAI's usage does.
+fn usage(t: &Timings, chat: bool) -> Usage {
     Usage {
         prompt_tokens: t.prompt_tokens,
         completion_tokens: t.output_tokens,
         total_tokens: t.prompt_tokens.saturating_add(t.output_tokens),
+        completion_tokens_details: (chat && t.reasoning_tokens > 0).then_some(CompletionDetails {
+            reasoning_tokens: t.reasoning_tokens,
+        }),
     }
 }
 
@@ -264,12 +281,23 @@ impl OpenAiWire {
         text: Option<&'a str>,
         finish: Option<&'static str>,
     ) -> Choice<'a> {
+        self.choice_with(role, text, None, finish)
+    }
+
+    fn choice_with<'a>(
+        &self,
+        role: Option<&'static str>,
+        text: Option<&'a str>,
+        reasoning: Option<&'a str>,
+        finish: Option<&'static str>,
+    ) -> Choice<'a> {
         if self.chat {
             Choice::Chat(ChatChoice {
                 index: 0,
                 delta: Delta {
                     role,
                     content: text,
+                    reasoning_content: reasoning,
                 },
                 finish_reason: finish,
             })
@@ -285,7 +313,7 @@ impl OpenAiWire {
 }
 
 impl Wire for OpenAiWire {
-    fn token(&self, index: u32, text: &str, out: &mut Vec<Bytes>) {
+    fn token(&self, index: u32, text: &str, reasoning: bool, out: &mut Vec<Bytes>) {
         if index == 0 && self.chat {
             // OpenAI and vLLM open a chat stream with the role and empty content.
             out.push(event(&self.chunk(vec![self.choice(
@@ -294,11 +322,14 @@ impl Wire for OpenAiWire {
                 None,
             )])));
         }
-        out.push(event(&self.chunk(vec![self.choice(
-            None,
-            Some(text),
-            None,
-        )])));
+        // A thought is `delta.reasoning_content` on chat; `/v1/completions` has no such
+        // field, so there a thought is plain text, as a raw completion's would be.
+        let choice = if reasoning && self.chat {
+            self.choice_with(None, None, Some(text), None)
+        } else {
+            self.choice(None, Some(text), None)
+        };
+        out.push(event(&self.chunk(vec![choice])));
     }
 
     fn finish(&self, t: &Timings, out: &mut Vec<Bytes>) {
@@ -306,7 +337,7 @@ impl Wire for OpenAiWire {
         out.push(event(&self.chunk(vec![self.choice(None, None, reason)])));
         if self.include_usage {
             let mut last = self.chunk(Vec::new());
-            last.usage = Some(usage(t));
+            last.usage = Some(usage(t, self.chat));
             last.timings = Some(timings(t));
             out.push(event(&last));
         }
@@ -324,12 +355,16 @@ impl Wire for OpenAiWire {
         Bytes::from_static(b"data: {\"id\": not json (chimeraforge-sim fault malformed_line)\n\n")
     }
 
-    fn whole(&self, text: &str, t: &Timings) -> Vec<u8> {
+    fn whole(&self, text: &str, thinking: &str, t: &Timings) -> Vec<u8> {
         let reason = t.done_reason.as_str();
         let choice = if self.chat {
-            json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason})
+            let mut message = json!({"role": "assistant", "content": text});
+            if !thinking.is_empty() {
+                message["reasoning_content"] = json!(thinking);
+            }
+            json!({"index": 0, "message": message, "finish_reason": reason})
         } else {
-            json!({"index": 0, "text": text, "logprobs": null, "finish_reason": reason})
+            json!({"index": 0, "text": format!("{thinking}{text}"), "logprobs": null, "finish_reason": reason})
         };
         let body = json!({
             "id": self.id,
@@ -337,7 +372,7 @@ impl Wire for OpenAiWire {
             "created": self.created,
             "model": self.model,
             "choices": [choice],
-            "usage": usage(t),
+            "usage": usage(t, self.chat),
             "timings": timings(t),
         });
         serde_json::to_vec(&body).expect("serializable reply")

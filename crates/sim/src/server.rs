@@ -476,10 +476,16 @@ async fn generation(
         request.seed,
         request.prompt_parts.iter().map(String::as_str),
     );
+    // A reasoning model thinks first; a cap counts the thoughts too (as on real servers).
+    let thoughts = if request.think {
+        model.profile.reasoning_tokens
+    } else {
+        0
+    };
     let (output_tokens, done_reason) = match request.max_tokens {
         Some(n) => (n, DoneReason::Length),
         None => (
-            seed.output_len(model.profile.default_output_tokens),
+            thoughts.saturating_add(seed.output_len(model.profile.default_output_tokens)),
             DoneReason::Stop,
         ),
     };
@@ -488,6 +494,7 @@ async fn generation(
         load_key: request.load_key,
         prompt_tokens: prompt_tokens(request.prompt_parts.iter().map(String::as_str)),
         output_tokens,
+        reasoning_tokens: thoughts,
         done_reason,
         seed,
         fault,
@@ -595,7 +602,11 @@ async fn whole(
     let mut body = if collected.malformed {
         b"{\"model\": not json (chimeraforge-sim fault malformed_line)".to_vec()
     } else {
-        inject_invalid_utf8(&request.wire.whole(&collected.text, &timings))
+        inject_invalid_utf8(
+            &request
+                .wire
+                .whole(&collected.text, &collected.thinking, &timings),
+        )
     };
     if let Some(target) = collected.pad_to {
         body = pad_line(&body, target);

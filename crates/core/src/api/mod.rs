@@ -53,8 +53,11 @@ impl ApiKind {
 /// One thing a stream said.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
-    /// Generated text (may be empty: some servers send empty keep-alive deltas).
+    /// Generated answer text (may be empty: some servers send empty keep-alive deltas).
     Text(String),
+    /// Generated reasoning text ("thinking"), never empty: Ollama's `thinking` /
+    /// `message.thinking`, OpenAI-compatible `delta.reasoning_content` / `delta.reasoning`.
+    Reasoning(String),
     /// Server-side statistics (final Ollama line; OpenAI usage/timings chunk).
     Stats(ServerStats),
     /// The server says generation finished (`done: true`, `finish_reason`, `[DONE]`).
@@ -88,6 +91,10 @@ pub struct ServerStats {
     /// Why generation stopped (`done_reason`, `finish_reason`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub done_reason: Option<String>,
+    /// Of `output_tokens`, those spent reasoning
+    /// (`usage.completion_tokens_details.reasoning_tokens`; Ollama sends no such count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<u64>,
 }
 
 impl ServerStats {
@@ -113,6 +120,7 @@ impl ServerStats {
         take(&mut self.load_ms, other.load_ms);
         take(&mut self.total_ms, other.total_ms);
         take(&mut self.done_reason, other.done_reason);
+        take(&mut self.reasoning_tokens, other.reasoning_tokens);
     }
 }
 

@@ -7,6 +7,8 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 struct Line {
     response: Option<String>,
+    /// `/api/generate`'s reasoning text (sent when the request asks to `think`).
+    thinking: Option<String>,
     message: Option<Message>,
     #[serde(default)]
     done: bool,
@@ -23,6 +25,8 @@ struct Line {
 #[derive(Deserialize)]
 struct Message {
     content: Option<String>,
+    /// `/api/chat`'s reasoning text.
+    thinking: Option<String>,
 }
 
 /// Sans-IO decoder for an Ollama NDJSON stream.
@@ -74,11 +78,21 @@ fn decode_line(line: &[u8], n: u64, out: &mut Vec<StreamEvent>) -> Result<(), Co
         out.push(StreamEvent::ServerError(msg));
         return Ok(());
     }
-    let piece = parsed
-        .response
-        .or_else(|| parsed.message.and_then(|m| m.content));
-    if let Some(piece) = piece {
-        if !(parsed.done && piece.is_empty()) {
+    let (content, message_thinking) = match parsed.message {
+        Some(m) => (m.content, m.thinking),
+        None => (None, None),
+    };
+    let thinking = parsed
+        .thinking
+        .or(message_thinking)
+        .filter(|t| !t.is_empty());
+    let reasoned = thinking.is_some();
+    if let Some(thought) = thinking {
+        out.push(StreamEvent::Reasoning(thought));
+    }
+    if let Some(piece) = parsed.response.or(content) {
+        // The empty `content`/`response` beside a thought is no keep-alive delta.
+        if !((parsed.done || reasoned) && piece.is_empty()) {
             out.push(StreamEvent::Text(piece));
         }
     }
@@ -91,6 +105,7 @@ fn decode_line(line: &[u8], n: u64, out: &mut Vec<StreamEvent>) -> Result<(), Co
             load_ms: ns_to_ms(parsed.load_duration),
             total_ms: ns_to_ms(parsed.total_duration),
             done_reason: parsed.done_reason.clone(),
+            reasoning_tokens: None,
         }));
         out.push(StreamEvent::Done {
             reason: parsed.done_reason,
@@ -131,6 +146,7 @@ mod tests {
                 load_ms: Some(1.0),
                 total_ms: Some(2500.0),
                 done_reason: Some("length".into()),
+                reasoning_tokens: None,
             }),
             StreamEvent::Done {
                 reason: Some("length".into()),
@@ -149,6 +165,67 @@ mod tests {
             let chunks = testing::chunks_at(STREAM.as_bytes(), cuts);
             prop_assert_eq!(decode_all(&chunks).unwrap(), expected());
         }
+    }
+
+    /// A thinking model on `/api/chat` (`think: true`): thoughts in `message.thinking` with
+    /// empty `content`, then the answer; `eval_count` counts both.
+    const CHAT_THINKING: &str = concat!(
+        "{\"model\":\"qwen3\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"thinking\":\"Ok\"},\"done\":false}\n",
+        "{\"model\":\"qwen3\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"thinking\":\"ay, 日本\"},\"done\":false}\n",
+        "{\"model\":\"qwen3\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"Hé\"},\"done\":false}\n",
+        "{\"model\":\"qwen3\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,",
+        "\"done_reason\":\"stop\",\"eval_count\":3,\"eval_duration\":30000000}\n",
+    );
+
+    /// The same on `/api/generate`: thoughts in the top-level `thinking`, `response` empty.
+    const GENERATE_THINKING: &str = concat!(
+        "{\"model\":\"qwen3\",\"created_at\":\"t\",\"response\":\"\",\"thinking\":\"Ok\",\"done\":false}\n",
+        "{\"model\":\"qwen3\",\"created_at\":\"t\",\"response\":\"\",\"thinking\":\"ay, 日本\",\"done\":false}\n",
+        "{\"model\":\"qwen3\",\"created_at\":\"t\",\"response\":\"Hé\",\"done\":false}\n",
+        "{\"model\":\"qwen3\",\"created_at\":\"t\",\"response\":\"\",\"done\":true,",
+        "\"done_reason\":\"stop\",\"eval_count\":3,\"eval_duration\":30000000}\n",
+    );
+
+    fn thinking_expected() -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::Reasoning("Ok".into()),
+            StreamEvent::Reasoning("ay, 日本".into()),
+            StreamEvent::Text("Hé".into()),
+            StreamEvent::Stats(ServerStats {
+                output_tokens: Some(3),
+                eval_ms: Some(30.0),
+                done_reason: Some("stop".into()),
+                ..Default::default()
+            }),
+            StreamEvent::Done {
+                reason: Some("stop".into()),
+            },
+        ]
+    }
+
+    #[test]
+    fn chat_thinking_is_reasoning_on_every_split() {
+        testing::assert_every_split(
+            ApiKind::Ollama,
+            CHAT_THINKING.as_bytes(),
+            &thinking_expected(),
+        );
+    }
+
+    #[test]
+    fn generate_thinking_is_reasoning_on_every_split() {
+        testing::assert_every_split(
+            ApiKind::OllamaGenerate,
+            GENERATE_THINKING.as_bytes(),
+            &thinking_expected(),
+        );
+    }
+
+    #[test]
+    fn empty_thinking_is_no_reasoning() {
+        let out =
+            decode_all(&[b"{\"response\":\"a\",\"thinking\":\"\",\"done\":false}\n"]).unwrap();
+        assert_eq!(out, vec![StreamEvent::Text("a".into())]);
     }
 
     #[test]

@@ -28,12 +28,22 @@ struct Choice {
 #[derive(Deserialize)]
 struct Delta {
     content: Option<String>,
+    /// llama.cpp (with a reasoning format), vLLM's reasoning parsers, DeepSeek.
+    reasoning_content: Option<String>,
+    /// The newer name (vLLM, OpenRouter); a server sending both sends one text twice.
+    reasoning: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Usage {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize)]
+struct CompletionDetails {
+    reasoning_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -159,8 +169,14 @@ fn dispatch(
     }
     let mut finish_reason = None;
     for choice in chunk.choices {
-        let piece = choice.delta.and_then(|d| d.content).or(choice.text);
-        if let Some(piece) = piece {
+        let (content, thought) = match choice.delta {
+            Some(d) => (d.content, d.reasoning_content.or(d.reasoning)),
+            None => (None, None),
+        };
+        if let Some(thought) = thought.filter(|t| !t.is_empty()) {
+            out.push(StreamEvent::Reasoning(thought));
+        }
+        if let Some(piece) = content.or(choice.text) {
             out.push(StreamEvent::Text(piece));
         }
         if choice.finish_reason.is_some() {
@@ -172,6 +188,7 @@ fn dispatch(
     if let Some(u) = chunk.usage {
         stats.output_tokens = u.completion_tokens;
         stats.prompt_tokens = u.prompt_tokens;
+        stats.reasoning_tokens = u.completion_tokens_details.and_then(|d| d.reasoning_tokens);
         has_stats = true;
     }
     if let Some(t) = chunk.timings {
@@ -255,6 +272,68 @@ mod tests {
             let chunks = testing::chunks_at(STREAM.as_bytes(), cuts);
             prop_assert_eq!(decode_all(&chunks).unwrap(), expected());
         }
+    }
+
+    /// A reasoning model on `/v1/chat/completions` as llama.cpp (`--reasoning-format`) and
+    /// vLLM stream it: thoughts in `delta.reasoning_content` (`FIELD`), then the answer in
+    /// `delta.content`; usage counts the thoughts in `completion_tokens_details`.
+    const REASONING: &str = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"FIELD\":\"Ok\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"FIELD\":\"ay, 日本\"},\"finish_reason\":null}]}\r\n\r\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hé\"},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":3,\"total_tokens\":8,",
+        "\"completion_tokens_details\":{\"reasoning_tokens\":2}}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    fn reasoning_expected() -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::Reasoning("Ok".into()),
+            StreamEvent::Reasoning("ay, 日本".into()),
+            StreamEvent::Text("Hé".into()),
+            StreamEvent::Stats(ServerStats {
+                done_reason: Some("stop".into()),
+                ..Default::default()
+            }),
+            StreamEvent::Done {
+                reason: Some("stop".into()),
+            },
+            StreamEvent::Stats(ServerStats {
+                output_tokens: Some(3),
+                prompt_tokens: Some(5),
+                reasoning_tokens: Some(2),
+                ..Default::default()
+            }),
+        ]
+    }
+
+    #[test]
+    fn reasoning_content_is_reasoning_on_every_split() {
+        let stream = REASONING.replace("FIELD", "reasoning_content");
+        testing::assert_every_split(
+            ApiKind::OpenaiChat,
+            stream.as_bytes(),
+            &reasoning_expected(),
+        );
+    }
+
+    #[test]
+    fn reasoning_is_reasoning_on_every_split() {
+        let stream = REASONING.replace("FIELD", "reasoning");
+        testing::assert_every_split(
+            ApiKind::OpenaiChat,
+            stream.as_bytes(),
+            &reasoning_expected(),
+        );
+    }
+
+    #[test]
+    fn both_reasoning_names_in_one_delta_are_one_thought() {
+        let out = decode_all(&[
+            b"data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"x\",\"reasoning\":\"x\"}}]}\n\n",
+        ])
+        .unwrap();
+        assert_eq!(out, vec![StreamEvent::Reasoning("x".into())]);
     }
 
     #[test]

@@ -26,10 +26,13 @@ pub enum Metric {
     Slowdown,
     /// Jain's index over the agents' slowdowns, 0..1.
     Fairness,
+    /// Mean over agents of their mean concurrent-phase time to the first answer token (after
+    /// any reasoning), ms. Shown only where some call reasoned.
+    TtftAnswerMs,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 10] = [
         Metric::Speedup,
         Metric::Efficiency,
         Metric::EstimatedEfficiency,
@@ -39,6 +42,7 @@ impl Metric {
         Metric::SystemThroughput,
         Metric::Slowdown,
         Metric::Fairness,
+        Metric::TtftAnswerMs,
     ];
 
     /// Metrics compared between backends and between models.
@@ -61,6 +65,7 @@ impl Metric {
             Metric::SystemThroughput => "system throughput",
             Metric::Slowdown => "slowdown",
             Metric::Fairness => "fairness",
+            Metric::TtftAnswerMs => "TTFT answer",
         }
     }
 
@@ -70,7 +75,7 @@ impl Metric {
             Metric::Speedup | Metric::Slowdown => "×",
             Metric::Efficiency | Metric::EstimatedEfficiency => "%",
             Metric::EstimateGap => "pp",
-            Metric::TtftMs => "ms",
+            Metric::TtftMs | Metric::TtftAnswerMs => "ms",
             Metric::DecodeTokS | Metric::SystemThroughput => "tok/s",
             Metric::Fairness => "",
         }
@@ -92,7 +97,7 @@ impl Metric {
         };
         let basis = match self {
             Metric::EstimatedEfficiency | Metric::EstimateGap => " (estimated: seed formula)",
-            Metric::TtftMs | Metric::DecodeTokS => " (concurrent phase)",
+            Metric::TtftMs | Metric::TtftAnswerMs | Metric::DecodeTokS => " (concurrent phase)",
             Metric::Fairness => " (Jain, 1 = equal slowdown)",
             _ => " (measured)",
         };
@@ -115,7 +120,10 @@ impl Metric {
         match self {
             Metric::Speedup | Metric::Slowdown | Metric::Fairness => 3,
             Metric::Efficiency | Metric::EstimatedEfficiency | Metric::EstimateGap => 1,
-            Metric::TtftMs | Metric::DecodeTokS | Metric::SystemThroughput => 1,
+            Metric::TtftMs
+            | Metric::TtftAnswerMs
+            | Metric::DecodeTokS
+            | Metric::SystemThroughput => 1,
         }
     }
 
@@ -127,7 +135,7 @@ impl Metric {
             | Metric::DecodeTokS
             | Metric::SystemThroughput
             | Metric::Fairness => Some(true),
-            Metric::TtftMs | Metric::Slowdown => Some(false),
+            Metric::TtftMs | Metric::TtftAnswerMs | Metric::Slowdown => Some(false),
             Metric::EstimatedEfficiency | Metric::EstimateGap => None,
         }
     }
@@ -157,6 +165,12 @@ impl Metric {
             )),
             Metric::Slowdown => mean(m.per_agent.iter().map(|a| a.slowdown)).map(|v| (v, false)),
             Metric::Fairness => m.fairness.map(|v| (v, false)),
+            Metric::TtftAnswerMs => mean(
+                m.per_agent
+                    .iter()
+                    .filter_map(|a| a.concurrent_ttft_answer_ms),
+            )
+            .map(|v| (v, false)),
         }
     }
 }

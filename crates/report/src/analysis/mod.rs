@@ -131,6 +131,9 @@ pub struct Analysis {
     pub timelines: Vec<Timeline>,
     /// Each call's output preview from every cell's median-efficiency run.
     pub samples: Vec<OutputSample>,
+    /// Some measured call reasoned (reasoning tokens > 0): the report then shows the time to
+    /// the first answer token beside TTFT.
+    pub reasoning: bool,
 }
 
 impl Analysis {
@@ -348,7 +351,18 @@ pub fn analyze(results: &Results, config: &AnalysisConfig) -> Analysis {
         distributions,
         timelines,
         samples,
+        reasoning: results.records.iter().any(reasoned),
     }
+}
+
+/// Whether some measured call of `r` reasoned.
+fn reasoned(r: &RunRecord) -> bool {
+    [&r.sequential, &r.concurrent]
+        .into_iter()
+        .flatten()
+        .flat_map(|p| &p.agents)
+        .flat_map(|a| &a.calls)
+        .any(|c| c.reasoning_tokens.is_some_and(|t| t.value > 0))
 }
 
 /// `first` (deduplicated), then anything in `seen` not yet listed, in order of appearance.

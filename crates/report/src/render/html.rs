@@ -53,8 +53,8 @@ macro_rules! w {
 }
 
 impl Report for HtmlReport {
-    fn begin(&mut self, _: &Analysis) {
-        self.tables = CellTables::new();
+    fn begin(&mut self, a: &Analysis) {
+        self.tables = CellTables::for_analysis(a);
     }
 
     fn cell(&mut self, _: &Analysis, c: &CellAnalysis) {

@@ -32,8 +32,8 @@ macro_rules! line {
 }
 
 impl Report for MarkdownReport {
-    fn begin(&mut self, _: &Analysis) {
-        self.tables = CellTables::new();
+    fn begin(&mut self, a: &Analysis) {
+        self.tables = CellTables::for_analysis(a);
     }
 
     fn cell(&mut self, _: &Analysis, c: &CellAnalysis) {
@@ -249,15 +249,21 @@ fn head(o: &mut String, a: &Analysis) {
 
 /// The reading notes, shared with the HTML report (plain text, no foreign strings).
 pub(super) fn how_to_read(a: &Analysis) -> Vec<String> {
-    vec![
+    let mut notes = vec![
         "Speedup = Σ T_i(alone) / T_conc, from a real sequential phase; efficiency = speedup / N agents. Both are measured.".to_owned(),
         "Estimated efficiency is the original report's formula, Σ T_i(conc) / T_conc / N. It measures how evenly the agents finished, not what concurrency gained (two agents that each slow down 2× on a shared device still score about 100%). It is shown only so old numbers can be reproduced, in its own column, never as a headline.".to_owned(),
         "TTFT and decode rate: concurrent phase; per run the mean over agents, then summarized over runs. Slowdown = T_i(conc) / T_i(alone), mean over agents. Fairness = Jain's index over the agents' slowdowns (1 = all slowed equally). System throughput = tokens of all agents / T_conc.".to_owned(),
         "Deltas are agent 0 − agent 1 (config order), concurrent phase.".to_owned(),
+    ];
+    if a.reasoning {
+        notes.push("Reasoning: some calls thought before answering. TTFT is the first generated token of any kind (reasoning or answer); TTFT answer is the first answer token, after the thinking. Decode rates and token counts include the reasoning tokens (the server decodes them alike).".to_owned());
+    }
+    notes.extend([
         format!("Each statistic states the n successful runs it rests on; sd is the sample sd (n − 1). {}. A cell with one run has no sd (\"n too small\"). With few runs (under about 10) a percentile-bootstrap CI is narrower than its nominal level: read it as a lower bound on the uncertainty; the tests below decide what is stated.", a.config.describe_bootstrap()),
         format!("A difference is stated as a finding only when Welch's t-test and Mann-Whitney U both give p < {}; otherwise it is \"within noise\". Effect sizes: Hedges' g (bias-corrected Cohen's d), Cliff's δ (−1..1). p-values are per comparison, not corrected for multiple comparisons.", a.config.alpha),
         "Every metric is defined in docs/methodology.md.".to_owned(),
-    ]
+    ]);
+    notes
 }
 
 fn failures(o: &mut String, a: &Analysis) {

@@ -46,6 +46,8 @@ pub struct CellTables {
     pub gain: Table,
     pub latency: Table,
     pub gaps: Vec<(Factor, String, Table)>,
+    /// The latency table has a "TTFT answer" column (some call reasoned).
+    pub reasoning: bool,
 }
 
 impl CellTables {
@@ -54,6 +56,22 @@ impl CellTables {
             gain: Table::keyed(&GAIN_HEADER, 4),
             latency: Table::keyed(&LATENCY_HEADER, 4),
             gaps: Vec::new(),
+            reasoning: false,
+        }
+    }
+
+    /// Empty tables for `a`: with the "TTFT answer" column only where some call reasoned, so
+    /// a report of runs without reasoning is what it always was.
+    pub fn for_analysis(a: &Analysis) -> CellTables {
+        if !a.reasoning {
+            return CellTables::new();
+        }
+        let mut header = LATENCY_HEADER.to_vec();
+        header.insert(LATENCY_TTFT_COLUMN + 1, TTFT_ANSWER_HEADER);
+        CellTables {
+            latency: Table::keyed(&header, 4),
+            reasoning: true,
+            ..CellTables::new()
         }
     }
 
@@ -69,7 +87,14 @@ impl CellTables {
     /// A cell's rows in the gain and latency tables.
     pub fn cell(&mut self, c: &CellAnalysis) {
         self.gain.rows.push(gain_row(c));
-        self.latency.rows.push(latency_row(c));
+        let mut row = latency_row(c);
+        if self.reasoning {
+            row.insert(
+                LATENCY_TTFT_COLUMN + 1,
+                metric_cell(c, Metric::TtftAnswerMs),
+            );
+        }
+        self.latency.rows.push(row);
     }
 
     /// A contrast's row, in the gap table of its factor and fixed slice.
@@ -247,6 +272,12 @@ pub fn gain_row(c: &CellAnalysis) -> Vec<Cell> {
     ]);
     row
 }
+
+/// Where TTFT is in [`LATENCY_HEADER`]; "TTFT answer" follows it when shown.
+const LATENCY_TTFT_COLUMN: usize = 5;
+
+/// The header of the column [`CellTables::for_analysis`] adds where some call reasoned.
+pub const TTFT_ANSWER_HEADER: &str = "TTFT answer (concurrent), ms";
 
 pub const LATENCY_HEADER: [&str; 10] = [
     "model",

@@ -116,6 +116,13 @@ fn call(
         cold_load: false,
         output_preview: spec.preview.clone(),
         error: None,
+        ttft_answer_ms: Some(ttft_ms),
+        reasoning_events: 0,
+        reasoning_tokens: None,
+        answer_tokens: Some(TokenCount {
+            value: tokens,
+            basis: Basis::Measured,
+        }),
     }
 }
 
