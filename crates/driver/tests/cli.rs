@@ -410,6 +410,7 @@ fn a_key_with_control_characters_is_refused_before_any_request() {
         );
     }
     assert!(!tmp.path().join("results").exists());
+}
 
 #[test]
 fn reasoning_sim_records_both_ttfts_and_the_thoughts() {
