@@ -35,6 +35,12 @@ macro_rules! conformance_tests {
             concurrent_streams_overlap,
             dropped_body_closes_connection,
             abandoned_reads_are_safe,
+            chunk_extensions_are_ignored,
+            close_delimited_bodies_are_read_to_eof,
+            malformed_chunk_size_is_framing,
+            reset_mid_stream_is_closed_before_done,
+            oversized_response_head_is_refused,
+            missing_content_type_is_none,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {
