@@ -104,6 +104,13 @@ def test_early_close_mid_chunked_body_is_closed_before_done():
     _assert_names(e["message"], "closed")
 
 
+def test_content_length_cut_short_is_closed_before_done():
+    rec = call([b"HTTP/1.1 200 OK\r\n" + NDJSON + b"content-length: 1000\r\n\r\n", LINE, 0.05])
+    e = rec["error"]
+    assert e["kind"] == "closed_before_done", e
+    _assert_names(e["message"], "closed")
+
+
 def test_oversized_response_head_is_framing():
     rec = call([b"HTTP/1.1 200 OK\r\n" + NDJSON + b"x-big: " + b"a" * (1 << 20) + b"\r\n\r\n" + DONE])
     e = rec["error"]

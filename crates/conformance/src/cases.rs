@@ -949,3 +949,38 @@ pub fn missing_content_type_is_none<B: Backend>() {
         assert_eq!(read_to_end(&mut body).await.expect("body"), DONE_LINE);
     });
 }
+
+/// A content-length body the server cuts short (it closes after 60 of 1,000 bytes) is a
+/// body error that says the connection closed, never a clean end of a shorter body; a
+/// measured call records `closed_before_done`.
+pub fn content_length_cut_short_is_a_body_error<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let line = ndjson_line("Hi", 60);
+    let l = line.clone();
+    let server = ScriptedServer::start(move |_| {
+        // Close-delimited framing writes no length of its own and closes after the last step.
+        Reply::new(200)
+            .framing(Framing::CloseDelimited)
+            .header("content-length", "1000")
+            .send(l.clone())
+            .pause(Duration::from_millis(50))
+    });
+    rt.block_on(async {
+        let req = HttpRequest::post_json(server.url("/api/generate"), "{}");
+        let mut body = must_send(client.send(req).await).body;
+        let (got, err) = read_to_failure(&mut body, "content-length cut short").await;
+        assert_eq!(got, line, "the bytes before the close were altered");
+        match &err {
+            HttpError::Body(msg) => assert_names(
+                msg,
+                &["clos", "end of file", "eof"],
+                "content-length cut short",
+            ),
+            _ => panic!("content-length cut short: got {err:?}, want HttpError::Body"),
+        }
+    });
+    let record = measured_call::<B>(&rt, &client, server.url("/api/generate"));
+    let e = record.error.expect("a body cut short must fail the call");
+    assert_eq!(e.kind, CallErrorKind::ClosedBeforeDone, "{e}");
+}

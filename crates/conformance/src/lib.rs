@@ -41,6 +41,7 @@ macro_rules! conformance_tests {
             reset_mid_stream_is_closed_before_done,
             oversized_response_head_is_refused,
             missing_content_type_is_none,
+            content_length_cut_short_is_a_body_error,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {
