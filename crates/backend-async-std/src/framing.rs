@@ -227,7 +227,9 @@ impl ChunkedDecoder {
     }
 
     /// Decode from `input` into `out`: returns (input bytes consumed, body bytes written).
-    /// Stops when the input is used up, `out` is full or the body is complete.
+    /// Stops when the input is used up, `out` is full, a chunk's data has ended (so one call
+    /// yields at most one HTTP chunk, as hyper's and h11's decoders do) or the body is
+    /// complete.
     pub fn decode(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize), FramingError> {
         let mut i = 0;
         let mut w = 0;
@@ -302,11 +304,11 @@ impl ChunkedDecoder {
                     i += n;
                     w += n;
                     let left = left - n as u64;
-                    self.state = if left == 0 {
-                        State::DataCr
-                    } else {
-                        State::Data { left }
-                    };
+                    if left == 0 {
+                        self.state = State::DataCr;
+                        break;
+                    }
+                    self.state = State::Data { left };
                 }
                 State::DataCr | State::DataLf => {
                     let want_cr = self.state == State::DataCr;
@@ -443,14 +445,23 @@ mod tests {
     }
 
     #[test]
-    fn body_ends_exactly_at_the_last_chunk() {
+    fn one_call_yields_at_most_one_chunk_and_the_body_ends_exactly_at_the_last() {
         let mut d = ChunkedDecoder::new();
         let mut out = [0; 16];
-        let (c, w) = d.decode(b"2\r\nab\r\n0\r\n\r\nNEXT", &mut out).unwrap();
-        assert_eq!((c, w, &out[..w]), (12, 2, &b"ab"[..]));
+        let input = b"2\r\nab\r\n3\r\ncde\r\n0\r\n\r\nNEXT";
+        let (c, w) = d.decode(input, &mut out).unwrap();
+        assert_eq!((c, w, &out[..w]), (5, 2, &b"ab"[..]));
+        let (c2, w) = d.decode(&input[c..], &mut out).unwrap();
+        assert_eq!((c2, w, &out[..w]), (8, 3, &b"cde"[..]));
+        let (c3, w) = d.decode(&input[c + c2..], &mut out).unwrap();
+        assert_eq!((c3, w), (7, 0));
         assert!(d.is_done());
         let mut d = ChunkedDecoder::new();
-        d.decode(b"2\r\nab\r\n0\r\n", &mut out).unwrap();
+        let input = b"2\r\nab\r\n0\r\n";
+        let mut at = 0;
+        while at < input.len() {
+            at += d.decode(&input[at..], &mut out).unwrap().0;
+        }
         assert!(!d.is_done(), "the final empty line is still to come");
     }
 
