@@ -40,7 +40,7 @@ impl SurfClient {
                 (
                     "body_read".to_owned(),
                     "one read into the 8 KiB buffer per chunk, returned as soon as it has \
-                     any bytes"
+                     any bytes, never more than one HTTP chunk's data"
                         .to_owned(),
                 ),
                 (
