@@ -225,6 +225,11 @@ def reasoning_split(server: Optional[ServerStats], output: Optional[dict], text_
     return reasoning, answer
 
 
+# httpx raises RemoteProtocolError both for a peer that closed early and for bytes h11
+# cannot parse; these are httpcore's words for the first (the rest are framing).
+_PEER_CLOSED = ("peer closed connection", "server disconnected")
+
+
 def _http_error_kind(e: BaseException, during_body: bool) -> str:
     if isinstance(e, httpx.ConnectTimeout):
         return "connect_timeout"
@@ -232,18 +237,40 @@ def _http_error_kind(e: BaseException, during_body: bool) -> str:
         return "connect"
     if isinstance(e, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
         return "invalid_url"
+    if isinstance(e, httpx.RemoteProtocolError) and not str(e).lower().startswith(_PEER_CLOSED):
+        return "framing"
     return "body" if during_body else "request"
+
+
+def _reason(e: BaseException) -> str:
+    """The error's text, with the OS error under it (httpx's ReadError for a reset says nothing)."""
+    text = str(e)
+    seen, x = set(), e
+    while x is not None and id(x) not in seen:
+        seen.add(id(x))
+        if isinstance(x, OSError) and x is not e:
+            detail = f"{type(x).__name__}: {x}"
+            if str(x) not in text:
+                text = f"{text}: {detail}" if text else detail
+            break
+        x = x.__cause__ or x.__context__
+    return text or type(e).__name__
 
 
 def _http_error_message(e: BaseException, url: str, during_body: bool) -> str:
     kind = _http_error_kind(e, during_body)
-    reason = str(e) or type(e).__name__
+    reason = _reason(e)
     if kind == "connect":
         return f"cannot connect to {url}: {reason}"
     if kind == "connect_timeout":
         return f"connect to {url} timed out"
     if kind == "invalid_url":
         return f"invalid url {url}: {reason}"
+    if kind == "framing":
+        if "receive buffer too long" in reason.lower():
+            where = "a chunk line" if during_body else "the response head"
+            reason = f"{where} is larger than httpcore accepts (100 KiB): {reason}"
+        return f"the response's HTTP framing is invalid: {reason}"
     if kind == "body":
         return f"reading the body failed: {reason}"
     return f"request failed: {reason}"
@@ -418,9 +445,18 @@ async def _stream_call(client: httpx.AsyncClient, req: httpx.Request, api: str, 
                     except StopAsyncIteration:
                         break
                     except httpx.HTTPError as e:
-                        raise CallFailure(
-                            _http_error_kind(e, True), _http_error_message(e, str(req.url), True), 200, perf_counter_ns()
-                        )
+                        kind = _http_error_kind(e, True)
+                        if kind == "body" and not m.done:
+                            # As in Rust: a body that breaks off (a reset, EOF inside a chunked
+                            # body) before the final line is the server closing early.
+                            raise CallFailure(
+                                "closed_before_done",
+                                "the connection closed before the server said the generation was done "
+                                f"({_reason(e)})",
+                                200,
+                                perf_counter_ns(),
+                            )
+                        raise CallFailure(kind, _http_error_message(e, str(req.url), True), 200, perf_counter_ns())
                     at = perf_counter_ns()
                     if watch.expired is not None:
                         # The timer fired while this chunk was on its way (the scope's cancel

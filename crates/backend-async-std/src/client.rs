@@ -9,6 +9,7 @@ use futures_lite::AsyncReadExt;
 use surf::http::{headers, mime};
 
 use crate::connector::{ConnectFailure, H1Connector};
+use crate::framing::{FramingError, MAX_HEAD_BYTES};
 
 /// Size of the buffer each body read goes through (bytes).
 pub const READ_BUFFER_BYTES: usize = 8 * 1024;
@@ -31,13 +32,15 @@ impl SurfClient {
     /// Facts about the client, for the runtime to complete.
     pub(crate) fn facts() -> RuntimeFacts {
         RuntimeFacts {
-            http_client: "surf 2.3 (async-h1 2.3, pure-Rust HTTP/1.1)".to_owned(),
+            http_client: "surf 2.3 (request written by async-h1 2.3, response read by our \
+                          connector; pure-Rust HTTP/1.x)"
+                .to_owned(),
             read_buffer_bytes: Some(READ_BUFFER_BYTES),
             notes: vec![
                 (
                     "body_read".to_owned(),
                     "one read into the 8 KiB buffer per chunk, returned as soon as it has \
-                     any bytes"
+                     any bytes, never more than one HTTP chunk's data"
                         .to_owned(),
                 ),
                 (
@@ -48,7 +51,12 @@ impl SurfClient {
                 ),
                 (
                     "framing".to_owned(),
-                    "content-length or chunked (async-h1 reads no close-delimited body)".to_owned(),
+                    format!(
+                        "HTTP/1.0 and 1.1 responses, content-length, chunked (extensions and \
+                         trailers ignored) or until close, read by our connector (async-h1's \
+                         decoder reads neither chunk extensions nor HTTP/1.0); head up to {} KiB",
+                        MAX_HEAD_BYTES / 1024
+                    ),
                 ),
                 (
                     "dns".to_owned(),
@@ -109,7 +117,10 @@ fn send_error(url: &str, e: surf::Error) -> HttpError {
             url,
             reason: io.to_string(),
         },
-        None => HttpError::Request(e.to_string()),
+        None => match e.downcast_ref::<FramingError>() {
+            Some(framing) => HttpError::Framing(framing.0.clone()),
+            None => HttpError::Request(e.to_string()),
+        },
     }
 }
 
@@ -122,11 +133,19 @@ pub struct SurfBody {
 impl BodyStream for SurfBody {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
         // One read: whatever is there now, never waiting to fill the buffer.
-        let n = self
-            .body
-            .read(&mut self.buf)
-            .await
-            .map_err(|e| HttpError::Body(e.to_string()))?;
+        let n = self.body.read(&mut self.buf).await.map_err(body_error)?;
         Ok((n > 0).then(|| Bytes::copy_from_slice(&self.buf[..n])))
+    }
+}
+
+/// A body read's error: the connector's framing errors are [`HttpError::Framing`], the
+/// rest (a reset, an early close) [`HttpError::Body`].
+fn body_error(e: std::io::Error) -> HttpError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<FramingError>())
+    {
+        Some(framing) => HttpError::Framing(framing.0.clone()),
+        None => HttpError::Body(e.to_string()),
     }
 }

@@ -1,18 +1,33 @@
-//! surf's transport: one async-h1 exchange on a fresh TCP connection per request.
+//! surf's transport: one exchange on a fresh TCP connection per request; async-h1 writes
+//! the request, we read the response.
 //!
 //! surf's stock `H1Client` returns a connection to its pool when a half-read body is
 //! dropped (the next request then reads the rest of the old response), caps each host
 //! at 50 connections and has no connect timeout. This connector has none of that: the
 //! connection lives exactly as long as the response body.
+//!
+//! async-h1 2.3's response decoder rejects chunk extensions and HTTP/1.0 (close-delimited)
+//! responses, which every other backend reads, so the response is read here instead:
+//! the head with `httparse`, the body by [`crate::framing`] (content-length, chunked or
+//! until close), straight off the socket.
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use async_std::net::{TcpStream, ToSocketAddrs};
+use futures_lite::io::{AsyncRead, AsyncReadExt, BufReader};
+use http_client::http_types::headers::CONTENT_TYPE;
 use http_client::http_types::url::{Host, Url};
-use http_client::http_types::StatusCode;
+use http_client::http_types::{Body, StatusCode};
 use http_client::{Error, HttpClient, Request, Response};
+
+use crate::framing::{self, BodyFraming, ChunkedDecoder, FramingError, Head, MAX_HEAD_BYTES};
+
+/// Bytes asked of the socket per read while reading a head or chunked framing.
+const SOCKET_READ_BYTES: usize = 8 * 1024;
 
 /// Why a connection could not be opened; recovered by downcasting surf's error.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +38,7 @@ pub(crate) enum ConnectFailure {
     Failed(io::Error),
 }
 
-/// An async-h1 transport for surf with a connect timeout and no pool.
+/// An HTTP/1.x transport for surf with a connect timeout and no pool.
 #[derive(Debug)]
 pub(crate) struct H1Connector {
     pub(crate) connect_timeout: Duration,
@@ -41,10 +56,220 @@ impl HttpClient for H1Connector {
                 ),
             ));
         }
-        let stream = connect(req.url(), self.connect_timeout)
+        let mut stream = connect(req.url(), self.connect_timeout)
             .await
             .map_err(|e| Error::new(StatusCode::BadGateway, e))?;
-        async_h1::client::connect(stream, req).await
+        let mut encoder = async_h1::client::Encoder::new(req);
+        futures_lite::io::copy(&mut encoder, &mut stream)
+            .await
+            .map_err(|e| Error::new(StatusCode::BadGateway, e))?;
+        let (head, leftover) = read_head(&mut stream).await?;
+        let framing = framing::body_framing(&head).map_err(framing_error)?;
+        response(head, framing, stream, leftover)
+    }
+}
+
+fn framing_error(e: FramingError) -> Error {
+    Error::new(StatusCode::BadGateway, e)
+}
+
+/// Read up to the end of the first final (non-1xx) response head: the head and whatever
+/// bytes of the body came with it.
+async fn read_head(stream: &mut TcpStream) -> Result<(Head, Vec<u8>), Error> {
+    let mut buf: Vec<u8> = Vec::with_capacity(SOCKET_READ_BYTES);
+    loop {
+        if !buf.is_empty() {
+            if let Some(head) = framing::parse_head(&buf).map_err(framing_error)? {
+                let rest = buf.split_off(head.len);
+                // 1xx heads are interim (101 is never asked for): the real one follows.
+                if (100..200).contains(&head.status) && head.status != 101 {
+                    buf = rest;
+                    continue;
+                }
+                return Ok((head, rest));
+            }
+        }
+        let have = buf.len();
+        let want = SOCKET_READ_BYTES.min(MAX_HEAD_BYTES + 1 - have.min(MAX_HEAD_BYTES));
+        buf.resize(have + want, 0);
+        let n = stream
+            .read(&mut buf[have..])
+            .await
+            .map_err(|e| Error::new(StatusCode::BadGateway, e))?;
+        buf.truncate(have + n);
+        if n == 0 {
+            let e = io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                if have == 0 {
+                    "the server closed the connection without sending a response".to_owned()
+                } else {
+                    format!(
+                        "the server closed the connection after {have} bytes of the response head"
+                    )
+                },
+            );
+            return Err(Error::new(StatusCode::BadGateway, e));
+        }
+    }
+}
+
+/// The response surf hands back: `head`'s status and headers, a body read off `stream`.
+fn response(
+    head: Head,
+    framing: BodyFraming,
+    stream: TcpStream,
+    leftover: Vec<u8>,
+) -> Result<Response, Error> {
+    let status = StatusCode::try_from(head.status).map_err(|_| {
+        framing_error(FramingError(format!(
+            "status code {} is not one http-types can represent",
+            head.status
+        )))
+    })?;
+    let mut res = Response::new(status);
+    for (name, value) in &head.headers {
+        // http-types panics on a value that is not ASCII: escape obs-text.
+        let value = match std::str::from_utf8(value) {
+            Ok(v) if v.is_ascii() => v.to_owned(),
+            _ => value.escape_ascii().to_string(),
+        };
+        res.append_header(name.to_ascii_lowercase().as_str(), value.as_str());
+    }
+    let had_content_type = res.header(CONTENT_TYPE).is_some();
+    let end = leftover.len();
+    let reader = BodyReader {
+        stream,
+        buf: leftover,
+        pos: 0,
+        end,
+        decode: match framing {
+            BodyFraming::Empty | BodyFraming::Length(0) => Decode::Done,
+            BodyFraming::Length(left) => Decode::Length { left },
+            BodyFraming::Chunked => Decode::Chunked(ChunkedDecoder::new()),
+            BodyFraming::UntilClose => Decode::UntilClose,
+        },
+    };
+    res.set_body(Body::from_reader(BufReader::new(reader), None));
+    if !had_content_type {
+        // set_body adds the body's own `application/octet-stream`: the server sent none.
+        res.remove_header(CONTENT_TYPE);
+    }
+    Ok(res)
+}
+
+enum Decode {
+    Length { left: u64 },
+    Chunked(ChunkedDecoder),
+    UntilClose,
+    Done,
+}
+
+/// A response body read off its connection, which it owns and closes when dropped.
+struct BodyReader {
+    stream: TcpStream,
+    /// Bytes read off the socket not yet decoded: `buf[pos..end]`.
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    decode: Decode,
+}
+
+fn early_eof(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, msg)
+}
+
+impl AsyncRead for BodyReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if out.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            if matches!(this.decode, Decode::Length { left: 0 }) {
+                this.decode = Decode::Done;
+            }
+            let input = &this.buf[this.pos..this.end];
+            if !input.is_empty() {
+                let n = match &mut this.decode {
+                    Decode::Done => return Poll::Ready(Ok(0)),
+                    Decode::Length { left } => {
+                        let n = input
+                            .len()
+                            .min(out.len())
+                            .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                        *left -= n as u64;
+                        out[..n].copy_from_slice(&input[..n]);
+                        this.pos += n;
+                        n
+                    }
+                    Decode::UntilClose => {
+                        let n = input.len().min(out.len());
+                        out[..n].copy_from_slice(&input[..n]);
+                        this.pos += n;
+                        n
+                    }
+                    Decode::Chunked(d) => {
+                        let (used, n) = d
+                            .decode(input, out)
+                            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                        this.pos += used;
+                        if n == 0 && d.is_done() {
+                            this.decode = Decode::Done;
+                            return Poll::Ready(Ok(0));
+                        }
+                        n
+                    }
+                };
+                if n > 0 {
+                    return Poll::Ready(Ok(n));
+                }
+                continue;
+            }
+            // Nothing buffered: plain bodies read straight into `out`.
+            let stream = Pin::new(&mut this.stream);
+            match &mut this.decode {
+                Decode::Done => return Poll::Ready(Ok(0)),
+                Decode::Length { left } => {
+                    let cap = out.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    let n = ready!(stream.poll_read(cx, &mut out[..cap]))?;
+                    if n == 0 {
+                        return Poll::Ready(Err(early_eof(format!(
+                            "the connection closed {left} bytes before the end of the \
+                             content-length body"
+                        ))));
+                    }
+                    *left -= n as u64;
+                    return Poll::Ready(Ok(n));
+                }
+                Decode::UntilClose => {
+                    let n = ready!(stream.poll_read(cx, out))?;
+                    if n == 0 {
+                        this.decode = Decode::Done;
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Decode::Chunked(d) => {
+                    if d.is_done() {
+                        this.decode = Decode::Done;
+                        return Poll::Ready(Ok(0));
+                    }
+                    this.buf.resize(SOCKET_READ_BYTES, 0);
+                    let n = ready!(stream.poll_read(cx, &mut this.buf))?;
+                    if n == 0 {
+                        return Poll::Ready(Err(early_eof(
+                            "the connection closed inside the chunked body, before its last chunk"
+                                .to_owned(),
+                        )));
+                    }
+                    this.pos = 0;
+                    this.end = n;
+                }
+            }
+        }
     }
 }
 

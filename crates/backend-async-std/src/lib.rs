@@ -7,6 +7,7 @@
 
 mod client;
 mod connector;
+pub mod framing;
 mod runtime;
 
 pub use client::{SurfBody, SurfClient, READ_BUFFER_BYTES};

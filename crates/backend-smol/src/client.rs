@@ -69,6 +69,17 @@ impl IsahcClient {
                         .to_owned(),
                 ),
                 ("proxy".to_owned(), "none (env proxies ignored)".to_owned()),
+                (
+                    "framing_errors".to_owned(),
+                    "not all told apart from a broken connection: isahc passes on libcurl's \
+                     error code, not curl's text, and curl reports a reset, a malformed chunk \
+                     and a response head over 300 KiB in total all as error 56 \
+                     (CURLE_RECV_ERROR); 56 is recorded as a body error mid-body \
+                     (closed_before_done before the final line) and a request error before \
+                     the head. curl's codes 8, 61 and 100 (a header line over 100 KiB) are \
+                     framing"
+                        .to_owned(),
+                ),
             ],
             ..RuntimeFacts::default()
         }
@@ -126,11 +137,127 @@ fn send_error(url: &str, e: isahc::Error) -> HttpError {
     match e.kind() {
         ErrorKind::ConnectionFailed | ErrorKind::NameResolution => HttpError::Connect {
             url,
-            reason: e.to_string(),
+            reason: describe(&e),
         },
         // Only the connect timeout is configured, so any timeout here is that one.
         ErrorKind::Timeout => HttpError::ConnectTimeout { url },
-        _ => HttpError::Request(e.to_string()),
+        _ => curl_error(&e, Stage::Head).unwrap_or_else(|| HttpError::Request(describe(&e))),
+    }
+}
+
+/// Where in the exchange an error came.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Before the response head was complete (`send`).
+    Head,
+    /// While reading the body.
+    Body,
+}
+
+// libcurl's error codes (curl/curl.h) that say something about the framing or the connection.
+const CURLE_WEIRD_SERVER_REPLY: i64 = 8;
+const CURLE_PARTIAL_FILE: i64 = 18;
+const CURLE_GOT_NOTHING: i64 = 52;
+const CURLE_SEND_ERROR: i64 = 55;
+const CURLE_RECV_ERROR: i64 = 56;
+const CURLE_BAD_CONTENT_ENCODING: i64 = 61;
+const CURLE_TOO_LARGE: i64 = 100;
+
+/// The libcurl error behind an isahc error, if curl produced it.
+fn curl_source(e: &isahc::Error) -> Option<&curl::Error> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(c) = s.downcast_ref::<curl::Error>() {
+            return Some(c);
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// An error from curl as one of our kinds, with curl's own code and text in the message.
+/// `None` for errors that did not come from curl. isahc keeps curl's code but not curl's
+/// detail text (its error buffer), so a code that stands for several causes is reported
+/// with all of them.
+fn curl_error(e: &isahc::Error, stage: Stage) -> Option<HttpError> {
+    let c = curl_source(e)?;
+    let curl = format!("curl error {}: {}", c.code(), c.description());
+    Some(match i64::from(c.code()) {
+        // A chunk or status line curl could not parse, an unknown transfer coding, a value
+        // over curl's limits.
+        CURLE_WEIRD_SERVER_REPLY => {
+            HttpError::Framing(format!("the server's reply is not valid HTTP/1.1 ({curl})"))
+        }
+        CURLE_BAD_CONTENT_ENCODING => HttpError::Framing(format!(
+            "the response's transfer coding cannot be decoded ({curl})"
+        )),
+        CURLE_TOO_LARGE => HttpError::Framing(format!(
+            "a header line of the response head (or another part of the response) is larger \
+             than curl accepts, 100 KiB a header line ({curl})"
+        )),
+        CURLE_PARTIAL_FILE => HttpError::Body(format!(
+            "the server closed the connection before the end of the body ({curl})"
+        )),
+        CURLE_GOT_NOTHING => HttpError::Request(format!(
+            "the server closed the connection without sending a response ({curl})"
+        )),
+        CURLE_SEND_ERROR => HttpError::Request(format!(
+            "sending the request failed: the connection was reset or closed ({curl})"
+        )),
+        CURLE_RECV_ERROR => {
+            let what = match stage {
+                Stage::Head => {
+                    "reading the response head failed: the connection was reset or broke, \
+                     or curl refused the head (malformed, or over curl's 300 KiB in total)"
+                }
+                Stage::Body => {
+                    "reading the body failed: the connection was reset or broke, or curl \
+                     could not decode the chunked framing (a malformed chunk)"
+                }
+            };
+            let msg = format!("{what} ({curl}; isahc passes on curl's code, not its detail)");
+            match stage {
+                Stage::Head => HttpError::Request(msg),
+                Stage::Body => HttpError::Body(msg),
+            }
+        }
+        _ => match stage {
+            Stage::Head => HttpError::Request(format!("{} ({curl})", e.kind())),
+            Stage::Body => HttpError::Body(format!("{} ({curl})", e.kind())),
+        },
+    })
+}
+
+/// An isahc error and its sources, without isahc's bare "unknown error" (its word for an
+/// I/O error) when a source says more.
+fn describe(e: &isahc::Error) -> String {
+    let mut parts = Vec::new();
+    let top = e.to_string();
+    let mut source = std::error::Error::source(e);
+    if source.is_none() || top != "unknown error" {
+        parts.push(top);
+    }
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// A body read's error as one of our kinds.
+fn body_error(e: std::io::Error) -> HttpError {
+    let isahc_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<isahc::Error>());
+    match isahc_error {
+        Some(ie) => curl_error(ie, Stage::Body).unwrap_or_else(|| HttpError::Body(describe(ie))),
+        // isahc's word for a transfer that stopped without curl saying why.
+        None if e.kind() == std::io::ErrorKind::ConnectionAborted => HttpError::Body(
+            "the transfer stopped before the end of the body without an error from curl \
+             (connection aborted)"
+                .to_owned(),
+        ),
+        None => HttpError::Body(e.to_string()),
     }
 }
 
@@ -143,11 +270,7 @@ pub struct IsahcBody {
 impl BodyStream for IsahcBody {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
         // One read: whatever is there now, never waiting to fill the buffer.
-        let n = self
-            .body
-            .read(&mut self.buf)
-            .await
-            .map_err(|e| HttpError::Body(e.to_string()))?;
+        let n = self.body.read(&mut self.buf).await.map_err(body_error)?;
         Ok((n > 0).then(|| Bytes::copy_from_slice(&self.buf[..n])))
     }
 }

@@ -98,8 +98,46 @@ fn send_error(url: &str, e: reqwest::Error) -> HttpError {
             url,
             reason: error_chain(&e),
         }
+    } else if find_source::<hyper::Error>(&e).is_some_and(hyper::Error::is_parse) {
+        // hyper's own words say which: "message head is too large" (over its 408 KiB),
+        // "invalid HTTP version parsed", ...
+        HttpError::Framing(format!(
+            "the response head could not be read: {}",
+            error_chain(&e)
+        ))
     } else {
         HttpError::Request(error_chain(&e))
+    }
+}
+
+/// The first error of type `T` in `e`'s chain (`e` included).
+fn find_source<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// A body read's error: hyper's decoder reports bytes it cannot read as framing
+/// (`InvalidData`/`InvalidInput` I/O errors: a bad chunk size line, chunk data longer than
+/// its size); a reset or an early close is a body error.
+fn body_error(e: reqwest::Error) -> HttpError {
+    let framing = find_source::<std::io::Error>(&e).is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+        )
+    });
+    if framing {
+        HttpError::Framing(error_chain(&e))
+    } else {
+        HttpError::Body(error_chain(&e))
     }
 }
 
@@ -122,9 +160,6 @@ pub struct ReqwestBody {
 
 impl BodyStream for ReqwestBody {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
-        self.resp
-            .chunk()
-            .await
-            .map_err(|e| HttpError::Body(error_chain(&e)))
+        self.resp.chunk().await.map_err(body_error)
     }
 }

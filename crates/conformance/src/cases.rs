@@ -9,6 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use chimeraforge_core::api::ApiKind;
+use chimeraforge_core::call::{
+    execute_call, CallErrorKind, CallRecord, CallSettings, CallTarget, Timeouts,
+};
 use chimeraforge_core::{
     AsyncRuntime, Backend, BodyStream, ClientOptions, HttpClient, HttpError, HttpRequest,
     HttpResponse,
@@ -355,7 +359,7 @@ pub fn large_body_arrives_complete<B: Backend>() {
                 .framing(framing)
                 .content_type("application/octet-stream");
             match framing {
-                Framing::ContentLength => reply.send(served.to_vec()),
+                Framing::ContentLength | Framing::CloseDelimited => reply.send(served.to_vec()),
                 Framing::Chunked => {
                     reply.send_split(served.chunks(64 << 10).map(<[u8]>::to_vec), Duration::ZERO)
                 }
@@ -747,4 +751,299 @@ pub fn reasoning_stream_times_both_ttfts<B: Backend>() {
             assert_eq!(r.answer_tokens.map(|t| t.value), Some(2), "{framing:?}");
         });
     }
+}
+
+
+/// The `RuntimeFacts` note a backend records when its client cannot tell a framing error
+/// from a broken connection (isahc passes on libcurl's error code, not its text, and curl
+/// gives both the same code). Such a backend reports a malformed chunk as
+/// [`HttpError::Body`], with a message that names both possibilities; every other backend
+/// must report [`HttpError::Framing`].
+pub const FRAMING_ERRORS_NOTE: &str = "framing_errors";
+
+fn framing_told_apart<R: AsyncRuntime>(rt: &R) -> bool {
+    !rt.describe()
+        .notes
+        .iter()
+        .any(|(key, _)| key == FRAMING_ERRORS_NOTE)
+}
+
+/// The Ollama final line the framing cases end their streams with.
+const DONE_LINE: &[u8] = b"{\"model\":\"gemma3:270m\",\"response\":\"\",\"done\":true}\n";
+
+/// One measured streaming call (`core::call::execute_call`, as `bench` runs it) to `url`.
+fn measured_call<B: Backend>(rt: &B::Runtime, client: &B::Client, url: String) -> CallRecord {
+    let target = CallTarget {
+        agent_id: "conformance",
+        call: "framing",
+        url,
+        model: "gemma3:270m",
+        api: ApiKind::OllamaGenerate,
+        body: b"{}".to_vec(),
+        api_key: None,
+        live_tokens: None,
+    };
+    let settings = CallSettings {
+        timeouts: Timeouts {
+            first_byte: Duration::from_secs(5),
+            idle: Duration::from_secs(5),
+            total: Duration::from_secs(10),
+        },
+        ..CallSettings::default()
+    };
+    rt.block_on(execute_call(rt, client, target, &settings, rt.now()))
+        .record
+}
+
+/// The message says something: not isahc's bare "unknown error", and it names `what`
+/// (one of the words, case-insensitive).
+fn assert_names(msg: &str, what: &[&str], case: &str) {
+    let lower = msg.to_lowercase();
+    assert!(
+        !lower.contains("unknown error"),
+        "{case}: the message does not say what happened: {msg:?}"
+    );
+    assert!(
+        what.iter().any(|w| lower.contains(w)),
+        "{case}: the message names none of {what:?}: {msg:?}"
+    );
+}
+
+/// Read a body that must fail: its error, after all the bytes before the failure.
+async fn read_to_failure<S: BodyStream>(body: &mut S, case: &str) -> (Vec<u8>, HttpError) {
+    let mut got = Vec::new();
+    loop {
+        match body.next_chunk().await {
+            Ok(Some(chunk)) => got.extend_from_slice(&chunk),
+            Ok(None) => panic!(
+                "{case}: the body ended cleanly after {} bytes; the error was swallowed",
+                got.len()
+            ),
+            Err(e) => return (got, e),
+        }
+    }
+}
+
+/// Chunk extensions (`5;ext=1`, RFC 9112 §7.1.1, on the last chunk too) are read past, on
+/// the body and on a measured call.
+pub fn chunk_extensions_are_ignored<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let line = ndjson_line("Hi", 60);
+    for ext in [";ext=1", ";name=\"quoted;value\";flag"] {
+        let l = line.clone();
+        let server = ScriptedServer::start(move |_| {
+            Reply::new(200)
+                .chunk_extension(ext)
+                .send(l.clone())
+                .pause(Duration::from_millis(20))
+                .send(DONE_LINE)
+        });
+        rt.block_on(async {
+            let req = HttpRequest::post_json(server.url("/api/generate"), "{}");
+            let mut body = must_send(client.send(req).await).body;
+            let got = read_to_end(&mut body)
+                .await
+                .unwrap_or_else(|e| panic!("{ext}: chunk extension refused: {e}"));
+            assert_eq!(
+                got,
+                [line.as_slice(), DONE_LINE].concat(),
+                "{ext}: body altered"
+            );
+        });
+        let record = measured_call::<B>(&rt, &client, server.url("/api/generate"));
+        assert!(record.error.is_none(), "{ext}: {:?}", record.error);
+        assert_eq!(record.text_events, 1, "{ext}");
+    }
+}
+
+/// A response with neither content-length nor transfer-encoding is read until the server
+/// closes (RFC 9112 §6.3 rule 8): HTTP/1.0, as simple servers send, and HTTP/1.1.
+pub fn close_delimited_bodies_are_read_to_eof<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let line = ndjson_line("Hi", 60);
+    for http10 in [true, false] {
+        let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+        let l = line.clone();
+        let server = ScriptedServer::start(move |_| {
+            let reply = Reply::new(200)
+                .framing(Framing::CloseDelimited)
+                .send(l.clone())
+                .pause(Duration::from_millis(20))
+                .send(DONE_LINE);
+            if http10 {
+                reply.http10()
+            } else {
+                reply
+            }
+        });
+        rt.block_on(async {
+            let req = HttpRequest::post_json(server.url("/api/generate"), "{}");
+            let resp = client
+                .send(req)
+                .await
+                .unwrap_or_else(|e| panic!("{version} close-delimited response refused: {e}"));
+            assert_eq!(resp.status, 200, "{version}");
+            assert_eq!(resp.content_type.as_deref(), Some("application/x-ndjson"));
+            let mut body = resp.body;
+            let got = read_to_end(&mut body)
+                .await
+                .unwrap_or_else(|e| panic!("{version} close-delimited body failed: {e}"));
+            assert_eq!(got, [line.as_slice(), DONE_LINE].concat(), "{version}");
+        });
+        let record = measured_call::<B>(&rt, &client, server.url("/api/generate"));
+        assert!(record.error.is_none(), "{version}: {:?}", record.error);
+        assert_eq!(record.text_events, 1, "{version}");
+    }
+}
+
+/// A malformed chunk size after a good chunk is a framing error naming the chunk, never a
+/// clean end and never "the connection closed"; a measured call records it as `framing`.
+pub fn malformed_chunk_size_is_framing<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let line = ndjson_line("Hi", 60);
+    let l = line.clone();
+    let server = ScriptedServer::start(move |_| {
+        Reply::new(200)
+            .send(l.clone())
+            .pause(Duration::from_millis(50))
+            .raw("zz\r\nnot a chunk\r\n")
+            .pause(Duration::from_millis(500))
+    });
+    let told_apart = framing_told_apart(&*rt);
+    rt.block_on(async {
+        let req = HttpRequest::post_json(server.url("/api/generate"), "{}");
+        let mut body = must_send(client.send(req).await).body;
+        let (got, err) = read_to_failure(&mut body, "malformed chunk size").await;
+        assert_eq!(got, line, "the good chunk before the bad one was altered");
+        match (&err, told_apart) {
+            (HttpError::Framing(msg), true) | (HttpError::Body(msg), false) => {
+                assert_names(msg, &["chunk"], "malformed chunk size")
+            }
+            _ => panic!("malformed chunk size: got {err:?} (framing told apart: {told_apart})"),
+        }
+    });
+    let record = measured_call::<B>(&rt, &client, server.url("/api/generate"));
+    let e = record
+        .error
+        .expect("a malformed chunk size must fail the call");
+    let want = if told_apart {
+        CallErrorKind::Framing
+    } else {
+        CallErrorKind::ClosedBeforeDone
+    };
+    assert_eq!(e.kind, want, "{e}");
+    assert_eq!(
+        record.text_events, 1,
+        "the token before the bad chunk was measured"
+    );
+}
+
+/// A connection reset mid-stream is a body error naming the reset (not a framing error); a
+/// measured call records it as `closed_before_done`.
+pub fn reset_mid_stream_is_closed_before_done<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let line = ndjson_line("Hi", 60);
+    let l = line.clone();
+    let server = ScriptedServer::start(move |_| {
+        Reply::new(200)
+            .send(l.clone())
+            .pause(Duration::from_millis(50))
+            .reset()
+    });
+    rt.block_on(async {
+        let req = HttpRequest::post_json(server.url("/api/generate"), "{}");
+        let mut body = must_send(client.send(req).await).body;
+        let (got, err) = read_to_failure(&mut body, "reset mid-stream").await;
+        assert_eq!(got, line, "the chunk before the reset was altered");
+        match &err {
+            HttpError::Body(msg) => assert_names(msg, &["reset"], "reset mid-stream"),
+            _ => panic!("reset mid-stream: got {err:?}, want HttpError::Body"),
+        }
+    });
+    let record = measured_call::<B>(&rt, &client, server.url("/api/generate"));
+    let e = record.error.expect("a reset must fail the call");
+    assert_eq!(e.kind, CallErrorKind::ClosedBeforeDone, "{e}");
+    assert_names(&e.message, &["reset"], "reset mid-stream, measured");
+}
+
+/// A response header past every client's limit (one 1 MiB field; hyper takes 408 KiB of
+/// head, libcurl 100 KiB a header line, our async-std connector 256 KiB) fails the request
+/// as a framing error with a message about the head, not "unknown error"; a measured call
+/// records `framing`.
+pub fn oversized_response_head_is_refused<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let server = ScriptedServer::start(|_| {
+        Reply::new(200)
+            .header("x-big", "a".repeat(1 << 20))
+            .send(DONE_LINE)
+    });
+    rt.block_on(async {
+        let req = HttpRequest::post_json(server.url("/api/generate"), "{}");
+        match must_fail(client.send(req).await) {
+            HttpError::Framing(msg) => assert_names(&msg, &["head"], "oversized head"),
+            err => panic!("oversized head: got {err:?}, want HttpError::Framing"),
+        }
+    });
+    let record = measured_call::<B>(&rt, &client, server.url("/api/generate"));
+    let e = record.error.expect("an oversized head must fail the call");
+    assert_eq!(e.kind, CallErrorKind::Framing, "{e}");
+}
+
+/// A response without content-type reports none (surf would fill in its body's
+/// `application/octet-stream`, which a measured call then refused as the wrong type).
+pub fn missing_content_type_is_none<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let server = ScriptedServer::start(|_| {
+        let mut reply = Reply::new(200).send(DONE_LINE);
+        reply.content_type = None;
+        reply
+    });
+    rt.block_on(async {
+        let req = HttpRequest::post_json(server.url("/api/generate"), "{}");
+        let resp = must_send(client.send(req).await);
+        assert_eq!(resp.content_type, None, "the server sent no content-type");
+        let mut body = resp.body;
+        assert_eq!(read_to_end(&mut body).await.expect("body"), DONE_LINE);
+    });
+}
+
+/// A content-length body the server cuts short (it closes after 60 of 1,000 bytes) is a
+/// body error that says the connection closed, never a clean end of a shorter body; a
+/// measured call records `closed_before_done`.
+pub fn content_length_cut_short_is_a_body_error<B: Backend>() {
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let line = ndjson_line("Hi", 60);
+    let l = line.clone();
+    let server = ScriptedServer::start(move |_| {
+        // Close-delimited framing writes no length of its own and closes after the last step.
+        Reply::new(200)
+            .framing(Framing::CloseDelimited)
+            .header("content-length", "1000")
+            .send(l.clone())
+            .pause(Duration::from_millis(50))
+    });
+    rt.block_on(async {
+        let req = HttpRequest::post_json(server.url("/api/generate"), "{}");
+        let mut body = must_send(client.send(req).await).body;
+        let (got, err) = read_to_failure(&mut body, "content-length cut short").await;
+        assert_eq!(got, line, "the bytes before the close were altered");
+        match &err {
+            HttpError::Body(msg) => assert_names(
+                msg,
+                &["clos", "end of file", "eof"],
+                "content-length cut short",
+            ),
+            _ => panic!("content-length cut short: got {err:?}, want HttpError::Body"),
+        }
+    });
+    let record = measured_call::<B>(&rt, &client, server.url("/api/generate"));
+    let e = record.error.expect("a body cut short must fail the call");
+    assert_eq!(e.kind, CallErrorKind::ClosedBeforeDone, "{e}");
 }

@@ -36,6 +36,13 @@ macro_rules! conformance_tests {
             dropped_body_closes_connection,
             abandoned_reads_are_safe,
             reasoning_stream_times_both_ttfts,
+            chunk_extensions_are_ignored,
+            close_delimited_bodies_are_read_to_eof,
+            malformed_chunk_size_is_framing,
+            reset_mid_stream_is_closed_before_done,
+            oversized_response_head_is_refused,
+            missing_content_type_is_none,
+            content_length_cut_short_is_a_body_error,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {

@@ -20,6 +20,9 @@ pub enum Framing {
     Chunked,
     /// `content-length` = the sum of all [`Step::Send`] payloads.
     ContentLength,
+    /// Neither header: the body ends when the server closes the connection, which it
+    /// does after the last step (RFC 9112 §6.3 rule 8).
+    CloseDelimited,
 }
 
 /// One step of a scripted response body.
@@ -29,6 +32,11 @@ pub enum Step {
     Send(Vec<u8>),
     /// Wait this long, watching the socket: if the peer closes, the exchange ends there.
     Pause(Duration),
+    /// Write these bytes as they are, outside any framing (a malformed chunk line).
+    Raw(Vec<u8>),
+    /// Reset the connection (close with `SO_LINGER` 0, so the peer reads ECONNRESET);
+    /// the exchange ends there.
+    Reset,
 }
 
 /// A scripted response.
@@ -40,6 +48,12 @@ pub struct Reply {
     /// Pause before the response head is written (watching for the peer closing).
     pub head_delay: Duration,
     pub steps: Vec<Step>,
+    /// `HTTP/1.0` in the status line instead of `HTTP/1.1`.
+    pub http10: bool,
+    /// Written after each chunk's size, `;` included (`;ext=1`), with chunked framing.
+    pub chunk_extension: Option<String>,
+    /// Extra header lines, written as given.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -51,7 +65,40 @@ impl Reply {
             framing: Framing::Chunked,
             head_delay: Duration::ZERO,
             steps: Vec::new(),
+            http10: false,
+            chunk_extension: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// Answer with an `HTTP/1.0` status line.
+    pub fn http10(mut self) -> Self {
+        self.http10 = true;
+        self
+    }
+
+    /// Write `extension` (e.g. `;ext=1`) after each chunk size.
+    pub fn chunk_extension(mut self, extension: &str) -> Self {
+        self.chunk_extension = Some(extension.to_owned());
+        self
+    }
+
+    /// Add the header line `name: value` to the head.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Append a write of `bytes` outside any framing.
+    pub fn raw(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.steps.push(Step::Raw(bytes.into()));
+        self
+    }
+
+    /// Append a connection reset.
+    pub fn reset(mut self) -> Self {
+        self.steps.push(Step::Reset);
+        self
     }
 
     pub fn framing(mut self, framing: Framing) -> Self {
@@ -103,7 +150,7 @@ impl Reply {
             .iter()
             .map(|s| match s {
                 Step::Send(b) => b.len(),
-                Step::Pause(_) => 0,
+                Step::Pause(_) | Step::Raw(_) | Step::Reset => 0,
             })
             .sum()
     }
@@ -263,13 +310,15 @@ fn serve_connection(stream: TcpStream, state: &State) {
         state.max_in_flight.fetch_max(now, Ordering::SeqCst);
         let completed = play(&mut reader, &reply, state, index);
         state.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if !completed {
+        // A close-delimited body ends with the connection.
+        if !completed || reply.framing == Framing::CloseDelimited {
             return;
         }
     }
 }
 
-/// Write `reply`; false if the peer closed the connection before it was complete.
+/// Write `reply`; false if the peer closed the connection before it was complete, or the
+/// script reset it.
 fn play(reader: &mut BufReader<TcpStream>, reply: &Reply, state: &State, index: usize) -> bool {
     let closed = |state: &State| {
         state.exchanges()[index].peer_closed_at = Some(Instant::now());
@@ -279,18 +328,23 @@ fn play(reader: &mut BufReader<TcpStream>, reply: &Reply, state: &State, index: 
         return closed(state);
     }
     let mut head = format!(
-        "HTTP/1.1 {} {}\r\n",
+        "HTTP/1.{} {} {}\r\n",
+        if reply.http10 { 0 } else { 1 },
         reply.status,
         reason_phrase(reply.status)
     );
     if let Some(ct) = &reply.content_type {
         head.push_str(&format!("content-type: {ct}\r\n"));
     }
+    for (name, value) in &reply.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
     match reply.framing {
         Framing::Chunked => head.push_str("transfer-encoding: chunked\r\n"),
         Framing::ContentLength => {
             head.push_str(&format!("content-length: {}\r\n", reply.body_len()))
         }
+        Framing::CloseDelimited => {}
     }
     head.push_str("\r\n");
     if reader.get_ref().write_all(head.as_bytes()).is_err() {
@@ -301,12 +355,13 @@ fn play(reader: &mut BufReader<TcpStream>, reply: &Reply, state: &State, index: 
             Step::Send(bytes) => {
                 let frame = match reply.framing {
                     Framing::Chunked => {
-                        let mut frame = format!("{:x}\r\n", bytes.len()).into_bytes();
+                        let ext = reply.chunk_extension.as_deref().unwrap_or("");
+                        let mut frame = format!("{:x}{ext}\r\n", bytes.len()).into_bytes();
                         frame.extend_from_slice(bytes);
                         frame.extend_from_slice(b"\r\n");
                         frame
                     }
-                    Framing::ContentLength => bytes.clone(),
+                    Framing::ContentLength | Framing::CloseDelimited => bytes.clone(),
                 };
                 if reader.get_ref().write_all(&frame).is_err() {
                     return closed(state);
@@ -318,13 +373,55 @@ fn play(reader: &mut BufReader<TcpStream>, reply: &Reply, state: &State, index: 
                     return closed(state);
                 }
             }
+            Step::Raw(bytes) => {
+                if reader.get_ref().write_all(bytes).is_err() {
+                    return closed(state);
+                }
+                state.exchanges()[index].sent_at.push(Instant::now());
+            }
+            Step::Reset => {
+                set_linger_zero(reader.get_ref());
+                return false;
+            }
         }
     }
-    if reply.framing == Framing::Chunked && reader.get_ref().write_all(b"0\r\n\r\n").is_err() {
-        return closed(state);
+    if reply.framing == Framing::Chunked {
+        let ext = reply.chunk_extension.as_deref().unwrap_or("");
+        if reader
+            .get_ref()
+            .write_all(format!("0{ext}\r\n\r\n").as_bytes())
+            .is_err()
+        {
+            return closed(state);
+        }
     }
     state.exchanges()[index].finished_at = Some(Instant::now());
     true
+}
+
+/// `SO_LINGER` with a zero timeout: closing the socket then sends RST, not FIN.
+fn set_linger_zero(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid open socket and a correctly sized `linger` value.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setsockopt SO_LINGER: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Wait `dur` watching the socket; false if the peer closed or reset it meanwhile.
@@ -500,6 +597,64 @@ mod tests {
             b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
         );
         assert_eq!(server.exchanges()[0].request.body, b"abcde");
+    }
+
+    #[test]
+    fn http10_close_delimited_reply_ends_with_the_connection() {
+        let server = ScriptedServer::start(|_| {
+            Reply::new(200)
+                .http10()
+                .framing(Framing::CloseDelimited)
+                .send("ab")
+                .send("cde")
+        });
+        let out = raw_exchange(&server, b"GET / HTTP/1.1\r\n\r\n");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
+        assert!(!text.contains("content-length") && !text.contains("transfer-encoding"));
+        assert!(text.ends_with("\r\n\r\nabcde"), "{text}");
+    }
+
+    #[test]
+    fn chunk_extensions_raw_bytes_and_extra_headers_are_written() {
+        let server = ScriptedServer::start(|_| {
+            Reply::new(200)
+                .chunk_extension(";ext=1")
+                .header("x-extra", "yes")
+                .send("hello")
+                .raw("zz\r\n")
+        });
+        let out = raw_exchange(&server, b"GET / HTTP/1.1\r\n\r\n");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("x-extra: yes\r\n"), "{text}");
+        assert!(
+            text.ends_with("\r\n\r\n5;ext=1\r\nhello\r\nzz\r\n0;ext=1\r\n\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn reset_step_resets_the_connection() {
+        let server = ScriptedServer::start(|_| {
+            Reply::new(200)
+                .send("first")
+                .pause(Duration::from_millis(50))
+                .reset()
+        });
+        let mut stream = TcpStream::connect(server.addr()).unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut buf = [0; 256];
+        let mut got = Vec::new();
+        let err = loop {
+            match stream.read(&mut buf) {
+                Ok(0) => panic!("clean EOF instead of a reset after {got:?}"),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+        assert!(got.ends_with(b"5\r\nfirst\r\n"));
+        assert!(server.exchanges()[0].finished_at.is_none());
     }
 
     #[test]

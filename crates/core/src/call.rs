@@ -101,6 +101,7 @@ pub enum CallErrorKind {
     MalformedStream,
     ServerError,
     ClosedBeforeDone,
+    Framing,
 }
 
 /// A failed call: what happened, where, and how far it got.
@@ -467,6 +468,7 @@ fn http_error_kind(e: &HttpError) -> CallErrorKind {
         HttpError::InvalidUrl { .. } => CallErrorKind::InvalidUrl,
         HttpError::Request(_) => CallErrorKind::Request,
         HttpError::Body(_) => CallErrorKind::Body,
+        HttpError::Framing(_) => CallErrorKind::Framing,
     }
 }
 

@@ -101,4 +101,9 @@ pub enum HttpError {
     Request(String),
     #[error("reading the body failed: {0}")]
     Body(String),
+    /// The response's HTTP framing could not be read: a malformed status line, header or
+    /// chunk size line, a head over the client's size limit, an invalid content-length.
+    /// Not a peer closing or resetting the connection (that is [`HttpError::Body`]).
+    #[error("the response's HTTP framing is invalid: {0}")]
+    Framing(String),
 }
