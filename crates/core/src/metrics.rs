@@ -329,6 +329,7 @@ mod tests {
             cold_load: false,
             output_preview: String::new(),
             error: None,
+            output_truncated: false,
         }
     }
 

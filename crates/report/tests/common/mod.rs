@@ -116,6 +116,7 @@ fn call(
         cold_load: false,
         output_preview: spec.preview.clone(),
         error: None,
+        output_truncated: false,
     }
 }
 
