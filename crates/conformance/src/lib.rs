@@ -35,6 +35,10 @@ macro_rules! conformance_tests {
             concurrent_streams_overlap,
             dropped_body_closes_connection,
             abandoned_reads_are_safe,
+            flood_of_tokens_is_a_runaway_stream,
+            flood_of_bytes_is_a_runaway_stream,
+            total_timeout_says_whether_tokens_were_arriving,
+            unasked_content_encoding_is_named,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {

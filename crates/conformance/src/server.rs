@@ -29,6 +29,14 @@ pub enum Step {
     Send(Vec<u8>),
     /// Wait this long, watching the socket: if the peer closes, the exchange ends there.
     Pause(Duration),
+    /// A flood: write these bytes (one chunk each time) again and again, `gap` apart (zero:
+    /// as fast as the peer reads), until the peer closes or `limit` has passed. Writes are
+    /// counted in [`Exchange::flood_writes`], not timed in `sent_at`.
+    Flood {
+        bytes: Vec<u8>,
+        gap: Duration,
+        limit: Duration,
+    },
 }
 
 /// A scripted response.
@@ -40,6 +48,8 @@ pub struct Reply {
     /// Pause before the response head is written (watching for the peer closing).
     pub head_delay: Duration,
     pub steps: Vec<Step>,
+    /// Extra response headers, written as given (e.g. `content-encoding: gzip`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -51,7 +61,27 @@ impl Reply {
             framing: Framing::Chunked,
             head_delay: Duration::ZERO,
             steps: Vec::new(),
+            headers: Vec::new(),
         }
+    }
+
+    /// Add a response header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Append a flood of `bytes` (see [`Step::Flood`]). Only with chunked framing.
+    pub fn flood(mut self, bytes: impl Into<Vec<u8>>, gap: Duration, limit: Duration) -> Self {
+        let bytes = bytes.into();
+        assert!(!bytes.is_empty(), "a scripted write must not be empty");
+        assert_eq!(
+            self.framing,
+            Framing::Chunked,
+            "a flood has no content-length"
+        );
+        self.steps.push(Step::Flood { bytes, gap, limit });
+        self
     }
 
     pub fn framing(mut self, framing: Framing) -> Self {
@@ -103,7 +133,7 @@ impl Reply {
             .iter()
             .map(|s| match s {
                 Step::Send(b) => b.len(),
-                Step::Pause(_) => 0,
+                Step::Pause(_) | Step::Flood { .. } => 0,
             })
             .sum()
     }
@@ -142,6 +172,8 @@ pub struct Exchange {
     pub finished_at: Option<Instant>,
     /// When the server saw the peer close (EOF, reset or a failed write) mid-response.
     pub peer_closed_at: Option<Instant>,
+    /// Writes made by [`Step::Flood`] steps.
+    pub flood_writes: u64,
 }
 
 type Script = dyn Fn(&ReceivedRequest) -> Reply + Send + Sync;
@@ -256,6 +288,7 @@ fn serve_connection(stream: TcpStream, state: &State) {
                 sent_at: Vec::new(),
                 finished_at: None,
                 peer_closed_at: None,
+                flood_writes: 0,
             });
             exchanges.len() - 1
         };
@@ -285,6 +318,9 @@ fn play(reader: &mut BufReader<TcpStream>, reply: &Reply, state: &State, index: 
     );
     if let Some(ct) = &reply.content_type {
         head.push_str(&format!("content-type: {ct}\r\n"));
+    }
+    for (name, value) in &reply.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     match reply.framing {
         Framing::Chunked => head.push_str("transfer-encoding: chunked\r\n"),
@@ -316,6 +352,21 @@ fn play(reader: &mut BufReader<TcpStream>, reply: &Reply, state: &State, index: 
             Step::Pause(dur) => {
                 if !watch(reader, *dur) {
                     return closed(state);
+                }
+            }
+            Step::Flood { bytes, gap, limit } => {
+                let mut frame = format!("{:x}\r\n", bytes.len()).into_bytes();
+                frame.extend_from_slice(bytes);
+                frame.extend_from_slice(b"\r\n");
+                let end = Instant::now() + *limit;
+                while Instant::now() < end {
+                    if reader.get_ref().write_all(&frame).is_err() {
+                        return closed(state);
+                    }
+                    state.exchanges()[index].flood_writes += 1;
+                    if !gap.is_zero() && !watch(reader, *gap) {
+                        return closed(state);
+                    }
                 }
             }
         }
