@@ -20,7 +20,7 @@ pub(crate) const INVALID_UTF8_MARKER: &str = "@@chimeraforge-sim:invalid-utf8@@"
 /// What `invalid_utf8` sends instead of the marker.
 pub(crate) const INVALID_UTF8_BYTES: [u8; 2] = [0xff, 0xfe];
 /// Text bytes of each token of a `flood` (well under the clients' 1 MiB line limit).
-pub(crate) const FLOOD_TOKEN_BYTES: usize = 8 * 1024;
+pub(crate) const FLOOD_TOKEN_BYTES: usize = 64 * 1024;
 /// The message of `error_midstream`.
 pub(crate) const MIDSTREAM_ERROR: &str = "chimeraforge-sim: injected fault error_midstream";
 
