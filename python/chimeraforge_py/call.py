@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Optional
@@ -35,6 +36,14 @@ from .metrics import percentiles
 
 PREVIEW_CHARS = 160
 ERROR_BODY_LIMIT = 64 * 1024
+# Bounds of one call, as in core::call (see there for the reasons).
+DEFAULT_RUNAWAY_FACTOR = 4.0
+DEFAULT_MAX_RESPONSE_BYTES = 64 << 20
+TOKEN_CAP_WITHOUT_NUM_PREDICT = 128 * 1024
+KEPT_TEXT_BYTES = 256 * 1024
+KEPT_OFFSETS = 16 * 1024
+# A total timeout whose last chunk came within this (capped by idle) is "still arriving".
+ARRIVING_WINDOW_NS = 1_000_000_000
 
 
 def ms(ns: int) -> float:
@@ -50,6 +59,15 @@ class Settings:
     total_ns: int
     max_line_bytes: int
     cold_load_threshold_ms: float
+    runaway_factor: float = DEFAULT_RUNAWAY_FACTOR
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+    def token_cap(self, num_predict: Optional[int]) -> int:
+        """CallSettings::token_cap: the most text events a call may decode."""
+        if num_predict is None:
+            return TOKEN_CAP_WITHOUT_NUM_PREDICT
+        cap = math.ceil(self.runaway_factor * num_predict)
+        return max(int(min(cap, 2**64 - 1)), 1)
 
     @staticmethod
     def from_json(s: dict) -> "Settings":
@@ -60,6 +78,8 @@ class Settings:
             total_ns=int(t["total_ms"] * 1e6),
             max_line_bytes=int(s["max_line_bytes"]),
             cold_load_threshold_ms=float(s["cold_load_threshold_ms"]),
+            runaway_factor=float(s["runaway_factor"]),
+            max_response_bytes=int(s["max_response_bytes"]),
         )
 
 
@@ -72,6 +92,8 @@ class Target:
     api: str
     body: bytes
     api_key: Optional[str] = None
+    # The output tokens the request asks for; sets the runaway cap (Settings.token_cap).
+    num_predict: Optional[int] = None
     # Incremented once per non-empty text event, for live progress read by another thread
     # (live.Counter; core's CallTarget::live_tokens). None: nothing.
     live_tokens: Optional[Counter] = None
@@ -98,6 +120,12 @@ class _Measuring:
         self.t_last: Optional[int] = None
         self.offsets_ms: list = []
         self.text_parts: list = []
+        self.text_bytes = 0
+        self.text_truncated = False
+        self.text_events = 0
+        self.token_cap = s.token_cap(t.num_predict)
+        self.runaway_factor = s.runaway_factor
+        self.t_last_chunk: Optional[int] = None
         self.bytes = 0
         self.server: Optional[ServerStats] = None
         self.done = False
@@ -116,27 +144,31 @@ class _Measuring:
         e["elapsed_ms"] = ms(f.at_ns - self.t_send)
         return e
 
+    def generated(self, at: int) -> None:
+        """A text event of either kind (answer or reasoning) arrived at `at`: time it, count
+        it, and fail the call once it is past the runaway cap (as core's Measuring::generated)."""
+        if self.live is not None:
+            self.live.n += 1
+        if self.t_first is None:
+            self.t_first = at
+        self.t_last = at
+        self.text_events += 1
+        if self.text_events > self.token_cap:
+            raise CallFailure("runaway_stream", self.runaway_tokens_message(), 200, at)
+        self.offsets_ms.append(ms(at - self.t_send))
+
     def on_event(self, ev, at: int) -> None:
         if isinstance(ev, Text):
             if ev.text:
-                if self.live is not None:
-                    self.live.n += 1
-                if self.t_first is None:
-                    self.t_first = at
+                self.generated(at)
                 if self.t_first_answer is None:
                     self.t_first_answer = at
-                self.t_last = at
-                self.offsets_ms.append(ms(at - self.t_send))
-                self.text_parts.append(ev.text)
+                self.keep_text(ev.text)
         elif isinstance(ev, Reasoning):
-            # timed like answer text (the server decodes it alike); its text is not kept
+            # timed and capped like answer text (the server decodes it alike and counts it
+            # against num_predict); its text is not kept
             if ev.text:
-                if self.live is not None:
-                    self.live.n += 1
-                if self.t_first is None:
-                    self.t_first = at
-                self.t_last = at
-                self.offsets_ms.append(ms(at - self.t_send))
+                self.generated(at)
                 self.reasoning_events += 1
         elif isinstance(ev, Stats):
             if self.server is None:
@@ -150,6 +182,33 @@ class _Measuring:
         elif isinstance(ev, ServerError):
             raise CallFailure("server_error", f"server error in stream: {ev.message}", 200, at)
 
+    def keep_text(self, s: str) -> None:
+        """Keep up to KEPT_TEXT_BYTES of UTF-8 text, cut at a character boundary."""
+        if self.text_truncated:
+            return
+        b = s.encode("utf-8")
+        room = KEPT_TEXT_BYTES - self.text_bytes
+        if len(b) <= room:
+            self.text_parts.append(s)
+            self.text_bytes += len(b)
+            return
+        cut = b[:room].decode("utf-8", errors="ignore")
+        self.text_parts.append(cut)
+        self.text_bytes += len(cut.encode("utf-8"))
+        self.text_truncated = True
+
+    def runaway_tokens_message(self) -> str:
+        n = self.t.num_predict
+        if n is not None:
+            asked = f"runaway_factor {_rust_float(self.runaway_factor)} x num_predict {n}"
+        else:
+            asked = "the cap for a call without num_predict"
+        return (
+            f"runaway stream: more than {self.token_cap} text events ({asked}) and no end in sight; "
+            "the server generates past what was asked (set num_predict, or raise runaway_factor "
+            "if this server splits tokens into several events)"
+        )
+
     def finish(self, t_done: int, error: Optional[dict]) -> tuple:
         ttft_ms = ms(self.t_first - self.t_send) if self.t_first is not None else None
         decode_ms = (
@@ -157,7 +216,7 @@ class _Measuring:
             if self.t_first is not None and self.t_last is not None
             else None
         )
-        text_events = len(self.offsets_ms)
+        text_events = self.text_events
         if self.server is not None and self.server.output_tokens is not None:
             output_tokens = {"value": self.server.output_tokens, "basis": "measured"}
         elif text_events > 0:
@@ -190,7 +249,7 @@ class _Measuring:
             "output_tokens": output_tokens,
             "text_events": text_events,
             "bytes_received": self.bytes,
-            "text_offsets_ms": self.offsets_ms,
+            "text_offsets_ms": self.offsets_ms[:KEPT_OFFSETS],
             "client_decode_tok_s": client_decode_tok_s,
             "tpot_ms": tpot_ms,
             "gap_ms": percentiles(gaps),
@@ -203,6 +262,7 @@ class _Measuring:
             "reasoning_events": self.reasoning_events,
             "reasoning_tokens": reasoning_tokens,
             "answer_tokens": answer_tokens,
+            "output_truncated": self.text_truncated,
         }
         return record, text
 
@@ -228,6 +288,19 @@ def reasoning_split(server: Optional[ServerStats], output: Optional[dict], text_
 # httpx raises RemoteProtocolError both for a peer that closed early and for bytes h11
 # cannot parse; these are httpcore's words for the first (the rest are framing).
 _PEER_CLOSED = ("peer closed connection", "server disconnected")
+
+
+def _rust_float(f: float) -> str:
+    """A float as Rust's Display writes it (4.0 -> "4", 2.5 -> "2.5")."""
+    return str(int(f)) if f.is_integer() and abs(f) < 1e16 else repr(f)
+
+
+def _unasked_encoding(enc: Optional[str]) -> Optional[str]:
+    """A content-encoding other than identity: the body is not the bytes the codec reads."""
+    if enc is None:
+        return None
+    enc = enc.strip()
+    return enc if enc and enc.lower() != "identity" else None
 
 
 def _http_error_kind(e: BaseException, during_body: bool) -> str:
@@ -424,6 +497,16 @@ async def _stream_call(client: httpx.AsyncClient, req: httpx.Request, api: str, 
                 200,
                 perf_counter_ns(),
             )
+        enc = _unasked_encoding(resp.headers.get("content-encoding"))
+        if enc is not None:
+            raise CallFailure(
+                "wrong_content_type",
+                f"the response body is encoded with content-encoding {json.dumps(enc)}, which the request "
+                "did not accept (it asks for identity); turn compression off on the server or "
+                "the proxy in front of it",
+                200,
+                perf_counter_ns(),
+            )
 
         decoder = decoder_for(api, s.max_line_bytes)
         events: list = []
@@ -463,6 +546,16 @@ async def _stream_call(client: httpx.AsyncClient, req: httpx.Request, api: str, 
                         # lands an iteration later): a timeout, as a per-read timeout made it.
                         raise TimeoutError
                     m.bytes += len(chunk)
+                    m.t_last_chunk = at
+                    if m.bytes > s.max_response_bytes:
+                        raise CallFailure(
+                            "runaway_stream",
+                            f"runaway stream: the response passed max_response_bytes ({s.max_response_bytes} bytes) "
+                            "and no end in sight; the server sends far more than was asked (raise "
+                            "max_response_bytes if this reply is real)",
+                            200,
+                            at,
+                        )
                     try:
                         decoder.feed(chunk, events)
                     except CodecError as e:
@@ -474,7 +567,17 @@ async def _stream_call(client: httpx.AsyncClient, req: httpx.Request, api: str, 
             if watch is None or watch.expired is None:
                 raise  # not one of our deadlines: a bug, not a stalled stream
             kind, what = watch.expired
-            raise CallFailure(kind, f"stream stalled: {what} timeout", 200, perf_counter_ns())
+            at = perf_counter_ns()
+            last = m.t_last_chunk
+            if kind == "total_timeout" and last is not None and at - last < min(s.idle_ns, ARRIVING_WINDOW_NS):
+                raise CallFailure(
+                    kind,
+                    f"the total time of {s.total_ns // 1_000_000} ms ran out while tokens were still arriving "
+                    f"(the last chunk came {ms(at - last):.0f} ms before; raise total_ms or lower num_predict)",
+                    200,
+                    at,
+                )
+            raise CallFailure(kind, f"stream stalled: {what} timeout", 200, at)
         finally:
             if watch is not None:
                 watch.cancel()

@@ -64,6 +64,7 @@ async def _warm_up(client, jobs: list, tokens: int) -> list:
             api=a["endpoint"]["api"],
             body=agent_request_body(a, 0, "", opts),
             api_key=job.api_key,
+            num_predict=tokens,
         )
         start = perf_counter_ns()
         record, _ = await execute_call(client, target, job.settings, start)
@@ -88,6 +89,7 @@ async def _run_agent(client, job: AgentJob, phase_start: int) -> tuple:
             api=a["endpoint"]["api"],
             body=agent_request_body(a, i, previous),
             api_key=job.api_key,
+            num_predict=a["options"].get("num_predict"),
             live_tokens=job.live_tokens,
         )
         record, text = await execute_call(client, target, job.settings, phase_start)
@@ -137,6 +139,7 @@ def _panic_record(job: AgentJob, e: BaseException) -> tuple:
         "cold_load": False,
         "output_preview": "",
         "error": error,
+        "output_truncated": False,
     }
     rec = {"agent_id": a["id"], "start_ms": 0.0, "duration_ms": 0.0, "calls": [call]}
     return rec, perf_counter_ns()

@@ -53,6 +53,8 @@ def job(base_urls: list, run_index: int = 0, backend: str = "python-asyncio", ap
                 "timeouts": timeouts or {"first_byte_ms": 60000.0, "idle_ms": 30000.0, "total_ms": 600000.0},
                 "max_line_bytes": 1 << 20,
                 "cold_load_threshold_ms": 500.0,
+                "runaway_factor": 4.0,
+                "max_response_bytes": 64 << 20,
             },
         },
     }

@@ -98,9 +98,13 @@ impl HttpClient for SurfClient {
         let content_type = resp
             .header(headers::CONTENT_TYPE)
             .map(|v| v.last().as_str().to_owned());
+        let content_encoding = resp
+            .header(headers::CONTENT_ENCODING)
+            .map(|v| v.last().as_str().to_owned());
         Ok(HttpResponse {
             status: resp.status().into(),
             content_type,
+            content_encoding,
             body: SurfBody {
                 body: resp.take_body(),
                 buf: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),

@@ -121,9 +121,15 @@ impl HttpClient for IsahcClient {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let content_encoding = parts
+            .headers
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Ok(HttpResponse {
             status: parts.status.as_u16(),
             content_type,
+            content_encoding,
             body: IsahcBody {
                 body,
                 buf: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),

@@ -76,9 +76,15 @@ impl HttpClient for ReqwestClient {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let content_encoding = resp
+            .headers()
+            .get(reqwest::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Ok(HttpResponse {
             status: resp.status().as_u16(),
             content_type,
+            content_encoding,
             body: ReqwestBody { resp },
         })
     }

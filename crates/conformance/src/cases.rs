@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::{
-    execute_call, CallErrorKind, CallRecord, CallSettings, CallTarget, Timeouts,
+    execute_call, CallErrorKind, CallOutcome, CallRecord, CallSettings, CallTarget, Timeouts,
 };
 use chimeraforge_core::{
     AsyncRuntime, Backend, BodyStream, ClientOptions, HttpClient, HttpError, HttpRequest,
@@ -735,6 +735,7 @@ pub fn reasoning_stream_times_both_ttfts<B: Backend>() {
                 api: ApiKind::Ollama,
                 body: b"{}".to_vec(),
                 api_key: None,
+                num_predict: None,
                 live_tokens: None,
             };
             let out = execute_call(&*rt, &*client, target, &CallSettings::default(), rt.now()).await;
@@ -781,6 +782,7 @@ fn measured_call<B: Backend>(rt: &B::Runtime, client: &B::Client, url: String) -
         api: ApiKind::OllamaGenerate,
         body: b"{}".to_vec(),
         api_key: None,
+        num_predict: None,
         live_tokens: None,
     };
     let settings = CallSettings {
@@ -1046,4 +1048,203 @@ pub fn content_length_cut_short_is_a_body_error<B: Backend>() {
     let record = measured_call::<B>(&rt, &client, server.url("/api/generate"));
     let e = record.error.expect("a body cut short must fail the call");
     assert_eq!(e.kind, CallErrorKind::ClosedBeforeDone, "{e}");
+}
+
+/// One measured call (`execute_call`, the harness's own path) to `url` on Ollama's
+/// `/api/generate` dialect, asking for `num_predict` tokens, with `settings`.
+fn measured_outcome<B: Backend>(
+    url: String,
+    num_predict: Option<u32>,
+    settings: &CallSettings,
+) -> CallOutcome {
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let target = CallTarget {
+        agent_id: "a",
+        call: "c",
+        url,
+        model: "m",
+        api: ApiKind::OllamaGenerate,
+        body: b"{}".to_vec(),
+        api_key: None,
+        num_predict,
+        live_tokens: None,
+    };
+    let start = rt.now();
+    rt.block_on(execute_call(&*rt, &*client, target, settings, start))
+}
+
+fn quick_settings() -> CallSettings {
+    CallSettings {
+        timeouts: Timeouts {
+            first_byte: Duration::from_secs(5),
+            idle: Duration::from_secs(5),
+            total: Duration::from_secs(30),
+        },
+        ..CallSettings::default()
+    }
+}
+
+/// A record a run can afford to keep: its JSON under `limit` bytes.
+fn record_json_len(o: &CallOutcome) -> usize {
+    serde_json::to_vec(&o.record)
+        .expect("record serializes")
+        .len()
+}
+
+/// The peer gave up on the flood: the server saw the connection close within `within`.
+fn flood_was_cut(server: &ScriptedServer, within: Duration) {
+    let deadline = Instant::now() + within;
+    while server.exchanges()[0].peer_closed_at.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        server.exchanges()[0].peer_closed_at.is_some(),
+        "the client kept reading the flood"
+    );
+}
+
+/// A server that streams valid, fat tokens forever without `done` (issue 14): the call
+/// stops at `runaway_factor` x `num_predict` text events as `runaway_stream`, long before
+/// its total timeout, hangs up, and its record stays small.
+pub fn flood_of_tokens_is_a_runaway_stream<B: Backend>() {
+    const NUM_PREDICT: u32 = 8;
+    let _serial = serial();
+    let fat = ndjson_line("tok", 4 * 1024);
+    let server = ScriptedServer::start(move |_| {
+        Reply::new(200).send(ndjson_line("first", 80)).flood(
+            fat.clone(),
+            Duration::ZERO,
+            Duration::from_secs(30),
+        )
+    });
+    let s = quick_settings();
+    let cap = s.token_cap(Some(NUM_PREDICT));
+    assert_eq!(cap, 32);
+    let o = measured_outcome::<B>(server.url("/api/generate"), Some(NUM_PREDICT), &s);
+    let e = o.record.error.clone().expect("a flood must fail the call");
+    assert_eq!(e.kind, CallErrorKind::RunawayStream, "{}: {e}", B::NAME);
+    assert!(e.message.contains("more than 32 text events"), "{e}");
+    assert!(e.message.contains("num_predict 8"), "{e}");
+    assert!(
+        e.elapsed_ms < 10_000.0,
+        "{}: took {} ms",
+        B::NAME,
+        e.elapsed_ms
+    );
+    assert_eq!(o.record.text_events, cap + 1, "{}", B::NAME);
+    assert_eq!(o.record.text_offsets_ms.len() as u64, cap);
+    assert!(o.record.gap_ms.is_some());
+    assert!(!o.record.output_truncated);
+    assert!(o.text.starts_with("first"));
+    let len = record_json_len(&o);
+    assert!(len < 16 * 1024, "{}: a {len}-byte record", B::NAME);
+    flood_was_cut(&server, Duration::from_secs(5));
+}
+
+/// Fat tokens with no `num_predict` (the event cap is 128 Ki): `max_response_bytes` ends
+/// the call as `runaway_stream` just past the cap; the text kept is its first 256 KiB
+/// (flagged `output_truncated`), and the record stays small.
+pub fn flood_of_bytes_is_a_runaway_stream<B: Backend>() {
+    const CAP: u64 = 2 << 20;
+    const LINE: usize = 16 * 1024;
+    let _serial = serial();
+    let fat = ndjson_line("tok", LINE);
+    let server = ScriptedServer::start(move |_| {
+        Reply::new(200).flood(fat.clone(), Duration::ZERO, Duration::from_secs(30))
+    });
+    let s = CallSettings {
+        max_response_bytes: CAP,
+        ..quick_settings()
+    };
+    let o = measured_outcome::<B>(server.url("/api/generate"), None, &s);
+    let e = o.record.error.clone().expect("a flood must fail the call");
+    assert_eq!(e.kind, CallErrorKind::RunawayStream, "{}: {e}", B::NAME);
+    assert!(
+        e.message.contains("max_response_bytes (2097152 bytes)"),
+        "{e}"
+    );
+    assert!(e.bytes_received > CAP, "{e}");
+    // Over by at most what one read can hand over (a client buffer's worth).
+    assert!(
+        e.bytes_received <= CAP + 1024 * 1024,
+        "{}: read {} bytes past a {CAP}-byte cap",
+        B::NAME,
+        e.bytes_received
+    );
+    assert!(o.record.output_truncated, "{}", B::NAME);
+    assert_eq!(o.text.len(), chimeraforge_core::call::KEPT_TEXT_BYTES);
+    assert_eq!(o.record.output_preview.chars().count(), 160);
+    assert!(o.record.text_events > 100);
+    let len = record_json_len(&o);
+    assert!(len < 64 * 1024, "{}: a {len}-byte record", B::NAME);
+    flood_was_cut(&server, Duration::from_secs(5));
+}
+
+/// Tokens still streaming when `total_ms` runs out: a `total_timeout` that says the time ran
+/// out while tokens were arriving; a stream that went silent before it is "stalled".
+pub fn total_timeout_says_whether_tokens_were_arriving<B: Backend>() {
+    let _serial = serial();
+    let line = ndjson_line("tok", 80);
+    let server = ScriptedServer::start(move |req| match req.path.as_str() {
+        "/arriving" => Reply::new(200).flood(
+            line.clone(),
+            Duration::from_millis(20),
+            Duration::from_secs(10),
+        ),
+        _ => Reply::new(200)
+            .send(line.clone())
+            .pause(Duration::from_secs(10)),
+    });
+    let s = CallSettings {
+        timeouts: Timeouts {
+            first_byte: Duration::from_secs(5),
+            idle: Duration::from_secs(5),
+            total: Duration::from_millis(1500),
+        },
+        runaway_factor: 1e6,
+        ..CallSettings::default()
+    };
+    let o = measured_outcome::<B>(server.url("/arriving"), Some(1000), &s);
+    let e = o.record.error.expect("the total timeout fires");
+    assert_eq!(e.kind, CallErrorKind::TotalTimeout, "{}: {e}", B::NAME);
+    assert!(
+        e.message
+            .starts_with("the total time of 1500 ms ran out while tokens were still arriving"),
+        "{}: {e}",
+        B::NAME
+    );
+    let o = measured_outcome::<B>(server.url("/stalled"), Some(1000), &s);
+    let e = o.record.error.expect("the total timeout fires");
+    assert_eq!(e.kind, CallErrorKind::TotalTimeout, "{}: {e}", B::NAME);
+    assert_eq!(e.message, "stream stalled: total timeout", "{}", B::NAME);
+}
+
+/// A compressed body the request did not ask for (it sends `accept-encoding: identity`) is
+/// named by its content-encoding, not misread as invalid UTF-8 at line 1.
+pub fn unasked_content_encoding_is_named<B: Backend>() {
+    let _serial = serial();
+    // The first bytes of a gzip member: magic, deflate, no flags, then deflate data.
+    let gzip: Vec<u8> = vec![
+        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xab, 0x56, 0x2a, 0x4a,
+    ];
+    let server = ScriptedServer::start(move |_| {
+        Reply::new(200)
+            .header("content-encoding", "gzip")
+            .send(gzip.clone())
+    });
+    let o = measured_outcome::<B>(server.url("/api/generate"), Some(8), &quick_settings());
+    let e = o.record.error.expect("a gzip body must fail the call");
+    assert_eq!(e.kind, CallErrorKind::WrongContentType, "{}: {e}", B::NAME);
+    assert!(
+        e.message.contains("content-encoding \"gzip\""),
+        "{}: {e}",
+        B::NAME
+    );
+    let ex = server.exchanges();
+    assert_eq!(
+        ex[0].request.header("accept-encoding"),
+        Some("identity"),
+        "{}",
+        B::NAME
+    );
 }

@@ -45,6 +45,7 @@ impl<C: HttpClient> HttpClient for HeldClient<C> {
         Ok(HttpResponse {
             status: resp.status,
             content_type: resp.content_type,
+            content_encoding: resp.content_encoding,
             body: HeldBody(resp.body),
         })
     }
@@ -122,6 +123,7 @@ impl<C: HttpClient> HttpClient for SerializedClient<C> {
         Ok(HttpResponse {
             status: resp.status,
             content_type: resp.content_type,
+            content_encoding: resp.content_encoding,
             body: SerializedBody {
                 body: resp.body,
                 _permit: permit,

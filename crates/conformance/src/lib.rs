@@ -43,6 +43,10 @@ macro_rules! conformance_tests {
             oversized_response_head_is_refused,
             missing_content_type_is_none,
             content_length_cut_short_is_a_body_error,
+            flood_of_tokens_is_a_runaway_stream,
+            flood_of_bytes_is_a_runaway_stream,
+            total_timeout_says_whether_tokens_were_arriving,
+            unasked_content_encoding_is_named,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {

@@ -37,6 +37,14 @@ pub enum Step {
     /// Reset the connection (close with `SO_LINGER` 0, so the peer reads ECONNRESET);
     /// the exchange ends there.
     Reset,
+    /// A flood: write these bytes (one chunk each time) again and again, `gap` apart (zero:
+    /// as fast as the peer reads), until the peer closes or `limit` has passed. Writes are
+    /// counted in [`Exchange::flood_writes`], not timed in `sent_at`.
+    Flood {
+        bytes: Vec<u8>,
+        gap: Duration,
+        limit: Duration,
+    },
 }
 
 /// A scripted response.
@@ -101,6 +109,19 @@ impl Reply {
         self
     }
 
+    /// Append a flood of `bytes` (see [`Step::Flood`]). Only with chunked framing.
+    pub fn flood(mut self, bytes: impl Into<Vec<u8>>, gap: Duration, limit: Duration) -> Self {
+        let bytes = bytes.into();
+        assert!(!bytes.is_empty(), "a scripted write must not be empty");
+        assert_eq!(
+            self.framing,
+            Framing::Chunked,
+            "a flood has no content-length"
+        );
+        self.steps.push(Step::Flood { bytes, gap, limit });
+        self
+    }
+
     pub fn framing(mut self, framing: Framing) -> Self {
         self.framing = framing;
         self
@@ -150,7 +171,7 @@ impl Reply {
             .iter()
             .map(|s| match s {
                 Step::Send(b) => b.len(),
-                Step::Pause(_) | Step::Raw(_) | Step::Reset => 0,
+                Step::Pause(_) | Step::Raw(_) | Step::Reset | Step::Flood { .. } => 0,
             })
             .sum()
     }
@@ -189,6 +210,8 @@ pub struct Exchange {
     pub finished_at: Option<Instant>,
     /// When the server saw the peer close (EOF, reset or a failed write) mid-response.
     pub peer_closed_at: Option<Instant>,
+    /// Writes made by [`Step::Flood`] steps.
+    pub flood_writes: u64,
 }
 
 type Script = dyn Fn(&ReceivedRequest) -> Reply + Send + Sync;
@@ -303,6 +326,7 @@ fn serve_connection(stream: TcpStream, state: &State) {
                 sent_at: Vec::new(),
                 finished_at: None,
                 peer_closed_at: None,
+                flood_writes: 0,
             });
             exchanges.len() - 1
         };
@@ -382,6 +406,21 @@ fn play(reader: &mut BufReader<TcpStream>, reply: &Reply, state: &State, index: 
             Step::Reset => {
                 set_linger_zero(reader.get_ref());
                 return false;
+            }
+            Step::Flood { bytes, gap, limit } => {
+                let mut frame = format!("{:x}\r\n", bytes.len()).into_bytes();
+                frame.extend_from_slice(bytes);
+                frame.extend_from_slice(b"\r\n");
+                let end = Instant::now() + *limit;
+                while Instant::now() < end {
+                    if reader.get_ref().write_all(&frame).is_err() {
+                        return closed(state);
+                    }
+                    state.exchanges()[index].flood_writes += 1;
+                    if !gap.is_zero() && !watch(reader, *gap) {
+                        return closed(state);
+                    }
+                }
             }
         }
     }

@@ -46,6 +46,62 @@ pub struct CallSettings {
     pub max_line_bytes: usize,
     /// A call whose server-reported load time exceeds this is flagged `cold_load`, ms.
     pub cold_load_threshold_ms: f64,
+    /// A call fails as `runaway_stream` once it has decoded more text events than this
+    /// many times its `num_predict` (or than [`TOKEN_CAP_WITHOUT_NUM_PREDICT`] when the
+    /// call sets none).
+    #[serde(default = "default_runaway_factor")]
+    pub runaway_factor: f64,
+    /// A call fails as `runaway_stream` once its response body exceeds this, bytes.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+}
+
+/// The default `runaway_factor`: a server may send fewer text events than tokens (several
+/// tokens in one event, a split UTF-8 character held back), rarely more; four times what
+/// was asked for is far past any honest stream and still cuts a flood off early.
+pub const DEFAULT_RUNAWAY_FACTOR: f64 = 4.0;
+
+/// The default `max_response_bytes`, 64 MiB: an OpenAI-compatible chunk is 250-450 bytes
+/// per token and an Ollama line 120-200, so the longest honest reply the token cap lets
+/// through ([`TOKEN_CAP_WITHOUT_NUM_PREDICT`] events at up to ~450 bytes, about 56 MiB)
+/// fits; memory does not depend on it (the body is streamed, see [`KEPT_TEXT_BYTES`]).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 << 20;
+
+/// The text-event cap of a call that sets no `num_predict` (Ollama's default is to
+/// generate until the context is full): 128 Ki events, the largest common context window.
+pub const TOKEN_CAP_WITHOUT_NUM_PREDICT: u64 = 128 * 1024;
+
+/// Generated text one call keeps (for `{previous}` and `output_preview`): the first
+/// 256 KiB, cut at a character boundary; `output_truncated` says when more arrived.
+pub const KEPT_TEXT_BYTES: usize = 256 * 1024;
+
+/// Text-event offsets a record keeps in `text_offsets_ms`: the first 16 Ki (at most
+/// ~200 KB of JSON). The gap percentiles use every offset: in memory they are bounded by
+/// the token cap (8 bytes each).
+pub const KEPT_OFFSETS: usize = 16 * 1024;
+
+fn default_runaway_factor() -> f64 {
+    DEFAULT_RUNAWAY_FACTOR
+}
+fn default_max_response_bytes() -> u64 {
+    DEFAULT_MAX_RESPONSE_BYTES
+}
+
+impl CallSettings {
+    /// The most text events a call that asked for `num_predict` tokens may decode.
+    pub fn token_cap(&self, num_predict: Option<u32>) -> u64 {
+        match num_predict {
+            Some(n) => {
+                let cap = (self.runaway_factor * f64::from(n)).ceil();
+                if cap >= u64::MAX as f64 {
+                    u64::MAX
+                } else {
+                    (cap as u64).max(1)
+                }
+            }
+            None => TOKEN_CAP_WITHOUT_NUM_PREDICT,
+        }
+    }
 }
 
 /// The default `cold_load_threshold_ms`. A warm Ollama call reports a `load_duration` of a
@@ -59,6 +115,8 @@ impl Default for CallSettings {
             timeouts: Timeouts::default(),
             max_line_bytes: 1 << 20,
             cold_load_threshold_ms: DEFAULT_COLD_LOAD_THRESHOLD_MS,
+            runaway_factor: DEFAULT_RUNAWAY_FACTOR,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -102,6 +160,9 @@ pub enum CallErrorKind {
     ServerError,
     ClosedBeforeDone,
     Framing,
+    /// Far more than was asked for: more text events than `runaway_factor` × `num_predict`,
+    /// or a body over `max_response_bytes`.
+    RunawayStream,
 }
 
 /// A failed call: what happened, where, and how far it got.
@@ -154,7 +215,7 @@ pub struct CallRecord {
     pub text_events: u64,
     pub bytes_received: u64,
     /// Arrival of each text event (reasoning or answer) relative to t_send, ms (the raw
-    /// inter-chunk record).
+    /// inter-chunk record); the first [`KEPT_OFFSETS`] only (fewer than `text_events` when cut).
     pub text_offsets_ms: Vec<f64>,
     /// (tokens - 1) / (t_last - t_first), tok/s.
     pub client_decode_tok_s: Option<f64>,
@@ -187,10 +248,14 @@ pub struct CallRecord {
     /// events (`estimated`).
     #[serde(default)]
     pub answer_tokens: Option<TokenCount>,
+    /// More text arrived than the call keeps ([`KEPT_TEXT_BYTES`]): `{previous}` got the
+    /// first part only.
+    #[serde(default)]
+    pub output_truncated: bool,
 }
 
-/// A finished call: its record and the full answer text (input to the next call; reasoning
-/// is not part of it).
+/// A finished call: its record and the answer text (input to the next call; reasoning is
+/// not part of it; the first [`KEPT_TEXT_BYTES`] of it).
 pub struct CallOutcome {
     pub record: CallRecord,
     pub text: String,
@@ -208,6 +273,9 @@ pub struct CallTarget<'a> {
     pub api: ApiKind,
     pub body: Vec<u8>,
     pub api_key: Option<&'a str>,
+    /// The output tokens the request asks for (its `num_predict` / `max_tokens`), which
+    /// sets the call's runaway cap ([`CallSettings::token_cap`]).
+    pub num_predict: Option<u32>,
     /// Incremented once per text event, for live progress read by another thread (a relaxed
     /// atomic add: nanoseconds against the read that delivered the text). `None`: nothing.
     pub live_tokens: Option<&'a AtomicU64>,
@@ -241,6 +309,10 @@ pub async fn execute_call<R: AsyncRuntime, C: HttpClient>(
     // clients, and a reused connection can race a server's keep-alive timeout (llama.cpp
     // closes idle ones after 5 s), failing a measured call that nothing should retry.
     req.headers.push(("connection".into(), "close".into()));
+    // Bodies are decoded as they arrive, uncompressed; a server that compresses anyway is
+    // named as such (see `stream_call`), not misread as invalid UTF-8.
+    req.headers
+        .push(("accept-encoding".into(), "identity".into()));
     if let Some(key) = target.api_key {
         req.headers
             .push(("authorization".into(), format!("Bearer {key}")));
@@ -268,7 +340,15 @@ struct Measuring {
     t_last: Option<Instant>,
     offsets_ms: Vec<f64>,
     text: String,
+    text_truncated: bool,
+    /// Text events decoded (all of them; `offsets_ms` holds at most `token_cap`).
+    text_events: u64,
+    token_cap: u64,
+    runaway_factor: f64,
+    num_predict: Option<u32>,
     bytes: u64,
+    /// When the last body chunk arrived.
+    t_last_chunk: Option<Instant>,
     server: Option<ServerStats>,
     done: bool,
 }
@@ -289,7 +369,13 @@ impl Measuring {
             t_last: None,
             offsets_ms: Vec::new(),
             text: String::new(),
+            text_truncated: false,
+            text_events: 0,
+            token_cap: s.token_cap(t.num_predict),
+            runaway_factor: s.runaway_factor,
+            num_predict: t.num_predict,
             bytes: 0,
+            t_last_chunk: None,
             server: None,
             done: false,
         }
@@ -316,20 +402,15 @@ impl Measuring {
     fn on_event(&mut self, ev: StreamEvent, at: Instant) -> Result<(), (CallErrorKind, String)> {
         match ev {
             StreamEvent::Text(s) if !s.is_empty() => {
-                self.t_first.get_or_insert(at);
+                self.generated(at)?;
                 self.t_first_answer.get_or_insert(at);
-                self.t_last = Some(at);
-                self.offsets_ms
-                    .push(ms(at.saturating_duration_since(self.t_send)));
-                self.text.push_str(&s);
+                self.keep_text(&s);
             }
             StreamEvent::Text(_) => {}
-            // Timed like answer text (the server decodes it alike); its text is not kept.
+            // Timed and capped like answer text (the server decodes it alike and counts it
+            // against num_predict); its text is not kept.
             StreamEvent::Reasoning(s) if !s.is_empty() => {
-                self.t_first.get_or_insert(at);
-                self.t_last = Some(at);
-                self.offsets_ms
-                    .push(ms(at.saturating_duration_since(self.t_send)));
+                self.generated(at)?;
                 self.reasoning_events += 1;
             }
             StreamEvent::Reasoning(_) => {}
@@ -353,14 +434,56 @@ impl Measuring {
         Ok(())
     }
 
-    fn finish(self, t_done: Instant, error: Option<CallError>) -> CallOutcome {
+    /// A text event of either kind (answer or reasoning) arrived at `at`: time it, count it,
+    /// and fail the call once it is past the runaway cap.
+    fn generated(&mut self, at: Instant) -> Result<(), (CallErrorKind, String)> {
+        self.t_first.get_or_insert(at);
+        self.t_last = Some(at);
+        self.text_events += 1;
+        if self.text_events > self.token_cap {
+            return Err((CallErrorKind::RunawayStream, self.runaway_tokens_message()));
+        }
+        self.offsets_ms
+            .push(ms(at.saturating_duration_since(self.t_send)));
+        Ok(())
+    }
+
+    /// Append to the kept text, up to [`KEPT_TEXT_BYTES`] (cut at a character boundary).
+    fn keep_text(&mut self, s: &str) {
+        let room = KEPT_TEXT_BYTES.saturating_sub(self.text.len());
+        if s.len() <= room {
+            self.text.push_str(s);
+            return;
+        }
+        let mut cut = room;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.text.push_str(&s[..cut]);
+        self.text_truncated = true;
+    }
+
+    fn runaway_tokens_message(&self) -> String {
+        let asked = match self.num_predict {
+            Some(n) => format!("runaway_factor {} x num_predict {n}", self.runaway_factor),
+            None => "the cap for a call without num_predict".to_owned(),
+        };
+        format!(
+            "runaway stream: more than {} text events ({asked}) and no end in sight; \
+             the server generates past what was asked (set num_predict, or raise runaway_factor \
+             if this server splits tokens into several events)",
+            self.token_cap
+        )
+    }
+
+    fn finish(mut self, t_done: Instant, error: Option<CallError>) -> CallOutcome {
         let since_send = |t: Instant| ms(t.saturating_duration_since(self.t_send));
         let ttft_ms = self.t_first.map(since_send);
         let decode_ms = match (self.t_first, self.t_last) {
             (Some(a), Some(b)) => Some(ms(b.saturating_duration_since(a))),
             _ => None,
         };
-        let text_events = self.offsets_ms.len() as u64;
+        let text_events = self.text_events;
         let output_tokens = match self.server.as_ref().and_then(|s| s.output_tokens) {
             Some(n) => Some(TokenCount {
                 value: n,
@@ -386,6 +509,10 @@ impl Measuring {
             self.reasoning_events,
         );
         let gaps: Vec<f64> = self.offsets_ms.windows(2).map(|w| w[1] - w[0]).collect();
+        let gap_ms = percentiles(&gaps);
+        drop(gaps);
+        self.offsets_ms.truncate(KEPT_OFFSETS);
+        self.offsets_ms.shrink_to_fit();
         let cold_load = self
             .server
             .as_ref()
@@ -406,7 +533,7 @@ impl Measuring {
             text_offsets_ms: self.offsets_ms,
             client_decode_tok_s,
             tpot_ms,
-            gap_ms: percentiles(&gaps),
+            gap_ms,
             server_decode_tok_s: self.server.as_ref().and_then(ServerStats::decode_tok_s),
             server: self.server,
             cold_load,
@@ -416,6 +543,7 @@ impl Measuring {
             reasoning_events: self.reasoning_events,
             reasoning_tokens,
             answer_tokens,
+            output_truncated: self.text_truncated,
         };
         CallOutcome {
             record,
@@ -479,6 +607,19 @@ fn codec_error_kind(e: &crate::api::CodecError) -> CallErrorKind {
         InvalidUtf8 { .. } => CallErrorKind::InvalidUtf8,
         MalformedJson { .. } | TruncatedLine { .. } => CallErrorKind::MalformedStream,
     }
+}
+
+/// How recent the last chunk must be, when the total deadline fires, for the stream to
+/// count as still arriving rather than stalled: the idle window, at most 1 s (a stream
+/// silent for longer than a second is not "arriving", whatever the idle timeout allows).
+fn arriving_window(to: Timeouts) -> Duration {
+    to.idle.min(Duration::from_secs(1))
+}
+
+/// A `content-encoding` other than identity: the body is not the bytes the codec reads.
+fn unasked_encoding(enc: Option<&str>) -> Option<&str> {
+    let enc = enc?.trim();
+    (!enc.is_empty() && !enc.eq_ignore_ascii_case("identity")).then_some(enc)
 }
 
 fn content_type_fits(api: ApiKind, ct: Option<&str>) -> bool {
@@ -573,6 +714,14 @@ async fn stream_call<R: AsyncRuntime, C: HttpClient>(
         );
         return Err(m.error(CallErrorKind::WrongContentType, msg, Some(200), rt.now()));
     }
+    if let Some(enc) = unasked_encoding(resp.content_encoding.as_deref()) {
+        let msg = format!(
+            "the response body is encoded with content-encoding {enc:?}, which the request \
+             did not accept (it asks for identity); turn compression off on the server or \
+             the proxy in front of it"
+        );
+        return Err(m.error(CallErrorKind::WrongContentType, msg, Some(200), rt.now()));
+    }
 
     let mut decoder = api.decoder(settings.max_line_bytes);
     let mut events = Vec::new();
@@ -600,8 +749,22 @@ async fn stream_call<R: AsyncRuntime, C: HttpClient>(
         .await
         {
             None => {
-                let msg = format!("stream stalled: {what} timeout");
-                return Err(m.error(kind, msg, Some(200), rt.now()));
+                let at = rt.now();
+                let msg = match m.t_last_chunk {
+                    Some(last)
+                        if kind == CallErrorKind::TotalTimeout
+                            && at.saturating_duration_since(last) < arriving_window(to) =>
+                    {
+                        format!(
+                            "the total time of {} ms ran out while tokens were still arriving \
+                             (the last chunk came {:.0} ms before; raise total_ms or lower num_predict)",
+                            to.total.as_millis(),
+                            ms(at.saturating_duration_since(last))
+                        )
+                    }
+                    _ => format!("stream stalled: {what} timeout"),
+                };
+                return Err(m.error(kind, msg, Some(200), at));
             }
             // A body that breaks off before the final line (EOF inside a chunked body, a
             // reset) is the server closing early, whatever words the client uses for it.
@@ -619,6 +782,16 @@ async fn stream_call<R: AsyncRuntime, C: HttpClient>(
         };
         let at = rt.now();
         m.bytes += chunk.len() as u64;
+        m.t_last_chunk = Some(at);
+        if m.bytes > settings.max_response_bytes {
+            let msg = format!(
+                "runaway stream: the response passed max_response_bytes ({} bytes) and no end in \
+                 sight; the server sends far more than was asked (raise max_response_bytes if \
+                 this reply is real)",
+                settings.max_response_bytes
+            );
+            return Err(m.error(CallErrorKind::RunawayStream, msg, Some(200), at));
+        }
         if let Err(e) = decoder.feed(&chunk, &mut events) {
             return Err(m.error(codec_error_kind(&e), e.to_string(), Some(200), at));
         }
@@ -660,6 +833,7 @@ mod reasoning_tests {
             api: ApiKind::Ollama,
             body: Vec::new(),
             api_key: None,
+            num_predict: None,
             live_tokens: None,
         };
         let mut m = Measuring::new(&target, &CallSettings::default());
@@ -767,5 +941,126 @@ mod reasoning_tests {
         assert!(close(out.record.ttft_ms, 100.0));
         assert_eq!(out.record.ttft_answer_ms, None);
         assert_eq!(out.record.answer_tokens.unwrap().value, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(num_predict: Option<u32>) -> CallTarget<'static> {
+        CallTarget {
+            agent_id: "a",
+            call: "c",
+            url: "http://x/api/chat".into(),
+            model: "m",
+            api: ApiKind::Ollama,
+            body: Vec::new(),
+            api_key: None,
+            num_predict,
+            live_tokens: None,
+        }
+    }
+
+    fn text(s: &str) -> StreamEvent {
+        StreamEvent::Text(s.to_owned())
+    }
+
+    #[test]
+    fn token_cap_is_factor_times_num_predict_or_the_absolute_cap() {
+        let s = CallSettings::default();
+        assert_eq!(s.token_cap(Some(400)), 1600);
+        assert_eq!(s.token_cap(None), TOKEN_CAP_WITHOUT_NUM_PREDICT);
+        let s = CallSettings {
+            runaway_factor: 0.01,
+            ..CallSettings::default()
+        };
+        assert_eq!(s.token_cap(Some(10)), 1, "never below one event");
+        let s = CallSettings {
+            runaway_factor: 1e300,
+            ..CallSettings::default()
+        };
+        assert_eq!(s.token_cap(Some(10)), u64::MAX);
+    }
+
+    /// More events than the record keeps: `text_offsets_ms` is the first KEPT_OFFSETS,
+    /// `text_events` counts them all, and the gap percentiles are those of every gap.
+    #[test]
+    fn long_stream_keeps_a_prefix_of_offsets_and_exact_gaps() {
+        let n = KEPT_OFFSETS + 5000;
+        let mut m = Measuring::new(&target(None), &CallSettings::default());
+        let t0 = m.t_send;
+        // Gaps of 1 ms in the kept prefix, 9 ms after it: the p90 and p99 and max lie in
+        // the part the record does not keep.
+        let mut at = t0;
+        let mut gaps = Vec::new();
+        for i in 0..n {
+            if i > 0 {
+                let g = if i < KEPT_OFFSETS { 1 } else { 9 };
+                at += Duration::from_millis(g);
+                gaps.push(g as f64);
+            }
+            m.on_event(text("x"), at).unwrap();
+        }
+        let rec = m.finish(at, None).record;
+        assert_eq!(rec.text_events, n as u64);
+        assert_eq!(rec.text_offsets_ms.len(), KEPT_OFFSETS);
+        let want = percentiles(&gaps).unwrap();
+        let got = rec.gap_ms.unwrap();
+        assert!((got.p99 - want.p99).abs() < 1e-6, "{got:?} vs {want:?}");
+        assert!((got.p90 - want.p90).abs() < 1e-6, "{got:?} vs {want:?}");
+        assert!((got.max - 9.0).abs() < 1e-6 && (got.p50 - 1.0).abs() < 1e-6);
+        assert!(!rec.output_truncated);
+    }
+
+    /// The kept text stops at KEPT_TEXT_BYTES on a character boundary and says so.
+    #[test]
+    fn kept_text_is_a_bounded_prefix() {
+        let mut m = Measuring::new(&target(None), &CallSettings::default());
+        let at = m.t_send;
+        let chunk = "é".repeat(1000); // 2000 bytes, two per character
+        m.on_event(text("a"), at).unwrap(); // shifts every later boundary by one byte
+        while m.text_events < 200 {
+            m.on_event(text(&chunk), at).unwrap();
+        }
+        let o = m.finish(at, None);
+        assert!(o.record.output_truncated);
+        assert!(o.text.len() <= KEPT_TEXT_BYTES && o.text.len() > KEPT_TEXT_BYTES - 2);
+        assert!(o.text.starts_with("aé"));
+        assert_eq!(o.record.text_events, 200);
+    }
+
+    /// One event past the cap is a runaway stream; up to it is not.
+    #[test]
+    fn events_past_the_cap_fail_as_runaway() {
+        let s = CallSettings {
+            runaway_factor: 2.0,
+            ..CallSettings::default()
+        };
+        let mut m = Measuring::new(&target(Some(3)), &s);
+        let at = m.t_send;
+        for _ in 0..6 {
+            m.on_event(text("t"), at).unwrap();
+        }
+        let (kind, msg) = m.on_event(text("t"), at).unwrap_err();
+        assert_eq!(kind, CallErrorKind::RunawayStream);
+        assert!(
+            msg.contains("more than 6 text events (runaway_factor 2 x num_predict 3)"),
+            "{msg}"
+        );
+        // Empty text events carry nothing and are not counted.
+        let mut m = Measuring::new(&target(Some(1)), &s);
+        for _ in 0..10 {
+            m.on_event(text(""), at).unwrap();
+        }
+    }
+
+    #[test]
+    fn identity_is_the_only_accepted_encoding() {
+        assert_eq!(unasked_encoding(None), None);
+        assert_eq!(unasked_encoding(Some("identity")), None);
+        assert_eq!(unasked_encoding(Some(" Identity ")), None);
+        assert_eq!(unasked_encoding(Some("gzip")), Some("gzip"));
+        assert_eq!(unasked_encoding(Some("br")), Some("br"));
     }
 }

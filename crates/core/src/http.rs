@@ -51,6 +51,9 @@ impl HttpRequest {
 pub struct HttpResponse<B> {
     pub status: u16,
     pub content_type: Option<String>,
+    /// The `content-encoding` header, when the server sent one (the harness asks for
+    /// `identity`; anything else is a body it cannot decode).
+    pub content_encoding: Option<String>,
     pub body: B,
 }
 

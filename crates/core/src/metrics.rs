@@ -358,6 +358,7 @@ mod tests {
                 value: tokens,
                 basis: Basis::Measured,
             }),
+            output_truncated: false,
         }
     }
 

@@ -234,6 +234,7 @@ async fn warm_up<R: AsyncRuntime, C: HttpClient>(
             api: a.endpoint.api,
             body: warm.request_body(0, ""),
             api_key: job.api_key.as_deref(),
+            num_predict: warm.options.num_predict,
             live_tokens: None,
         };
         let start = rt.now();
@@ -270,6 +271,7 @@ async fn run_agent<R: AsyncRuntime, C: HttpClient>(
             api: a.endpoint.api,
             body: a.request_body(i, &previous),
             api_key: job.api_key.as_deref(),
+            num_predict: a.options.num_predict,
             live_tokens: job.live_tokens.as_deref(),
         };
         let outcome = execute_call(rt, client, target, &job.settings, phase_start).await;
@@ -423,6 +425,7 @@ fn join_or_panic_record(
                 reasoning_events: 0,
                 reasoning_tokens: None,
                 answer_tokens: None,
+                output_truncated: false,
             };
             let rec = AgentPhaseRecord {
                 agent_id: a.id.clone(),

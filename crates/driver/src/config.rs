@@ -45,6 +45,8 @@ struct RawConfig {
     cold_load_threshold_ms: Spanned<f64>,
     #[serde(default = "default_max_line_bytes")]
     max_line_bytes: Spanned<i64>,
+    runaway_factor: Option<Spanned<f64>>,
+    max_response_bytes: Option<Spanned<i64>>,
     simulator: Option<Spanned<RawSimulator>>,
     endpoints: Spanned<Vec<RawEndpoint>>,
     /// `agents = N` (the seed agents replicated to N) or `[[agents]]` tables.
@@ -643,6 +645,32 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
         }
     }
 
+    let runaway_factor =
+        match &raw.runaway_factor {
+            Some(f) if !(f.get_ref().is_finite() && *f.get_ref() > 0.0) => return Err(src.error(
+                f.span(),
+                format!("runaway_factor = {} is not a positive number", f.get_ref()),
+                "a call fails as runaway_stream after runaway_factor x num_predict text events; \
+                 use a finite number above 0, e.g. runaway_factor = 4",
+            )),
+            Some(f) => *f.get_ref(),
+            None => chimeraforge_core::call::DEFAULT_RUNAWAY_FACTOR,
+        };
+    let max_response_bytes =
+        match &raw.max_response_bytes {
+            Some(b) if *b.get_ref() <= 0 => return Err(src.error(
+                b.span(),
+                format!(
+                    "max_response_bytes = {} is not a positive size",
+                    b.get_ref()
+                ),
+                "a call fails as runaway_stream after this many body bytes; use a size above 0, \
+                 e.g. max_response_bytes = 67108864 (64 MiB)",
+            )),
+            Some(b) => *b.get_ref() as u64,
+            None => chimeraforge_core::call::DEFAULT_MAX_RESPONSE_BYTES,
+        };
+
     let t = &raw.timeouts;
     for (key, v) in [
         ("connect_ms", &t.connect_ms),
@@ -693,6 +721,8 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
             timeouts,
             max_line_bytes: max_line_bytes as usize,
             cold_load_threshold_ms,
+            runaway_factor,
+            max_response_bytes,
         },
         simulator,
         endpoints,
@@ -1015,6 +1045,34 @@ url = "http://127.0.0.1:11435"
                 parse_str(&OK.replace("seed = 42", &format!("seed = 42\nrepeat_penalty = {v}")))
                     .unwrap_err();
             assert!(e.message.contains("repeat_penalty"), "{e}");
+        }
+    }
+
+    #[test]
+    fn runaway_caps_parse_default_and_are_validated() {
+        let c = parse_str(OK).unwrap();
+        assert_eq!(c.settings.runaway_factor, 4.0);
+        assert_eq!(c.settings.max_response_bytes, 64 << 20);
+        let set = OK.replace(
+            "runs = 2",
+            "runs = 2\nrunaway_factor = 2.5\nmax_response_bytes = 1000",
+        );
+        let c = parse_str(&set).unwrap();
+        assert_eq!(c.settings.runaway_factor, 2.5);
+        assert_eq!(c.settings.max_response_bytes, 1000);
+        assert_eq!(c.settings.token_cap(Some(10)), 25);
+        for bad in ["nan", "inf", "-inf", "0", "-1.5"] {
+            let text = OK.replace("runs = 2", &format!("runs = 2\nrunaway_factor = {bad}"));
+            let e = parse_str(&text).unwrap_err();
+            assert_eq!((e.line, e.column), (4, 18), "{bad}: {e}");
+            assert!(e.message.contains("runaway_factor"), "{bad}: {e}");
+            assert!(e.hint.contains("runaway_factor = 4"), "{bad}: {e}");
+        }
+        for bad in ["0", "-5"] {
+            let text = OK.replace("runs = 2", &format!("runs = 2\nmax_response_bytes = {bad}"));
+            let e = parse_str(&text).unwrap_err();
+            assert_eq!((e.line, e.column), (4, 22), "{bad}: {e}");
+            assert!(e.message.contains("max_response_bytes"), "{bad}: {e}");
         }
     }
 

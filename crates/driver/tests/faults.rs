@@ -51,6 +51,7 @@ fn settings_with_total(total_ms: u64) -> CallSettings {
         },
         max_line_bytes: MAX_LINE,
         cold_load_threshold_ms: 500.0,
+        ..CallSettings::default()
     }
 }
 
@@ -90,6 +91,7 @@ fn call_with<B: Backend>(
         api,
         body: serde_json::to_vec(&json).unwrap(),
         api_key: None,
+        num_predict: Some(tokens),
         live_tokens: None,
     };
     let start = rt.now();

@@ -19,6 +19,8 @@ use crate::text::TextSeed;
 pub(crate) const INVALID_UTF8_MARKER: &str = "@@chimeraforge-sim:invalid-utf8@@";
 /// What `invalid_utf8` sends instead of the marker.
 pub(crate) const INVALID_UTF8_BYTES: [u8; 2] = [0xff, 0xfe];
+/// Text bytes of each token of a `flood` (well under the clients' 1 MiB line limit).
+pub(crate) const FLOOD_TOKEN_BYTES: usize = 64 * 1024;
 /// The message of `error_midstream`.
 pub(crate) const MIDSTREAM_ERROR: &str = "chimeraforge-sim: injected fault error_midstream";
 
@@ -346,6 +348,23 @@ async fn line_fault(mode: Option<FaultMode>, sink: &mut Sink) -> Result<Option<E
     }
 }
 
+/// `flood`: fat tokens back to back, as fast as the client takes them, never a final line,
+/// until the client goes away or `limit` has passed. A whole (non-streamed) reply gets no
+/// flood: it ends like `never_done`.
+async fn flood(sink: &mut Sink, from: u32, limit: Duration) -> Result<End, Gone> {
+    if let Sink::Collect(_) = sink {
+        return Ok(End::NeverDone(limit));
+    }
+    let text = "flood ".repeat(FLOOD_TOKEN_BYTES / 6);
+    let end = Instant::now() + limit;
+    let mut i = from;
+    while Instant::now() < end {
+        sink.token(i, &text, false, None).await?;
+        i = i.saturating_add(1);
+    }
+    Ok(End::NeverDone(Duration::ZERO))
+}
+
 /// Run one request through the timing model (see the crate docs), feeding `sink`.
 pub(crate) async fn generate(
     device: &DeviceState,
@@ -397,6 +416,9 @@ pub(crate) async fn generate(
             if let Some(end) = line_fault(mode, sink).await? {
                 return Ok(end);
             }
+            if mode == Some(FaultMode::Flood) {
+                return flood(sink, i, stall).await;
+            }
         }
         let (text, pad_to) = match mode {
             Some(FaultMode::InvalidUtf8) if i == at_token => (INVALID_UTF8_MARKER, None),
@@ -419,6 +441,9 @@ pub(crate) async fn generate(
         }
         if let Some(end) = line_fault(mode, sink).await? {
             return Ok(end);
+        }
+        if mode == Some(FaultMode::Flood) {
+            return flood(sink, n, stall).await;
         }
     }
     if mode == Some(FaultMode::NeverDone) {

@@ -38,11 +38,14 @@ pub enum FaultMode {
     WrongContentType,
     /// Every token, then no final line; the body ends after `stall_ms`.
     NeverDone,
+    /// `after_tokens` tokens, then fat tokens as fast as the client reads, never a final
+    /// line, until the client goes away or `stall_ms` has passed.
+    Flood,
 }
 
 impl FaultMode {
     /// Every mode, in declaration order.
-    pub const ALL: [FaultMode; 13] = [
+    pub const ALL: [FaultMode; 14] = [
         FaultMode::Http500,
         FaultMode::ModelNotFound,
         FaultMode::Unauthorized,
@@ -56,6 +59,7 @@ impl FaultMode {
         FaultMode::InvalidUtf8,
         FaultMode::WrongContentType,
         FaultMode::NeverDone,
+        FaultMode::Flood,
     ];
 
     /// The snake_case name used in configs, headers and `sim_fault`.
@@ -74,6 +78,7 @@ impl FaultMode {
             FaultMode::InvalidUtf8 => "invalid_utf8",
             FaultMode::WrongContentType => "wrong_content_type",
             FaultMode::NeverDone => "never_done",
+            FaultMode::Flood => "flood",
         }
     }
 }
@@ -104,7 +109,8 @@ pub struct FaultPlan {
     pub mode: Option<FaultMode>,
     /// Tokens sent before a midstream fault.
     pub after_tokens: u32,
-    /// Length of stalls (`stall_before_first_byte`, `stall_midstream`, `never_done`).
+    /// Length of stalls (`stall_before_first_byte`, `stall_midstream`, `never_done`), and
+    /// the longest a `flood` goes on.
     pub stall_ms: u64,
     /// Inject only into every n-th generation request (n, 2n, ...); `None` means every one.
     pub every_nth_request: Option<u32>,

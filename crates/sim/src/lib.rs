@@ -168,11 +168,12 @@
 //! | `invalid_utf8` | token `min(a, n−1)` has the bytes `FF FE` as its text (inside the JSON string) |
 //! | `wrong_content_type` | `200`, `content-type: text/html`, an HTML page |
 //! | `never_done` | every token, then no final line; the body stays open for `stall_ms` and then ends cleanly |
+//! | `flood` | `a` tokens, then tokens of 64 KiB of text each, back to back as fast as the client reads (the `decode_tok_s` schedule ignored), never a final line; it stops when the client goes away or after `stall_ms` (then the body ends cleanly) |
 //!
 //! With `"stream": false` the stream faults become: `malformed_line` → a body that is not
 //! JSON; `error_midstream` → `500` with the error body after the fault point's time;
-//! `close_before_done` → the connection closed without a response; `never_done` → no
-//! response for the generation time plus `stall_ms`, then closed; `oversized_line` → the
+//! `close_before_done` → the connection closed without a response; `never_done` (and
+//! `flood`) → no response for the generation time plus `stall_ms`, then closed; `oversized_line` → the
 //! body padded to `oversized_bytes`; `invalid_utf8` → `FF FE` inside the text;
 //! `stall_midstream` and `slow_drip` as streamed.
 

@@ -123,6 +123,7 @@ fn call(
             value: tokens,
             basis: Basis::Measured,
         }),
+        output_truncated: false,
     }
 }
 
