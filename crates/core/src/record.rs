@@ -165,6 +165,14 @@ pub struct RunRecord {
     pub status: RunStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<ClientCost>,
+    /// The run's tag as sent: every prompt of the run began with `[{prompt_nonce} {phase}
+    /// {agent id} {run_tag}] ` (see `protocol::agent_tag`). Absent in older records.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_tag: String,
+    /// The invocation's prompt nonce that led every prompt of the run; absent with
+    /// `prompt_cache = "allow"` (and in older records).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prompt_nonce: String,
 }
 
 impl RunRecord {
