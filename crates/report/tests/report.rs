@@ -514,14 +514,16 @@ fn identical_requests_prompt_cache_flags_and_mode_are_reported() {
             }
         }
         if cached {
-            let phase = recs[0].concurrent.as_mut().unwrap();
+            let r = &mut recs[0];
+            let phase = r.concurrent.as_mut().unwrap();
             phase.agents[0].calls[0].server = Some(ServerStats {
                 prompt_tokens: Some(133),
                 cached_prompt_tokens: Some(128),
                 ..Default::default()
             });
-            let (s, c) = (recs[0].sequential.clone().unwrap(), phase.clone());
-            recs[0].metrics = Some(chimeraforge_core::metrics::run_metrics(&s, &c));
+            let c = phase.clone();
+            let s = r.sequential.clone().unwrap();
+            r.metrics = Some(chimeraforge_core::metrics::run_metrics(&s, &c));
         }
         let mut m = manifest(&specs, &[]);
         if let Some(mode) = mode {
@@ -536,7 +538,7 @@ fn identical_requests_prompt_cache_flags_and_mode_are_reported() {
             std::fs::read_to_string(&s.csv).unwrap(),
         )
     };
-    let same = "scenarios chimera-homo and chimera-hetero sent identical requests";
+    let same = "scenarios chimera-hetero and chimera-homo sent identical requests";
     let (md, _) = render(ApiKind::OpenaiChat, false, Some("isolate"));
     assert!(md.contains(same), "{md}");
     assert!(md.contains("one measurement under 2 labels"), "{md}");

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 /// Column names, in order. `run_index` is 0-based as in `runs.jsonl`; deltas are agent 0 −
 /// agent 1; flags are `true`/`false`, empty when the run has no metrics.
-pub const COLUMNS: [&str; 30] = [
+pub const COLUMNS: [&str; 31] = [
     "model",
     "scenario",
     "agents",
