@@ -201,12 +201,23 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
 /// they differ. `sequential` and `concurrent` have the same length, so the two measured phases
 /// send prompts of the same length.
 pub fn agent_tag(plan: &RunPlan, phase: Phase, agent: &Agent) -> String {
-    let run = match plan.run_tag.as_str() {
-        "" => format!("run {}", plan.run_index),
+    tag_of(
+        &plan.prompt_nonce,
+        &plan.run_tag,
+        plan.run_index,
+        phase,
+        &agent.id,
+    )
+}
+
+/// [`agent_tag`] from its parts (a [`crate::record::RunRecord`] keeps them all).
+pub fn tag_of(nonce: &str, run_tag: &str, run_index: u32, phase: Phase, agent_id: &str) -> String {
+    let run = match run_tag {
+        "" => format!("run {run_index}"),
         run => run.to_owned(),
     };
-    let tag = format!("{} {} {run}", phase_name(phase), agent.id);
-    match plan.prompt_nonce.as_str() {
+    let tag = format!("{} {agent_id} {run}", phase_name(phase));
+    match nonce {
         "" => tag,
         nonce => format!("{nonce} {tag}"),
     }

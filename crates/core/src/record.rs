@@ -179,4 +179,19 @@ impl RunRecord {
     pub fn is_ok(&self) -> bool {
         matches!(self.status, RunStatus::Ok)
     }
+
+    /// The request body agent `agent` sent as call `call` in `phase`, given the text its
+    /// previous call returned: the tag as the protocol built it, from this record's nonce,
+    /// run tag and run index.
+    pub fn request_body(&self, phase: Phase, agent: usize, call: usize, previous: &str) -> Vec<u8> {
+        let a = &self.agents[agent];
+        let tag = crate::protocol::tag_of(
+            &self.prompt_nonce,
+            &self.run_tag,
+            self.run_index,
+            phase,
+            &a.id,
+        );
+        a.tagged(&tag).request_body(call, previous)
+    }
 }
