@@ -199,6 +199,7 @@ def test_timings_without_usage_count_the_whole_prompt():
 @pytest.mark.parametrize("name,prompt,cached,rate", [
     ("llamacpp_chat_stream.txt", 31, 0, 9.985044979406648),
     ("llamacpp_completions_stream.txt", 6, 1, 9.829480705363535),
+    ("llamacpp_chat_cached_stream.txt", 24, 19, 7.0032190448583584),
 ])
 def test_captured_llamacpp_fixtures_give_llamacpps_own_rate(name, prompt, cached, rate):
     from pathlib import Path
