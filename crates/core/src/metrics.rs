@@ -204,10 +204,12 @@ fn mean_ttft(a: &AgentPhaseRecord) -> Option<f64> {
 /// not tested; a repeated conversation always repeats its first call too.
 pub fn served_from_prompt_cache(agent: &AgentPhaseRecord) -> bool {
     agent.calls.first().is_some_and(|c| {
-        c.server.as_ref().is_some_and(|s| match (s.cached_prompt_tokens, s.prompt_tokens) {
-            (Some(cached), Some(prompt)) => cached.saturating_mul(2) > prompt,
-            _ => false,
-        })
+        c.server
+            .as_ref()
+            .is_some_and(|s| match (s.cached_prompt_tokens, s.prompt_tokens) {
+                (Some(cached), Some(prompt)) => cached.saturating_mul(2) > prompt,
+                _ => false,
+            })
     })
 }
 
@@ -488,7 +490,9 @@ mod tests {
         assert!(!run((100, 50), (150, 0)));
         assert!(run((100, 51), (150, 0)));
         // No cached count (Ollama before `prompt_eval_cached_count`, most servers): no flag.
-        let mut a = phase(Phase::Sequential, 1.0, &[(1.0, 0.5, 1)]).agents.remove(0);
+        let mut a = phase(Phase::Sequential, 1.0, &[(1.0, 0.5, 1)])
+            .agents
+            .remove(0);
         assert!(!served_from_prompt_cache(&a));
         a.calls[0].server = cached(10, 9);
         assert!(served_from_prompt_cache(&a));

@@ -503,8 +503,14 @@ mod tag_tests {
         let mut seen = std::collections::HashSet::new();
         for phase in [Phase::Sequential, Phase::Concurrent] {
             for i in 0..3 {
-                assert!(seen.insert(body(phase, i)), "{phase:?} agent {i} repeats a prompt");
-                assert_eq!(body(Phase::Sequential, i).len(), body(Phase::Concurrent, i).len());
+                assert!(
+                    seen.insert(body(phase, i)),
+                    "{phase:?} agent {i} repeats a prompt"
+                );
+                assert_eq!(
+                    body(Phase::Sequential, i).len(),
+                    body(Phase::Concurrent, i).len()
+                );
             }
         }
         assert_eq!(
@@ -517,7 +523,9 @@ mod tag_tests {
         };
         let again = &other_invocation.agents[0];
         assert_ne!(
-            again.tagged(&agent_tag(&other_invocation, Phase::Sequential, again)).request_body(0, "")[..60],
+            again
+                .tagged(&agent_tag(&other_invocation, Phase::Sequential, again))
+                .request_body(0, "")[..60],
             body(Phase::Sequential, 0)[..60]
         );
         plan.run_tag.clear();

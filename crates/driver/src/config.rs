@@ -3,8 +3,7 @@
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::{CallSettings, Timeouts};
 use chimeraforge_core::workload::{
-    replicate, seed_agents, AgentTemplate, CallSpec, Endpoint, ModelOptions, PromptCache,
-    Scenario,
+    replicate, seed_agents, AgentTemplate, CallSpec, Endpoint, ModelOptions, PromptCache, Scenario,
 };
 use chimeraforge_core::ClientOptions;
 use serde::{Deserialize, Serialize};

@@ -46,7 +46,13 @@ api = "openai-chat"
 
 fn bench(config: &Path, out: &Path) -> Vec<RunRecord> {
     let o = run_bin(
-        &["bench", config.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"],
+        &[
+            "bench",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ],
         config.parent().unwrap(),
     );
     assert!(o.status.success(), "{}", text(&o));
@@ -113,25 +119,43 @@ fn isolated_invocations_send_new_prompts_and_allowed_repeats_are_flagged() {
             .unwrap();
     assert_eq!(manifest["prompt_cache"], "isolate");
     assert_eq!(manifest["prompt_nonce"], nonce(&one).as_str());
-    assert_eq!(manifest["sessions"][0]["prompt_nonce"], nonce(&one).as_str());
+    assert_eq!(
+        manifest["sessions"][0]["prompt_nonce"],
+        nonce(&one).as_str()
+    );
 
     // --resume draws a fresh nonce: the slot re-run was never sent under it.
     let runs = dir.path().join("two/runs.jsonl");
-    let kept: String = std::fs::read_to_string(&runs).unwrap().lines().take(1).map(|l| format!("{l}\n")).collect();
+    let kept: String = std::fs::read_to_string(&runs)
+        .unwrap()
+        .lines()
+        .take(1)
+        .map(|l| format!("{l}\n"))
+        .collect();
     std::fs::write(&runs, kept).unwrap();
     let o = run_bin(
-        &["bench", "--resume", dir.path().join("two").to_str().unwrap(), "-q"],
+        &[
+            "bench",
+            "--resume",
+            dir.path().join("two").to_str().unwrap(),
+            "-q",
+        ],
         dir.path(),
     );
     assert!(o.status.success(), "{}", text(&o));
-    let resumed = chimeraforge::results::read_runs(&dir.path().join("two")).unwrap().0;
+    let resumed = chimeraforge::results::read_runs(&dir.path().join("two"))
+        .unwrap()
+        .0;
     assert_eq!(resumed.len(), 2);
     assert_ne!(resumed[0].prompt_nonce, resumed[1].prompt_nonce);
     assert_eq!(flagged(&resumed), 0);
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("two/manifest.json")).unwrap())
             .unwrap();
-    assert_eq!(manifest["sessions"][1]["prompt_nonce"], resumed[1].prompt_nonce.as_str());
+    assert_eq!(
+        manifest["sessions"][1]["prompt_nonce"],
+        resumed[1].prompt_nonce.as_str()
+    );
 
     // allow: the same prompts again, served from the cache, counted and flagged.
     let allow = config(dir.path(), &sim, "prompt_cache = \"allow\"\n");
@@ -141,7 +165,11 @@ fn isolated_invocations_send_new_prompts_and_allowed_repeats_are_flagged() {
     assert_eq!(nonce(&first), "");
     assert_eq!(flagged(&first), 0, "{:?}", first_cached(&first));
     assert_eq!(flagged(&repeat), 2, "{:?}", first_cached(&repeat));
-    assert!(first_cached(&repeat).iter().all(|&c| c > 20), "{:?}", first_cached(&repeat));
+    assert!(
+        first_cached(&repeat).iter().all(|&c| c > 20),
+        "{:?}",
+        first_cached(&repeat)
+    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("allow-2/manifest.json")).unwrap())
             .unwrap();

@@ -94,7 +94,10 @@ fn first_prompts(records: &[RunRecord]) -> HashSet<Vec<u8>> {
     for r in records {
         for phase in [Phase::Sequential, Phase::Concurrent] {
             for i in 0..r.agents.len() {
-                assert!(out.insert(r.request_body(phase, i, 0, "")), "a prompt repeats within one invocation");
+                assert!(
+                    out.insert(r.request_body(phase, i, 0, "")),
+                    "a prompt repeats within one invocation"
+                );
             }
         }
     }
@@ -187,7 +190,10 @@ fn real_servers_every_backend_server_reported_tokens_and_timings() {
     // criterion above would have caught it.
     let text = std::fs::read_to_string(root.join(CONFIG)).unwrap();
     let allow = text
-        .replace("warmup_tokens = 8", "warmup_tokens = 8\nprompt_cache = \"allow\"")
+        .replace(
+            "warmup_tokens = 8",
+            "warmup_tokens = 8\nprompt_cache = \"allow\"",
+        )
         .replace(
             "scenarios = [\"baseline-vs-chimera\", \"chimera-hetero\", \"chimera-homo\"]",
             "scenarios = [\"chimera-homo\"]",

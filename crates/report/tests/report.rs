@@ -550,7 +550,10 @@ fn identical_requests_prompt_cache_flags_and_mode_are_reported() {
     let (md, csv) = render(ApiKind::Ollama, true, Some("allow"));
     assert!(!md.contains("sent identical requests"), "{md}");
     assert!(md.contains("Prompt cache: allow (no nonce"), "{md}");
-    assert!(md.contains("1 of 6 successful runs flagged prompt_cache"), "{md}");
+    assert!(
+        md.contains("1 of 6 successful runs flagged prompt_cache"),
+        "{md}"
+    );
     let rows = parse_csv(&csv);
     let col = rows[0].iter().position(|c| c == "prompt_cache").unwrap();
     assert_eq!(rows.iter().skip(1).filter(|r| r[col] == "true").count(), 1);

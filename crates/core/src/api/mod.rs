@@ -107,7 +107,10 @@ impl ServerStats {
     /// `predicted_n / predicted_ms`), else output tokens / eval time (Ollama's definition:
     /// `eval_count / eval_duration`).
     pub fn decode_tok_s(&self) -> Option<f64> {
-        if let Some(r) = self.reported_decode_tok_s.filter(|r| r.is_finite() && *r > 0.0) {
+        if let Some(r) = self
+            .reported_decode_tok_s
+            .filter(|r| r.is_finite() && *r > 0.0)
+        {
             return Some(r);
         }
         match (self.output_tokens, self.eval_ms) {

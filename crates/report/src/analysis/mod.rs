@@ -158,8 +158,9 @@ fn request_bodies(r: &RunRecord) -> Vec<Vec<u8>> {
 /// Groups of scenarios (two or more) whose first recorded run of each cell sent the same
 /// requests, per backend × model × agent count.
 fn identical_requests(by_cell: &BTreeMap<CellKey, Vec<&RunRecord>>) -> Vec<IdenticalRequests> {
-    let mut groups: BTreeMap<(String, String, usize), Vec<(Scenario, Vec<Vec<u8>>)>> =
-        BTreeMap::new();
+    /// backend, model, agent count -> each scenario's request bodies.
+    type Groups = BTreeMap<(String, String, usize), Vec<(Scenario, Vec<Vec<u8>>)>>;
+    let mut groups = Groups::new();
     for (key, runs) in by_cell {
         if let Some(r) = runs.first() {
             let bodies = request_bodies(r);
