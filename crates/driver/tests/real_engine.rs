@@ -18,11 +18,13 @@ const CONFIG: &str = "bench-configs/real-gemma3-270m.toml";
 
 /// Below this, a second invocation's median first-call TTFT (paired per call with the
 /// first's) is a prompt-cache hit, not noise. Measured on this 2-core machine (`-t 1`
-/// servers, 2026-12-04, load average 3-5 from other builds): two isolated invocations, 12
-/// pairs, ratios 0.87-1.19, median 0.99; an allowed repeat, 4 pairs, 0.06-0.10, median 0.08
-/// (TTFT 105-134 ms instead of 1060-1709 ms; at low load 93-146 ms instead of 454-653 ms,
-/// issue 13). 0.7 is far from both (docs/methodology.md, "Prompt caches").
-const CACHE_RATIO: f64 = 0.7;
+/// servers, 2026-12-04, other builds loading it): two isolated invocations read medians of
+/// 0.99 (12 pairs, 0.87-1.19) and 0.81 (load changed between them); an allowed repeat 0.08
+/// (4 pairs, 0.06-0.10: TTFT 105-134 ms instead of 1060-1709 ms), and at low load a cached
+/// repeat is 93-146 ms instead of 454-653 ms, 0.2-0.3 (issue 13). 0.5 sits halfway, on a log
+/// scale, between the worst cached case (0.25) and no change (1), with a margin of 1.6x to
+/// the lowest isolated median seen (docs/methodology.md, "Prompt caches").
+const CACHE_RATIO: f64 = 0.5;
 
 fn bench(root: &Path, config: &Path, out: &Path, extra: &[&str]) -> Vec<RunRecord> {
     let started = Instant::now();
@@ -187,17 +189,33 @@ fn real_servers_every_backend_server_reported_tokens_and_timings() {
     );
 
     // Deliberately allowed: the repeat is served from the cache, flagged, and the ratio
-    // criterion above would have caught it.
+    // criterion above would have caught it. Without a nonce a prompt stays cached across
+    // every invocation ever sent to these servers, so agents with ids new to them make sure
+    // the first of the two is cold.
     let text = std::fs::read_to_string(root.join(CONFIG)).unwrap();
-    let allow = text
-        .replace(
+    let fresh = format!(
+        "{}x{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+    );
+    let agent = |n: usize, endpoint: &str| {
+        format!(
+            "\n[[agents]]\nid = \"probe-{fresh}-{n}\"\nsystem = \"You are a concise telemetry analyst. You gather benchmark measurements and state them as facts with numbers.\"\nendpoint = \"{endpoint}\"\ncalls = [{{ name = \"analysis\", prompt = \"Two LLM agents ran concurrently against two local model servers; per-agent decode rate, time to first token and wall time were recorded over five runs. List the five patterns in such data that matter most for capacity planning, one sentence each.\" }}]\n"
+        )
+    };
+    let allow =
+        text.replace(
             "warmup_tokens = 8",
             "warmup_tokens = 8\nprompt_cache = \"allow\"",
         )
         .replace(
             "scenarios = [\"baseline-vs-chimera\", \"chimera-hetero\", \"chimera-homo\"]",
             "scenarios = [\"chimera-homo\"]",
-        );
+        ) + &agent(0, "llama-11434")
+            + &agent(1, "llama-11435");
     assert!(allow.contains("prompt_cache = \"allow\"") && allow.contains("[\"chimera-homo\"]"));
     let allow_path = out.path().join("allow.toml");
     std::fs::write(&allow_path, allow).unwrap();
