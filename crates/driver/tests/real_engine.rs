@@ -19,7 +19,7 @@ const CONFIG: &str = "bench-configs/real-gemma3-270m.toml";
 /// Below this, a second invocation's median first-call TTFT (paired per call with the
 /// first's) is a prompt-cache hit, not noise. Measured on this 2-core machine (`-t 1`
 /// servers, 2026-12-04, other builds loading it): two isolated invocations read medians of
-/// 0.99 (12 pairs, 0.87-1.19) and 0.81 (load changed between them); an allowed repeat 0.08
+/// 0.99 (12 pairs, 0.87-1.19), 0.81 (load changed between them) and 1.00; an allowed repeat 0.08
 /// (4 pairs, 0.06-0.10: TTFT 105-134 ms instead of 1060-1709 ms), and at low load a cached
 /// repeat is 93-146 ms instead of 454-653 ms, 0.2-0.3 (issue 13). 0.5 sits halfway, on a log
 /// scale, between the worst cached case (0.25) and no change (1), with a margin of 1.6x to
