@@ -52,6 +52,14 @@ CTX_SIZE="${CHIMERAFORGE_REAL_CTX:-2048}"
 PARALLEL="${CHIMERAFORGE_REAL_PARALLEL:-1}"
 THREADS="${CHIMERAFORGE_REAL_THREADS:-1}"
 HEALTH_TIMEOUT="${CHIMERAFORGE_REAL_HEALTH_TIMEOUT:-120}"
+# The GGUF carries no chat template, so without one llama-server falls back
+# to ChatML (`<|im_start|>`), which Gemma was never trained on. `gemma` is one
+# of llama-server's built-in templates (listed under --chat-template in
+# `llama-server --help`); it needs --no-jinja: with the Jinja engine (the
+# default in this build) the string "gemma" is taken as a Jinja template and
+# every prompt renders as the 3 tokens "<bos>gemma". Checked via /props after
+# serve (check_template).
+CHAT_TEMPLATE="${CHIMERAFORGE_REAL_CHAT_TEMPLATE:-gemma}"
 
 MIN_CMAKE="3.14"
 
@@ -516,6 +524,7 @@ start_one() { # start_one PORT
         -c "$CTX_SIZE" \
         --parallel "$PARALLEL" \
         --alias "$MODEL_ALIAS" \
+        --no-jinja --chat-template "$CHAT_TEMPLATE" \
         --no-webui \
         </dev/null >>"$lf" 2>&1 &
     pid=$!
@@ -547,6 +556,25 @@ wait_healthy() { # wait_healthy PORT PID
         fi
         sleep 0.5
     done
+}
+
+# check_template PORT: /props must report Gemma's template (the built-in name
+# `gemma`, or a Jinja source with Gemma's turn markers), and /apply-template
+# must render a message with Gemma's turn markers, not ChatML's.
+check_template() {
+    local port="$1" props rendered
+    props="$(curl -s -m 5 "http://$HOST:$port/props" || true)"
+    if ! printf '%s' "$props" | grep -q -e '"chat_template":"gemma"' -e 'start_of_turn'; then
+        die "llama-server on port $port does not use Gemma's chat template (/props: $(printf '%s' "$props" | grep -o '"chat_template":"[^"]\{0,60\}' || echo 'no chat_template'))" \
+            "stop it ('$0 stop') and serve again; CHIMERAFORGE_REAL_CHAT_TEMPLATE must name Gemma's template"
+    fi
+    rendered="$(curl -s -m 5 "http://$HOST:$port/apply-template" -H 'content-type: application/json' \
+        -d '{"messages":[{"role":"user","content":"hi"}]}' || true)"
+    case "$rendered" in
+        *'<start_of_turn>user'*) log "port $port: chat template gemma (/props, /apply-template)" ;;
+        *) die "llama-server on port $port renders chat messages without Gemma's turn markers: $rendered" \
+            "stop it ('$0 stop') and serve again with --no-jinja --chat-template gemma" ;;
+    esac
 }
 
 require_installed() {
@@ -589,6 +617,9 @@ cmd_serve() {
     done
     for entry in ${STARTED[@]+"${STARTED[@]}"}; do
         wait_healthy "${entry%%:*}" "${entry#*:}"
+    done
+    for port in $ports; do
+        check_template "$port"
     done
     trap - EXIT
     log "serving model alias '$MODEL_ALIAS' on: $(for p in $ports; do printf 'http://%s:%s ' "$HOST" "$p"; done)"

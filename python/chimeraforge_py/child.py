@@ -226,6 +226,9 @@ async def run_job(job: dict, backend: str) -> dict:
         "metrics": outcome["metrics"],
     }
     record.update(outcome["status"])
+    for key in ("run_tag", "prompt_nonce"):  # skip_serializing_if = "String::is_empty"
+        if plan.get(key):
+            record[key] = plan[key]
     record["_phase_costs"] = costs.phases
     return record
 

@@ -28,8 +28,18 @@ class ServerStats:
     done_reason: Optional[str] = None
     # of output_tokens, those spent reasoning (usage.completion_tokens_details.reasoning_tokens)
     reasoning_tokens: Optional[int] = None
+    # Prompt tokens served from the server's prompt cache (llama.cpp timings.cache_n,
+    # usage.prompt_tokens_details.cached_tokens, Ollama prompt_eval_cached_count).
+    cached_prompt_tokens: Optional[int] = None
+    # The server's own rate field (llama.cpp timings.predicted_per_second), tok/s.
+    reported_decode_tok_s: Optional[float] = None
 
     def decode_tok_s(self) -> Optional[float]:
+        """The rate as the server defines it: its own field where it sends one, else
+        output tokens / eval time (Ollama's eval_count / eval_duration), as in core."""
+        r = self.reported_decode_tok_s
+        if r is not None and r > 0.0 and r != float("inf"):
+            return r
         if self.output_tokens is not None and self.eval_ms is not None and self.eval_ms > 0.0:
             return self.output_tokens / (self.eval_ms / 1e3)
         return None
@@ -282,6 +292,7 @@ def _ollama_line(line: bytes, n: int, out: list) -> None:
             load_ms=_ns_to_ms(_opt_u64(obj, "load_duration")),
             total_ms=_ns_to_ms(_opt_u64(obj, "total_duration")),
             done_reason=done_reason,
+            cached_prompt_tokens=_opt_u64(obj, "prompt_eval_cached_count"),
         )
     except _Bad as e:
         raise malformed_json(n, str(e)) from None
@@ -387,12 +398,14 @@ class SseDecoder:
                     thought = rc if rc is not None else r
                 choices.append((content, thought, _opt_str(c, "text"), _opt_str(c, "finish_reason")))
             usage = _opt_obj(obj, "usage")
-            details = _opt_obj(usage, "completion_tokens_details") if usage is not None else None
+            completion_details = _opt_obj(usage, "completion_tokens_details") if usage is not None else None
+            prompt_details = _opt_obj(usage, "prompt_tokens_details") if usage is not None else None
             usage_v = (
                 (
                     _opt_u64(usage, "prompt_tokens"),
                     _opt_u64(usage, "completion_tokens"),
-                    _opt_u64(details, "reasoning_tokens") if details is not None else None,
+                    _opt_u64(completion_details, "reasoning_tokens") if completion_details is not None else None,
+                    _opt_u64(prompt_details, "cached_tokens") if prompt_details is not None else None,
                 )
                 if usage is not None
                 else None
@@ -404,6 +417,8 @@ class SseDecoder:
                     _opt_f64(timings, "prompt_ms"),
                     _opt_u64(timings, "predicted_n"),
                     _opt_f64(timings, "predicted_ms"),
+                    _opt_u64(timings, "cache_n"),
+                    _opt_f64(timings, "predicted_per_second"),
                 )
                 if timings is not None
                 else None
@@ -427,18 +442,23 @@ class SseDecoder:
         stats = ServerStats()
         has_stats = False
         if usage_v is not None:
-            stats.prompt_tokens, stats.output_tokens, stats.reasoning_tokens = usage_v
+            (stats.prompt_tokens, stats.output_tokens, stats.reasoning_tokens,
+             stats.cached_prompt_tokens) = usage_v
             has_stats = True
         if timings_v is not None:
-            prompt_n, prompt_ms, predicted_n, predicted_ms = timings_v
+            prompt_n, prompt_ms, predicted_n, predicted_ms, cache_n, per_second = timings_v
             # usage counts every prompt token; llama.cpp's prompt_n only those evaluated
-            # (not served from its cache): usage wins where both are present, as in core.
+            # (not served from its cache, cache_n): usage wins where both are present, and
+            # prompt_n + cache_n is the prompt's length where it is not, as in core.
             if stats.output_tokens is None:
                 stats.output_tokens = predicted_n
-            if stats.prompt_tokens is None:
-                stats.prompt_tokens = prompt_n
+            if stats.prompt_tokens is None and prompt_n is not None:
+                stats.prompt_tokens = prompt_n + (cache_n or 0)
+            if stats.cached_prompt_tokens is None:
+                stats.cached_prompt_tokens = cache_n
             stats.eval_ms = predicted_ms
             stats.prompt_eval_ms = prompt_ms
+            stats.reported_decode_tok_s = per_second
             has_stats = True
         if finish_reason is not None:
             stats.done_reason = finish_reason

@@ -91,6 +91,17 @@ def _div(a: float, b: float) -> float:
         return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
+def served_from_prompt_cache(agent: dict) -> bool:
+    """core's metrics::served_from_prompt_cache: the server reports more than half of the
+    agent's first call's prompt tokens as cached."""
+    calls = agent["calls"]
+    server = calls[0].get("server") if calls else None
+    if not server:
+        return False
+    cached, prompt = server.get("cached_prompt_tokens"), server.get("prompt_tokens")
+    return cached is not None and prompt is not None and cached * 2 > prompt
+
+
 def run_metrics(seq: dict, conc: dict) -> dict:
     n = len(seq["agents"])
     t_conc = conc["wall_ms"]
@@ -150,6 +161,7 @@ def run_metrics(seq: dict, conc: dict) -> dict:
         "low_speedup": _div(speedup, float(n)) <= LOW_EFFICIENCY - F64_EPSILON,
         "cold_load": any(c["cold_load"] for a in seq["agents"] + conc["agents"] for c in a["calls"]),
         "length_mismatch": length_mismatch,
+        "prompt_cache": any(served_from_prompt_cache(a) for a in seq["agents"] + conc["agents"]),
     }
     return {
         "agents": n,

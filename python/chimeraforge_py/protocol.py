@@ -218,6 +218,16 @@ class PhaseObserver:
         return None
 
 
+def agent_tag(plan: dict, phase: str, agent: dict) -> str:
+    """What leads everything ``agent`` sends in ``phase`` (core's ``protocol::agent_tag``):
+    ``{nonce} {phase} {agent id} {run_tag}``, ``run N`` for an empty run tag, no nonce when
+    the plan has none."""
+    run = plan.get("run_tag") or f"run {plan['run_index']}"
+    tag = f"{phase} {agent['id']} {run}"
+    nonce = plan.get("prompt_nonce") or ""
+    return f"{nonce} {tag}" if nonce else tag
+
+
 async def execute_run(client: httpx.AsyncClient, plan: dict, keys: list, observer: Optional[PhaseObserver] = None) -> dict:
     """Execute a RunPlan (JSON) with ``client``; returns warmup/sequential/concurrent/metrics/status."""
     observer = observer or PhaseObserver()
@@ -225,10 +235,9 @@ async def execute_run(client: httpx.AsyncClient, plan: dict, keys: list, observe
     live = [observer.live_tokens(i) for i in range(len(plan["agents"]))]
 
     def jobs_for(phase: str) -> list:
-        # Each phase sends its own tag first, as core's Agent::tagged does.
-        tag = f"{plan.get('run_tag') or 'run ' + str(plan['run_index'])} {phase}"
+        # Each phase and agent sends its own tag first, as core's Agent::tagged does.
         return [
-            AgentJob(tagged(a, tag), keys[i] if i < len(keys) else None, settings, live[i])
+            AgentJob(tagged(a, agent_tag(plan, phase, a)), keys[i] if i < len(keys) else None, settings, live[i])
             for i, a in enumerate(plan["agents"])
         ]
 

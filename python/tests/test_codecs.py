@@ -49,7 +49,8 @@ SSE_EXPECTED = [
     Text("llo 日本"),
     Stats(ServerStats(done_reason="length")),
     Done("length"),
-    Stats(ServerStats(output_tokens=2, prompt_tokens=12, eval_ms=20.0, prompt_eval_ms=30.5)),
+    Stats(ServerStats(output_tokens=2, prompt_tokens=12, eval_ms=20.0, prompt_eval_ms=30.5,
+                      reported_decode_tok_s=100.0)),
 ]
 
 
@@ -219,3 +220,65 @@ def test_both_reasoning_names_in_one_delta_are_one_thought():
 def test_empty_thinking_is_no_reasoning():
     out = decode(OllamaDecoder, [b'{"response":"a","thinking":"","done":false}\n'])
     assert out == [Text("a")]
+
+
+# --- prompt-cache figures and server rates (core's api::openai / api::ollama tests) ---------
+
+SSE_CACHED = (
+    'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
+    'data: {"choices":[],"usage":{"completion_tokens":32,"prompt_tokens":133,"total_tokens":165,'
+    '"prompt_tokens_details":{"cached_tokens":128}},"timings":{"cache_n":128,"prompt_n":5,'
+    '"prompt_ms":20.1,"predicted_n":32,"predicted_ms":1240.0,"predicted_per_second":25.0}}\n\n'
+    "data: [DONE]\n\n"
+).encode()
+
+OLLAMA_CACHED = (
+    '{"model":"gemma3","message":{"role":"assistant","content":"x"},"done":false}\n'
+    '{"model":"gemma3","message":{"role":"assistant","content":""},"done":true,'
+    '"done_reason":"stop","prompt_eval_count":133,"prompt_eval_cached_count":128,'
+    '"prompt_eval_duration":9000000,"eval_count":40,"eval_duration":1600000000}\n'
+).encode()
+
+CACHED_STATS = ServerStats(output_tokens=32, prompt_tokens=133, eval_ms=1240.0, prompt_eval_ms=20.1,
+                           cached_prompt_tokens=128, reported_decode_tok_s=25.0)
+OLLAMA_CACHED_STATS = ServerStats(output_tokens=40, prompt_tokens=133, eval_ms=1600.0, prompt_eval_ms=9.0,
+                                  done_reason="stop", cached_prompt_tokens=128)
+
+
+def _every_split(cls, stream, expected):
+    for i in range(len(stream) + 1):
+        assert decode(cls, [stream[:i], stream[i:]]) == expected, f"split at {i}"
+
+
+def test_cached_prompt_tokens_and_server_rates_at_every_split():
+    _every_split(SseDecoder, SSE_CACHED, [Text("a"), Stats(CACHED_STATS), Done(None)])
+    _every_split(OllamaDecoder, OLLAMA_CACHED, [Text("x"), Stats(OLLAMA_CACHED_STATS), Done("stop")])
+    # llama.cpp's own rate field, not 32 / 1.24 s; Ollama's eval_count / eval_duration
+    assert CACHED_STATS.decode_tok_s() == 25.0
+    assert OLLAMA_CACHED_STATS.decode_tok_s() == 25.0
+
+
+def test_timings_without_usage_count_the_whole_prompt():
+    usage = ('"usage":{"completion_tokens":32,"prompt_tokens":133,"total_tokens":165,'
+             '"prompt_tokens_details":{"cached_tokens":128}},').encode()
+    assert usage in SSE_CACHED
+    _every_split(SseDecoder, SSE_CACHED.replace(usage, b""), [Text("a"), Stats(CACHED_STATS), Done(None)])
+
+
+@pytest.mark.parametrize("name,prompt,cached,rate", [
+    ("llamacpp_chat_stream.txt", 31, 0, 9.985044979406648),
+    ("llamacpp_completions_stream.txt", 6, 1, 9.829480705363535),
+    ("llamacpp_chat_cached_stream.txt", 24, 19, 7.0032190448583584),
+])
+def test_captured_llamacpp_fixtures_give_llamacpps_own_rate(name, prompt, cached, rate):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "crates/core/tests/fixtures" / name
+    stream = path.read_bytes()
+    stats = ServerStats()
+    for e in decode(SseDecoder, [stream]):
+        if isinstance(e, Stats):
+            stats.merge(e.stats)
+    assert (stats.prompt_tokens, stats.cached_prompt_tokens) == (prompt, cached)
+    assert stats.decode_tok_s() == rate
+    assert stats.output_tokens / (stats.eval_ms / 1e3) > rate * 1.02

@@ -64,3 +64,23 @@ def test_percentiles_and_jain():
     assert abs(jain_index([1.0, 1.0]) - 1.0) < 1e-12
     assert abs(jain_index([1.0, 0.0]) - 0.5) < 1e-12
     assert jain_index([]) is None
+
+
+def test_prompt_cache_flags_a_first_call_served_mostly_from_cache():
+    # core's prompt_cache_flags_a_first_call_served_mostly_from_cache, same numbers
+    def run(first, second):
+        seq = phase("sequential", 2000.0, [(1000.0, 50.0, 10)] * 2)
+        conc = phase("concurrent", 1000.0, [(1000.0, 50.0, 10)] * 2)
+        later = dict(conc["agents"][1]["calls"][0])
+        conc["agents"][1]["calls"][0]["server"] = {"prompt_tokens": first[0], "cached_prompt_tokens": first[1]}
+        later["server"] = {"prompt_tokens": second[0], "cached_prompt_tokens": second[1]}
+        conc["agents"][1]["calls"].append(later)
+        return run_metrics(seq, conc)["flags"]["prompt_cache"]
+
+    assert run((133, 128), (150, 40))
+    assert not run((133, 20), (150, 40))
+    assert not run((133, 20), (150, 140))
+    assert not run((100, 50), (150, 0))
+    assert run((100, 51), (150, 0))
+    assert not run_metrics(phase("sequential", 2.0, [(1.0, 0.5, 1)] * 2),
+                           phase("concurrent", 1.0, [(1.0, 0.5, 1)] * 2))["flags"]["prompt_cache"]

@@ -240,3 +240,33 @@ def test_failed_call_fails_the_run_with_its_phase():
     assert out["status"]["status"] == "failed" and out["status"]["phase"] == "sequential"
     assert out["status"]["error"]["kind"] == "http_status" and out["metrics"] is None
     assert out["concurrent"] is None
+
+
+def test_every_agent_and_phase_sends_its_own_tag_as_core_does():
+    from chimeraforge_py.protocol import agent_tag
+
+    plan = {"run_index": 2, "run_tag": "run 3 be m chimera-homo", "prompt_nonce": "0123456789abcdef"}
+    # the same strings as core's protocol::tag_tests
+    assert agent_tag(plan, "concurrent", {"id": "collector-2"}) == (
+        "0123456789abcdef concurrent collector-2 run 3 be m chimera-homo"
+    )
+    assert agent_tag({"run_index": 2}, "warmup", {"id": "insight-1"}) == "warmup insight-1 run 2"
+
+    def behave(path, body):
+        return 200, "application/x-ndjson", [tok("x"), DONE]
+
+    async def go():
+        async with Server(behave) as srv:
+            j = job([srv.url], run_index=0)
+            j["plan"]["run_tag"] = "run 1"
+            j["plan"]["prompt_nonce"] = "feedfacefeedface"
+            async with httpx.AsyncClient(trust_env=False) as client:
+                await execute_run(client, j["plan"], [None, None])
+            return srv.requests
+
+    reqs = run(go())
+    systems = [body["messages"][0]["content"] for _, body in reqs[1:]]
+    assert systems[0].startswith("[feedfacefeedface sequential collector run 1] You are DataCollector")
+    measured = [s.split("]")[0] for s in systems]
+    assert len(set(measured)) == 4  # 2 agents x 2 phases, each its own tag
+    assert sorted(map(len, measured)) == sorted(len(m.replace("concurrent", "sequential")) for m in measured)

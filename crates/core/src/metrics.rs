@@ -110,25 +110,32 @@ pub struct Flags {
     pub cold_load: bool,
     /// Some agent produced a different number of tokens in the two phases.
     pub length_mismatch: bool,
+    /// A measured call was served from the server's prompt cache beyond the prefix prompts of
+    /// one invocation share (see [`served_from_prompt_cache`]): its TTFT times a cache hit,
+    /// not a prompt evaluation. Absent (false) in older records.
+    #[serde(default)]
+    pub prompt_cache: bool,
 }
 
 impl Flags {
     /// The flags' names, in the order [`Flags::raised`] lists them (and `runs.csv` has them:
     /// tested there).
-    pub const NAMES: [&'static str; 4] = [
+    pub const NAMES: [&'static str; 5] = [
         "ttft_anomaly",
         "low_speedup",
         "cold_load",
         "length_mismatch",
+        "prompt_cache",
     ];
 
     /// The flags' values, in the order of [`Flags::NAMES`].
-    pub fn values(&self) -> [bool; 4] {
+    pub fn values(&self) -> [bool; 5] {
         [
             self.ttft_anomaly,
             self.low_speedup,
             self.cold_load,
             self.length_mismatch,
+            self.prompt_cache,
         ]
     }
 
@@ -199,6 +206,28 @@ fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
+/// Whether a measured phase's agent had its first call served from the server's prompt
+/// cache: the server reports more than half of that call's prompt tokens as cached.
+///
+/// The first call of each agent in each phase begins with a tag no earlier prompt of the
+/// invocation begins with (`protocol::agent_tag`: nonce, phase, agent id, run), so it shares
+/// with them only the chat template's opening and the tag's first words, about 20 tokens,
+/// fewer than the rest of the tag alone: never half its prompt. More than half cached means
+/// the same prompt was sent before (an earlier invocation with `prompt_cache = "allow"`, or
+/// one that ran without a nonce). Later calls of an agent reuse its system prompt, which the
+/// server may rightly keep cached from its first call (the shared system prefix), so they are
+/// not tested; a repeated conversation always repeats its first call too.
+pub fn served_from_prompt_cache(agent: &AgentPhaseRecord) -> bool {
+    agent.calls.first().is_some_and(|c| {
+        c.server
+            .as_ref()
+            .is_some_and(|s| match (s.cached_prompt_tokens, s.prompt_tokens) {
+                (Some(cached), Some(prompt)) => cached.saturating_mul(2) > prompt,
+                _ => false,
+            })
+    })
+}
+
 /// Metrics of a run from its sequential and concurrent phases (agents in the same order).
 pub fn run_metrics(seq: &PhaseRecord, conc: &PhaseRecord) -> RunMetrics {
     let n = seq.agents.len();
@@ -262,6 +291,11 @@ pub fn run_metrics(seq: &PhaseRecord, conc: &PhaseRecord) -> RunMetrics {
             .flat_map(|a| &a.calls)
             .any(|c| c.cold_load),
         length_mismatch,
+        prompt_cache: seq
+            .agents
+            .iter()
+            .chain(&conc.agents)
+            .any(served_from_prompt_cache),
     };
     RunMetrics {
         agents: n,
@@ -313,7 +347,12 @@ mod tests {
                 length_mismatch: true,
                 ..Default::default()
             },
+            Flags {
+                prompt_cache: true,
+                ..Default::default()
+            },
         ];
+        assert_eq!(alone.len(), Flags::NAMES.len());
         for (f, name) in alone.iter().zip(Flags::NAMES) {
             assert_eq!(f.raised(), [name], "{f:?}");
             assert_eq!(serde_json::to_value(f).unwrap()[name], true, "{f:?}");
@@ -441,6 +480,52 @@ mod tests {
         let n = m.token_normalized_speedup.unwrap();
         assert_eq!(n.basis, Basis::Estimated);
         assert!((n.value - 1.2).abs() < 1e-9, "{}", n.value);
+    }
+
+    fn cached(prompt: u64, cached: u64) -> Option<crate::api::ServerStats> {
+        Some(crate::api::ServerStats {
+            prompt_tokens: Some(prompt),
+            cached_prompt_tokens: Some(cached),
+            ..Default::default()
+        })
+    }
+
+    /// Measured on llama.cpp: a config run a second time had 128 of 133 prompt tokens of its
+    /// first calls cached. Within one invocation a first call shares only the template and
+    /// the tag's first words (here 20 of 133); later calls share their system prompt.
+    #[test]
+    fn prompt_cache_flags_a_first_call_served_mostly_from_cache() {
+        let run = |first: (u64, u64), second: (u64, u64)| {
+            let seq = phase(
+                Phase::Sequential,
+                2000.0,
+                &[(1000.0, 50.0, 10), (1000.0, 50.0, 10)],
+            );
+            let mut conc = phase(
+                Phase::Concurrent,
+                1000.0,
+                &[(1000.0, 50.0, 10), (1000.0, 50.0, 10)],
+            );
+            let mut later = conc.agents[1].calls[0].clone();
+            conc.agents[1].calls[0].server = cached(first.0, first.1);
+            later.server = cached(second.0, second.1);
+            conc.agents[1].calls.push(later);
+            run_metrics(&seq, &conc).flags.prompt_cache
+        };
+        assert!(run((133, 128), (150, 40)));
+        assert!(!run((133, 20), (150, 40)));
+        // A later call sharing a long system prompt with the first is not a cache hit to flag.
+        assert!(!run((133, 20), (150, 140)));
+        // Exactly half is not more than half.
+        assert!(!run((100, 50), (150, 0)));
+        assert!(run((100, 51), (150, 0)));
+        // No cached count (Ollama before `prompt_eval_cached_count`, most servers): no flag.
+        let mut a = phase(Phase::Sequential, 1.0, &[(1.0, 0.5, 1)])
+            .agents
+            .remove(0);
+        assert!(!served_from_prompt_cache(&a));
+        a.calls[0].server = cached(10, 9);
+        assert!(served_from_prompt_cache(&a));
     }
 
     #[test]

@@ -30,12 +30,16 @@ pub struct RunPlan {
     /// probes with many agents, where a sequential phase would take N times as long.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub concurrent_only: bool,
-    /// Names this run uniquely in the matrix (e.g. `tokio-default gemma3 chimera-homo run 3`);
-    /// it leads each phase's tag (see `Agent::tagged`), so no server prompt cache, even one
-    /// kept across requests like llama.cpp's, serves one run's or phase's prompts to another.
-    /// Empty: `run N`.
+    /// Names this run uniquely in the matrix (e.g. `run 3 tokio-default gemma3 chimera-homo`);
+    /// it ends each agent's tag in each phase (see [`agent_tag`]), so no server prompt cache,
+    /// even one kept across requests like llama.cpp's, serves one run's, phase's or agent's
+    /// prompts to another. Empty: `run N`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_tag: String,
+    /// The invocation's prompt nonce (empty with `prompt_cache = "allow"`): it leads every
+    /// tag, so nothing an earlier invocation sent is a prefix of what this one sends.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prompt_nonce: String,
 }
 
 impl RunPlan {
@@ -67,6 +71,7 @@ impl RunPlan {
             settings,
             concurrent_only: false,
             run_tag: String::new(),
+            prompt_nonce: String::new(),
         }
     }
 }
@@ -120,19 +125,16 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
     let live: Vec<_> = (0..plan.agents.len())
         .map(|i| observer.live_tokens(i))
         .collect();
-    // Each phase sends its own tag first (see `Agent::tagged`): built here, before anything
-    // is measured.
+    // Each phase sends its own tag first (see `Agent::tagged`), and each agent its own (two
+    // agents of one template would otherwise send identical prompts): built here, before
+    // anything is measured.
     let jobs_for = |phase: Phase| -> Vec<Arc<AgentJob>> {
-        let tag = match plan.run_tag.as_str() {
-            "" => format!("run {} {}", plan.run_index, phase_name(phase)),
-            run => format!("{run} {}", phase_name(phase)),
-        };
         plan.agents
             .iter()
             .enumerate()
             .map(|(i, a)| {
                 Arc::new(AgentJob {
-                    agent: a.tagged(&tag),
+                    agent: a.tagged(&agent_tag(plan, phase, a)),
                     api_key: api_keys.get(i).cloned().flatten(),
                     settings: plan.settings.clone(),
                     live_tokens: live[i].clone(),
@@ -189,6 +191,36 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
         out.metrics = Some(run_metrics(s, c));
     }
     out
+}
+
+/// What leads everything `agent` sends in `phase` of `plan` (see `Agent::tagged`):
+/// `{nonce} {phase} {agent id} {run_tag}` (`run N` for an empty run tag; no nonce when there is
+/// none). The nonce first: an earlier invocation shares no more than the chat template's
+/// opening with it. Then what tells phases, agents and runs apart, so two prompts of one
+/// invocation share at most the nonce, phase, agent id and run number (about 20 tokens) before
+/// they differ. `sequential` and `concurrent` have the same length, so the two measured phases
+/// send prompts of the same length.
+pub fn agent_tag(plan: &RunPlan, phase: Phase, agent: &Agent) -> String {
+    tag_of(
+        &plan.prompt_nonce,
+        &plan.run_tag,
+        plan.run_index,
+        phase,
+        &agent.id,
+    )
+}
+
+/// [`agent_tag`] from its parts (a [`crate::record::RunRecord`] keeps them all).
+pub fn tag_of(nonce: &str, run_tag: &str, run_index: u32, phase: Phase, agent_id: &str) -> String {
+    let run = match run_tag {
+        "" => format!("run {run_index}"),
+        run => run.to_owned(),
+    };
+    let tag = format!("{} {agent_id} {run}", phase_name(phase));
+    match nonce {
+        "" => tag,
+        nonce => format!("{nonce} {tag}"),
+    }
 }
 
 fn failed(phase: Phase, call: &CallRecord) -> RunStatus {
@@ -443,5 +475,71 @@ fn phase_name(phase: Phase) -> &'static str {
         Phase::Warmup => "warmup",
         Phase::Sequential => "sequential",
         Phase::Concurrent => "concurrent",
+    }
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::*;
+    use crate::api::ApiKind;
+    use crate::workload::{seed_agents, Endpoint, ModelOptions, Scenario};
+
+    /// Two agents of one template (ids `collector-0`, `collector-2`, one server) used to send
+    /// byte-identical prompts in a phase, so the second was served from the first's cache.
+    #[test]
+    fn every_agent_and_phase_sends_its_own_prompt_of_one_length_per_phase() {
+        let ep = Endpoint {
+            name: "a".into(),
+            base_url: "http://127.0.0.1:1".into(),
+            api: ApiKind::OpenaiChat,
+            api_key_env: None,
+        };
+        let t = seed_agents(std::slice::from_ref(&ep));
+        let agents: Vec<Agent> = crate::workload::replicate(&t, 3, &[ep], None)
+            .iter()
+            .enumerate()
+            .map(|(i, a)| a.instantiate("m", Scenario::ChimeraHomo, i, &ModelOptions::default()))
+            .collect();
+        let mut plan = RunPlan::alternating(2, agents, 8, CallSettings::default());
+        plan.run_tag = "run 3 be m chimera-homo".into();
+        plan.prompt_nonce = "0123456789abcdef".into();
+        let body = |phase, i: usize| {
+            let a = &plan.agents[i];
+            a.tagged(&agent_tag(&plan, phase, a)).request_body(0, "")
+        };
+        let mut seen = std::collections::HashSet::new();
+        for phase in [Phase::Sequential, Phase::Concurrent] {
+            for i in 0..3 {
+                assert!(
+                    seen.insert(body(phase, i)),
+                    "{phase:?} agent {i} repeats a prompt"
+                );
+                assert_eq!(
+                    body(Phase::Sequential, i).len(),
+                    body(Phase::Concurrent, i).len()
+                );
+            }
+        }
+        assert_eq!(
+            agent_tag(&plan, Phase::Concurrent, &plan.agents[2]),
+            "0123456789abcdef concurrent collector-2 run 3 be m chimera-homo"
+        );
+        let other_invocation = RunPlan {
+            prompt_nonce: "fedcba9876543210".into(),
+            ..plan.clone()
+        };
+        let again = &other_invocation.agents[0];
+        assert_ne!(
+            again
+                .tagged(&agent_tag(&other_invocation, Phase::Sequential, again))
+                .request_body(0, "")[..60],
+            body(Phase::Sequential, 0)[..60]
+        );
+        plan.run_tag.clear();
+        plan.prompt_nonce.clear();
+        assert_eq!(
+            agent_tag(&plan, Phase::Warmup, &plan.agents[1]),
+            "warmup insight-1 run 2"
+        );
     }
 }

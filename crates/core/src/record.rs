@@ -165,10 +165,33 @@ pub struct RunRecord {
     pub status: RunStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<ClientCost>,
+    /// The run's tag as sent: every prompt of the run began with `[{prompt_nonce} {phase}
+    /// {agent id} {run_tag}] ` (see `protocol::agent_tag`). Absent in older records.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_tag: String,
+    /// The invocation's prompt nonce that led every prompt of the run; absent with
+    /// `prompt_cache = "allow"` (and in older records).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prompt_nonce: String,
 }
 
 impl RunRecord {
     pub fn is_ok(&self) -> bool {
         matches!(self.status, RunStatus::Ok)
+    }
+
+    /// The request body agent `agent` sent as call `call` in `phase`, given the text its
+    /// previous call returned: the tag as the protocol built it, from this record's nonce,
+    /// run tag and run index.
+    pub fn request_body(&self, phase: Phase, agent: usize, call: usize, previous: &str) -> Vec<u8> {
+        let a = &self.agents[agent];
+        let tag = crate::protocol::tag_of(
+            &self.prompt_nonce,
+            &self.run_tag,
+            self.run_index,
+            phase,
+            &a.id,
+        );
+        a.tagged(&tag).request_body(call, previous)
     }
 }

@@ -217,6 +217,49 @@ pub struct Agent {
     pub calls: Vec<CallSpec>,
 }
 
+/// Whether one invocation's measured prompts may be served from a server's prompt cache
+/// filled by another invocation (config key `prompt_cache`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum PromptCache {
+    /// Every measured prompt starts with a nonce drawn per invocation, so no invocation's
+    /// prompts are in a server's cache when it starts (the default).
+    #[default]
+    Isolate,
+    /// No nonce: a config run twice sends the same prompts, and a long-running server may
+    /// answer the second invocation from its prompt cache (measuring warm caches on purpose).
+    Allow,
+}
+
+impl PromptCache {
+    pub fn name(self) -> &'static str {
+        match self {
+            PromptCache::Isolate => "isolate",
+            PromptCache::Allow => "allow",
+        }
+    }
+}
+
+/// Hex digits of a prompt nonce: every invocation's nonce has this length, so prompts keep
+/// their length (and token count, to within the tokenizer's split of the digits) from one
+/// invocation to the next.
+pub const NONCE_HEX_DIGITS: usize = 16;
+
+/// A fresh per-invocation prompt nonce: [`NONCE_HEX_DIGITS`] lowercase hex digits from the
+/// clock, the process id and the standard library's per-process random hash keys.
+pub fn prompt_nonce() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    h.write_u128(now);
+    h.write_u32(std::process::id());
+    format!("{:0width$x}", h.finish(), width = NONCE_HEX_DIGITS)
+}
+
 /// The placeholder in a call's prompt replaced by the previous call's output.
 pub const PREVIOUS: &str = "{previous}";
 
@@ -768,6 +811,16 @@ mod tests {
             .calls
             .iter()
             .all(|c| c.prompt.starts_with("[run 1 warmup] ")));
+    }
+
+    #[test]
+    fn nonces_have_one_length_and_differ() {
+        let a = prompt_nonce();
+        let b = prompt_nonce();
+        assert_eq!(a.len(), NONCE_HEX_DIGITS);
+        assert_eq!(b.len(), NONCE_HEX_DIGITS);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
     }
 
     #[test]

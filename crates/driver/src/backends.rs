@@ -127,6 +127,8 @@ pub fn run_job<B: Backend>(job: &ChildJob) -> Result<RunRecord, BackendError> {
             phases: costs.phases,
             ..crate::child::client_cost()
         }),
+        run_tag: job.plan.run_tag.clone(),
+        prompt_nonce: job.plan.prompt_nonce.clone(),
     })
 }
 

@@ -3,7 +3,7 @@
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::{CallSettings, Timeouts};
 use chimeraforge_core::workload::{
-    replicate, seed_agents, AgentTemplate, CallSpec, Endpoint, ModelOptions, Scenario,
+    replicate, seed_agents, AgentTemplate, CallSpec, Endpoint, ModelOptions, PromptCache, Scenario,
 };
 use chimeraforge_core::ClientOptions;
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,8 @@ struct RawConfig {
     /// `agents = N` (the seed agents replicated to N) or `[[agents]]` tables.
     agents: Option<Spanned<RawAgents>>,
     scaling: Option<Spanned<RawScaling>>,
+    #[serde(default)]
+    prompt_cache: PromptCache,
 }
 
 /// The most agents one run may have (a socket each, in the client and in the server).
@@ -204,6 +206,10 @@ pub struct Config {
     /// `[scaling]`: the agent counts a scaling sweep runs each cell at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling: Option<Scaling>,
+    /// `prompt_cache`: `isolate` (the default: a per-invocation nonce leads every measured
+    /// prompt) or `allow` (prompts repeat across invocations).
+    #[serde(default)]
+    pub prompt_cache: PromptCache,
 }
 
 /// A scaling sweep: every cell runs at each agent count (the count is part of the cell).
@@ -728,6 +734,7 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
         endpoints,
         agents,
         scaling,
+        prompt_cache: raw.prompt_cache,
     })
 }
 

@@ -463,6 +463,12 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     // From here on a Ctrl-C or SIGTERM finishes the manifest and prints the summary.
     interrupt::install().context("cannot install the Ctrl-C and SIGTERM handlers")?;
     let started = unix_now_s();
+    // A fresh nonce every invocation, resumed ones included: a slot that was cut off may
+    // have sent its prompts already, and prompts the server has cached would be measured
+    // warm, unlike every slot recorded before (each measured cold). See
+    // docs/methodology.md, "Prompt caches".
+    let nonce = (cfg.prompt_cache == chimeraforge_core::workload::PromptCache::Isolate)
+        .then(chimeraforge_core::workload::prompt_nonce);
     let (out_dir, mut dir, mut manifest, mut records) = match resumed {
         Some((out_dir, _)) => {
             let reopened = results::ResultsDir::reopen(&out_dir)?;
@@ -475,6 +481,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 "started_utc": results::utc_stamp(started),
                 "resumed": true,
                 "servers": servers,
+                "prompt_nonce": nonce,
             }));
             manifest["sessions"] = serde_json::json!(sessions);
             reopened.dir.update_manifest(&manifest)?;
@@ -507,7 +514,9 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 "servers": servers,
                 "simulated_endpoints": cfg.endpoints.iter().filter(|e| e.base_url == config::SIM_URL).map(|e| &e.name).collect::<Vec<_>>(),
                 "started_utc": results::utc_stamp(started),
-                "sessions": [{"started_utc": results::utc_stamp(started), "resumed": false}],
+                "prompt_cache": cfg.prompt_cache,
+                "prompt_nonce": nonce,
+                "sessions": [{"started_utc": results::utc_stamp(started), "resumed": false, "prompt_nonce": nonce}],
                 "lost_runs": [],
             });
             let dir = results::ResultsDir::create(&out_dir, &manifest)?;
@@ -542,7 +551,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             break;
         }
         progress.run_started(i, slot);
-        let job = matrix::job_for(&cfg, &endpoints, slot);
+        let job = matrix::job_for(&cfg, &endpoints, slot, nonce.as_deref());
         match matrix::run_child_live(&exe, &job, progress.live_sink()) {
             Ok(record) => {
                 dir.append(&record).with_context(|| {

@@ -119,8 +119,14 @@ pub fn agents_for(
         .collect()
 }
 
-/// The job for one slot.
-pub fn job_for(config: &Config, endpoints: &[Endpoint], slot: &Slot) -> ChildJob {
+/// The job for one slot. `nonce` (the invocation's, `None` with `prompt_cache = "allow"`)
+/// leads the run tag, so no prompt of this invocation was sent by an earlier one.
+pub fn job_for(
+    config: &Config,
+    endpoints: &[Endpoint],
+    slot: &Slot,
+    nonce: Option<&str>,
+) -> ChildJob {
     let agents = agents_for(
         config,
         endpoints,
@@ -135,9 +141,10 @@ pub fn job_for(config: &Config, endpoints: &[Endpoint], slot: &Slot) -> ChildJob
         config.settings.clone(),
     );
     // Unique in the matrix, so a server's prompt cache never carries one run's prompts
-    // (same agents, same seed) into another cell's.
+    // (same agents, same seed) into another cell's; the run number first, so runs part early.
     plan.run_tag = format!(
-        "{} {} {}{} run {}",
+        "run {} {} {} {}{}",
+        slot.run_index + 1,
         slot.cell.backend,
         slot.cell.model,
         slot.cell.scenario.name(),
@@ -145,8 +152,9 @@ pub fn job_for(config: &Config, endpoints: &[Endpoint], slot: &Slot) -> ChildJob
             .agents
             .map(|n| format!(" x{n}"))
             .unwrap_or_default(),
-        slot.run_index + 1
     );
+    // Unique per invocation: leads every tag (`prompt_cache = "isolate"`).
+    plan.prompt_nonce = nonce.unwrap_or_default().to_owned();
     ChildJob {
         backend: slot.cell.backend.clone(),
         model: slot.cell.model.clone(),

@@ -49,7 +49,7 @@ fn sweep<B: Backend>() {
     let mut records: Vec<RunRecord> = Vec::new();
     for slot in &order {
         let n = slot.cell.agents.expect("a sweep puts N in the cell");
-        let job = job_for(&cfg, &endpoints, slot);
+        let job = job_for(&cfg, &endpoints, slot, None);
         assert_eq!(job.plan.agents.len(), n);
         let r = run_job::<B>(&job).expect("backend builds");
         assert!(r.is_ok(), "{}: N={n} failed: {:?}", B::NAME, r.status);

@@ -603,3 +603,70 @@ fn a_report_without_reasoning_is_unchanged() {
         );
     }
 }
+
+/// On an OpenAI-compatible API `chimera-homo` and `chimera-hetero` send the same requests
+/// (num_gpu / num_ctx are Ollama load options): the report says so, and says nothing of the
+/// kind on Ollama's API, where they differ. A run whose first prompt was served from the
+/// server's cache is a `prompt_cache` caveat, and the header says how prompts were isolated.
+#[test]
+fn identical_requests_prompt_cache_flags_and_mode_are_reported() {
+    use chimeraforge_core::api::{ApiKind, ServerStats};
+    let cell = |scenario| CellSpec::new("tokio-default", "gemma3:latest", scenario);
+    let specs = vec![
+        (cell(Scenario::ChimeraHomo), 3),
+        (cell(Scenario::ChimeraHetero), 3),
+    ];
+    let render = |api: ApiKind, cached: bool, mode: Option<&str>| {
+        let mut recs = records(&specs);
+        for r in &mut recs {
+            for a in &mut r.agents {
+                a.endpoint.api = api;
+            }
+        }
+        if cached {
+            let r = &mut recs[0];
+            let phase = r.concurrent.as_mut().unwrap();
+            phase.agents[0].calls[0].server = Some(ServerStats {
+                prompt_tokens: Some(133),
+                cached_prompt_tokens: Some(128),
+                ..Default::default()
+            });
+            let c = phase.clone();
+            let s = r.sequential.clone().unwrap();
+            r.metrics = Some(chimeraforge_core::metrics::run_metrics(&s, &c));
+        }
+        let mut m = manifest(&specs, &[]);
+        if let Some(mode) = mode {
+            m["prompt_cache"] = mode.into();
+            m["sessions"] = serde_json::json!([{"prompt_nonce": "0123456789abcdef"}]);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write_dir(dir.path(), &m, &recs, "");
+        let s = write_report(dir.path()).unwrap();
+        (
+            std::fs::read_to_string(&s.markdown).unwrap(),
+            std::fs::read_to_string(&s.csv).unwrap(),
+        )
+    };
+    let same = "scenarios chimera-hetero and chimera-homo sent identical requests";
+    let (md, _) = render(ApiKind::OpenaiChat, false, Some("isolate"));
+    assert!(md.contains(same), "{md}");
+    assert!(md.contains("one measurement under 2 labels"), "{md}");
+    assert!(
+        md.contains("Prompt cache: isolate (every measured prompt led by its invocation's nonce: 0123456789abcdef)"),
+        "{md}"
+    );
+    assert!(!md.contains("flagged prompt_cache"), "{md}");
+    let (md, csv) = render(ApiKind::Ollama, true, Some("allow"));
+    assert!(!md.contains("sent identical requests"), "{md}");
+    assert!(md.contains("Prompt cache: allow (no nonce"), "{md}");
+    assert!(
+        md.contains("1 of 6 successful runs flagged prompt_cache"),
+        "{md}"
+    );
+    let rows = parse_csv(&csv);
+    let col = rows[0].iter().position(|c| c == "prompt_cache").unwrap();
+    assert_eq!(rows.iter().skip(1).filter(|r| r[col] == "true").count(), 1);
+    let (md, _) = render(ApiKind::Ollama, false, None);
+    assert!(md.contains("Prompt cache: not recorded"), "{md}");
+}

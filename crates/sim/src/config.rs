@@ -138,6 +138,11 @@ pub struct SimConfig {
     pub faults: FaultPlan,
     /// When set, every endpoint but `GET /health` and `GET /` requires `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
+    /// Keep a prompt cache as llama.cpp does: a prompt's longest word prefix shared with one of
+    /// the last [`crate::server::PROMPT_CACHE_ENTRIES`] prompts (all but its last word) is not
+    /// prefilled again, and the reply says so (`timings.cache_n`, `usage.prompt_tokens_details.
+    /// cached_tokens`, Ollama `prompt_eval_cached_count`). Off in every preset.
+    pub prompt_cache: bool,
 }
 
 impl Default for SimConfig {
@@ -167,6 +172,7 @@ impl SimConfig {
             worker_threads: 1,
             faults: FaultPlan::default(),
             api_key: None,
+            prompt_cache: false,
         }
     }
 

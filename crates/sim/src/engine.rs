@@ -78,6 +78,8 @@ pub(crate) struct Timings {
     /// Request arrival to the last token.
     pub total: Duration,
     pub prompt_tokens: u32,
+    /// Prompt tokens served from the prompt cache (`None`: the server keeps none).
+    pub cached_tokens: Option<u32>,
     /// Every generated token, reasoning included.
     pub output_tokens: u32,
     /// Of `output_tokens`, the reasoning ones (the first).
@@ -110,6 +112,8 @@ pub(crate) struct Job {
     /// Options the model must be loaded with; `None` takes it as it is (OpenAI endpoints).
     pub load_key: Option<LoadKey>,
     pub prompt_tokens: u32,
+    /// Of `prompt_tokens`, those the prompt cache served (not prefilled); `None`: no cache.
+    pub cached_tokens: Option<u32>,
     /// Every token to generate, reasoning included.
     pub output_tokens: u32,
     /// Of `output_tokens`, how many reason first (a reasoning model thinking).
@@ -388,7 +392,8 @@ pub(crate) async fn generate(
     let _in_use = acquired.in_use;
     let _device = admission;
     let profile = &job.model.profile;
-    let prefill = tokens_time(job.prompt_tokens, profile.prefill_tok_s);
+    let evaluated = job.prompt_tokens - job.cached_tokens.unwrap_or(0).min(job.prompt_tokens);
+    let prefill = tokens_time(evaluated, profile.prefill_tok_s);
     let first_due = acquired.ready + millis(profile.ttft_ms) + prefill;
 
     let n = job.output_tokens.max(1);
@@ -455,6 +460,7 @@ pub(crate) async fn generate(
         eval: last_sent - first_sent,
         total: deadline.saturating_duration_since(job.arrival),
         prompt_tokens: job.prompt_tokens,
+        cached_tokens: job.cached_tokens,
         output_tokens: n,
         reasoning_tokens: reasoning,
         done_reason: job.done_reason,

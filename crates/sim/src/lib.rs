@@ -118,7 +118,8 @@
 //! | `eval_count`, `usage.completion_tokens`, `timings.predicted_n` | output tokens `n` (reasoning included) |
 //! | `usage.completion_tokens_details.reasoning_tokens` | chat only, when the model reasoned: its reasoning tokens |
 //! | `eval_duration`, `timings.predicted_ms` | first token to last token: `(n − 1)` gaps plus stalls |
-//! | `timings.predicted_per_second` | `n / predicted_ms` (llama.cpp's formula, so `n/(n−1)` above the decode rate) |
+//! | `timings.predicted_per_second` | `(n − 1) / predicted_ms`, as llama.cpp b11434 computes it (captured fixtures): the decode rate |
+//! | `timings.cache_n`, `usage.prompt_tokens_details.cached_tokens`, `prompt_eval_cached_count` | with `SimConfig::prompt_cache` only: prompt words shared with a recent prompt (all but the last); `timings.prompt_n` and the prefill time then count the rest |
 //! | `total_duration` | `t_arrive` to the last token (queueing, load, TTFT, decode, stalls); `50 + 10·(n − 1)` ms exactly on `fixed` |
 //!
 //! A rate of 0 (or any non-positive or non-finite value) costs no time: the `null` profile

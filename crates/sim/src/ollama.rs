@@ -156,6 +156,8 @@ struct Final {
     total_duration: u64,
     load_duration: u64,
     prompt_eval_count: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_eval_cached_count: Option<u32>,
     prompt_eval_duration: u64,
     eval_count: u32,
     eval_duration: u64,
@@ -238,6 +240,7 @@ fn stats(t: &Timings) -> Final {
         total_duration: nanos(t.total),
         load_duration: nanos(t.load),
         prompt_eval_count: t.prompt_tokens,
+        prompt_eval_cached_count: t.cached_tokens,
         prompt_eval_duration: nanos(t.prefill),
         eval_count: t.output_tokens,
         eval_duration: nanos(t.eval),

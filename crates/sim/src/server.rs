@@ -46,6 +46,39 @@ struct ServerState {
     stats: Arc<Stats>,
     started: SystemTime,
     completion_ids: AtomicU64,
+    /// Recent prompts as word lists, newest last (`SimConfig::prompt_cache`).
+    prompt_cache: Option<std::sync::Mutex<std::collections::VecDeque<Vec<String>>>>,
+}
+
+/// Prompts the simulated prompt cache remembers.
+pub const PROMPT_CACHE_ENTRIES: usize = 256;
+
+impl ServerState {
+    /// Words of `parts` served from the prompt cache (0 without one): the longest prefix
+    /// shared with a remembered prompt, at most all but the last word (llama.cpp always
+    /// evaluates at least one). Remembers `parts`.
+    fn cached_words(&self, parts: &[String]) -> u32 {
+        let Some(cache) = &self.prompt_cache else {
+            return 0;
+        };
+        let words: Vec<String> = parts
+            .iter()
+            .flat_map(|p| p.split_whitespace())
+            .map(str::to_owned)
+            .collect();
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = cache
+            .iter()
+            .map(|w| w.iter().zip(&words).take_while(|(a, b)| a == b).count())
+            .max()
+            .unwrap_or(0)
+            .min(words.len().saturating_sub(1));
+        if cache.len() == PROMPT_CACHE_ENTRIES {
+            cache.pop_front();
+        }
+        cache.push_back(words);
+        u32::try_from(shared).unwrap_or(u32::MAX)
+    }
 }
 
 impl ServerState {
@@ -94,6 +127,9 @@ impl SimServer {
             stats: Arc::new(Stats::default()),
             started: SystemTime::now(),
             completion_ids: AtomicU64::new(0),
+            prompt_cache: config
+                .prompt_cache
+                .then(|| std::sync::Mutex::new(std::collections::VecDeque::new())),
         });
         let listener = {
             let _enter = runtime.enter();
@@ -493,6 +529,10 @@ async fn generation(
         model,
         load_key: request.load_key,
         prompt_tokens: prompt_tokens(request.prompt_parts.iter().map(String::as_str)),
+        cached_tokens: state
+            .prompt_cache
+            .as_ref()
+            .map(|_| state.cached_words(&request.prompt_parts)),
         output_tokens,
         reasoning_tokens: thoughts,
         done_reason,

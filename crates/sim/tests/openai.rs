@@ -219,3 +219,59 @@ fn api_key_is_checked_when_set() {
     );
     assert_eq!(raw.status, 200);
 }
+
+/// With `prompt_cache`, a prompt's prefix shared with a recent prompt is reported cached as
+/// llama.cpp reports it (all but the last word at most), on both APIs; presets keep none.
+#[test]
+fn prompt_cache_reports_shared_prefixes_as_llama_cpp_and_ollama_do() {
+    let sim = start(SimConfig {
+        prompt_cache: true,
+        ..SimConfig::profile("null").unwrap()
+    });
+    let chat = |content: &str| -> Value {
+        let raw = post(
+            sim.addr(),
+            "/v1/chat/completions",
+            &json!({"model": "gemma3:latest", "messages": [{"role": "user", "content": content}],
+                    "stream": true, "stream_options": {"include_usage": true}, "max_tokens": 3}),
+        );
+        let events = events(&raw);
+        serde_json::from_str(&events[events.len() - 2]).unwrap()
+    };
+    let cold = chat("count to ten please");
+    assert_eq!(cold["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+    assert_eq!(cold["timings"]["cache_n"], 0);
+    assert_eq!(cold["timings"]["prompt_n"], 4);
+    let again = chat("count to ten please");
+    assert_eq!(again["usage"]["prompt_tokens"], 4);
+    assert_eq!(again["usage"]["prompt_tokens_details"]["cached_tokens"], 3);
+    assert_eq!(again["timings"]["cache_n"], 3);
+    assert_eq!(again["timings"]["prompt_n"], 1);
+    let prefix = chat("count to nine now");
+    assert_eq!(prefix["timings"]["cache_n"], 2);
+    let ollama = post(
+        sim.addr(),
+        "/api/chat",
+        &json!({"model": "gemma3:latest", "messages": [{"role": "user", "content": "count to ten please"}],
+                "options": {"num_predict": 2}}),
+    );
+    let last: Value = serde_json::from_str(
+        std::str::from_utf8(&ollama.body())
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(last["prompt_eval_count"], 4);
+    assert_eq!(last["prompt_eval_cached_count"], 3);
+
+    let plain = null();
+    let raw = post(
+        plain.addr(),
+        "/api/chat",
+        &json!({"model": "gemma3:latest", "messages": [{"role": "user", "content": "count to ten please"}],
+                "options": {"num_predict": 2}}),
+    );
+    assert!(!String::from_utf8_lossy(&raw.body()).contains("cached"));
+}

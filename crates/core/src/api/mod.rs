@@ -95,11 +95,31 @@ pub struct ServerStats {
     /// (`usage.completion_tokens_details.reasoning_tokens`; Ollama sends no such count).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_tokens: Option<u64>,
+    /// Prompt tokens the server took from its prompt (prefix) cache instead of evaluating
+    /// them: llama.cpp `timings.cache_n`, OpenAI-style `usage.prompt_tokens_details.
+    /// cached_tokens` (vLLM, SGLang, llama.cpp), Ollama `prompt_eval_cached_count`. Part of
+    /// `prompt_tokens`. Absent: the server did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_prompt_tokens: Option<u64>,
+    /// The server's own decode rate field, tok/s, where it sends one (llama.cpp
+    /// `timings.predicted_per_second`). See [`ServerStats::decode_tok_s`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_decode_tok_s: Option<f64>,
 }
 
 impl ServerStats {
-    /// Server decode rate: output tokens / eval time, tok/s.
+    /// Server decode rate as the server defines it, tok/s: its own rate field where it
+    /// sends one (llama.cpp `timings.predicted_per_second`, which divides by a duration the
+    /// server measured over one token fewer than `predicted_n`, so it is not
+    /// `predicted_n / predicted_ms`), else output tokens / eval time (Ollama's definition:
+    /// `eval_count / eval_duration`).
     pub fn decode_tok_s(&self) -> Option<f64> {
+        if let Some(r) = self
+            .reported_decode_tok_s
+            .filter(|r| r.is_finite() && *r > 0.0)
+        {
+            return Some(r);
+        }
         match (self.output_tokens, self.eval_ms) {
             (Some(n), Some(ms)) if ms > 0.0 => Some(n as f64 / (ms / 1e3)),
             _ => None,
@@ -121,6 +141,8 @@ impl ServerStats {
         take(&mut self.total_ms, other.total_ms);
         take(&mut self.done_reason, other.done_reason);
         take(&mut self.reasoning_tokens, other.reasoning_tokens);
+        take(&mut self.cached_prompt_tokens, other.cached_prompt_tokens);
+        take(&mut self.reported_decode_tok_s, other.reported_decode_tok_s);
     }
 }
 

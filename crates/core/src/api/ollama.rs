@@ -17,6 +17,8 @@ struct Line {
     eval_duration: Option<u64>,
     prompt_eval_count: Option<u64>,
     prompt_eval_duration: Option<u64>,
+    /// Prompt tokens read from the cache (newer Ollama; part of `prompt_eval_count`).
+    prompt_eval_cached_count: Option<u64>,
     load_duration: Option<u64>,
     total_duration: Option<u64>,
     error: Option<serde_json::Value>,
@@ -106,6 +108,9 @@ fn decode_line(line: &[u8], n: u64, out: &mut Vec<StreamEvent>) -> Result<(), Co
             total_ms: ns_to_ms(parsed.total_duration),
             done_reason: parsed.done_reason.clone(),
             reasoning_tokens: None,
+            cached_prompt_tokens: parsed.prompt_eval_cached_count,
+            // Ollama sends no rate: its rate is `eval_count / eval_duration`.
+            reported_decode_tok_s: None,
         }));
         out.push(StreamEvent::Done {
             reason: parsed.done_reason,
@@ -146,7 +151,7 @@ mod tests {
                 load_ms: Some(1.0),
                 total_ms: Some(2500.0),
                 done_reason: Some("length".into()),
-                reasoning_tokens: None,
+                ..Default::default()
             }),
             StreamEvent::Done {
                 reason: Some("length".into()),
@@ -226,6 +231,39 @@ mod tests {
         let out =
             decode_all(&[b"{\"response\":\"a\",\"thinking\":\"\",\"done\":false}\n"]).unwrap();
         assert_eq!(out, vec![StreamEvent::Text("a".into())]);
+    }
+
+    /// Newer Ollama's final line says how many prompt tokens came from its cache; the rate
+    /// is Ollama's own definition, `eval_count / eval_duration` (it sends no rate field).
+    #[test]
+    fn cached_prompt_count_and_rate_as_ollama_defines_it_at_every_split() {
+        let line = concat!(
+            "{\"model\":\"gemma3\",\"message\":{\"role\":\"assistant\",\"content\":\"x\"},\"done\":false}\n",
+            "{\"model\":\"gemma3\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,",
+            "\"done_reason\":\"stop\",\"prompt_eval_count\":133,\"prompt_eval_cached_count\":128,",
+            "\"prompt_eval_duration\":9000000,\"eval_count\":40,\"eval_duration\":1600000000}\n",
+        );
+        let stats = ServerStats {
+            output_tokens: Some(40),
+            prompt_tokens: Some(133),
+            eval_ms: Some(1600.0),
+            prompt_eval_ms: Some(9.0),
+            done_reason: Some("stop".into()),
+            cached_prompt_tokens: Some(128),
+            ..Default::default()
+        };
+        assert_eq!(stats.decode_tok_s(), Some(25.0));
+        testing::assert_every_split(
+            ApiKind::Ollama,
+            line.as_bytes(),
+            &[
+                StreamEvent::Text("x".into()),
+                StreamEvent::Stats(stats),
+                StreamEvent::Done {
+                    reason: Some("stop".into()),
+                },
+            ],
+        );
     }
 
     #[test]

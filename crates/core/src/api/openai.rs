@@ -39,6 +39,7 @@ struct Usage {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     completion_tokens_details: Option<CompletionDetails>,
+    prompt_tokens_details: Option<PromptTokensDetails>,
 }
 
 #[derive(Deserialize)]
@@ -47,11 +48,18 @@ struct CompletionDetails {
 }
 
 #[derive(Deserialize)]
+struct PromptTokensDetails {
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
 struct Timings {
     prompt_n: Option<u64>,
     prompt_ms: Option<f64>,
     predicted_n: Option<u64>,
     predicted_ms: Option<f64>,
+    cache_n: Option<u64>,
+    predicted_per_second: Option<f64>,
 }
 
 /// Sans-IO decoder for an OpenAI-style SSE stream.
@@ -189,15 +197,20 @@ fn dispatch(
         stats.output_tokens = u.completion_tokens;
         stats.prompt_tokens = u.prompt_tokens;
         stats.reasoning_tokens = u.completion_tokens_details.and_then(|d| d.reasoning_tokens);
+        stats.cached_prompt_tokens = u.prompt_tokens_details.and_then(|d| d.cached_tokens);
         has_stats = true;
     }
     if let Some(t) = chunk.timings {
         // `usage` counts every prompt token; llama.cpp's `prompt_n` only those evaluated
-        // (not served from its prompt cache), so `usage` wins where both are present.
+        // (not served from its prompt cache, `cache_n`), so `usage` wins where both are
+        // present and `prompt_n + cache_n` is the prompt's length where it is not.
         stats.output_tokens = stats.output_tokens.or(t.predicted_n);
-        stats.prompt_tokens = stats.prompt_tokens.or(t.prompt_n);
+        let whole_prompt = t.prompt_n.map(|n| n + t.cache_n.unwrap_or(0));
+        stats.prompt_tokens = stats.prompt_tokens.or(whole_prompt);
+        stats.cached_prompt_tokens = stats.cached_prompt_tokens.or(t.cache_n);
         stats.eval_ms = t.predicted_ms;
         stats.prompt_eval_ms = t.prompt_ms;
+        stats.reported_decode_tok_s = t.predicted_per_second;
         has_stats = true;
     }
     if let Some(reason) = &finish_reason {
@@ -256,9 +269,84 @@ mod tests {
                 prompt_tokens: Some(12),
                 eval_ms: Some(20.0),
                 prompt_eval_ms: Some(30.5),
+                reported_decode_tok_s: Some(100.0),
                 ..Default::default()
             }),
         ]
+    }
+
+    /// A llama.cpp usage chunk after a prompt-cache hit (shape as `llama-server` sends it):
+    /// `usage.prompt_tokens` counts the whole prompt, `prompt_tokens_details.cached_tokens`
+    /// and `timings.cache_n` the cached part, `timings.prompt_n` only what was evaluated.
+    const CACHED: &str = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"completion_tokens\":32,\"prompt_tokens\":133,\"total_tokens\":165,",
+        "\"prompt_tokens_details\":{\"cached_tokens\":128}},\"timings\":{\"cache_n\":128,\"prompt_n\":5,",
+        "\"prompt_ms\":20.1,\"predicted_n\":32,\"predicted_ms\":1240.0,\"predicted_per_second\":25.0}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    fn cached_stats() -> ServerStats {
+        ServerStats {
+            output_tokens: Some(32),
+            prompt_tokens: Some(133),
+            eval_ms: Some(1240.0),
+            prompt_eval_ms: Some(20.1),
+            cached_prompt_tokens: Some(128),
+            reported_decode_tok_s: Some(25.0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cached_prompt_tokens_and_the_servers_own_rate_at_every_split() {
+        testing::assert_every_split(
+            ApiKind::OpenaiChat,
+            CACHED.as_bytes(),
+            &[
+                StreamEvent::Text("a".into()),
+                StreamEvent::Stats(cached_stats()),
+                StreamEvent::Done { reason: None },
+            ],
+        );
+        // llama.cpp's own rate, not 32 / 1.24 s = 25.8.
+        assert_eq!(cached_stats().decode_tok_s(), Some(25.0));
+    }
+
+    #[test]
+    fn timings_without_usage_count_the_whole_prompt_and_usage_alone_its_cached_part() {
+        let timings_only = CACHED.replace(
+            "\"usage\":{\"completion_tokens\":32,\"prompt_tokens\":133,\"total_tokens\":165,\"prompt_tokens_details\":{\"cached_tokens\":128}},",
+            "",
+        );
+        assert_ne!(timings_only, CACHED);
+        let usage_only = CACHED.replace(
+            ",\"timings\":{\"cache_n\":128,\"prompt_n\":5,\"prompt_ms\":20.1,\"predicted_n\":32,\"predicted_ms\":1240.0,\"predicted_per_second\":25.0}",
+            "",
+        );
+        assert_ne!(usage_only, CACHED);
+        for (stream, want) in [
+            (timings_only, cached_stats()),
+            (
+                usage_only,
+                ServerStats {
+                    output_tokens: Some(32),
+                    prompt_tokens: Some(133),
+                    cached_prompt_tokens: Some(128),
+                    ..Default::default()
+                },
+            ),
+        ] {
+            testing::assert_every_split(
+                ApiKind::OpenaiChat,
+                stream.as_bytes(),
+                &[
+                    StreamEvent::Text("a".into()),
+                    StreamEvent::Stats(want),
+                    StreamEvent::Done { reason: None },
+                ],
+            );
+        }
     }
 
     #[test]

@@ -106,6 +106,7 @@ pub struct FlagCounts {
     pub low_speedup: usize,
     pub cold_load: usize,
     pub length_mismatch: usize,
+    pub prompt_cache: usize,
 }
 
 /// Everything the report says about one cell.
@@ -167,6 +168,7 @@ impl CellAnalysis {
             flags.low_speedup += usize::from(f.low_speedup);
             flags.cold_load += usize::from(f.cold_load);
             flags.length_mismatch += usize::from(f.length_mismatch);
+            flags.prompt_cache += usize::from(f.prompt_cache);
         }
         CellAnalysis {
             scheduled,

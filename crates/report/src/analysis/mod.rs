@@ -134,6 +134,69 @@ pub struct Analysis {
     /// Some measured call reasoned (reasoning tokens > 0): the report then shows the time to
     /// the first answer token beside TTFT.
     pub reasoning: bool,
+    /// Scenarios of one backend × model × agent count whose runs sent identical requests
+    /// (e.g. `chimera-homo` and `chimera-hetero` on an OpenAI-compatible API, where the
+    /// options that differ are Ollama load options, not request fields).
+    pub identical_requests: Vec<IdenticalRequests>,
+}
+
+/// Cells that differ only in their scenario label: every agent's requests were the same.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdenticalRequests {
+    pub backend: String,
+    pub model: String,
+    pub agents: usize,
+    pub scenarios: Vec<Scenario>,
+}
+
+/// What a record's agents send, without the run's tag: every call's request body (the
+/// previous call's output left out), in agent order.
+fn request_bodies(r: &RunRecord) -> Vec<Vec<u8>> {
+    r.agents
+        .iter()
+        .flat_map(|a| (0..a.calls.len()).map(move |i| a.request_body(i, "")))
+        .collect()
+}
+
+/// Groups of scenarios (two or more) whose first recorded run of each cell sent the same
+/// requests, per backend × model × agent count.
+fn identical_requests(by_cell: &BTreeMap<CellKey, Vec<&RunRecord>>) -> Vec<IdenticalRequests> {
+    /// backend, model, agent count -> each scenario's request bodies.
+    type Groups = BTreeMap<(String, String, usize), Vec<(Scenario, Vec<Vec<u8>>)>>;
+    let mut groups = Groups::new();
+    for (key, runs) in by_cell {
+        if let Some(r) = runs.first() {
+            let bodies = request_bodies(r);
+            let g = groups
+                .entry((key.backend.clone(), key.model.clone(), key.agents))
+                .or_default();
+            g.push((key.scenario, bodies));
+        }
+    }
+    let mut out = Vec::new();
+    for ((backend, model, agents), cells) in groups {
+        let mut done = vec![false; cells.len()];
+        for i in 0..cells.len() {
+            if done[i] {
+                continue;
+            }
+            let same: Vec<usize> = (i..cells.len())
+                .filter(|&j| !done[j] && cells[j].1 == cells[i].1)
+                .collect();
+            if same.len() > 1 {
+                for &j in &same {
+                    done[j] = true;
+                }
+                out.push(IdenticalRequests {
+                    backend: backend.clone(),
+                    model: model.clone(),
+                    agents,
+                    scenarios: same.iter().map(|&j| cells[j].0).collect(),
+                });
+            }
+        }
+    }
+    out
 }
 
 impl Analysis {
@@ -352,6 +415,7 @@ pub fn analyze(results: &Results, config: &AnalysisConfig) -> Analysis {
         timelines,
         samples,
         reasoning: results.records.iter().any(reasoned),
+        identical_requests: identical_requests(&by_cell),
     }
 }
 

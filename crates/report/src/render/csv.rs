@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 /// Column names, in order. `run_index` is 0-based as in `runs.jsonl`; deltas are agent 0 −
 /// agent 1; flags are `true`/`false`, empty when the run has no metrics.
-pub const COLUMNS: [&str; 30] = [
+pub const COLUMNS: [&str; 31] = [
     "model",
     "scenario",
     "agents",
@@ -36,6 +36,7 @@ pub const COLUMNS: [&str; 30] = [
     "low_speedup",
     "cold_load",
     "length_mismatch",
+    "prompt_cache",
     "client_cpu_s",
     "peak_rss_kib",
 ];
@@ -68,7 +69,7 @@ impl Report for CsvReport {
         // In the order of Flags::NAMES, which the columns follow (tested).
         let flags = r.flags.map(|fl| fl.values());
         let flag = |i: usize| flags.map_or_else(String::new, |v| v[i].to_string());
-        let fields: [String; 30] = [
+        let fields: [String; 31] = [
             r.key.model.clone(),
             r.key.scenario.name().to_owned(),
             r.key.agents.to_string(),
@@ -110,6 +111,7 @@ impl Report for CsvReport {
             flag(1),
             flag(2),
             flag(3),
+            flag(4),
             f(r.client_cpu_s),
             r.peak_rss_kib.map_or_else(String::new, |k| k.to_string()),
         ];
@@ -134,6 +136,6 @@ mod tests {
             .iter()
             .position(|c| *c == Flags::NAMES[0])
             .expect("a flag column");
-        assert_eq!(COLUMNS[at..at + 4], Flags::NAMES);
+        assert_eq!(COLUMNS[at..at + Flags::NAMES.len()], Flags::NAMES);
     }
 }

@@ -337,11 +337,12 @@ fn caveats(a: &Analysis) -> Vec<Finding> {
             .collect();
         (total, cells)
     };
-    let notes: [(FlagCount, &str); 4] = [
+    let notes: [(FlagCount, &str); 5] = [
         (|f| f.cold_load, "cold_load: a measured call paid a model load, so the warm-up did not keep the model resident (e.g. agents with different num_ctx on one server); these runs time a load, not a decode"),
         (|f| f.ttft_anomaly, "ttft_anomaly: a concurrent-phase TTFT above 3 s"),
         (|f| f.low_speedup, "low_speedup: measured efficiency below 75% (speedup below 1.5 for two agents)"),
         (|f| f.length_mismatch, "length_mismatch: an agent's output length differed between the phases; runs.csv has the token-normalized speedup"),
+        (|f| f.prompt_cache, "prompt_cache: the server reported more than half of an agent's first prompt as served from its prompt cache, so these runs' TTFTs time a cache hit, not a prompt evaluation (prompts repeated from an earlier invocation: prompt_cache = \"allow\", or records from before the per-invocation nonce)"),
     ];
     for (get, what) in notes {
         let (total, cells) = flag(get);
@@ -354,6 +355,21 @@ fn caveats(a: &Analysis) -> Vec<Finding> {
                 ),
             ));
         }
+    }
+    for g in &a.identical_requests {
+        let names: Vec<&str> = g.scenarios.iter().map(|s| s.name()).collect();
+        out.push(finding(
+            FindingKind::Caveat,
+            format!(
+                "{} on {} with {} agents: scenarios {} sent identical requests (the options that tell them apart, such as num_gpu and num_ctx, are Ollama load options, not request fields of an OpenAI-compatible API): they are one measurement under {} labels, not {} measurements.",
+                g.backend,
+                g.model,
+                g.agents,
+                names.join(" and "),
+                names.len(),
+                names.len()
+            ),
+        ));
     }
     let failed = a.failures.runs.len();
     let missing = a.failures.missing.len();

@@ -155,7 +155,7 @@ impl Report for MarkdownReport {
 
         line!(o, "## Appendix A: per-run detail");
         line!(o);
-        line!(o, "Runs are numbered from 1 within their cell. Throughput Δ and TTFT Δ: agent 0 − agent 1, concurrent phase. Flags: `ttft_anomaly` (a concurrent TTFT above 3 s), `low_speedup` (efficiency below 75%), `cold_load` (a measured call paid a model load), `length_mismatch` (output length differed between the phases). runs.csv has every figure of every run.");
+        line!(o, "Runs are numbered from 1 within their cell. Throughput Δ and TTFT Δ: agent 0 − agent 1, concurrent phase. Flags: `ttft_anomaly` (a concurrent TTFT above 3 s), `low_speedup` (efficiency below 75%), `cold_load` (a measured call paid a model load), `length_mismatch` (output length differed between the phases), `prompt_cache` (the server served most of an agent's first prompt from its prompt cache). runs.csv has every figure of every run.");
         o.push_str(&self.appendix);
         self.out = o;
     }

@@ -20,6 +20,28 @@ use crate::results::manifest_str;
 
 /// Where the results came from (directory, tool, config, host, times, run counts), one
 /// line each, every foreign string passed through `escape` (Markdown or HTML).
+/// The header's account of prompt caching: the manifest's `prompt_cache` and each
+/// session's nonce.
+fn prompt_cache_line(m: &serde_json::Value, escape: fn(&str) -> String) -> String {
+    let nonces: Vec<String> = m
+        .get("sessions")
+        .and_then(|s| s.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get("prompt_nonce").and_then(|n| n.as_str()))
+        .map(escape)
+        .collect();
+    match manifest_str(m, "/prompt_cache") {
+        Some("isolate") => format!(
+            "Prompt cache: isolate (every measured prompt led by its invocation's nonce: {}), so no invocation was served prompts an earlier one had cached",
+            if nonces.is_empty() { "none recorded".to_owned() } else { nonces.join(", ") }
+        ),
+        Some("allow") => "Prompt cache: allow (no nonce: prompts repeat across invocations, and a long-running server may serve them from its prompt cache; see the prompt_cache flag and each call's cached_prompt_tokens)".to_owned(),
+        Some(other) => format!("Prompt cache: {}", escape(other)),
+        None => "Prompt cache: not recorded (written before per-invocation nonces: a second invocation of the same config may have been served from a server's prompt cache)".to_owned(),
+    }
+}
+
 pub(crate) fn provenance(a: &Analysis, escape: fn(&str) -> String) -> Vec<String> {
     let m = &a.manifest;
     let mut lines = Vec::new();
@@ -67,6 +89,7 @@ pub(crate) fn provenance(a: &Analysis, escape: fn(&str) -> String) -> Vec<String
             )
         ));
     }
+    lines.push(prompt_cache_line(m, escape));
     let recorded: usize = a.cells.iter().map(CellAnalysis::n_recorded).sum();
     lines.push(format!(
         "Runs: {recorded} recorded ({} ok, {} failed), {} scheduled but not recorded; {} backend(s) × {} model(s) × {} scenario(s) = {} cell(s)",

@@ -12,7 +12,7 @@ use chimeraforge_core::record::{
     SCHEMA_VERSION,
 };
 use chimeraforge_core::rt::RuntimeFacts;
-use chimeraforge_core::workload::{Agent, CallSpec, Endpoint, ModelOptions, Scenario};
+use chimeraforge_core::workload::{Agent, CallSpec, Endpoint, Scenario};
 use std::path::Path;
 
 /// How one cell behaves.
@@ -163,7 +163,9 @@ fn agents(spec: &CellSpec) -> Vec<Agent> {
                 api: ApiKind::Ollama,
                 api_key_env: None,
             },
-            options: ModelOptions::default(),
+            // As the driver instantiates them: the scenario's options per agent (so two
+            // scenarios send different requests on Ollama's API).
+            options: spec.scenario.options_for(i),
             calls: vec![
                 CallSpec {
                     name: "analysis".to_owned(),
@@ -213,6 +215,8 @@ fn base_record(spec: &CellSpec, run_index: u32) -> RunRecord {
             involuntary_ctx_switches: 3,
             ..ClientCost::default()
         }),
+        run_tag: String::new(),
+        prompt_nonce: String::new(),
     }
 }
 
