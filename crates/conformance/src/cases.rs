@@ -754,7 +754,6 @@ pub fn reasoning_stream_times_both_ttfts<B: Backend>() {
     }
 }
 
-
 /// The `RuntimeFacts` note a backend records when its client cannot tell a framing error
 /// from a broken connection (isahc passes on libcurl's error code, not its text, and curl
 /// gives both the same code). Such a backend reports a malformed chunk as

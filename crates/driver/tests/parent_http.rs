@@ -531,8 +531,9 @@ fn doctor_quotes_a_refused_generation_without_the_api_key_it_echoes() {
             .findings
             .iter()
             .any(|f| f.severity == Severity::Error
-                && f.message
-                    .ends_with("failed: HTTP 401: bad key: Authorization: Bearer [redacted api key]")),
+                && f.message.ends_with(
+                    "failed: HTTP 401: bad key: Authorization: Bearer [redacted api key]"
+                )),
         "{report}"
     );
     assert!(!report.contains(KEY), "{report}");
