@@ -395,7 +395,7 @@ class SseDecoder:
                     # name); a server sending both sends one text twice
                     rc = _opt_str(delta, "reasoning_content")
                     r = _opt_str(delta, "reasoning")
-                    thought = rc if rc is not None else r
+                    thought = rc if rc else r
                 choices.append((content, thought, _opt_str(c, "text"), _opt_str(c, "finish_reason")))
             usage = _opt_obj(obj, "usage")
             completion_details = _opt_obj(usage, "completion_tokens_details") if usage is not None else None

@@ -92,14 +92,14 @@ def _div(a: float, b: float) -> float:
 
 
 def served_from_prompt_cache(agent: dict) -> bool:
-    """core's metrics::served_from_prompt_cache: the server reports more than half of the
+    """core's metrics::served_from_prompt_cache: the server reports at least 90% of the
     agent's first call's prompt tokens as cached."""
     calls = agent["calls"]
     server = calls[0].get("server") if calls else None
     if not server:
         return False
     cached, prompt = server.get("cached_prompt_tokens"), server.get("prompt_tokens")
-    return cached is not None and prompt is not None and cached * 2 > prompt
+    return cached is not None and prompt is not None and cached * 10 >= prompt * 9
 
 
 def run_metrics(seq: dict, conc: dict) -> dict:

@@ -139,6 +139,10 @@ def _panic_record(job: AgentJob, e: BaseException) -> tuple:
         "cold_load": False,
         "output_preview": "",
         "error": error,
+        "ttft_answer_ms": None,
+        "reasoning_events": 0,
+        "reasoning_tokens": None,
+        "answer_tokens": None,
         "output_truncated": False,
     }
     rec = {"agent_id": a["id"], "start_ms": 0.0, "duration_ms": 0.0, "calls": [call]}

@@ -215,6 +215,9 @@ def test_done_is_reported_once():
 def test_both_reasoning_names_in_one_delta_are_one_thought():
     out = decode(SseDecoder, [b'data: {"choices":[{"delta":{"reasoning_content":"x","reasoning":"x"}}]}\n\n'])
     assert out == [Reasoning("x")]
+    # an empty reasoning_content beside a full reasoning is no reason to drop the thought
+    out = decode(SseDecoder, [b'data: {"choices":[{"delta":{"reasoning_content":"","reasoning":"y"}}]}\n\n'])
+    assert out == [Reasoning("y")]
 
 
 def test_empty_thinking_is_no_reasoning():
@@ -282,3 +285,5 @@ def test_captured_llamacpp_fixtures_give_llamacpps_own_rate(name, prompt, cached
     assert (stats.prompt_tokens, stats.cached_prompt_tokens) == (prompt, cached)
     assert stats.decode_tok_s() == rate
     assert stats.output_tokens / (stats.eval_ms / 1e3) > rate * 1.02
+    # and that field is (n - 1) / predicted_ms, the definition methodology.md states
+    assert abs((stats.output_tokens - 1) / (stats.eval_ms / 1e3) - rate) <= rate * 1e-6

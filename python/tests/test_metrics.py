@@ -80,7 +80,8 @@ def test_prompt_cache_flags_a_first_call_served_mostly_from_cache():
     assert run((133, 128), (150, 40))
     assert not run((133, 20), (150, 40))
     assert not run((133, 20), (150, 140))
-    assert not run((100, 50), (150, 0))
-    assert run((100, 51), (150, 0))
+    assert not run((40, 20), (150, 0))
+    assert not run((100, 89), (150, 0))
+    assert run((100, 90), (150, 0))
     assert not run_metrics(phase("sequential", 2.0, [(1.0, 0.5, 1)] * 2),
                            phase("concurrent", 1.0, [(1.0, 0.5, 1)] * 2))["flags"]["prompt_cache"]

@@ -42,7 +42,8 @@ impl Default for Timeouts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallSettings {
     pub timeouts: Timeouts,
-    /// Longest stream line accepted (bounds memory on any stream), bytes.
+    /// Longest stream line accepted (bounds the memory of one line being assembled; what
+    /// bounds a whole stream is `runaway_factor` and `max_response_bytes`), bytes.
     pub max_line_bytes: usize,
     /// A call whose server-reported load time exceeds this is flagged `cold_load`, ms.
     pub cold_load_threshold_ms: f64,
@@ -240,7 +241,8 @@ pub struct CallRecord {
     #[serde(default)]
     pub reasoning_events: u64,
     /// Of `output_tokens`, those spent reasoning: the server's count (`measured`), else
-    /// `reasoning_events` (`estimated`); absent when the call reasoned not at all.
+    /// `reasoning_events` (`estimated`); absent when no reasoning event came and the server
+    /// sent no count (a server that always sends `reasoning_tokens: 0` gives a measured 0).
     #[serde(default)]
     pub reasoning_tokens: Option<TokenCount>,
     /// Of `output_tokens`, the answer's: output − the server's reasoning count when the
@@ -450,6 +452,11 @@ impl Measuring {
 
     /// Append to the kept text, up to [`KEPT_TEXT_BYTES`] (cut at a character boundary).
     fn keep_text(&mut self, s: &str) {
+        // Once cut, nothing more: a later short event that fits the bytes left over would
+        // make the kept text no longer a prefix of the output.
+        if self.text_truncated {
+            return;
+        }
         let room = KEPT_TEXT_BYTES.saturating_sub(self.text.len());
         if s.len() <= room {
             self.text.push_str(s);
@@ -1020,13 +1027,15 @@ mod tests {
         let at = m.t_send;
         let chunk = "é".repeat(1000); // 2000 bytes, two per character
         m.on_event(text("a"), at).unwrap(); // shifts every later boundary by one byte
-        while m.text_events < 200 {
+        while m.text_events < 199 {
             m.on_event(text(&chunk), at).unwrap();
         }
+        m.on_event(text("z"), at).unwrap(); // fits the byte left over, but comes after a cut
         let o = m.finish(at, None);
         assert!(o.record.output_truncated);
         assert!(o.text.len() <= KEPT_TEXT_BYTES && o.text.len() > KEPT_TEXT_BYTES - 2);
         assert!(o.text.starts_with("aé"));
+        assert!(!o.text.ends_with('z'), "the kept text is a prefix of the output");
         assert_eq!(o.record.text_events, 200);
     }
 

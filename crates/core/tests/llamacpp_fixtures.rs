@@ -52,6 +52,13 @@ fn check(api: ApiKind, bytes: &[u8], want: Expect) {
     assert_eq!(stats.decode_tok_s(), Some(want.rate));
     let naive = stats.output_tokens.unwrap() as f64 / (stats.eval_ms.unwrap() / 1e3);
     assert!(naive > want.rate * 1.02, "{naive} vs {}", want.rate);
+    // ... and that field is (n - 1) / predicted_ms, the definition methodology.md states.
+    let defined = (want.output_tokens - 1) as f64 / (stats.eval_ms.unwrap() / 1e3);
+    assert!(
+        (defined - want.rate).abs() <= want.rate * 1e-6,
+        "{defined} vs {}",
+        want.rate
+    );
     assert!(stats.eval_ms.unwrap() > 0.0 && stats.prompt_eval_ms.unwrap() > 0.0);
     assert_eq!(stats.done_reason.as_deref(), Some("length"));
     assert_eq!(dones, 1);

@@ -62,6 +62,10 @@ pub const MAX_AGENTS: usize = 10_000;
 /// The most runs per cell (`runs` and `--runs`).
 pub const MAX_RUNS: u32 = 100_000;
 
+/// The smallest `max_response_bytes`: 64 KiB, about 256 tokens of OpenAI-style SSE (an event
+/// is ~250 bytes); below it an ordinary call would fail as `runaway_stream`.
+pub const MIN_RESPONSE_BYTES: i64 = 64 * 1024;
+
 /// The shortest `max_line_bytes`: below it not even a server's closing stats line fits, so
 /// every call would fail as `line_too_long`.
 pub const MIN_LINE_BYTES: i64 = 1024;
@@ -653,21 +657,24 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
 
     let runaway_factor =
         match &raw.runaway_factor {
-            Some(f) if !(f.get_ref().is_finite() && *f.get_ref() > 0.0) => return Err(src.error(
+            Some(f) if !(f.get_ref().is_finite() && *f.get_ref() >= 1.0) => return Err(src.error(
                 f.span(),
-                format!("runaway_factor = {} is not a positive number", f.get_ref()),
+                format!(
+                    "runaway_factor = {} is not a finite number of at least 1: every call that generates its full num_predict would fail as runaway_stream",
+                    f.get_ref()
+                ),
                 "a call fails as runaway_stream after runaway_factor x num_predict text events; \
-                 use a finite number above 0, e.g. runaway_factor = 4",
+                 use a finite number of at least 1, e.g. runaway_factor = 4",
             )),
             Some(f) => *f.get_ref(),
             None => chimeraforge_core::call::DEFAULT_RUNAWAY_FACTOR,
         };
     let max_response_bytes =
         match &raw.max_response_bytes {
-            Some(b) if *b.get_ref() <= 0 => return Err(src.error(
+            Some(b) if *b.get_ref() < MIN_RESPONSE_BYTES => return Err(src.error(
                 b.span(),
                 format!(
-                    "max_response_bytes = {} is not a positive size",
+                    "max_response_bytes = {} is below {MIN_RESPONSE_BYTES}: a call of a few hundred tokens would not fit and every call would fail as runaway_stream",
                     b.get_ref()
                 ),
                 "a call fails as runaway_stream after this many body bytes; use a size above 0, \
@@ -1062,20 +1069,20 @@ url = "http://127.0.0.1:11435"
         assert_eq!(c.settings.max_response_bytes, 64 << 20);
         let set = OK.replace(
             "runs = 2",
-            "runs = 2\nrunaway_factor = 2.5\nmax_response_bytes = 1000",
+            "runs = 2\nrunaway_factor = 2.5\nmax_response_bytes = 100000",
         );
         let c = parse_str(&set).unwrap();
         assert_eq!(c.settings.runaway_factor, 2.5);
-        assert_eq!(c.settings.max_response_bytes, 1000);
+        assert_eq!(c.settings.max_response_bytes, 100000);
         assert_eq!(c.settings.token_cap(Some(10)), 25);
-        for bad in ["nan", "inf", "-inf", "0", "-1.5"] {
+        for bad in ["nan", "inf", "-inf", "0", "-1.5", "0.5"] {
             let text = OK.replace("runs = 2", &format!("runs = 2\nrunaway_factor = {bad}"));
             let e = parse_str(&text).unwrap_err();
             assert_eq!((e.line, e.column), (4, 18), "{bad}: {e}");
             assert!(e.message.contains("runaway_factor"), "{bad}: {e}");
             assert!(e.hint.contains("runaway_factor = 4"), "{bad}: {e}");
         }
-        for bad in ["0", "-5"] {
+        for bad in ["0", "-5", "65535"] {
             let text = OK.replace("runs = 2", &format!("runs = 2\nmax_response_bytes = {bad}"));
             let e = parse_str(&text).unwrap_err();
             assert_eq!((e.line, e.column), (4, 22), "{bad}: {e}");

@@ -512,7 +512,11 @@ fn probe_generation(
         }
         for ev in events.drain(..) {
             match ev {
-                StreamEvent::Text(t) if !t.is_empty() && ttft.is_none() => {
+                // The first generated token of any kind, as bench's `ttft_ms`: a reasoning
+                // model's one token is a thought.
+                StreamEvent::Text(t) | StreamEvent::Reasoning(t)
+                    if !t.is_empty() && ttft.is_none() =>
+                {
                     ttft = Some(at.duration_since(reply.sent_at));
                     reply.set_deadline(spec.rest);
                 }
@@ -553,7 +557,7 @@ fn probe_generation(
         )),
         None => Finding::warn(
             format!("{what} finished without any text: TTFT not measured{load}"),
-            "nothing, if it is a reasoning model that spends its first token thinking; otherwise check the model and the server's log".to_owned(),
+            "check the model and the server's log: a server that streams no token (text or reasoning) for a one-token request will not stream one for bench either".to_owned(),
         ),
     }
 }

@@ -11,6 +11,7 @@ use chimeraforge_core::workload::Endpoint;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -494,6 +495,20 @@ fn doctor_on_the_quickstart_probes_every_endpoint_and_shows_a_ttft() {
         "{t}"
     );
     assert!(t.contains("ready:"), "{t}");
+}
+
+/// A reasoning model's one token is a thought: the probe's TTFT is the first token of any
+/// kind (as bench's `ttft_ms`), not "finished without any text".
+#[test]
+fn doctor_on_a_reasoning_model_times_its_first_thought() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench-configs/reasoning-sim.toml");
+    let o = run(&["doctor", config.to_str().unwrap()], tmp.path());
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains(" generates: TTFT "), "{t}");
+    assert!(!t.contains("without any text"), "{t}");
 }
 
 #[test]

@@ -117,6 +117,7 @@ pub fn compare_results(a: &Results, b: &Results, config: &AnalysisConfig) -> Com
     };
     let mut warnings = an_a.warnings.clone();
     warnings.extend(an_b.warnings.iter().cloned());
+    warnings.extend(prompt_cache_warnings(a, b));
     Comparison {
         a: a.dir.clone(),
         b: b.dir.clone(),
@@ -126,6 +127,39 @@ pub fn compare_results(a: &Results, b: &Results, config: &AnalysisConfig) -> Com
         cells,
         warnings,
     }
+}
+
+/// A TTFT change between two directories can be a server's prompt cache, not the client
+/// (issue 13: a second invocation served from cache read as a 3x "improvement"): say so when
+/// either side has runs flagged `prompt_cache`, or the two ran under different policies.
+fn prompt_cache_warnings(a: &Results, b: &Results) -> Vec<String> {
+    let mode = |r: &Results| {
+        crate::results::manifest_str(&r.manifest, "/prompt_cache")
+            .unwrap_or("not recorded")
+            .to_owned()
+    };
+    let flagged = |r: &Results| {
+        r.records
+            .iter()
+            .filter(|x| x.metrics.as_ref().is_some_and(|m| m.flags.prompt_cache))
+            .count()
+    };
+    let mut out = Vec::new();
+    for (side, r) in [("A", a), ("B", b)] {
+        let n = flagged(r);
+        if n > 0 {
+            out.push(format!(
+                "{side} has {n} run(s) flagged prompt_cache: their TTFTs time a prompt-cache hit, so a TTFT change against them is the server's cache, not the client"
+            ));
+        }
+    }
+    let (ma, mb) = (mode(a), mode(b));
+    if ma != mb {
+        out.push(format!(
+            "A ran with prompt_cache = {ma}, B with {mb}: with anything but isolate on both sides, a repeated prompt may have been served from a server's cache"
+        ));
+    }
+    out
 }
 
 fn change(metric: Metric, a: &CellAnalysis, b: &CellAnalysis, config: &AnalysisConfig) -> Change {

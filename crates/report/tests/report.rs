@@ -461,6 +461,36 @@ fn compare_with_too_few_runs_says_so() {
     assert!(c.render_text().contains("n too small"));
 }
 
+/// A TTFT "improvement" that is a server's prompt cache is named as such (issue 13), and two
+/// directories run under different prompt-cache policies say so.
+#[test]
+fn compare_warns_of_prompt_cache_hits_and_policies() {
+    let specs = vec![(spec("tokio-default", "gemma3:latest", 1.02), 4)];
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut ma = manifest(&specs, &[]);
+    ma["prompt_cache"] = "isolate".into();
+    let mut mb = manifest(&specs, &[]);
+    mb["prompt_cache"] = "allow".into();
+    let mut recs = records(&specs);
+    recs[1].metrics.as_mut().unwrap().flags.prompt_cache = true;
+    write_dir(da.path(), &ma, &records(&specs), "");
+    write_dir(db.path(), &mb, &recs, "");
+    let c = compare(da.path(), db.path()).unwrap();
+    let text = c.render_text();
+    assert!(
+        text.contains("B has 1 run(s) flagged prompt_cache"),
+        "{text}"
+    );
+    assert!(
+        text.contains("A ran with prompt_cache = isolate, B with allow"),
+        "{text}"
+    );
+    assert!(!text.contains("A has"), "{text}");
+    // The same policy and no flags: nothing said.
+    let same = compare(da.path(), da.path()).unwrap();
+    assert!(!same.render_text().contains("prompt_cache"));
+}
+
 #[test]
 fn provenance_is_the_same_in_markdown_and_html_and_escaped_in_each() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/quickstart");

@@ -178,7 +178,13 @@ fn dispatch(
     let mut finish_reason = None;
     for choice in chunk.choices {
         let (content, thought) = match choice.delta {
-            Some(d) => (d.content, d.reasoning_content.or(d.reasoning)),
+            Some(d) => (
+                d.content,
+                // The first non-empty of the two names (an empty one beside a full one is no thought).
+                d.reasoning_content
+                    .filter(|r| !r.is_empty())
+                    .or(d.reasoning),
+            ),
             None => (None, None),
         };
         if let Some(thought) = thought.filter(|t| !t.is_empty()) {
@@ -422,6 +428,12 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(out, vec![StreamEvent::Reasoning("x".into())]);
+        // An empty reasoning_content beside a full reasoning is no reason to drop the thought.
+        let out = decode_all(&[
+            b"data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"\",\"reasoning\":\"y\"}}]}\n\n",
+        ])
+        .unwrap();
+        assert_eq!(out, vec![StreamEvent::Reasoning("y".into())]);
     }
 
     #[test]

@@ -342,7 +342,7 @@ fn caveats(a: &Analysis) -> Vec<Finding> {
         (|f| f.ttft_anomaly, "ttft_anomaly: a concurrent-phase TTFT above 3 s"),
         (|f| f.low_speedup, "low_speedup: measured efficiency below 75% (speedup below 1.5 for two agents)"),
         (|f| f.length_mismatch, "length_mismatch: an agent's output length differed between the phases; runs.csv has the token-normalized speedup"),
-        (|f| f.prompt_cache, "prompt_cache: the server reported more than half of an agent's first prompt as served from its prompt cache, so these runs' TTFTs time a cache hit, not a prompt evaluation (prompts repeated from an earlier invocation: prompt_cache = \"allow\", or records from before the per-invocation nonce)"),
+        (|f| f.prompt_cache, "prompt_cache: the server reported at least 90% of an agent's first prompt as served from its prompt cache, so these runs' TTFTs time a cache hit, not a prompt evaluation (prompts repeated from an earlier invocation: prompt_cache = \"allow\", or records from before the per-invocation nonce)"),
     ];
     for (get, what) in notes {
         let (total, cells) = flag(get);

@@ -18,8 +18,6 @@ pub use findings::{findings, Finding, FindingGroup, FindingKind};
 use crate::analysis::{Analysis, CellAnalysis, Contrast, RunRow};
 use crate::results::manifest_str;
 
-/// Where the results came from (directory, tool, config, host, times, run counts), one
-/// line each, every foreign string passed through `escape` (Markdown or HTML).
 /// The header's account of prompt caching: the manifest's `prompt_cache` and each
 /// session's nonce.
 fn prompt_cache_line(m: &serde_json::Value, escape: fn(&str) -> String) -> String {
@@ -33,7 +31,7 @@ fn prompt_cache_line(m: &serde_json::Value, escape: fn(&str) -> String) -> Strin
         .collect();
     match manifest_str(m, "/prompt_cache") {
         Some("isolate") => format!(
-            "Prompt cache: isolate (every measured prompt led by its invocation's nonce: {}), so no invocation was served prompts an earlier one had cached",
+            "Prompt cache: isolate (every measured prompt led by its invocation's nonce: {}), so that no invocation is served prompts an earlier one cached (a run where a server still served most of a first prompt from its cache is flagged prompt_cache)",
             if nonces.is_empty() { "none recorded".to_owned() } else { nonces.join(", ") }
         ),
         Some("allow") => "Prompt cache: allow (no nonce: prompts repeat across invocations, and a long-running server may serve them from its prompt cache; see the prompt_cache flag and each call's cached_prompt_tokens)".to_owned(),
@@ -42,6 +40,8 @@ fn prompt_cache_line(m: &serde_json::Value, escape: fn(&str) -> String) -> Strin
     }
 }
 
+/// Where the results came from (directory, tool, config, host, times, run counts), one
+/// line each, every foreign string passed through `escape` (Markdown or HTML).
 pub(crate) fn provenance(a: &Analysis, escape: fn(&str) -> String) -> Vec<String> {
     let m = &a.manifest;
     let mut lines = Vec::new();
