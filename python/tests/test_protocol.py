@@ -272,6 +272,9 @@ def test_every_agent_and_phase_sends_its_own_tag_as_core_does():
     # each agent's sequential and concurrent tags have one length (phases stay comparable)
     by_agent = {}
     for m in measured:
-        agent = m.split()[2]
-        by_agent.setdefault(agent, []).append(len(m))
-    assert len(by_agent) == 2 and all(len(v) == 2 and v[0] == v[1] for v in by_agent.values()), by_agent
+        _, phase, agent = m.split()[:3]
+        by_agent.setdefault(agent, {}).setdefault(phase, set()).add(len(m))
+    assert len(by_agent) == 2, by_agent
+    for agent, phases in by_agent.items():
+        assert set(phases) == {"sequential", "concurrent"}, by_agent
+        assert phases["sequential"] == phases["concurrent"] and len(phases["sequential"]) == 1, by_agent

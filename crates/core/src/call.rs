@@ -1035,7 +1035,10 @@ mod tests {
         assert!(o.record.output_truncated);
         assert!(o.text.len() <= KEPT_TEXT_BYTES && o.text.len() > KEPT_TEXT_BYTES - 2);
         assert!(o.text.starts_with("aé"));
-        assert!(!o.text.ends_with('z'), "the kept text is a prefix of the output");
+        assert!(
+            !o.text.ends_with('z'),
+            "the kept text is a prefix of the output"
+        );
         assert_eq!(o.record.text_events, 200);
     }
 

@@ -223,7 +223,9 @@ pub fn served_from_prompt_cache(agent: &AgentPhaseRecord) -> bool {
         c.server
             .as_ref()
             .is_some_and(|s| match (s.cached_prompt_tokens, s.prompt_tokens) {
-                (Some(cached), Some(prompt)) => cached.saturating_mul(10) >= prompt.saturating_mul(9),
+                (Some(cached), Some(prompt)) => {
+                    cached.saturating_mul(10) >= prompt.saturating_mul(9)
+                }
                 _ => false,
             })
     })

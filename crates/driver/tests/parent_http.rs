@@ -10,8 +10,8 @@ use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::workload::Endpoint;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
