@@ -31,7 +31,7 @@ fn prompt_cache_line(m: &serde_json::Value, escape: fn(&str) -> String) -> Strin
         .collect();
     match manifest_str(m, "/prompt_cache") {
         Some("isolate") => format!(
-            "Prompt cache: isolate (every measured prompt led by its invocation's nonce: {}), so that no invocation is served prompts an earlier one cached (a run where a server still served most of a first prompt from its cache is flagged prompt_cache)",
+            "Prompt cache: isolate (every measured prompt led by its invocation's nonce: {}), so that no invocation is served prompts an earlier one cached (runs where a server still served most of a first prompt from its cache carry the prompt_cache flag)",
             if nonces.is_empty() { "none recorded".to_owned() } else { nonces.join(", ") }
         ),
         Some("allow") => "Prompt cache: allow (no nonce: prompts repeat across invocations, and a long-running server may serve them from its prompt cache; see the prompt_cache flag and each call's cached_prompt_tokens)".to_owned(),
