@@ -331,8 +331,10 @@ fn first_ctrl_c_finishes_the_run_in_flight_and_writes_the_summary() {
     assert_eq!(m["lost_runs"].as_array().unwrap().len(), 0);
 }
 
-#[test]
-fn second_ctrl_c_stops_the_run_in_flight_at_once() {
+/// Ctrl-C, then `second` 100 ms later inside the same ~2.5 s run: the run in flight is killed
+/// at once (its child reaped, no record, a lost run `interrupted`), the summary and the
+/// manifest still written, exit 130 (the first signal was SIGINT).
+fn a_second_signal_stops_the_run_in_flight_at_once(second: i32) {
     let tmp = tempfile::tempdir().unwrap();
     // Runs of ~2.5 s, so two signals land inside one.
     let cfg = config(tmp.path(), 4, &["chimera-homo"], 48);
@@ -347,10 +349,14 @@ fn second_ctrl_c_stops_the_run_in_flight_at_once() {
     assert!(signal(pid as i32, libc::SIGINT));
     std::thread::sleep(Duration::from_millis(100));
     let signalled = Instant::now();
-    assert!(signal(pid as i32, libc::SIGINT));
+    assert!(signal(pid as i32, second));
     let o = wait_with_limit(bench, Duration::from_secs(20));
     let t = text(&o);
-    assert_eq!(o.status.code(), Some(130), "{t}");
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "the first signal was SIGINT: {t}"
+    );
     assert!(
         signalled.elapsed() < Duration::from_millis(1500),
         "stopped after {:?}",
@@ -361,7 +367,14 @@ fn second_ctrl_c_stops_the_run_in_flight_at_once() {
     assert_eq!((n, unique), (0, 0), "{t}");
     let m = manifest(&out);
     assert_eq!(m["lost_runs"][0]["failure"]["kind"], "interrupted", "{m}");
+    assert_eq!(m["interrupted_by"], "SIGINT", "{m}");
+    assert!(m["finished_utc"].is_string(), "{m}");
     assert!(t.contains("--resume"), "{t}");
+}
+
+#[test]
+fn second_ctrl_c_stops_the_run_in_flight_at_once() {
+    a_second_signal_stops_the_run_in_flight_at_once(libc::SIGINT);
 }
 
 #[test]
@@ -410,39 +423,7 @@ fn sigterm_finishes_the_run_in_flight_and_writes_the_summary() {
 
 #[test]
 fn sigterm_after_ctrl_c_stops_the_run_in_flight_at_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    // Runs of ~2.5 s, so two signals land inside one.
-    let cfg = config(tmp.path(), 4, &["chimera-homo"], 48);
-    let out = tmp.path().join("res");
-    let bench = spawn_bench(tmp.path(), &cfg, &out);
-    let pid = bench.id();
-    wait_for("a run in flight", Duration::from_secs(25), || {
-        child_of(pid).is_some()
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let in_flight = child_of(pid).expect("the first run is still in flight");
-    assert!(signal(pid as i32, libc::SIGINT));
-    std::thread::sleep(Duration::from_millis(100));
-    let signalled = Instant::now();
-    assert!(signal(pid as i32, libc::SIGTERM));
-    let o = wait_with_limit(bench, Duration::from_secs(20));
-    let t = text(&o);
-    assert_eq!(
-        o.status.code(),
-        Some(130),
-        "the first signal was SIGINT: {t}"
-    );
-    assert!(
-        signalled.elapsed() < Duration::from_millis(1500),
-        "stopped after {:?}",
-        signalled.elapsed()
-    );
-    assert!(!signal(in_flight, 0), "the child was killed and reaped");
-    let m = manifest(&out);
-    assert_eq!(m["lost_runs"][0]["failure"]["kind"], "interrupted", "{m}");
-    assert_eq!(m["interrupted_by"], "SIGINT", "{m}");
-    assert!(m["finished_utc"].is_string(), "{m}");
-    assert!(t.contains("--resume"), "{t}");
+    a_second_signal_stops_the_run_in_flight_at_once(libc::SIGTERM);
 }
 
 /// Every file under `dir`, recursively.
