@@ -771,19 +771,9 @@ fn framing_told_apart<R: AsyncRuntime>(rt: &R) -> bool {
 /// The Ollama final line the framing cases end their streams with.
 const DONE_LINE: &[u8] = b"{\"model\":\"gemma3:270m\",\"response\":\"\",\"done\":true}\n";
 
-/// One measured streaming call (`core::call::execute_call`, as `bench` runs it) to `url`.
+/// One measured streaming call (`core::call::execute_call`, as `bench` runs it) to `url`,
+/// with the framing cases' timeouts (5 s to the first byte and between chunks, 10 s in all).
 fn measured_call<B: Backend>(rt: &B::Runtime, client: &B::Client, url: String) -> CallRecord {
-    let target = CallTarget {
-        agent_id: "conformance",
-        call: "framing",
-        url,
-        model: "gemma3:270m",
-        api: ApiKind::OllamaGenerate,
-        body: b"{}".to_vec(),
-        api_key: None,
-        num_predict: None,
-        live_tokens: None,
-    };
     let settings = CallSettings {
         timeouts: Timeouts {
             first_byte: Duration::from_secs(5),
@@ -792,8 +782,30 @@ fn measured_call<B: Backend>(rt: &B::Runtime, client: &B::Client, url: String) -
         },
         ..CallSettings::default()
     };
-    rt.block_on(execute_call(rt, client, target, &settings, rt.now()))
-        .record
+    measure::<B>(rt, client, url, None, &settings).record
+}
+
+/// One measured call (`execute_call`, the harness's own path) on `rt` and `client` to `url`
+/// on Ollama's `/api/generate` dialect, asking for `num_predict` tokens, with `settings`.
+fn measure<B: Backend>(
+    rt: &B::Runtime,
+    client: &B::Client,
+    url: String,
+    num_predict: Option<u32>,
+    settings: &CallSettings,
+) -> CallOutcome {
+    let target = CallTarget {
+        agent_id: "conformance",
+        call: "c",
+        url,
+        model: "gemma3:270m",
+        api: ApiKind::OllamaGenerate,
+        body: b"{}".to_vec(),
+        api_key: None,
+        num_predict,
+        live_tokens: None,
+    };
+    rt.block_on(execute_call(rt, client, target, settings, rt.now()))
 }
 
 /// The message says something: not isahc's bare "unknown error", and it names `what`
@@ -1049,27 +1061,14 @@ pub fn content_length_cut_short_is_a_body_error<B: Backend>() {
     assert_eq!(e.kind, CallErrorKind::ClosedBeforeDone, "{e}");
 }
 
-/// One measured call (`execute_call`, the harness's own path) to `url` on Ollama's
-/// `/api/generate` dialect, asking for `num_predict` tokens, with `settings`.
+/// [`measure`] on a runtime and client of its own.
 fn measured_outcome<B: Backend>(
     url: String,
     num_predict: Option<u32>,
     settings: &CallSettings,
 ) -> CallOutcome {
     let (rt, client) = build::<B>(&ClientOptions::default());
-    let target = CallTarget {
-        agent_id: "a",
-        call: "c",
-        url,
-        model: "m",
-        api: ApiKind::OllamaGenerate,
-        body: b"{}".to_vec(),
-        api_key: None,
-        num_predict,
-        live_tokens: None,
-    };
-    let start = rt.now();
-    rt.block_on(execute_call(&*rt, &*client, target, settings, start))
+    measure::<B>(&rt, &client, url, num_predict, settings)
 }
 
 fn quick_settings() -> CallSettings {

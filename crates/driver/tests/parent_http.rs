@@ -3,7 +3,6 @@
 //! finish a reply, or list a model they then refuse to generate with; and doctor's one-token
 //! generation probe.
 
-use chimeraforge::config::{self, Source};
 use chimeraforge::doctor::{self, Severity};
 use chimeraforge::preflight;
 use chimeraforge_core::api::ApiKind;
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{run_bin as run, text};
+use common::{parse, run_bin as run, text};
 
 /// One request as the raw server read it.
 #[derive(Debug, Clone)]
@@ -212,14 +211,6 @@ seed = 1
 
 fn config_text(url: &str, api: &str) -> String {
     format!("{HEAD}[[endpoints]]\nname = \"e\"\nurl = \"{url}\"\napi = \"{api}\"\n")
-}
-
-fn parse(text: String) -> config::Config {
-    config::parse(&Source {
-        path: "t.toml".into(),
-        text,
-    })
-    .unwrap()
 }
 
 #[test]

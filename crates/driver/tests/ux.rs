@@ -1,14 +1,14 @@
 //! What a user sees: doctor against a server that is down and against a simulator, the
 //! JSON summary, quiet output, completions, help, and every shipped config dry-running.
 
-use chimeraforge::config::{self, Source};
+use chimeraforge::config;
 use chimeraforge::doctor::{self, Severity};
 use chimeraforge_sim::{loopback, SimConfig, SimServer};
 use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{run_bin as run, text};
+use common::{parse, run_bin as run, text};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -33,14 +33,6 @@ seed = 1
 
 fn endpoint(name: &str, url: &str, api: &str) -> String {
     format!("[[endpoints]]\nname = \"{name}\"\nurl = \"{url}\"\napi = \"{api}\"\n")
-}
-
-fn parse(text: String) -> config::Config {
-    config::parse(&Source {
-        path: "t.toml".into(),
-        text,
-    })
-    .unwrap()
 }
 
 #[test]

@@ -13,6 +13,15 @@ use chimeraforge_sim::{Device, SimConfig, SimHandle, SimServer};
 
 pub const MODEL: &str = "gemma3:latest";
 
+/// `text` parsed as a config file `t.toml` (tests that build configs in memory).
+pub fn parse(text: String) -> chimeraforge::config::Config {
+    chimeraforge::config::parse(&chimeraforge::config::Source {
+        path: "t.toml".into(),
+        text,
+    })
+    .unwrap()
+}
+
 /// The `chimeraforge` binary Cargo built for these tests.
 pub fn bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_chimeraforge"))
