@@ -6,9 +6,11 @@
 //! - [`call`]: one streaming call, timed, with its timeouts.
 //! - [`protocol`]: the run protocol (warm-up, sequential, concurrent), written once.
 //! - [`metrics`] and [`record`]: what is computed and what is written.
+//! - [`BackendId`]: a backend's name, typed.
 //! - [`redact`]: API keys kept out of everything recorded or printed; which keys can be sent.
 
 pub mod api;
+pub mod backend_id;
 pub mod call;
 pub mod http;
 pub mod metrics;
@@ -20,6 +22,7 @@ pub mod workload;
 
 use std::sync::Arc;
 
+pub use backend_id::BackendId;
 pub use http::{BodyStream, ClientOptions, HttpClient, HttpError, HttpRequest, HttpResponse};
 pub use rt::{AsyncRuntime, JoinError, RuntimeFacts, ThreadCount};
 
