@@ -898,6 +898,26 @@ mod tests {
         );
     }
 
+    /// The markdown and the terminal table of a fixed set of figures are what they were:
+    /// `tests/data/overhead/` holds the figures and the text (`UPDATE_GOLDEN=1` rewrites it).
+    #[test]
+    fn rendering_of_fixed_figures_is_unchanged() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/overhead");
+        let figures = std::fs::read_to_string(dir.join("figures.json")).unwrap();
+        let results: Vec<BackendOverhead> = serde_json::from_str(&figures).unwrap();
+        // The one line that depends on this machine.
+        let cores = format!("machine with {} core(s)", crate::scaling::cores());
+        let md = markdown(&results).replace(&cores, "machine with CORES core(s)");
+        let files = [("overhead.md", md), ("table.txt", table(&results))];
+        for (name, text) in &files {
+            if std::env::var_os("UPDATE_GOLDEN").is_some() {
+                std::fs::write(dir.join(name), text).unwrap();
+            }
+            let want = std::fs::read_to_string(dir.join(name)).unwrap();
+            assert!(*text == want, "{name} differs from tests/data/overhead/{name}");
+        }
+    }
+
     #[test]
     fn kib_per_agent_divides_by_extra_agents() {
         let o = BackendOverhead {
