@@ -161,24 +161,7 @@ enum Cmd {
     ///   chimeraforge overhead --backends tokio-default --quick
     ///   chimeraforge overhead --pin --probes ttft-1,ideal-64    # simulator on its own CPU
     #[command(verbatim_doc_comment)]
-    Overhead {
-        /// `all` or a comma-separated list of backends.
-        #[arg(long, default_value = "all")]
-        backends: String,
-        /// Results directory. Default: results/<UTC timestamp>-overhead/.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// One run per probe, shorter streams (about a minute per backend).
-        #[arg(long)]
-        quick: bool,
-        /// Run the simulators on the first half of this process's CPUs and the clients on
-        /// the rest, so server and client do not compete for the same cores.
-        #[arg(long)]
-        pin: bool,
-        /// Only these probes (comma-separated), e.g. `ideal-64,mem-1024`.
-        #[arg(long, value_delimiter = ',')]
-        probes: Option<Vec<String>>,
-    },
+    Overhead(chimeraforge::overhead::Args),
     /// Write report.md, report.html and runs.csv for a results directory.
     ///
     /// `bench` does this at its end; run it again after `--resume`, or on older results.
@@ -258,13 +241,7 @@ fn main() -> ExitCode {
             baseline,
             candidate,
         } => compare(&baseline, &candidate),
-        Cmd::Overhead {
-            backends,
-            out,
-            quick,
-            pin,
-            probes,
-        } => overhead(&backends, out, quick, pin, probes),
+        Cmd::Overhead(args) => overhead(args),
         Cmd::Doctor {
             config,
             no_generate,
@@ -832,84 +809,9 @@ fn doctor(config: Option<&Path>, generate: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn overhead(
-    list: &str,
-    out: Option<PathBuf>,
-    quick: bool,
-    pin: bool,
-    probes: Option<Vec<String>>,
-) -> anyhow::Result<ExitCode> {
-    let wanted = check_backends(if list == "all" {
-        backends::selectable_names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    } else {
-        list.split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect()
-    })?;
-    let pin = if pin {
-        let cpus = chimeraforge::affinity::allowed().context("cannot read this process's CPUs")?;
-        let split = chimeraforge::affinity::Split::halves(&cpus).map_err(anyhow::Error::msg)?;
-        outln!(
-            "pinned: simulators on CPU {}, clients on CPU {}",
-            chimeraforge::affinity::list(&split.server),
-            chimeraforge::affinity::list(&split.client)
-        );
-        Some(split)
-    } else {
-        None
-    };
-    let settings = chimeraforge::overhead::Settings {
-        quick,
-        pin,
-        only: probes,
-    };
-    // Check the probe names before any backend runs.
-    chimeraforge::overhead::selected(&settings).map_err(anyhow::Error::msg)?;
-    child::raise_open_files_limit();
-    let exe = std::env::current_exe()
-        .context("cannot find this program's path to start child processes")?;
-    let out_dir = out.unwrap_or_else(|| {
-        PathBuf::from("results").join(format!("{}-overhead", results::utc_stamp(unix_now_s())))
-    });
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let mut runs = std::fs::File::create(out_dir.join("runs.jsonl"))?;
-    let mut all = Vec::new();
-    for b in &wanted {
-        let measured = chimeraforge::overhead::measure_backend(
-            &exe,
-            b,
-            &settings,
-            |line| outln!("{line}"),
-            |r| {
-                use std::io::Write as _;
-                let _ = serde_json::to_writer(&mut runs, r);
-                let _ = runs.write_all(b"\n");
-            },
-        )?;
-        all.push(measured);
-    }
-    let md = chimeraforge::overhead::markdown(&all);
-    std::fs::write(out_dir.join("overhead.md"), &md)?;
-    std::fs::write(
-        out_dir.join("overhead.json"),
-        serde_json::to_vec_pretty(&all)?,
-    )?;
-    outln!("\n{}", chimeraforge::overhead::table(&all));
-    for r in &all {
-        for n in &r.notes {
-            outln!("note: {}: {n}", r.backend);
-        }
-    }
-    outln!(
-        "written: {}/overhead.md, overhead.json, runs.jsonl",
-        out_dir.display()
-    );
-    Ok(ExitCode::SUCCESS)
+/// `overhead`: its backends checked as `bench` checks them, the rest is the overhead module's.
+fn overhead(args: chimeraforge::overhead::Args) -> anyhow::Result<ExitCode> {
+    chimeraforge::overhead::main(&check_backends(args.backend_names())?, args)
 }
 
 fn report(dir: &Path) -> anyhow::Result<ExitCode> {

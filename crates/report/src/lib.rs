@@ -4,7 +4,7 @@
 //! - [`results`]: read a results directory (`manifest.json`, `runs.jsonl`).
 //! - [`analysis`]: per-cell statistics, contrasts, variance split, correlations, failures.
 //! - [`render`]: the outputs (`report.md`, `report.html`, `runs.csv`) behind one
-//!   [`render::Report`] trait.
+//!   [`render::Report`] trait; [`svg`], its SVG writer, also draws the driver's charts.
 //! - [`mod@compare`]: two results directories side by side, cell by cell.
 
 pub mod analysis;
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use analysis::{analyze, Analysis, AnalysisConfig};
 pub use compare::{compare, compare_results, Comparison};
-pub use render::{render_all, Rendered};
+pub use render::{render_all, svg, Rendered};
 pub use results::{read_results, Results};
 
 /// File names of the outputs, written into the results directory.

@@ -6,7 +6,7 @@ mod csv;
 mod findings;
 mod html;
 mod markdown;
-mod svg;
+pub mod svg;
 pub mod table;
 pub mod text;
 

@@ -1,5 +1,6 @@
 //! A few SVG primitives: a linear scale with round ticks, and an element writer that escapes
-//! every piece of text it is given.
+//! every piece of text it is given. The HTML report's charts and the driver's `overhead`
+//! chart are written with it.
 
 use super::text::html;
 use std::fmt::Write;
@@ -83,6 +84,12 @@ impl Svg {
         Svg { out }
     }
 
+    /// Styles for the classes this document uses, for an SVG shown outside the HTML report
+    /// (whose stylesheet styles its charts); `css` is the caller's, never foreign text.
+    pub fn style(&mut self, css: &str) {
+        let _ = writeln!(self.out, "<style>{css}</style>");
+    }
+
     /// Raw markup this module or its caller built (never foreign text).
     pub fn raw(&mut self, s: &str) {
         self.out.push_str(s);
@@ -100,6 +107,19 @@ impl Svg {
         let _ = writeln!(
             self.out,
             "<line x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\" class=\"{class}\" stroke=\"{color}\"/>"
+        );
+    }
+
+    /// An unfilled line through `points`, in `stroke`.
+    pub fn polyline(&mut self, points: &[(f64, f64)], class: &str, stroke: &str) {
+        let points: Vec<String> = points
+            .iter()
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .collect();
+        let _ = writeln!(
+            self.out,
+            "<polyline points=\"{}\" class=\"{class}\" stroke=\"{stroke}\" fill=\"none\"/>",
+            points.join(" ")
         );
     }
 
@@ -159,6 +179,15 @@ impl Svg {
         );
     }
 
+    /// Text (escaped) in `fill`, e.g. a legend entry in its series' colour.
+    pub fn text_color(&mut self, x: f64, y: f64, anchor: &str, class: &str, fill: &str, s: &str) {
+        let _ = writeln!(
+            self.out,
+            "<text x=\"{x:.1}\" y=\"{y:.1}\" text-anchor=\"{anchor}\" class=\"{class}\" fill=\"{fill}\">{}</text>",
+            html(s)
+        );
+    }
+
     /// Text with a hover tip, both escaped.
     pub fn text_tip(&mut self, x: f64, y: f64, anchor: &str, class: &str, s: &str, tip: &str) {
         let _ = writeln!(
@@ -212,5 +241,21 @@ mod tests {
         let out = s.finish();
         assert!(out.contains("&lt;/svg&gt;&lt;script&gt;"));
         assert_eq!(out.matches("</svg>").count(), 1);
+        let mut s = Svg::new(10.0, 10.0, "t");
+        s.text_color(0.0, 0.0, "start", "c", "#000", "a&b");
+        assert!(s.finish().contains(">a&amp;b</text>"));
+    }
+
+    #[test]
+    fn a_polyline_is_never_filled() {
+        let mut s = Svg::new(10.0, 10.0, "t");
+        s.polyline(&[(1.0, 2.0), (3.0, 4.0)], "series", "#123456");
+        s.polyline(&[], "series", "#123456");
+        let out = s.finish();
+        assert!(
+            out.contains("<polyline points=\"1.0,2.0 3.0,4.0\" class=\"series\" stroke=\"#123456\" fill=\"none\"/>"),
+            "{out}"
+        );
+        assert!(out.contains("points=\"\""), "{out}");
     }
 }

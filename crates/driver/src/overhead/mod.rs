@@ -1,0 +1,143 @@
+//! `chimeraforge overhead`: the instrument's own cost, with the simulator as a null model.
+//!
+//! Each backend runs in a child process against simulators in this (parent) process, so
+//! the child's getrusage is the client's alone. Probes:
+//! - `fixed` profile (TTFT exactly 50 ms, 100 tok/s, ideal device): TTFT bias = measured
+//!   TTFT − 50 ms at N = 1, 2, 8, 64 (and 1,024); efficiency on the ideal device at N = 2, 8, 64.
+//! - `null` profile (tokens as fast as the client reads): ingest ceiling = output tokens /
+//!   client CPU-seconds of the concurrent phase, at N = 1 and 64.
+//! - memory: peak RSS of the same small concurrent-only run at N = 1, 64 and 1,024; the
+//!   difference divided by the extra agents is the memory per extra concurrent agent.
+//!
+//! The module's files are its steps: [`probe`] (what each probe is), [`measure`] (a
+//! backend's probe runs, folded into its [`figures`]), [`render`] (`overhead.md`, its
+//! chart, the terminal table); this file is the command.
+
+mod figures;
+mod measure;
+mod probe;
+mod render;
+
+use crate::affinity::{self, Split};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The command line of `chimeraforge overhead`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// `all` or a comma-separated list of backends.
+    #[arg(long, default_value = "all")]
+    backends: String,
+    /// Results directory. Default: results/<UTC timestamp>-overhead/.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// One run per probe, shorter streams (about a minute per backend).
+    #[arg(long)]
+    quick: bool,
+    /// Run the simulators on the first half of this process's CPUs and the clients on
+    /// the rest, so server and client do not compete for the same cores.
+    #[arg(long)]
+    pin: bool,
+    /// Only these probes (comma-separated), e.g. `ideal-64,mem-1024`.
+    #[arg(long, value_delimiter = ',')]
+    probes: Option<Vec<String>>,
+}
+
+impl Args {
+    /// The backends `--backends` names, unchecked: `all` is every selectable one.
+    pub fn backend_names(&self) -> Vec<String> {
+        if self.backends == "all" {
+            crate::backends::selectable_names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            self.backends
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        }
+    }
+}
+
+/// How the probes run.
+#[derive(Debug)]
+struct Settings {
+    /// One run per probe, shorter streams.
+    quick: bool,
+    /// Simulator and client on separate CPUs.
+    pin: Option<Split>,
+    /// Only these probes (by name); `None`: all.
+    only: Option<Vec<String>>,
+}
+
+impl Settings {
+    /// The probes to run, in the sweep's order; an unknown name is an error.
+    fn probes(&self) -> anyhow::Result<Vec<probe::Probe>> {
+        probe::selected(self.quick, self.only.as_deref()).map_err(anyhow::Error::msg)
+    }
+}
+
+/// Run `chimeraforge overhead` on `backends` (checked by the caller): every probe on each,
+/// then `overhead.md`, `overhead.json` and `runs.jsonl` in the results directory.
+pub fn main(backends: &[String], args: Args) -> anyhow::Result<ExitCode> {
+    let pin = if args.pin {
+        let cpus = affinity::allowed().context("cannot read this process's CPUs")?;
+        let split = Split::halves(&cpus).map_err(anyhow::Error::msg)?;
+        crate::out::line(&format!(
+            "pinned: simulators on CPU {}, clients on CPU {}",
+            affinity::list(&split.server),
+            affinity::list(&split.client)
+        ));
+        Some(split)
+    } else {
+        None
+    };
+    let settings = Settings {
+        quick: args.quick,
+        pin,
+        only: args.probes,
+    };
+    // Check the probe names before any backend runs.
+    settings.probes()?;
+    crate::child::raise_open_files_limit();
+    let exe = std::env::current_exe()
+        .context("cannot find this program's path to start child processes")?;
+    let out_dir = args.out.unwrap_or_else(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        PathBuf::from("results").join(format!("{}-overhead", crate::results::utc_stamp(now)))
+    });
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let mut runs = std::fs::File::create(out_dir.join("runs.jsonl"))?;
+    let mut all = Vec::new();
+    for b in backends {
+        let measured = measure::measure_backend(&exe, b, &settings, crate::out::line, |r| {
+            use std::io::Write as _;
+            let _ = serde_json::to_writer(&mut runs, r);
+            let _ = runs.write_all(b"\n");
+        })?;
+        all.push(measured);
+    }
+    let md = render::markdown(&all, crate::scaling::cores());
+    std::fs::write(out_dir.join("overhead.md"), &md)?;
+    std::fs::write(
+        out_dir.join("overhead.json"),
+        serde_json::to_vec_pretty(&all)?,
+    )?;
+    crate::out::line(&format!("\n{}", render::table(&all)));
+    for r in &all {
+        for n in &r.notes {
+            crate::out::line(&format!("note: {}: {n}", r.backend));
+        }
+    }
+    crate::out::line(&format!(
+        "written: {}/overhead.md, overhead.json, runs.jsonl",
+        out_dir.display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
