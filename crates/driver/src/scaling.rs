@@ -8,13 +8,13 @@ use std::fmt::Write as _;
 
 /// A phase is client-bound when its CPU seconds per wall second reach this share of the
 /// cores it could use (the backend's polling threads, or the machine's cores).
-pub const SATURATION: f64 = 0.85;
+const SATURATION: f64 = 0.85;
 
 /// Phases shorter than this are too short for CPU/wall to mean anything, s.
 const MIN_WALL_S: f64 = 0.05;
 
 /// Cores this machine offers.
-pub fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
