@@ -321,14 +321,90 @@ mod tests {
         assert_eq!(side.late_ms.len(), 7);
     }
 
-    #[test]
-    fn server_share_follows_the_runs_phase_order() {
-        // A real record: 2 agents, 1 warm-up call each, 2 calls per agent and phase.
+    /// A real record: 2 agents, 1 warm-up call each, 2 calls per agent and phase.
+    fn quickstart_record() -> RunRecord {
         let line = include_str!("../../../report/tests/data/quickstart/runs.jsonl")
             .lines()
             .next()
             .unwrap();
-        let mut r: RunRecord = serde_json::from_str(line).unwrap();
+        serde_json::from_str(line).unwrap()
+    }
+
+    /// Each kind of probe feeds its own figures: the long calls' efficiency apart and no CPU
+    /// per call from them, peak RSS only from memory probes, only ingest from `null`.
+    #[test]
+    fn each_kind_feeds_its_own_figures() {
+        use chimeraforge_core::record::PhaseCost;
+        let mut r = quickstart_record();
+        let client = r.client.as_mut().unwrap();
+        // Half a core for a second: no client-bound note on any machine.
+        client.phases = vec![PhaseCost {
+            phase: Phase::Concurrent,
+            wall_s: 1.0,
+            user_cpu_s: 0.25,
+            system_cpu_s: 0.25,
+            peak_rss_kib: client.peak_rss_kib,
+            voluntary_ctx_switches: 0,
+            involuntary_ctx_switches: 0,
+            output_tokens: 400,
+        }];
+        let rss = client.peak_rss_kib;
+        let eff = r.metrics.as_ref().unwrap().efficiency.value;
+        let absorbed = |kind, agents| {
+            let probe = Probe {
+                kind,
+                agents,
+                calls: 2,
+                num_predict: 8,
+                runs: 1,
+            };
+            let mut out = BackendOverhead::default();
+            absorb(&mut out, &probe, &[r.clone()], &SimSide::default());
+            assert!(out.notes.is_empty(), "{:?}", out.notes);
+            out
+        };
+        let samples =
+            |o: &BackendOverhead| o.ttft_bias_ms.iter().map(|b| b.samples).collect::<Vec<_>>();
+
+        let o = absorbed(ProbeKind::Ideal, 2);
+        assert_eq!(o.efficiency, [(2, eff)]);
+        assert!(o.efficiency_long_calls.is_empty());
+        // 0.5 CPU-s over the concurrent phase's 4 calls.
+        assert_eq!(o.cpu_per_call_us, [(2, 125_000.0)]);
+        assert_eq!(samples(&o), [4]);
+        assert!(o.peak_rss_kib.is_empty() && o.ingest.is_empty());
+
+        let o = absorbed(ProbeKind::IdealLongCalls, 2);
+        assert_eq!(o.efficiency_long_calls, [(2, eff)]);
+        assert!(o.efficiency.is_empty() && o.cpu_per_call_us.is_empty());
+        assert_eq!(samples(&o), [4]);
+
+        let o = absorbed(ProbeKind::Memory, 2);
+        assert_eq!(o.peak_rss_kib, [(2, rss)]);
+        assert_eq!(o.cpu_per_call_us, [(2, 125_000.0)]);
+
+        // At N = 1 the sequential phase's calls are bias samples too; no efficiency at N = 1.
+        let o = absorbed(ProbeKind::Ttft, 1);
+        assert_eq!(samples(&o), [8]);
+        assert!(o.efficiency.is_empty() && o.peak_rss_kib.is_empty());
+
+        let o = absorbed(ProbeKind::Ingest, 2);
+        assert_eq!(
+            o.ingest,
+            [Ingest {
+                agents: 2,
+                tokens_per_cpu_s: 800.0,
+                busy_cores: 0.5,
+                tokens: 400
+            }]
+        );
+        assert!(o.ttft_bias_ms.is_empty() && o.efficiency.is_empty());
+        assert!(o.cpu_per_call_us.is_empty() && o.peak_rss_kib.is_empty());
+    }
+
+    #[test]
+    fn server_share_follows_the_runs_phase_order() {
+        let mut r = quickstart_record();
         assert_eq!(r.warmup.len(), 2);
         let t0 = std::time::Instant::now();
         // First tokens in the order they left; arrival i ms marks which one it is.
