@@ -9,9 +9,9 @@
 //! - memory: peak RSS of the same small concurrent-only run at N = 1, 64 and 1,024; the
 //!   difference divided by the extra agents is the memory per extra concurrent agent.
 //!
-//! The module's files are its steps: [`probe`] (what each probe is), [`measure`] (a
-//! backend's probe runs, folded into its [`figures`]), [`render`] (`overhead.md`, its
-//! chart, the terminal table); this file is the command.
+//! The module's files are its steps: `probe` (what each probe is), `measure` (a backend's
+//! probe runs, folded into its `figures`), `render` (`overhead.md`, its chart, the
+//! terminal table); this file is the command.
 
 mod figures;
 mod measure;
@@ -24,6 +24,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The command line of `chimeraforge overhead`.
+// The field docs are `--help` text, where `<UTC timestamp>` is meant literally.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// `all` or a comma-separated list of backends.
