@@ -1,9 +1,9 @@
 //! Per-run metrics, computed from the two measured phases (see docs/methodology.md).
 
-use crate::record::{AgentPhaseRecord, PhaseRecord};
+use crate::record::{AgentMetrics, AgentPhaseRecord, Figure, PhaseRecord};
 
-/// What is computed (declared with the other record types).
-pub use crate::record::{AgentMetrics, Figure, Flags, Percentiles, RunMetrics};
+/// What is computed here (declared with the other record types).
+pub use crate::record::{Flags, Percentiles, RunMetrics};
 
 /// A concurrent-phase TTFT above this flags `ttft_anomaly` (the seed's 3 s), ms.
 pub const TTFT_ANOMALY_MS: f64 = 3000.0;
