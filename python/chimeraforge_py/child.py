@@ -23,7 +23,7 @@ from typing import Optional
 import httpx
 
 from .live import LiveCounters, Sampler
-from .protocol import PhaseObserver, api_keys, execute_run
+from .protocol import CONCURRENT, SEQUENTIAL, WARMUP, PhaseObserver, api_keys, execute_run
 from .redact import redact_json
 
 SCHEMA_VERSION = 1
@@ -205,8 +205,8 @@ async def run_job(job: dict, backend: str) -> dict:
             if sampler is not None:
                 sampler.stop()
     for cost in costs.phases:
-        if cost["phase"] == "warmup":
-            cost["output_tokens"] = sum(_call_tokens(c) for c in outcome["warmup"])
+        if cost["phase"] == WARMUP:
+            cost["output_tokens"] = sum(_call_tokens(c) for c in outcome[WARMUP])
         else:
             cost["output_tokens"] = _phase_tokens(outcome[cost["phase"]])
     record = {
@@ -220,9 +220,9 @@ async def run_job(job: dict, backend: str) -> dict:
         "phase_order": plan["phase_order"],
         "sequential_order": plan["sequential_order"],
         "agents": plan["agents"],
-        "warmup": outcome["warmup"],
-        "sequential": outcome["sequential"],
-        "concurrent": outcome["concurrent"],
+        "warmup": outcome[WARMUP],
+        "sequential": outcome[SEQUENTIAL],
+        "concurrent": outcome[CONCURRENT],
         "metrics": outcome["metrics"],
     }
     record.update(outcome["status"])

@@ -20,30 +20,43 @@ def figure(value: float, basis: str) -> dict:
 
 
 def percentiles(xs: list) -> Optional[dict]:
-    """p50/p90/p99/max with linear interpolation between order statistics; NaNs ignored."""
-    v = sorted(x for x in xs if not math.isnan(x))
-    if not v:
+    """p50/p90/p99/max (core's metrics::percentiles): None when empty or holding a NaN or
+    infinity, which is a broken measurement, not a value to skip."""
+    if not xs or not all(math.isfinite(x) for x in xs):
         return None
+    v = sorted(xs)
+    return {"p50": percentile_sorted(v, 50.0), "p90": percentile_sorted(v, 90.0),
+            "p99": percentile_sorted(v, 99.0), "max": v[-1]}
 
-    def q(p: float) -> float:
-        pos = p * (len(v) - 1)
-        lo = math.floor(pos)
-        hi = math.ceil(pos)
-        return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
-    return {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": v[-1]}
+def percentile_sorted(v: list, p: float) -> float:
+    """core's metrics::percentile_sorted: numpy's linear interpolation (type 7), the lerp taken
+    from the nearer end as numpy does."""
+    h = (len(v) - 1) * (p / 100.0)
+    lo = math.floor(h)
+    hi = min(lo + 1, len(v) - 1)
+    a, b, t = v[lo], v[hi], h - lo
+    diff = b - a
+    return b - diff * (1.0 - t) if t >= 0.5 else a + diff * t
 
 
 def jain_index(xs: list) -> Optional[float]:
-    s = 0.0
+    """core's metrics::jain_index: None when empty, holding a NaN, infinity or negative value,
+    or all zeros; computed over x / max so the squares cannot overflow."""
+    if not xs or any(not math.isfinite(x) or x < 0.0 for x in xs):
+        return None
+    top = 0.0
     for x in xs:
-        s += x
+        top = max(top, x)
+    if top == 0.0:
+        return None
+    s = 0.0
     sq = 0.0
     for x in xs:
-        sq += x * x
-    if xs and sq > 0.0:
-        return s * s / (len(xs) * sq)
-    return None
+        y = x / top
+        s += y
+        sq += y * y
+    return min(s * s / (len(xs) * sq), 1.0)
 
 
 def agent_output_tokens(agent: dict) -> tuple:

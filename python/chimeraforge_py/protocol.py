@@ -23,6 +23,9 @@ from .live import Counter
 from .metrics import run_metrics
 from .workload import agent_request_body, agent_url, options_json, tagged
 
+# The phases' names as core's Phase serializes them (Phase::as_str); spelled only here.
+WARMUP, SEQUENTIAL, CONCURRENT = "warmup", "sequential", "concurrent"
+
 
 class AgentJob:
     def __init__(self, agent: dict, api_key: Optional[str], settings: Settings, live_tokens: Optional[Counter] = None):
@@ -58,7 +61,7 @@ async def _warm_up(client, jobs: list, tokens: int) -> list:
         opts["num_predict"] = tokens
         target = Target(
             agent_id=a["id"],
-            call="warmup",
+            call=WARMUP,
             url=agent_url(a),
             model=a["model"],
             api=a["endpoint"]["api"],
@@ -175,7 +178,7 @@ async def _sequential_phase(client, jobs: list, order: list) -> dict:
         if _agent_error(rec) is not None:
             break
     return {
-        "phase": "sequential",
+        "phase": SEQUENTIAL,
         "wall_ms": ms(last_end - phase_start),
         "agents": [r for r in slots if r is not None],
     }
@@ -204,7 +207,7 @@ async def _concurrent_phase(client, jobs: list) -> dict:
         rec, end = await _join(task, job)
         last_end = max(last_end, end)
         records.append(rec)
-    return {"phase": "concurrent", "wall_ms": ms(last_end - t0), "agents": records}
+    return {"phase": CONCURRENT, "wall_ms": ms(last_end - t0), "agents": records}
 
 
 class PhaseObserver:
@@ -245,24 +248,24 @@ async def execute_run(client: httpx.AsyncClient, plan: dict, keys: list, observe
             for i, a in enumerate(plan["agents"])
         ]
 
-    out = {"warmup": [], "sequential": None, "concurrent": None, "metrics": None, "status": {"status": "ok"}}
+    out = {WARMUP: [], SEQUENTIAL: None, CONCURRENT: None, "metrics": None, "status": {"status": "ok"}}
     if plan["warmup_tokens"] > 0:
-        observer.phase_starting("warmup")
-        out["warmup"] = await _warm_up(client, jobs_for("warmup"), plan["warmup_tokens"])
-        observer.phase_ended("warmup")
-        for c in out["warmup"]:
+        observer.phase_starting(WARMUP)
+        out[WARMUP] = await _warm_up(client, jobs_for(WARMUP), plan["warmup_tokens"])
+        observer.phase_ended(WARMUP)
+        for c in out[WARMUP]:
             if c["error"] is not None:
-                out["status"] = _failed("warmup", c)
+                out["status"] = _failed(WARMUP, c)
                 return out
     if plan.get("concurrent_only", False):
-        phases = ["concurrent"]
+        phases = [CONCURRENT]
     elif plan["phase_order"] == "sequential_first":
-        phases = ["sequential", "concurrent"]
+        phases = [SEQUENTIAL, CONCURRENT]
     else:
-        phases = ["concurrent", "sequential"]
+        phases = [CONCURRENT, SEQUENTIAL]
     for phase in phases:
         observer.phase_starting(phase)
-        if phase == "concurrent":
+        if phase == CONCURRENT:
             record = await _concurrent_phase(client, jobs_for(phase))
         else:
             record = await _sequential_phase(client, jobs_for(phase), plan["sequential_order"])
@@ -277,7 +280,7 @@ async def execute_run(client: httpx.AsyncClient, plan: dict, keys: list, observe
         if failure is not None:
             out["status"] = _failed(phase, failure)
             return out
-    if out["sequential"] is not None and out["concurrent"] is not None:
-        out["metrics"] = run_metrics(out["sequential"], out["concurrent"])
+    if out[SEQUENTIAL] is not None and out[CONCURRENT] is not None:
+        out["metrics"] = run_metrics(out[SEQUENTIAL], out[CONCURRENT])
     return out
 

@@ -66,6 +66,16 @@ def test_percentiles_and_jain():
     assert jain_index([]) is None
 
 
+def test_a_sample_with_a_nan_infinity_or_negative_has_no_statistic():
+    # core's a_sample_with_a_nan_infinity_or_negative_has_no_statistic, same numbers
+    for bad in (math.nan, math.inf, -math.inf):
+        assert percentiles([1.0, bad]) is None
+        assert jain_index([1.0, bad]) is None
+    assert jain_index([1.0, -1.0]) is None
+    assert jain_index([0.0, 0.0]) is None
+    assert jain_index([1e300, 1e300]) == 1.0
+
+
 def test_prompt_cache_flags_a_first_call_served_mostly_from_cache():
     # core's prompt_cache_flags_a_first_call_served_mostly_from_cache, same numbers
     def run(first, second):

@@ -6,12 +6,15 @@
 
 use crate::api::{ApiKind, ServerStats, StreamEvent};
 use crate::http::{BodyStream, HttpClient, HttpError, HttpRequest};
-use crate::metrics::{percentiles, Percentiles};
+use crate::metrics::percentiles;
 use crate::rt::AsyncRuntime;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// What a call produces (declared with the other record types).
+pub use crate::record::{Basis, CallError, CallErrorKind, CallRecord, TokenCount};
 
 /// Timeouts the call enforces with the runtime's timer (connect is the client's).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -120,140 +123,6 @@ impl Default for CallSettings {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
-}
-
-/// Whether a figure was measured directly or derived under an assumption.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Basis {
-    Measured,
-    Estimated,
-}
-
-/// Output tokens of a call and where the number comes from: the server's count
-/// (`measured`) or the number of text events the client saw (`estimated`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct TokenCount {
-    pub value: u64,
-    pub basis: Basis,
-}
-
-/// What kind of failure ended a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum CallErrorKind {
-    Connect,
-    ConnectTimeout,
-    InvalidUrl,
-    Request,
-    HttpStatus,
-    WrongContentType,
-    FirstByteTimeout,
-    IdleTimeout,
-    TotalTimeout,
-    Body,
-    LineTooLong,
-    InvalidUtf8,
-    MalformedStream,
-    ServerError,
-    ClosedBeforeDone,
-    Framing,
-    /// Far more than was asked for: more text events than `runaway_factor` × `num_predict`,
-    /// or a body over `max_response_bytes`.
-    RunawayStream,
-}
-
-/// A failed call: what happened, where, and how far it got.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct CallError {
-    pub kind: CallErrorKind,
-    pub message: String,
-    pub url: String,
-    pub model: String,
-    /// HTTP status, when the server answered with one other than 200.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    pub bytes_received: u64,
-    pub elapsed_ms: f64,
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} (model {:?} at {}, after {:.0} ms, {} bytes received)",
-            self.message, self.model, self.url, self.elapsed_ms, self.bytes_received
-        )
-    }
-}
-
-/// Everything measured about one call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct CallRecord {
-    pub agent_id: String,
-    /// The call's name in the agent's workload (`analysis`, `report`, `warmup`).
-    pub call: String,
-    pub url: String,
-    pub model: String,
-    /// When the request was sent, relative to the start of its phase, ms.
-    pub send_offset_ms: f64,
-    /// t_first - t_send: first chunk carrying non-empty generated text of any kind
-    /// (reasoning or answer), ms.
-    pub ttft_ms: Option<f64>,
-    /// t_done - t_send: until the response body ended, ms.
-    pub e2e_ms: f64,
-    /// t_last - t_first: first to last text-carrying chunk (reasoning or answer), ms.
-    pub decode_ms: Option<f64>,
-    /// Every generated token, reasoning included (what the server decodes).
-    pub output_tokens: Option<TokenCount>,
-    /// Text events the client decoded: non-empty `response`/`content`/`delta` text and
-    /// non-empty reasoning (`thinking`, `reasoning_content`, `reasoning`).
-    pub text_events: u64,
-    pub bytes_received: u64,
-    /// Arrival of each text event (reasoning or answer) relative to t_send, ms (the raw
-    /// inter-chunk record); the first [`KEPT_OFFSETS`] only (fewer than `text_events` when cut).
-    pub text_offsets_ms: Vec<f64>,
-    /// (tokens - 1) / (t_last - t_first), tok/s.
-    pub client_decode_tok_s: Option<f64>,
-    /// (t_last - t_first) / (tokens - 1), ms per output token after the first.
-    pub tpot_ms: Option<f64>,
-    /// Percentiles of raw gaps between consecutive text events, ms.
-    pub gap_ms: Option<Percentiles>,
-    /// Server-reported figures, as reported.
-    pub server: Option<ServerStats>,
-    /// Server-reported tokens / eval time, tok/s.
-    pub server_decode_tok_s: Option<f64>,
-    /// Server-reported load time above the threshold: a model (re)load landed in this call.
-    pub cold_load: bool,
-    /// First characters of the generated text (for reports; the full text is not kept).
-    pub output_preview: String,
-    pub error: Option<CallError>,
-    /// t_first_answer - t_send: first chunk carrying non-empty answer text (`response`,
-    /// `content`, `text`), after any reasoning, ms. Equals `ttft_ms` when nothing reasoned.
-    #[serde(default)]
-    pub ttft_answer_ms: Option<f64>,
-    /// Of `text_events`, those carrying reasoning text.
-    #[serde(default)]
-    pub reasoning_events: u64,
-    /// Of `output_tokens`, those spent reasoning: the server's count (`measured`), else
-    /// `reasoning_events` (`estimated`); absent when no reasoning event came and the server
-    /// sent no count (a server that always sends `reasoning_tokens: 0` gives a measured 0).
-    #[serde(default)]
-    pub reasoning_tokens: Option<TokenCount>,
-    /// Of `output_tokens`, the answer's: output − the server's reasoning count when the
-    /// server gives both, `output_tokens` when nothing reasoned, else the answer's text
-    /// events (`estimated`).
-    #[serde(default)]
-    pub answer_tokens: Option<TokenCount>,
-    /// More text arrived than the call keeps ([`KEPT_TEXT_BYTES`]): `{previous}` got the
-    /// first part only.
-    #[serde(default)]
-    pub output_truncated: bool,
 }
 
 /// A finished call: its record and the answer text (input to the next call; reasoning is

@@ -3,9 +3,11 @@
 //! - [`rt`] and [`http`]: the runtime/client trait pair each backend implements.
 //! - [`api`]: sans-IO stream codecs (Ollama NDJSON, OpenAI SSE) and request bodies.
 //! - [`workload`]: agents, calls, options and scenarios: what is sent.
-//! - [`call`]: one streaming call, timed, with its timeouts.
-//! - [`protocol`]: the run protocol (warm-up, sequential, concurrent), written once.
-//! - [`metrics`] and [`record`]: what is computed and what is written.
+//! - [`record`]: what is written, every type of it (runs, phases, calls, metrics).
+//! - [`metrics`]: what is computed from records; the one percentile and Jain index.
+//! - [`call`]: one streaming call, timed, with its timeouts: fills in a call record.
+//! - [`protocol`]: the run protocol (warm-up, sequential, concurrent), written once: fills in
+//!   a run record.
 //! - [`BackendId`]: a backend's name, typed.
 //! - [`redact`]: API keys kept out of everything recorded or printed; which keys can be sent.
 

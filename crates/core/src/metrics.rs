@@ -1,182 +1,76 @@
 //! Per-run metrics, computed from the two measured phases (see docs/methodology.md).
 
-use crate::call::Basis;
-use crate::record::{AgentPhaseRecord, PhaseRecord};
-use serde::{Deserialize, Serialize};
+use crate::record::{AgentMetrics, AgentPhaseRecord, Figure, PhaseRecord};
+
+/// What is computed here (declared with the other record types).
+pub use crate::record::{Flags, Percentiles, RunMetrics};
 
 /// A concurrent-phase TTFT above this flags `ttft_anomaly` (the seed's 3 s), ms.
 pub const TTFT_ANOMALY_MS: f64 = 3000.0;
 /// Efficiency below this flags `low_speedup` (speedup < 1.5 for two agents, the seed's code).
 pub const LOW_EFFICIENCY: f64 = 0.75;
 
-/// A number and whether it was measured or estimated.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct Figure {
-    pub value: f64,
-    pub basis: Basis,
-}
+// The one definition of each statistic over a sample; `report::stats` wraps them with typed
+// errors. A sample holding a NaN or infinity has none of them (`None`): such a value is a
+// broken measurement (say a 0/0 rate), and skipping it would change n behind the reader's back.
 
-impl Figure {
-    pub fn measured(value: f64) -> Self {
-        Figure {
-            value,
-            basis: Basis::Measured,
-        }
-    }
-    pub fn estimated(value: f64) -> Self {
-        Figure {
-            value,
-            basis: Basis::Estimated,
-        }
-    }
-}
-
-/// p50/p90/p99/max of a sample (linear interpolation between order statistics).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct Percentiles {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-/// Percentiles of `xs`, `None` when empty. NaNs are ignored.
+/// Percentiles of `xs` (see [`percentile_sorted`]); `None` when `xs` is empty or holds a NaN
+/// or infinity.
 pub fn percentiles(xs: &[f64]) -> Option<Percentiles> {
-    let mut v: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
-    if v.is_empty() {
+    if xs.is_empty() || !xs.iter().all(|x| x.is_finite()) {
         return None;
     }
-    v.sort_by(f64::total_cmp);
-    let q = |p: f64| {
-        let pos = p * (v.len() - 1) as f64;
-        let lo = pos.floor() as usize;
-        let hi = pos.ceil() as usize;
-        v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
-    };
+    let mut v = xs.to_vec();
+    v.sort_unstable_by(f64::total_cmp);
     Some(Percentiles {
-        p50: q(0.5),
-        p90: q(0.9),
-        p99: q(0.99),
+        p50: percentile_sorted(&v, 50.0),
+        p90: percentile_sorted(&v, 90.0),
+        p99: percentile_sorted(&v, 99.0),
         max: v[v.len() - 1],
     })
 }
 
-/// Jain's fairness index: (Σx)² / (n·Σx²); 1 when all equal, 1/n when one takes all.
+/// The `p`-th percentile (`p` in percent, 0..=100) of a sorted, non-empty, finite sample, by
+/// linear interpolation between the two nearest order statistics: with the values sorted as
+/// x[0..n], h = (n - 1) p / 100, the result is x[⌊h⌋] + (h - ⌊h⌋)(x[⌊h⌋ + 1] - x[⌊h⌋]).
+/// This is numpy's default (`numpy.percentile(xs, p)`, method "linear", Hyndman & Fan type 7).
+///
+/// # Panics
+/// When `sorted` is empty.
+pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
+    let h = (sorted.len() - 1) as f64 * (p / 100.0);
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    lerp(sorted[lo], sorted[hi], h - lo as f64)
+}
+
+/// a + t (b - a), computed from the nearer end so t = 1 gives exactly b (as numpy does).
+fn lerp(a: f64, b: f64, t: f64) -> f64 {
+    let diff = b - a;
+    if t >= 0.5 {
+        b - diff * (1.0 - t)
+    } else {
+        a + diff * t
+    }
+}
+
+/// Jain's fairness index (Σx)² / (n Σx²) of non-negative values (such as per-agent
+/// slowdowns): 1 when all are equal, 1/n when one agent has everything. `None` when `xs` is
+/// empty, holds a NaN, infinity or negative value, or is all zeros.
 pub fn jain_index(xs: &[f64]) -> Option<f64> {
-    let sum: f64 = xs.iter().sum();
-    let sq: f64 = xs.iter().map(|x| x * x).sum();
-    (!xs.is_empty() && sq > 0.0).then(|| sum * sum / (xs.len() as f64 * sq))
-}
-
-/// One agent's figures in one run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct AgentMetrics {
-    pub agent_id: String,
-    /// T_i(alone), ms.
-    pub alone_ms: f64,
-    /// T_i(conc), ms.
-    pub concurrent_ms: f64,
-    /// T_i(conc) / T_i(alone).
-    pub slowdown: f64,
-    pub tokens_alone: u64,
-    pub tokens_concurrent: u64,
-    /// Client decode rate in the concurrent phase: Σ(tokens−1) / Σ(t_last−t_first) over its calls, tok/s.
-    pub concurrent_decode_tok_s: Option<f64>,
-    /// Client decode rate alone, same definition, tok/s.
-    pub alone_decode_tok_s: Option<f64>,
-    /// Mean TTFT of its calls in the concurrent phase (first token of any kind), ms.
-    pub concurrent_ttft_ms: Option<f64>,
-    /// Mean time to the first answer token of its calls in the concurrent phase (after any
-    /// reasoning), ms.
-    #[serde(default)]
-    pub concurrent_ttft_answer_ms: Option<f64>,
-    /// Reasoning tokens over its calls in the concurrent phase (of `tokens_concurrent`).
-    #[serde(default)]
-    pub reasoning_tokens_concurrent: u64,
-}
-
-/// Contention flags, named for what they test.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct Flags {
-    /// A concurrent-phase TTFT above 3 s (the seed's prose definition of contention).
-    pub ttft_anomaly: bool,
-    /// Measured speedup below 0.75·N (1.5 for two agents: the seed code's definition).
-    pub low_speedup: bool,
-    /// A measured call paid a model (re)load above the threshold.
-    pub cold_load: bool,
-    /// Some agent produced a different number of tokens in the two phases.
-    pub length_mismatch: bool,
-    /// A measured call was served from the server's prompt cache beyond the prefix prompts of
-    /// one invocation share (see [`served_from_prompt_cache`]): its TTFT times a cache hit,
-    /// not a prompt evaluation. Absent (false) in older records.
-    #[serde(default)]
-    pub prompt_cache: bool,
-}
-
-impl Flags {
-    /// The flags' names, in the order [`Flags::raised`] lists them (and `runs.csv` has them:
-    /// tested there).
-    pub const NAMES: [&'static str; 5] = [
-        "ttft_anomaly",
-        "low_speedup",
-        "cold_load",
-        "length_mismatch",
-        "prompt_cache",
-    ];
-
-    /// The flags' values, in the order of [`Flags::NAMES`].
-    pub fn values(&self) -> [bool; 5] {
-        [
-            self.ttft_anomaly,
-            self.low_speedup,
-            self.cold_load,
-            self.length_mismatch,
-            self.prompt_cache,
-        ]
+    if xs.is_empty() || xs.iter().any(|&x| !x.is_finite() || x < 0.0) {
+        return None;
     }
-
-    /// Names of the raised flags, e.g. `["ttft_anomaly", "cold_load"]`.
-    pub fn raised(&self) -> Vec<&'static str> {
-        Self::NAMES
-            .into_iter()
-            .zip(self.values())
-            .filter_map(|(name, on)| on.then_some(name))
-            .collect()
+    let max = xs.iter().copied().fold(0.0, f64::max);
+    if max == 0.0 {
+        return None;
     }
-}
-
-/// Everything computed for one successful run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct RunMetrics {
-    pub agents: usize,
-    /// Σ T_i(alone), ms.
-    pub sequential_sum_ms: f64,
-    /// T_conc: barrier release to the last agent's end, ms.
-    pub concurrent_wall_ms: f64,
-    /// Σ T_i(alone) / T_conc.
-    pub speedup: Figure,
-    /// speedup / N.
-    pub efficiency: Figure,
-    /// The seed's formula, Σ T_i(conc) / T_conc: how evenly agents finished, not concurrency.
-    pub estimated_speedup: Figure,
-    pub estimated_efficiency: Figure,
-    /// Σ T_i(alone)·(tokens_i(conc)/tokens_i(alone)) / T_conc; only when lengths differ.
-    pub token_normalized_speedup: Option<Figure>,
-    /// Σ tokens(conc) / T_conc, tok/s.
-    pub system_throughput_tok_s: Figure,
-    /// Jain's index over the agents' slowdowns.
-    pub fairness: Option<f64>,
-    /// decode tok/s of agent 0 minus agent 1, concurrent phase.
-    pub throughput_delta_tok_s: Option<f64>,
-    /// mean TTFT of agent 0 minus agent 1, concurrent phase, ms.
-    pub ttft_delta_ms: Option<f64>,
-    pub flags: Flags,
-    pub per_agent: Vec<AgentMetrics>,
+    // The index is scale-free; dividing by the maximum keeps the squares from overflowing.
+    let (s, sq) = xs.iter().fold((0.0, 0.0), |(s, sq), &x| {
+        let y = x / max;
+        (s + y, sq + y * y)
+    });
+    Some((s * s / (xs.len() as f64 * sq)).min(1.0))
 }
 
 fn decode_rate(a: &AgentPhaseRecord) -> Option<f64> {
@@ -326,8 +220,7 @@ pub fn run_metrics(seq: &PhaseRecord, conc: &PhaseRecord) -> RunMetrics {
 mod tests {
     use super::*;
 
-    use crate::call::{CallRecord, TokenCount};
-    use crate::record::Phase;
+    use crate::record::{Basis, CallRecord, Phase, TokenCount};
 
     #[test]
     fn raised_flags_by_name_in_order() {
@@ -560,5 +453,17 @@ mod tests {
     fn jain_bounds() {
         assert!((jain_index(&[1.0, 1.0]).unwrap() - 1.0).abs() < 1e-12);
         assert!((jain_index(&[1.0, 0.0]).unwrap() - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_sample_with_a_nan_infinity_or_negative_has_no_statistic() {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(percentiles(&[1.0, bad]).is_none(), "{bad}");
+            assert!(jain_index(&[1.0, bad]).is_none(), "{bad}");
+        }
+        assert!(jain_index(&[1.0, -1.0]).is_none());
+        assert!(jain_index(&[0.0, 0.0]).is_none());
+        assert!(jain_index(&[]).is_none());
+        assert_eq!(jain_index(&[1e300, 1e300]), Some(1.0));
     }
 }

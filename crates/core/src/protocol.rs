@@ -3,11 +3,14 @@
 //! concurrent phase (all agents released together from a barrier, each its own task on
 //! the runtime under test). Phase order and sequential agent order alternate between runs.
 
-use crate::call::{execute_call, CallRecord, CallSettings, CallTarget};
+use crate::call::{execute_call, CallSettings, CallTarget};
 use crate::http::HttpClient;
 use crate::metrics::run_metrics;
 use crate::metrics::RunMetrics;
-use crate::record::{AgentPhaseRecord, Phase, PhaseOrder, PhaseRecord, RunStatus};
+use crate::record::{
+    AgentPhaseRecord, CallError, CallErrorKind, CallRecord, Phase, PhaseOrder, PhaseRecord,
+    RunRecord, RunStatus,
+};
 use crate::rt::{AsyncRuntime, JoinError};
 use crate::workload::Agent;
 use serde::{Deserialize, Serialize};
@@ -210,16 +213,33 @@ pub fn agent_tag(plan: &RunPlan, phase: Phase, agent: &Agent) -> String {
     )
 }
 
-/// [`agent_tag`] from its parts (a [`crate::record::RunRecord`] keeps them all).
+/// [`agent_tag`] from its parts (a [`RunRecord`] keeps them all).
 pub fn tag_of(nonce: &str, run_tag: &str, run_index: u32, phase: Phase, agent_id: &str) -> String {
     let run = match run_tag {
         "" => format!("run {run_index}"),
         run => run.to_owned(),
     };
-    let tag = format!("{} {agent_id} {run}", phase_name(phase));
+    let tag = format!("{} {agent_id} {run}", phase.as_str());
     match nonce {
         "" => tag,
         nonce => format!("{nonce} {tag}"),
+    }
+}
+
+impl RunRecord {
+    /// The request body agent `agent` sent as call `call` in `phase`, given the text its
+    /// previous call returned: the tag as the protocol built it, from this record's nonce,
+    /// run tag and run index.
+    pub fn request_body(&self, phase: Phase, agent: usize, call: usize, previous: &str) -> Vec<u8> {
+        let a = &self.agents[agent];
+        let tag = tag_of(
+            &self.prompt_nonce,
+            &self.run_tag,
+            self.run_index,
+            phase,
+            &a.id,
+        );
+        a.tagged(&tag).request_body(call, previous)
     }
 }
 
@@ -260,7 +280,7 @@ async fn warm_up<R: AsyncRuntime, C: HttpClient>(
         warm.options.num_predict = Some(tokens);
         let target = CallTarget {
             agent_id: &a.id,
-            call: "warmup",
+            call: Phase::Warmup.as_str(),
             url: a.url(),
             model: &a.model,
             api: a.endpoint.api,
@@ -422,8 +442,8 @@ fn join_or_panic_record(
         Ok(r) => r,
         Err(e) => {
             let a = &job.agent;
-            let error = crate::call::CallError {
-                kind: crate::call::CallErrorKind::Request,
+            let error = CallError {
+                kind: CallErrorKind::Request,
                 message: format!("agent task failed: {e}"),
                 url: a.url(),
                 model: a.model.clone(),
@@ -470,19 +490,11 @@ fn join_or_panic_record(
     }
 }
 
-fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Warmup => "warmup",
-        Phase::Sequential => "sequential",
-        Phase::Concurrent => "concurrent",
-    }
-}
-
 #[cfg(test)]
 mod tag_tests {
     use super::*;
     use crate::api::ApiKind;
-    use crate::workload::{seed_agents, Endpoint, ModelOptions, Scenario};
+    use crate::workload::{builtin_agents, Endpoint, ModelOptions, Scenario};
 
     /// Two agents of one template (ids `collector-0`, `collector-2`, one server) used to send
     /// byte-identical prompts in a phase, so the second was served from the first's cache.
@@ -494,7 +506,7 @@ mod tag_tests {
             api: ApiKind::OpenaiChat,
             api_key_env: None,
         };
-        let t = seed_agents(std::slice::from_ref(&ep));
+        let t = builtin_agents(std::slice::from_ref(&ep));
         let agents: Vec<Agent> = crate::workload::replicate(&t, 3, &[ep], None)
             .iter()
             .enumerate()

@@ -1,22 +1,53 @@
 //! What is written: one [`RunRecord`] per run, one JSON line each in `runs.jsonl`.
+//!
+//! Every type of the record lives here and depends on nothing that produces or reads it:
+//! [`crate::call`] and [`crate::protocol`] fill records in, [`crate::metrics`] computes from
+//! them.
 
-use crate::call::{CallError, CallRecord};
-use crate::metrics::RunMetrics;
+use crate::api::ServerStats;
 use crate::rt::RuntimeFacts;
 use crate::workload::{Agent, Scenario};
 use serde::{Deserialize, Serialize};
 
+// Only what the field docs link to (their text is also the JSON Schema's, so it stays plain).
+#[cfg(doc)]
+use crate::{
+    call::{KEPT_OFFSETS, KEPT_TEXT_BYTES},
+    metrics::served_from_prompt_cache,
+};
+
 /// Version of the record layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A phase of the run protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Warmup,
-    Sequential,
-    Concurrent,
+/// Declares [`Phase`] with each phase's name written once: its serialized form,
+/// [`Phase::as_str`] (prompt tags, live progress) and [`Phase::ALL`] all come from this list.
+macro_rules! phases {
+    ($($variant:ident = $name:literal,)*) => {
+        /// A phase of the run protocol.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+        pub enum Phase {
+            $(#[serde(rename = $name)] $variant,)*
+        }
+
+        impl Phase {
+            /// Every phase, in declaration order (warm-up first): `ALL[p as usize] == p`.
+            pub const ALL: &'static [Phase] = &[$(Phase::$variant),*];
+
+            /// The phase's name, as serialized.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Phase::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+phases! {
+    Warmup = "warmup",
+    Sequential = "sequential",
+    Concurrent = "concurrent",
 }
 
 /// Which measured phase ran first in a run (alternates between runs).
@@ -49,7 +80,7 @@ impl AgentPhaseRecord {
             match c.output_tokens {
                 Some(t) => {
                     total += t.value;
-                    all_measured &= t.basis == crate::call::Basis::Measured;
+                    all_measured &= t.basis == Basis::Measured;
                 }
                 None => all_measured = false,
             }
@@ -179,19 +210,303 @@ impl RunRecord {
     pub fn is_ok(&self) -> bool {
         matches!(self.status, RunStatus::Ok)
     }
+}
 
-    /// The request body agent `agent` sent as call `call` in `phase`, given the text its
-    /// previous call returned: the tag as the protocol built it, from this record's nonce,
-    /// run tag and run index.
-    pub fn request_body(&self, phase: Phase, agent: usize, call: usize, previous: &str) -> Vec<u8> {
-        let a = &self.agents[agent];
-        let tag = crate::protocol::tag_of(
-            &self.prompt_nonce,
-            &self.run_tag,
-            self.run_index,
-            phase,
-            &a.id,
-        );
-        a.tagged(&tag).request_body(call, previous)
+// Calls: what `call::execute_call` measures.
+
+/// Whether a figure was measured directly or derived under an assumption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    Measured,
+    Estimated,
+}
+
+/// Output tokens of a call and where the number comes from: the server's count
+/// (`measured`) or the number of text events the client saw (`estimated`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct TokenCount {
+    pub value: u64,
+    pub basis: Basis,
+}
+
+/// What kind of failure ended a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CallErrorKind {
+    Connect,
+    ConnectTimeout,
+    InvalidUrl,
+    Request,
+    HttpStatus,
+    WrongContentType,
+    FirstByteTimeout,
+    IdleTimeout,
+    TotalTimeout,
+    Body,
+    LineTooLong,
+    InvalidUtf8,
+    MalformedStream,
+    ServerError,
+    ClosedBeforeDone,
+    Framing,
+    /// Far more than was asked for: more text events than `runaway_factor` × `num_predict`,
+    /// or a body over `max_response_bytes`.
+    RunawayStream,
+}
+
+/// A failed call: what happened, where, and how far it got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct CallError {
+    pub kind: CallErrorKind,
+    pub message: String,
+    pub url: String,
+    pub model: String,
+    /// HTTP status, when the server answered with one other than 200.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub bytes_received: u64,
+    pub elapsed_ms: f64,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (model {:?} at {}, after {:.0} ms, {} bytes received)",
+            self.message, self.model, self.url, self.elapsed_ms, self.bytes_received
+        )
+    }
+}
+
+/// Everything measured about one call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct CallRecord {
+    pub agent_id: String,
+    /// The call's name in the agent's workload (`analysis`, `report`, `warmup`).
+    pub call: String,
+    pub url: String,
+    pub model: String,
+    /// When the request was sent, relative to the start of its phase, ms.
+    pub send_offset_ms: f64,
+    /// t_first - t_send: first chunk carrying non-empty generated text of any kind
+    /// (reasoning or answer), ms.
+    pub ttft_ms: Option<f64>,
+    /// t_done - t_send: until the response body ended, ms.
+    pub e2e_ms: f64,
+    /// t_last - t_first: first to last text-carrying chunk (reasoning or answer), ms.
+    pub decode_ms: Option<f64>,
+    /// Every generated token, reasoning included (what the server decodes).
+    pub output_tokens: Option<TokenCount>,
+    /// Text events the client decoded: non-empty `response`/`content`/`delta` text and
+    /// non-empty reasoning (`thinking`, `reasoning_content`, `reasoning`).
+    pub text_events: u64,
+    pub bytes_received: u64,
+    /// Arrival of each text event (reasoning or answer) relative to t_send, ms (the raw
+    /// inter-chunk record); the first [`KEPT_OFFSETS`] only (fewer than `text_events` when cut).
+    pub text_offsets_ms: Vec<f64>,
+    /// (tokens - 1) / (t_last - t_first), tok/s.
+    pub client_decode_tok_s: Option<f64>,
+    /// (t_last - t_first) / (tokens - 1), ms per output token after the first.
+    pub tpot_ms: Option<f64>,
+    /// Percentiles of raw gaps between consecutive text events, ms.
+    pub gap_ms: Option<Percentiles>,
+    /// Server-reported figures, as reported.
+    pub server: Option<ServerStats>,
+    /// Server-reported tokens / eval time, tok/s.
+    pub server_decode_tok_s: Option<f64>,
+    /// Server-reported load time above the threshold: a model (re)load landed in this call.
+    pub cold_load: bool,
+    /// First characters of the generated text (for reports; the full text is not kept).
+    pub output_preview: String,
+    pub error: Option<CallError>,
+    /// t_first_answer - t_send: first chunk carrying non-empty answer text (`response`,
+    /// `content`, `text`), after any reasoning, ms. Equals `ttft_ms` when nothing reasoned.
+    #[serde(default)]
+    pub ttft_answer_ms: Option<f64>,
+    /// Of `text_events`, those carrying reasoning text.
+    #[serde(default)]
+    pub reasoning_events: u64,
+    /// Of `output_tokens`, those spent reasoning: the server's count (`measured`), else
+    /// `reasoning_events` (`estimated`); absent when no reasoning event came and the server
+    /// sent no count (a server that always sends `reasoning_tokens: 0` gives a measured 0).
+    #[serde(default)]
+    pub reasoning_tokens: Option<TokenCount>,
+    /// Of `output_tokens`, the answer's: output − the server's reasoning count when the
+    /// server gives both, `output_tokens` when nothing reasoned, else the answer's text
+    /// events (`estimated`).
+    #[serde(default)]
+    pub answer_tokens: Option<TokenCount>,
+    /// More text arrived than the call keeps ([`KEPT_TEXT_BYTES`]): `{previous}` got the
+    /// first part only.
+    #[serde(default)]
+    pub output_truncated: bool,
+}
+
+// Metrics: what `metrics::run_metrics` computes from the two measured phases.
+
+/// A number and whether it was measured or estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Figure {
+    pub value: f64,
+    pub basis: Basis,
+}
+
+impl Figure {
+    pub fn measured(value: f64) -> Self {
+        Figure {
+            value,
+            basis: Basis::Measured,
+        }
+    }
+    pub fn estimated(value: f64) -> Self {
+        Figure {
+            value,
+            basis: Basis::Estimated,
+        }
+    }
+}
+
+/// p50/p90/p99/max of a sample (linear interpolation between order statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// One agent's figures in one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AgentMetrics {
+    pub agent_id: String,
+    /// T_i(alone), ms.
+    pub alone_ms: f64,
+    /// T_i(conc), ms.
+    pub concurrent_ms: f64,
+    /// T_i(conc) / T_i(alone).
+    pub slowdown: f64,
+    pub tokens_alone: u64,
+    pub tokens_concurrent: u64,
+    /// Client decode rate in the concurrent phase: Σ(tokens−1) / Σ(t_last−t_first) over its calls, tok/s.
+    pub concurrent_decode_tok_s: Option<f64>,
+    /// Client decode rate alone, same definition, tok/s.
+    pub alone_decode_tok_s: Option<f64>,
+    /// Mean TTFT of its calls in the concurrent phase (first token of any kind), ms.
+    pub concurrent_ttft_ms: Option<f64>,
+    /// Mean time to the first answer token of its calls in the concurrent phase (after any
+    /// reasoning), ms.
+    #[serde(default)]
+    pub concurrent_ttft_answer_ms: Option<f64>,
+    /// Reasoning tokens over its calls in the concurrent phase (of `tokens_concurrent`).
+    #[serde(default)]
+    pub reasoning_tokens_concurrent: u64,
+}
+
+/// Contention flags, named for what they test.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Flags {
+    /// A concurrent-phase TTFT above 3 s (the seed's prose definition of contention).
+    pub ttft_anomaly: bool,
+    /// Measured speedup below 0.75·N (1.5 for two agents: the seed code's definition).
+    pub low_speedup: bool,
+    /// A measured call paid a model (re)load above the threshold.
+    pub cold_load: bool,
+    /// Some agent produced a different number of tokens in the two phases.
+    pub length_mismatch: bool,
+    /// A measured call was served from the server's prompt cache beyond the prefix prompts of
+    /// one invocation share (see [`served_from_prompt_cache`]): its TTFT times a cache hit,
+    /// not a prompt evaluation. Absent (false) in older records.
+    #[serde(default)]
+    pub prompt_cache: bool,
+}
+
+impl Flags {
+    /// The flags' names, in the order [`Flags::raised`] lists them (and `runs.csv` has them:
+    /// tested there).
+    pub const NAMES: [&'static str; 5] = [
+        "ttft_anomaly",
+        "low_speedup",
+        "cold_load",
+        "length_mismatch",
+        "prompt_cache",
+    ];
+
+    /// The flags' values, in the order of [`Flags::NAMES`].
+    pub fn values(&self) -> [bool; 5] {
+        [
+            self.ttft_anomaly,
+            self.low_speedup,
+            self.cold_load,
+            self.length_mismatch,
+            self.prompt_cache,
+        ]
+    }
+
+    /// Names of the raised flags, e.g. `["ttft_anomaly", "cold_load"]`.
+    pub fn raised(&self) -> Vec<&'static str> {
+        Self::NAMES
+            .into_iter()
+            .zip(self.values())
+            .filter_map(|(name, on)| on.then_some(name))
+            .collect()
+    }
+}
+
+/// Everything computed for one successful run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RunMetrics {
+    pub agents: usize,
+    /// Σ T_i(alone), ms.
+    pub sequential_sum_ms: f64,
+    /// T_conc: barrier release to the last agent's end, ms.
+    pub concurrent_wall_ms: f64,
+    /// Σ T_i(alone) / T_conc.
+    pub speedup: Figure,
+    /// speedup / N.
+    pub efficiency: Figure,
+    /// The seed's formula, Σ T_i(conc) / T_conc: how evenly agents finished, not concurrency.
+    pub estimated_speedup: Figure,
+    pub estimated_efficiency: Figure,
+    /// Σ T_i(alone)·(tokens_i(conc)/tokens_i(alone)) / T_conc; only when lengths differ.
+    pub token_normalized_speedup: Option<Figure>,
+    /// Σ tokens(conc) / T_conc, tok/s.
+    pub system_throughput_tok_s: Figure,
+    /// Jain's index over the agents' slowdowns.
+    pub fairness: Option<f64>,
+    /// decode tok/s of agent 0 minus agent 1, concurrent phase.
+    pub throughput_delta_tok_s: Option<f64>,
+    /// mean TTFT of agent 0 minus agent 1, concurrent phase, ms.
+    pub ttft_delta_ms: Option<f64>,
+    pub flags: Flags,
+    pub per_agent: Vec<AgentMetrics>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_phase_serializes_as_its_name_and_indexes_all() {
+        for (i, &p) in Phase::ALL.iter().enumerate() {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+            assert_eq!(
+                serde_json::from_value::<Phase>(p.as_str().into()).unwrap(),
+                p
+            );
+            assert_eq!(p as usize, i);
+        }
+        let names: Vec<_> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(names, ["warmup", "sequential", "concurrent"]);
     }
 }

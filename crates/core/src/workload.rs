@@ -497,9 +497,11 @@ pub fn replicate(
         .collect()
 }
 
-/// The seed's two agents: a data collector and an insight agent, two calls each
-/// (an analysis call, then a report call quoting what the analysis returned).
-pub fn seed_agents(endpoints: &[Endpoint]) -> Vec<AgentTemplate> {
+/// The agents a config without `[[agents]]` runs: the two of the original ("seed") report, a
+/// data collector and an insight agent, two calls each (an analysis call, then a report call
+/// quoting what the analysis returned). Named "built-in" so that "seed" in this code base
+/// always means a random seed.
+pub fn builtin_agents(endpoints: &[Endpoint]) -> Vec<AgentTemplate> {
     let ep = |i: usize| endpoints[i % endpoints.len()].clone();
     vec![
         AgentTemplate {
@@ -578,7 +580,7 @@ mod tests {
             seed: Some(7),
             ..Default::default()
         };
-        let t = seed_agents(&endpoints());
+        let t = builtin_agents(&endpoints());
         let a = t[0].instantiate("gemma3:latest", Scenario::BaselineVsChimera, 0, &base);
         let b = t[1].instantiate("gemma3:latest", Scenario::BaselineVsChimera, 1, &base);
         assert_eq!(a.options, base);
@@ -592,7 +594,7 @@ mod tests {
 
     #[test]
     fn homo_gives_identical_options_and_hetero_different() {
-        let t = seed_agents(&endpoints());
+        let t = builtin_agents(&endpoints());
         let base = ModelOptions::default();
         let homo: Vec<_> = (0..2)
             .map(|i| {
@@ -613,7 +615,7 @@ mod tests {
 
     #[test]
     fn agent_overrides_win_over_scenario() {
-        let mut t = seed_agents(&endpoints());
+        let mut t = builtin_agents(&endpoints());
         t[1].options.num_ctx = Some(2048);
         let b = t[1].instantiate("m", Scenario::ChimeraHomo, 1, &ModelOptions::default());
         assert_eq!(b.options.num_ctx, Some(2048));
@@ -622,7 +624,7 @@ mod tests {
 
     #[test]
     fn ollama_chat_body_carries_options_and_previous_text() {
-        let t = seed_agents(&endpoints());
+        let t = builtin_agents(&endpoints());
         let a = t[0].instantiate("gemma3", Scenario::ChimeraHomo, 0, &ModelOptions::default());
         let body: serde_json::Value =
             serde_json::from_slice(&a.request_body(1, "FIRST OUTPUT")).unwrap();
@@ -771,7 +773,7 @@ mod tests {
     #[test]
     fn replicate_spreads_ids_seeds_and_endpoints() {
         let eps = endpoints();
-        let t = seed_agents(&eps);
+        let t = builtin_agents(&eps);
         let r = replicate(&t, 5, &eps, Some(42));
         let ids: Vec<_> = r.iter().map(|a| a.id.as_str()).collect();
         assert_eq!(
@@ -795,7 +797,7 @@ mod tests {
 
     #[test]
     fn tags_lead_what_is_sent_so_prefix_caches_cannot_span_phases() {
-        let t = seed_agents(&endpoints());
+        let t = builtin_agents(&endpoints());
         let a = t[0].instantiate("m", Scenario::ChimeraHomo, 0, &ModelOptions::default());
         let seq: serde_json::Value =
             serde_json::from_slice(&a.tagged("run 0 sequential").request_body(1, "x")).unwrap();

@@ -3,7 +3,8 @@
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::{CallSettings, Timeouts};
 use chimeraforge_core::workload::{
-    replicate, seed_agents, AgentTemplate, CallSpec, Endpoint, ModelOptions, PromptCache, Scenario,
+    builtin_agents, replicate, AgentTemplate, CallSpec, Endpoint, ModelOptions, PromptCache,
+    Scenario,
 };
 use chimeraforge_core::ClientOptions;
 use serde::{Deserialize, Serialize};
@@ -572,7 +573,7 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
     };
 
     let agents = if raw_agents.is_empty() {
-        seed_agents(&endpoints)
+        builtin_agents(&endpoints)
     } else {
         let mut agents: Vec<AgentTemplate> = Vec::new();
         for a in raw_agents {

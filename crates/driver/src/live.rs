@@ -39,20 +39,14 @@ impl LiveCounters {
         for t in &self.tokens {
             t.store(0, Ordering::Relaxed);
         }
-        let code = match phase {
-            Phase::Warmup => 1,
-            Phase::Sequential => 2,
-            Phase::Concurrent => 3,
-        };
-        self.phase.store(code, Ordering::Relaxed);
+        // 0 is "starting", so phase p is stored as p + 1.
+        self.phase.store(phase as u8 + 1, Ordering::Relaxed);
     }
 
     fn phase_name(&self) -> &'static str {
         match self.phase.load(Ordering::Relaxed) {
-            1 => "warmup",
-            2 => "sequential",
-            3 => "concurrent",
-            _ => "starting",
+            0 => "starting",
+            code => Phase::ALL[usize::from(code - 1)].as_str(),
         }
     }
 }

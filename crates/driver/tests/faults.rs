@@ -10,7 +10,7 @@ use chimeraforge_core::call::{
 };
 use chimeraforge_core::protocol::RunPlan;
 use chimeraforge_core::record::{Phase, RunStatus};
-use chimeraforge_core::workload::{request_body, seed_agents, Endpoint, ModelOptions, Scenario};
+use chimeraforge_core::workload::{builtin_agents, request_body, Endpoint, ModelOptions, Scenario};
 use chimeraforge_core::{AsyncRuntime, Backend, ClientOptions};
 use chimeraforge_sim::{SimConfig, SimHandle, SimServer};
 use std::time::Duration;
@@ -274,7 +274,7 @@ pub fn failed_run_is_recorded<B: Backend>() {
         seed: Some(1),
         ..Default::default()
     };
-    let agents = seed_agents(&[ep])
+    let agents = builtin_agents(&[ep])
         .iter()
         .enumerate()
         .map(|(i, t)| t.instantiate(MODEL, Scenario::ChimeraHomo, i, &base))

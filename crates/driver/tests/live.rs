@@ -11,7 +11,7 @@ use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::CallSettings;
 use chimeraforge_core::protocol::RunPlan;
 use chimeraforge_core::record::{Phase, RunRecord};
-use chimeraforge_core::workload::{seed_agents, Endpoint, ModelOptions, Scenario};
+use chimeraforge_core::workload::{builtin_agents, Endpoint, ModelOptions, Scenario};
 use chimeraforge_core::ClientOptions;
 use chimeraforge_sim::{SimConfig, SimHandle, SimServer};
 use std::io::Write;
@@ -42,7 +42,7 @@ fn job(backend: &str, sim_url: &str) -> ChildJob {
         ..Default::default()
     };
     let model = "gemma3:latest";
-    let agents = seed_agents(&endpoints)
+    let agents = builtin_agents(&endpoints)
         .iter()
         .enumerate()
         .map(|(i, t)| t.instantiate(model, Scenario::ChimeraHomo, i, &base))

@@ -96,6 +96,13 @@ pub(crate) fn sleep_until(at: Instant) -> SleepUntil {
     SleepUntil { at }
 }
 
+/// Sleep until `deadline` on this clock; a past deadline costs nothing.
+pub(crate) async fn wait_until(deadline: tokio::time::Instant) {
+    if deadline > tokio::time::Instant::now() {
+        sleep_until(deadline.into_std()).await;
+    }
+}
+
 impl Future for SleepUntil {
     type Output = ();
 

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
 
 use crate::body::{Chunk, Scheduled};
-use crate::clock;
+use crate::clock::wait_until;
 use crate::device::DeviceState;
 use crate::fault::{Fault, FaultMode};
 use crate::model::{LoadKey, ModelSlot};
@@ -23,13 +23,6 @@ pub(crate) const INVALID_UTF8_BYTES: [u8; 2] = [0xff, 0xfe];
 pub(crate) const FLOOD_TOKEN_BYTES: usize = 64 * 1024;
 /// The message of `error_midstream`.
 pub(crate) const MIDSTREAM_ERROR: &str = "chimeraforge-sim: injected fault error_midstream";
-
-/// Sleep until `deadline` on the precise clock (see `clock`); a past deadline costs nothing.
-pub(crate) async fn wait_until(deadline: Instant) {
-    if deadline > Instant::now() {
-        clock::sleep_until(deadline.into_std()).await;
-    }
-}
 
 /// The time `tokens` take at `tok_s`; a non-positive or non-finite rate is free.
 fn tokens_time(tokens: u32, tok_s: f64) -> Duration {

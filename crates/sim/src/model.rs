@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 use tokio::time::Instant;
 
+use crate::clock::wait_until;
 use crate::config::ModelProfile;
-use crate::engine::wait_until;
 
 /// Ollama's `num_ctx` when a request sets none.
 pub(crate) const DEFAULT_NUM_CTX: i64 = 2048;

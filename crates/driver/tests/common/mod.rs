@@ -7,7 +7,7 @@ use chimeraforge::backends::ChildJob;
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::CallSettings;
 use chimeraforge_core::protocol::RunPlan;
-use chimeraforge_core::workload::{seed_agents, Endpoint, ModelOptions, Scenario};
+use chimeraforge_core::workload::{builtin_agents, Endpoint, ModelOptions, Scenario};
 use chimeraforge_core::ClientOptions;
 use chimeraforge_sim::{Device, SimConfig, SimHandle, SimServer};
 
@@ -84,7 +84,7 @@ pub fn homo_job_tokens(
         seed: Some(42),
         ..Default::default()
     };
-    let agents = seed_agents(&endpoints)
+    let agents = builtin_agents(&endpoints)
         .iter()
         .enumerate()
         .map(|(i, t)| t.instantiate(MODEL, Scenario::ChimeraHomo, i, &base))

@@ -62,7 +62,7 @@ mod tests {
     // with scipy.special.gammaln; cliff = numpy.sign(a[:, None] - b[None, :]).sum() / (na nb).
 
     #[test]
-    fn matches_reference_seed_report() {
+    fn matches_reference_on_the_original_report() {
         assert_close(cohens_d(&RUST, &PY).unwrap(), 2.1158998853544966, REL);
         assert_close(hedges_g(&RUST, &PY).unwrap(), 1.9100298802350377, REL);
         assert_eq!(cliffs_delta(&RUST, &PY).unwrap(), 1.0);

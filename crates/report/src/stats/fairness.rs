@@ -3,7 +3,8 @@
 use super::{check, StatsError};
 
 /// Jain's fairness index (Σx)² / (n Σx²) of non-negative values (such as per-agent
-/// slowdowns): 1 when all are equal, 1/n when one agent has everything.
+/// slowdowns): 1 when all are equal, 1/n when one agent has everything (core's
+/// [`chimeraforge_core::metrics::jain_index`], which the run records' fairness comes from).
 ///
 /// Rejects negative values (`Negative`) and all zeros (`AllZero`).
 pub fn jain_index(xs: &[f64]) -> Result<f64, StatsError> {
@@ -15,16 +16,7 @@ pub fn jain_index(xs: &[f64]) -> Result<f64, StatsError> {
             value: xs[index],
         });
     }
-    let max = xs.iter().copied().fold(0.0, f64::max);
-    if max == 0.0 {
-        return Err(StatsError::AllZero);
-    }
-    // The index is scale-free; dividing by the maximum keeps the squares from overflowing.
-    let (s, sq) = xs.iter().fold((0.0, 0.0), |(s, sq), &x| {
-        let y = x / max;
-        (s + y, sq + y * y)
-    });
-    Ok((s * s / (xs.len() as f64 * sq)).min(1.0))
+    chimeraforge_core::metrics::jain_index(xs).ok_or(StatsError::AllZero)
 }
 
 #[cfg(test)]

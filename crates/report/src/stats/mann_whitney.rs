@@ -138,7 +138,7 @@ mod tests {
     ];
 
     #[test]
-    fn exact_matches_scipy_seed_report() {
+    fn exact_matches_scipy_on_the_original_report() {
         // scipy.stats.mannwhitneyu(RUST, PY, alternative="two-sided", method="exact"):
         // U = 25.0, p = 0.007936507936507936 (= 2/252).
         let m = mann_whitney_u(&RUST, &PY).unwrap();

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use chimeraforge_core::metrics::percentile_sorted;
+
 use super::{check, mean, sample_variance, StatsError};
 
 /// Descriptive statistics of one sample, in the sample's own unit (ms, tok/s, %).
@@ -56,9 +58,8 @@ impl Summary {
 }
 
 /// The `p`-th percentile of `xs` (`p` in percent, 0..=100), by linear interpolation between
-/// the two nearest order statistics: with the values sorted as x[0..n], h = (n - 1) p / 100,
-/// the result is x[⌊h⌋] + (h - ⌊h⌋)(x[⌊h⌋ + 1] - x[⌊h⌋]). This is numpy's default
-/// (`numpy.percentile(xs, p)`, method "linear", Hyndman & Fan type 7).
+/// the two nearest order statistics, numpy's default (see [`percentile_sorted`], core's one
+/// definition of it).
 pub fn percentile(xs: &[f64], p: f64) -> Result<f64, StatsError> {
     check(0, xs)?;
     if !(0.0..=100.0).contains(&p) {
@@ -72,24 +73,6 @@ pub fn percentile(xs: &[f64], p: f64) -> Result<f64, StatsError> {
     Ok(percentile_sorted(&sorted, p))
 }
 
-/// [`percentile`] of an already sorted, non-empty, finite sample; `p` in 0..=100.
-pub(crate) fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
-    let h = (sorted.len() - 1) as f64 * (p / 100.0);
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    lerp(sorted[lo], sorted[hi], h - lo as f64)
-}
-
-/// a + t (b - a), computed from the nearer end so t = 1 gives exactly b (as numpy does).
-fn lerp(a: f64, b: f64, t: f64) -> f64 {
-    let diff = b - a;
-    if t >= 0.5 {
-        b - diff * (1.0 - t)
-    } else {
-        a + diff * t
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,8 +80,8 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        /// The run records' percentiles (core, where the report cannot be a dependency) and
-        /// the report's are one definition written twice: they must agree.
+        /// The report's summary and Jain index reuse core's definitions (which the run
+        /// records' percentiles and fairness come from), behind their typed errors: they agree.
         #[test]
         fn agrees_with_the_core_percentiles(xs in proptest::collection::vec(0.0f64..1e4, 1..60)) {
             let core = chimeraforge_core::metrics::percentiles(&xs).unwrap();

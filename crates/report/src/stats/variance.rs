@@ -127,7 +127,7 @@ mod tests {
     }
 
     #[test]
-    fn matches_scipy_seed_report() {
+    fn matches_scipy_on_the_original_report() {
         // scipy.stats.f_oneway(RUST, PY): F = 11.192580812107927, p = 0.010147417738099856.
         let v = one_way(&[&RUST, &PY]).unwrap();
         assert_close(v.ss_between, 729.1452100000002, REL);

@@ -46,7 +46,7 @@ mod tests {
     const REL: f64 = 1e-12;
 
     #[test]
-    fn matches_scipy_seed_report() {
+    fn matches_scipy_on_the_original_report() {
         // scipy.stats.ttest_ind(RUST, PY, equal_var=False) -> statistic, pvalue, df.
         let w = welch_t_test(&RUST, &PY).unwrap();
         assert_close(w.t, 3.3455314693046794, REL);
