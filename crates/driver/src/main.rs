@@ -5,6 +5,7 @@ use chimeraforge::{
 };
 
 use anyhow::{bail, Context};
+use chimeraforge_core::BackendId;
 use clap::{Parser, Subcommand};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -117,7 +118,17 @@ enum Cmd {
         device: String,
     },
     /// List the backends this binary contains.
-    Backends,
+    ///
+    /// Compiled backends first, then the Python ones (with why one cannot run here).
+    /// With --features: every Rust backend chimeraforge has, compiled in or not, one per
+    /// line; each is the cargo feature that builds it in
+    /// (`cargo build --no-default-features --features NAME` builds a binary with it alone).
+    #[command(verbatim_doc_comment)]
+    Backends {
+        /// List every Rust backend (its cargo feature), not this binary's backends.
+        #[arg(long)]
+        features: bool,
+    },
     /// Check a config's servers before benching: up, API, version, models, settings.
     ///
     /// For each endpoint: reachable, API dialect, server version, models present and loaded,
@@ -210,7 +221,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Cmd::Report { .. } | Cmd::Compare { .. } | Cmd::Backends | Cmd::Completions { .. }
+        Cmd::Report { .. } | Cmd::Compare { .. } | Cmd::Backends { .. } | Cmd::Completions { .. }
     ) {
         // Output-only commands piped into `head` end quietly, as Unix tools do. Not for
         // `bench`: it writes to its children's pipes and must outlive a crashed child.
@@ -246,8 +257,13 @@ fn main() -> ExitCode {
             profile,
             device,
         } => sim(&host, port, &profile, &device),
-        Cmd::Backends => {
-            for line in backends::listing() {
+        Cmd::Backends { features } => {
+            let lines = if features {
+                backends::RUST_NAMES.map(str::to_owned).to_vec()
+            } else {
+                backends::listing()
+            };
+            for line in lines {
                 outln!("{line}");
             }
             Ok(ExitCode::SUCCESS)
@@ -322,47 +338,64 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<(config::Source, config::C
     Ok((source, cfg))
 }
 
-fn select_backends(cli: Option<&str>, cfg: &config::Config) -> anyhow::Result<Option<Vec<String>>> {
-    let compiled = backends::selectable_names();
-    let wanted: Vec<String> = match cli {
+fn select_backends(
+    cli: Option<&str>,
+    cfg: &config::Config,
+) -> anyhow::Result<Option<Vec<BackendId>>> {
+    let wanted: Vec<BackendId> = match cli {
         Some("list") => return Ok(None),
-        Some("all") => compiled.iter().map(|s| s.to_string()).collect(),
-        Some(list) => list
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect(),
+        Some("all") => all_selectable(),
+        Some(list) => parse_backend_list(list),
         None => match &cfg.backends {
             Some(list) => list.clone(),
-            None => compiled.iter().map(|s| s.to_string()).collect(),
+            None => all_selectable(),
         },
     };
     check_backends(wanted).map(Some)
 }
 
+/// What `--backends all` means: every backend that can run here.
+fn all_selectable() -> Vec<BackendId> {
+    backends::selectable_names()
+        .into_iter()
+        .map(BackendId::from)
+        .collect()
+}
+
+/// `--backends a,b`: the names, trimmed, empty ones skipped.
+fn parse_backend_list(list: &str) -> Vec<BackendId> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(BackendId::from)
+        .collect()
+}
+
 /// Every name in `wanted` can run here (compiled in, or an installed external backend),
 /// and there is at least one; otherwise an error naming the problem and the fix.
-fn check_backends(wanted: Vec<String>) -> anyhow::Result<Vec<String>> {
-    let compiled = backends::selectable_names();
+fn check_backends(wanted: Vec<BackendId>) -> anyhow::Result<Vec<BackendId>> {
+    let runnable = backends::selectable_names();
     for (i, b) in wanted.iter().enumerate() {
+        let name = b.as_str();
         if wanted[..i].contains(b) {
-            bail!("backend {b:?} is listed twice\n  hint: list each backend once (a cell is backend × model × scenario)");
+            bail!("backend {name:?} is listed twice\n  hint: list each backend once (a cell is backend × model × scenario)");
         }
-        if backends::is_external(b) {
-            backends::external_python(b).map_err(anyhow::Error::msg)?;
+        let entry = backends::lookup(b);
+        if let Some(python) = entry.and_then(backends::Entry::python) {
+            python.interpreter().map_err(anyhow::Error::msg)?;
         }
-        if !compiled.contains(&b.as_str()) {
-            let known = backends::ALL_NAMES.contains(&b.as_str());
+        if !runnable.contains(&name) {
+            let known = entry.is_some();
             bail!(
-                "backend {b:?} is {}\n  hint: this binary contains: {}{}",
+                "backend {name:?} is {}\n  hint: this binary contains: {}{}",
                 if known {
                     "not in this build"
                 } else {
                     "unknown"
                 },
-                compiled.join(", "),
+                runnable.join(", "),
                 if known {
-                    format!("; build with `cargo build --release --features {b}`")
+                    format!("; build with `cargo build --release --features {name}`")
                 } else {
                     String::new()
                 }
@@ -708,7 +741,7 @@ fn recorded_matrix(
 ) -> anyhow::Result<(
     config::Source,
     config::Config,
-    Vec<String>,
+    Vec<BackendId>,
     Vec<matrix::Slot>,
 )> {
     let manifest_path = dir.join(results::MANIFEST);
@@ -759,17 +792,18 @@ fn recorded_matrix(
     if let Some(runs) = manifest["config"]["runs"].as_u64() {
         cfg.runs = runs as u32;
     }
-    let backend_names: Vec<String> = serde_json::from_value(manifest["backends"].clone())
+    let backend_names: Vec<BackendId> = serde_json::from_value(manifest["backends"].clone())
         .with_context(|| format!("{} has no readable backends list", manifest_path.display()))?;
     let runnable = backends::selectable_names();
     if let Some(b) = backend_names
         .iter()
         .find(|b| !runnable.contains(&b.as_str()))
     {
-        let hint = if backends::is_external(b) {
+        let b = b.as_str();
+        let hint = if backends::python_backend(b).is_some() {
             format!(
                 "install its environment: `{}`",
-                backends::PYTHON_INSTALL_COMMAND
+                chimeraforge::python::PYTHON_INSTALL_COMMAND
             )
         } else {
             format!("resume with a build that has it: `cargo build --release --features {b}`")
@@ -840,15 +874,9 @@ fn overhead(
     probes: Option<Vec<String>>,
 ) -> anyhow::Result<ExitCode> {
     let wanted = check_backends(if list == "all" {
-        backends::selectable_names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        all_selectable()
     } else {
-        list.split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect()
+        parse_backend_list(list)
     })?;
     let pin = if pin {
         let cpus = chimeraforge::affinity::allowed().context("cannot read this process's CPUs")?;
@@ -882,7 +910,7 @@ fn overhead(
     for b in &wanted {
         let measured = chimeraforge::overhead::measure_backend(
             &exe,
-            b,
+            b.as_str(),
             &settings,
             |line| outln!("{line}"),
             |r| {

@@ -10,7 +10,7 @@
 //!   difference divided by the extra agents is the memory per extra concurrent agent.
 
 use crate::affinity::{self, Split};
-use crate::backends::ChildJob;
+use crate::child::ChildJob;
 use crate::matrix::run_child;
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::CallSettings;
@@ -131,7 +131,7 @@ pub fn job(backend: &str, probe: &Probe, base_url: &str, run_index: u32) -> Chil
     let mut plan = RunPlan::alternating(run_index, agents, 4, CallSettings::default());
     plan.concurrent_only = probe.concurrent_only;
     ChildJob {
-        backend: backend.to_owned(),
+        backend: backend.into(),
         model: MODEL.into(),
         scenario: Scenario::ChimeraHomo,
         client: ClientOptions::default(),
