@@ -83,8 +83,10 @@ pub fn run_job<B: Backend>(job: &ChildJob) -> Result<RunRecord, BackendError> {
     let live = crate::live::LiveCounters::new(job.plan.agents.len());
     let ids = job.plan.agents.iter().map(|a| a.id.clone()).collect();
     let sampler = crate::live::Sampler::start_if_requested(&live, ids);
-    let mut costs = CostObserver::default();
-    costs.live = sampler.is_some().then_some(live);
+    let mut costs = CostObserver {
+        live: sampler.is_some().then_some(live),
+        ..CostObserver::default()
+    };
     let outcome = rt.block_on(execute_run_observed(
         Arc::clone(&rt),
         client,
@@ -141,7 +143,7 @@ fn phase_tokens(p: Option<&PhaseRecord>) -> u64 {
 }
 
 /// CPU, memory and context switches of this process so far (getrusage).
-pub fn client_cost() -> ClientCost {
+pub(crate) fn client_cost() -> ClientCost {
     // SAFETY: getrusage writes into the zeroed struct we own.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
@@ -188,7 +190,7 @@ pub fn raise_open_files_limit() {
 /// Samples this process's getrusage at every phase boundary (never inside a phase).
 /// Also hands the calls their live-progress counters, when there are any.
 #[derive(Default)]
-pub struct CostObserver {
+pub(crate) struct CostObserver {
     open: Option<(Phase, ClientCost, Instant)>,
     pub phases: Vec<PhaseCost>,
     pub live: Option<std::sync::Arc<crate::live::LiveCounters>>,

@@ -57,21 +57,21 @@ struct RawConfig {
 }
 
 /// The most agents one run may have (a socket each, in the client and in the server).
-pub const MAX_AGENTS: usize = 10_000;
+pub(crate) const MAX_AGENTS: usize = 10_000;
 
 /// The most runs per cell (`runs` and `--runs`).
 pub const MAX_RUNS: u32 = 100_000;
 
 /// The smallest `max_response_bytes`: 64 KiB, about 256 tokens of OpenAI-style SSE (an event
 /// is ~250 bytes); below it an ordinary call would fail as `runaway_stream`.
-pub const MIN_RESPONSE_BYTES: i64 = 64 * 1024;
+pub(crate) const MIN_RESPONSE_BYTES: i64 = 64 * 1024;
 
 /// The shortest `max_line_bytes`: below it not even a server's closing stats line fits, so
 /// every call would fail as `line_too_long`.
-pub const MIN_LINE_BYTES: i64 = 1024;
+pub(crate) const MIN_LINE_BYTES: i64 = 1024;
 
 /// The longest timeout, ms (a day): longer is no timeout at all, and would overflow the clock.
-pub const MAX_TIMEOUT_MS: i64 = 86_400_000;
+pub(crate) const MAX_TIMEOUT_MS: i64 = 86_400_000;
 
 /// `agents` is either a count or a list of agent tables (TOML cannot have both under one key).
 enum RawAgents {
@@ -244,7 +244,7 @@ impl Config {
 }
 
 /// Powers of two from 1 up to `max`, and `max` itself when it is not one.
-pub fn powers_of_two_to(max: usize) -> Vec<usize> {
+pub(crate) fn powers_of_two_to(max: usize) -> Vec<usize> {
     let mut v: Vec<usize> = std::iter::successors(Some(1usize), |n| n.checked_mul(2))
         .take_while(|&n| n <= max)
         .collect();

@@ -44,7 +44,7 @@ impl PythonBackend {
     }
 
     /// Its child command: `VENV/bin/python -m chimeraforge_py child --backend NAME`.
-    pub fn child_command(&self) -> Result<Command, String> {
+    pub(crate) fn child_command(&self) -> Result<Command, String> {
         self.interpreter().map(|python| {
             let mut cmd = Command::new(python);
             cmd.args(["-m", "chimeraforge_py", "child", "--backend", self.name]);
