@@ -21,11 +21,15 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Run CONFIG (default: the quickstart on the embedded simulator) across all four backends, side by side.
+# Every Rust backend (each is its cargo feature, the BACKEND of `just bench`), from the backend table.
+backends:
+    cargo run -q -p chimeraforge -- backends --features
+
+# Run CONFIG (default: the quickstart on the embedded simulator) across every backend, side by side.
 bench-all CONFIG="bench-configs/quickstart.toml" *ARGS: build
     {{bin}} bench {{CONFIG}} --backends all {{ARGS}}
 
-# Run CONFIG on one backend, from a binary built with only that backend's feature.
+# Run CONFIG on one backend (one of `just backends`), from a binary built with only that backend's feature.
 bench BACKEND CONFIG="bench-configs/quickstart.toml" *ARGS:
     cargo build --release --no-default-features --features {{BACKEND}} --target-dir target/only-{{BACKEND}}
     target/only-{{BACKEND}}/release/chimeraforge bench {{CONFIG}} --backends {{BACKEND}} {{ARGS}}

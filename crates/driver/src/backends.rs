@@ -1,245 +1,90 @@
-//! The backends this binary contains: one monomorphized entry point per enabled feature.
-//! No trait objects on the measured path: `run_job::<B>` is compiled once per backend.
+//! The backends chimeraforge knows, declared once: the table at the end of this file.
+//!
+//! A Rust backend is compiled in when its cargo feature (named like the backend) is on, and
+//! runs monomorphized: [`with_compiled`] hands its type to the caller (the child runs
+//! `run_job::<B>`), no trait objects on the measured path. A Python backend is run by the
+//! Python environment ([`crate::python`]) with the same job and record.
 
-use crate::child::CostObserver;
-use chimeraforge_core::protocol::{execute_run_observed, RunPlan};
-use chimeraforge_core::record::{ClientCost, Phase, PhaseRecord, RunRecord, SCHEMA_VERSION};
-use chimeraforge_core::workload::Scenario;
-use chimeraforge_core::{AsyncRuntime, Backend, BackendError, ClientOptions};
-use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use crate::python::{PythonBackend, PYTHON_INSTALL_COMMAND};
+use chimeraforge_core::{Backend, BackendId};
 
-/// Every backend chimeraforge knows, whether or not this build contains it. The last two
-/// are external (see [`EXTERNAL_NAMES`]): run by the Python environment, not compiled in.
-pub const ALL_NAMES: [&str; 6] = [
-    "tokio-default",
-    "tokio-localset",
-    "smol-1kb",
-    "async-std",
-    "python-asyncio",
-    "python-uvloop",
-];
-
-/// What a child process is asked to run: one run of one cell.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChildJob {
-    pub backend: String,
-    pub model: String,
-    pub scenario: Scenario,
-    pub client: ClientOptions,
-    pub plan: RunPlan,
-}
-
-/// A backend compiled into this binary.
-pub struct BackendEntry {
+/// One backend of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
     pub name: &'static str,
-    pub run: fn(&ChildJob) -> Result<RunRecord, BackendError>,
+    pub kind: Kind,
 }
 
-#[cfg_attr(
-    not(any(
-        feature = "tokio-default",
-        feature = "tokio-localset",
-        feature = "smol-1kb",
-        feature = "async-std"
-    )),
-    allow(dead_code)
-)]
-fn entry<B: Backend>() -> BackendEntry {
-    BackendEntry {
-        name: B::NAME,
-        run: run_job::<B>,
-    }
+/// How a backend runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A `core::Backend` in its own crate, in this binary when its feature is on.
+    Rust { compiled: bool },
+    /// External: `python -m chimeraforge_py child`, the same job on stdin, the same record out.
+    Python(PythonBackend),
 }
 
-/// The backends in this build, in the canonical order.
-#[allow(clippy::vec_init_then_push)] // one push per enabled feature
-pub fn compiled() -> Vec<BackendEntry> {
-    #[allow(unused_mut)]
-    let mut v = Vec::new();
-    #[cfg(feature = "tokio-default")]
-    v.push(entry::<chimeraforge_backend_tokio::TokioDefault>());
-    #[cfg(feature = "tokio-localset")]
-    v.push(entry::<chimeraforge_backend_tokio::TokioLocalSet>());
-    #[cfg(feature = "smol-1kb")]
-    v.push(entry::<chimeraforge_backend_smol::Smol1Kb>());
-    #[cfg(feature = "async-std")]
-    v.push(entry::<chimeraforge_backend_async_std::AsyncStd>());
-    v
-}
-
-/// Names of the backends in this build.
-pub fn compiled_names() -> Vec<&'static str> {
-    compiled().iter().map(|b| b.name).collect()
-}
-
-/// Run one job on backend `B`: build its runtime and client, run the protocol, record it.
-pub fn run_job<B: Backend>(job: &ChildJob) -> Result<RunRecord, BackendError> {
-    let (rt, client) = B::build(&job.client)?;
-    // Keys are read from the environment here, checked (no header injection) and handed to
-    // the calls; never recorded (the child redacts its record, see `crate::secrets`).
-    let endpoints: Vec<_> = job.plan.agents.iter().map(|a| a.endpoint.clone()).collect();
-    let keys = crate::secrets::read_keys(&endpoints).map_err(|e| BackendError {
-        backend: B::NAME,
-        reason: e.to_string(),
-    })?;
-    let started_unix_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let live = crate::live::LiveCounters::new(job.plan.agents.len());
-    let ids = job.plan.agents.iter().map(|a| a.id.clone()).collect();
-    let sampler = crate::live::Sampler::start_if_requested(&live, ids);
-    let mut costs = CostObserver::default();
-    costs.live = sampler.is_some().then_some(live);
-    let outcome = rt.block_on(execute_run_observed(
-        Arc::clone(&rt),
-        client,
-        &job.plan,
-        &keys,
-        &mut costs,
-    ));
-    drop(sampler);
-    for cost in &mut costs.phases {
-        cost.output_tokens = match cost.phase {
-            Phase::Warmup => outcome.warmup.iter().map(call_tokens).sum(),
-            Phase::Sequential => phase_tokens(outcome.sequential.as_ref()),
-            Phase::Concurrent => phase_tokens(outcome.concurrent.as_ref()),
-        };
-    }
-    Ok(RunRecord {
-        schema_version: SCHEMA_VERSION,
-        backend: B::NAME.to_owned(),
-        model: job.model.clone(),
-        scenario: job.scenario,
-        run_index: job.plan.run_index,
-        started_unix_ms,
-        runtime: rt.describe(),
-        phase_order: job.plan.phase_order,
-        sequential_order: job.plan.sequential_order.clone(),
-        agents: job.plan.agents.clone(),
-        warmup: outcome.warmup,
-        sequential: outcome.sequential,
-        concurrent: outcome.concurrent,
-        metrics: outcome.metrics,
-        status: outcome.status,
-        client: Some(ClientCost {
-            phases: costs.phases,
-            ..crate::child::client_cost()
-        }),
-        run_tag: job.plan.run_tag.clone(),
-        prompt_nonce: job.plan.prompt_nonce.clone(),
-    })
-}
-
-/// Output tokens of a call: the server's count, else the text events the client decoded.
-fn call_tokens(c: &chimeraforge_core::call::CallRecord) -> u64 {
-    c.output_tokens.map_or(c.text_events, |t| t.value)
-}
-
-fn phase_tokens(p: Option<&PhaseRecord>) -> u64 {
-    p.map_or(0, |p| {
-        p.agents
-            .iter()
-            .flat_map(|a| &a.calls)
-            .map(call_tokens)
-            .sum()
-    })
-}
-
-// ---- External backends: a child that is not this binary ------------------------------------
-
-/// Backends run by another program with the same ChildJob on stdin and the same RunRecord
-/// line on stdout: the Python ones (`python/chimeraforge_py`, httpx on asyncio or uvloop).
-pub const EXTERNAL_NAMES: [&str; 2] = ["python-asyncio", "python-uvloop"];
-
-/// Installs the Python backends' environment (run from the repository root).
-pub const PYTHON_INSTALL_COMMAND: &str = "scripts/python-env.sh";
-
-/// Environment variable naming the Python venv (default: `.venv-py` in the repository).
-pub const PYTHON_VENV_ENV: &str = "CHIMERAFORGE_PY_VENV";
-
-/// Whether `name` is an external (non-compiled) backend.
-pub fn is_external(name: &str) -> bool {
-    EXTERNAL_NAMES.contains(&name)
-}
-
-/// The Python venv: `$CHIMERAFORGE_PY_VENV`, else `.venv-py` in the current directory or
-/// its nearest ancestor that has one, else `.venv-py` in the source tree this binary was
-/// built from.
-pub fn python_venv() -> std::path::PathBuf {
-    use std::path::PathBuf;
-    if let Some(v) = std::env::var_os(PYTHON_VENV_ENV).filter(|v| !v.is_empty()) {
-        return PathBuf::from(v);
-    }
-    if let Ok(cwd) = std::env::current_dir() {
-        for dir in cwd.ancestors() {
-            let v = dir.join(".venv-py");
-            if v.join("bin/python").exists() {
-                return v;
-            }
+impl Entry {
+    /// The Python backend, for an external entry.
+    pub fn python(&self) -> Option<&PythonBackend> {
+        match &self.kind {
+            Kind::Python(p) => Some(p),
+            Kind::Rust { .. } => None,
         }
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-py")
-}
 
-/// The interpreter that runs external backend `name`, or why it cannot run here.
-pub fn external_python(name: &str) -> Result<std::path::PathBuf, String> {
-    let venv = python_venv();
-    let python = venv.join("bin/python");
-    let installed = python.exists() && venv.join(".chimeraforge-requirements").exists();
-    if !installed {
-        return Err(format!(
-            "backend {name:?} needs the Python environment at {}, which is not installed\n  hint: run `{PYTHON_INSTALL_COMMAND}` in the repository root (or set {PYTHON_VENV_ENV} to an installed venv)",
-            venv.display()
-        ));
+    /// Whether it can run here: compiled in, or its Python environment installed.
+    fn runnable(&self) -> bool {
+        match &self.kind {
+            Kind::Rust { compiled } => *compiled,
+            Kind::Python(p) => p.interpreter().is_ok(),
+        }
     }
-    if name == "python-uvloop" && !python_has_module(&venv, "uvloop") {
-        return Err(format!(
-            "backend \"python-uvloop\" is unavailable: uvloop is not installed in {}\n  hint: run `{PYTHON_INSTALL_COMMAND}`",
-            venv.display()
-        ));
-    }
-    Ok(python)
 }
 
-/// Whether `venv`'s site-packages holds package `module` (no interpreter started).
-fn python_has_module(venv: &std::path::Path, module: &str) -> bool {
-    let Ok(libs) = std::fs::read_dir(venv.join("lib")) else {
-        return false;
-    };
-    libs.flatten().any(|d| {
-        d.path()
-            .join("site-packages")
-            .join(module)
-            .join("__init__.py")
-            .exists()
-    })
+/// What to do with a compiled backend's type: [`with_compiled`] calls `with::<B>()`.
+pub trait WithBackend {
+    type Output;
+    fn with<B: Backend>(self) -> Self::Output;
 }
 
-/// External backends that can run on this machine.
-pub fn external_available() -> Vec<&'static str> {
-    EXTERNAL_NAMES
-        .into_iter()
-        .filter(|n| external_python(n).is_ok())
+/// The table's entry for `id`, or `None` for a name chimeraforge does not know.
+pub fn lookup(id: &BackendId) -> Option<&'static Entry> {
+    TABLE.iter().find(|e| *id == e.name)
+}
+
+/// The Python backend named `name`, if it is one.
+pub fn python_backend(name: &str) -> Option<&'static PythonBackend> {
+    TABLE.iter().find(|e| e.name == name)?.python()
+}
+
+/// Names of the backends in this build, in the table's order.
+pub fn compiled_names() -> Vec<&'static str> {
+    TABLE
+        .iter()
+        .filter(|e| e.kind == Kind::Rust { compiled: true })
+        .map(|e| e.name)
         .collect()
 }
 
 /// What `--backends all` selects: the compiled backends, then the installed external ones.
 pub fn selectable_names() -> Vec<&'static str> {
-    let mut v = compiled_names();
-    v.extend(external_available());
-    v
+    TABLE
+        .iter()
+        .filter(|e| e.runnable())
+        .map(|e| e.name)
+        .collect()
 }
 
 /// `chimeraforge backends`: one line per backend; an external one that cannot run says why.
 pub fn listing() -> Vec<String> {
     let mut lines: Vec<String> = compiled_names().iter().map(|s| s.to_string()).collect();
-    for name in EXTERNAL_NAMES {
-        match external_python(name) {
-            Ok(_) => lines.push(name.to_owned()),
+    for p in TABLE.iter().filter_map(Entry::python) {
+        match p.interpreter() {
+            Ok(_) => lines.push(p.name.to_owned()),
             Err(why) => lines.push(format!(
-                "{name}  (not installed: {}; run `{PYTHON_INSTALL_COMMAND}`)",
+                "{}  (not installed: {}; run `{PYTHON_INSTALL_COMMAND}`)",
+                p.name,
                 why.lines().next().unwrap_or_default()
             )),
         }
@@ -247,15 +92,189 @@ pub fn listing() -> Vec<String> {
     lines
 }
 
-/// The child command of external backend `name` (`VENV/bin/python -m chimeraforge_py child
+/// The child command of external backend `id` (`VENV/bin/python -m chimeraforge_py child
 /// --backend NAME`); `None` for a compiled backend, whose child is this binary.
-pub fn external_command(name: &str) -> Option<Result<std::process::Command, String>> {
-    if !is_external(name) {
-        return None;
+pub fn external_command(id: &BackendId) -> Option<Result<std::process::Command, String>> {
+    Some(lookup(id)?.python()?.child_command())
+}
+
+/// Whether two names are the same, at compile time (the table's check of `Backend::NAME`).
+const fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
     }
-    Some(external_python(name).map(|python| {
-        let mut cmd = std::process::Command::new(python);
-        cmd.args(["-m", "chimeraforge_py", "child", "--backend", name]);
-        cmd
-    }))
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether no name is in `names` twice, at compile time.
+const fn distinct(names: &[&str]) -> bool {
+    let mut i = 0;
+    while i < names.len() {
+        let mut j = 0;
+        while j < i {
+            if same_name(names[i], names[j]) {
+                return false;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    true
+}
+
+const _: () = assert!(
+    distinct(&ALL_NAMES),
+    "a backend is declared twice in the table"
+);
+
+/// `Some(module)` or `None`: the Python package a backend needs beyond the environment's.
+macro_rules! needs {
+    () => {
+        None
+    };
+    ($module:literal) => {
+        Some($module)
+    };
+}
+
+/// The one declaration of every backend. A Rust line `"NAME" => path::Type` requires a
+/// cargo feature `NAME` in driver/Cargo.toml (rustc warns of an unknown feature) and, when
+/// the feature is on, `<Type as Backend>::NAME == "NAME"` (checked at compile time). From
+/// the table follow [`TABLE`], the name lists and [`with_compiled`].
+macro_rules! backends {
+    (
+        rust { $($rust:literal => $ty:path,)* }
+        python { $($py:literal $(needs $module:literal)?,)* }
+    ) => {
+        /// Every backend, compiled in or not: the Rust ones, then the Python ones.
+        pub(crate) const TABLE: &[Entry] = &[
+            $(Entry { name: $rust, kind: Kind::Rust { compiled: cfg!(feature = $rust) } },)*
+            $(Entry {
+                name: $py,
+                kind: Kind::Python(PythonBackend { name: $py, needs_module: needs!($($module)?) }),
+            },)*
+        ];
+
+        /// Every backend chimeraforge knows, whether or not this build contains it.
+        pub const ALL_NAMES: [&str; [$($rust,)* $($py,)*].len()] = [$($rust,)* $($py,)*];
+
+        /// The Rust backends, compiled in or not: each is also the cargo feature that
+        /// compiles it in (`chimeraforge backends --features`).
+        pub const RUST_NAMES: [&str; [$($rust,)*].len()] = [$($rust,)*];
+
+        /// The external backends: run by the Python environment, not compiled in.
+        pub const EXTERNAL_NAMES: [&str; [$($py,)*].len()] = [$($py,)*];
+
+        $(
+            #[cfg(feature = $rust)]
+            const _: () = assert!(
+                same_name(<$ty as Backend>::NAME, $rust),
+                concat!("Backend::NAME of ", stringify!($ty), " is not its feature name ", $rust)
+            );
+        )*
+
+        /// `w.with::<B>()` for the compiled backend `id`; `None` when `id` is not in this
+        /// build.
+        pub fn with_compiled<W: WithBackend>(id: &BackendId, w: W) -> Option<W::Output> {
+            match id.as_str() {
+                $(
+                    #[cfg(feature = $rust)]
+                    $rust => Some(w.with::<$ty>()),
+                )*
+                _ => {
+                    drop(w);
+                    None
+                }
+            }
+        }
+    };
+}
+
+backends! {
+    rust {
+        "tokio-default" => chimeraforge_backend_tokio::TokioDefault,
+        "tokio-localset" => chimeraforge_backend_tokio::TokioLocalSet,
+        "smol-1kb" => chimeraforge_backend_smol::Smol1Kb,
+        "async-std" => chimeraforge_backend_async_std::AsyncStd,
+    }
+    python {
+        "python-asyncio",
+        "python-uvloop" needs "uvloop",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_features_are_the_tables_rust_backends_in_order() {
+        let manifest: toml::Value = toml::from_str(include_str!("../Cargo.toml")).unwrap();
+        let features = manifest["features"].as_table().unwrap();
+        let default: Vec<&str> = features["default"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert_eq!(default, RUST_NAMES);
+        // Every feature that compiles in a backend crate has a table line.
+        let mut backend_features: Vec<&str> = features
+            .iter()
+            .filter(|(_, deps)| {
+                deps.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|d| d.as_str().unwrap().starts_with("dep:chimeraforge-backend-"))
+            })
+            .map(|(name, _)| name.as_str())
+            .collect();
+        backend_features.sort_unstable();
+        let mut names = RUST_NAMES.to_vec();
+        names.sort_unstable();
+        assert_eq!(backend_features, names, "one feature per Rust backend");
+    }
+
+    #[test]
+    fn lookup_finds_each_name_and_only_those() {
+        for n in ALL_NAMES {
+            assert_eq!(lookup(&BackendId::new(n)).unwrap().name, n);
+        }
+        assert!(lookup(&BackendId::new("tokio")).is_none());
+        assert_eq!(ALL_NAMES.len(), RUST_NAMES.len() + EXTERNAL_NAMES.len());
+    }
+
+    #[test]
+    fn same_name_compares_bytes() {
+        assert!(same_name("smol-1kb", "smol-1kb"));
+        assert!(!same_name("smol-1kb", "smol-1k"));
+        assert!(!same_name("smol-1kb", "smol-1kc"));
+        assert!(distinct(&["a", "b", "ab"]));
+        assert!(!distinct(&["a", "b", "a"]));
+    }
+}
+
+/// `--backends` as given: `all` is every backend that can run here (see
+/// [`selectable_names`]); otherwise the comma-separated names, trimmed, empty ones skipped,
+/// unchecked.
+pub fn parse_list(list: &str) -> Vec<BackendId> {
+    if list == "all" {
+        return selectable_names()
+            .into_iter()
+            .map(BackendId::from)
+            .collect();
+    }
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(BackendId::from)
+        .collect()
 }

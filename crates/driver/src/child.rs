@@ -1,14 +1,31 @@
 //! The measured child process: one run of one cell on one backend, JSON in and out.
 //! Progress drawing, file writing and the simulator all live in the parent.
+//! `run_job::<B>` is compiled once per backend in the table ([`crate::backends`]).
 
-use crate::backends::{compiled, ChildJob};
+use crate::backends::{self, WithBackend};
 use anyhow::{bail, Context};
-use chimeraforge_core::protocol::PhaseObserver;
-use chimeraforge_core::record::{ClientCost, Phase, PhaseCost};
+use chimeraforge_core::protocol::{execute_run_observed, PhaseObserver, RunPlan};
+use chimeraforge_core::record::{
+    ClientCost, Phase, PhaseCost, PhaseRecord, RunRecord, SCHEMA_VERSION,
+};
+use chimeraforge_core::workload::Scenario;
+use chimeraforge_core::{AsyncRuntime, Backend, BackendError, BackendId, ClientOptions};
+use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
+use std::sync::Arc;
 use std::time::Instant;
 
-/// Read a [`ChildJob`] from stdin, run it, write the [`chimeraforge_core::record::RunRecord`] to stdout.
+/// What a child process is asked to run: one run of one cell.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChildJob {
+    pub backend: BackendId,
+    pub model: String,
+    pub scenario: Scenario,
+    pub client: ClientOptions,
+    pub plan: RunPlan,
+}
+
+/// Read a [`ChildJob`] from stdin, run it, write the [`RunRecord`] to stdout.
 pub fn main() -> anyhow::Result<()> {
     let mut input = String::new();
     std::io::stdin()
@@ -19,11 +36,11 @@ pub fn main() -> anyhow::Result<()> {
     // error this process prints (a server may echo the Authorization header).
     let endpoints: Vec<_> = job.plan.agents.iter().map(|a| a.endpoint.clone()).collect();
     crate::secrets::install(&endpoints)?;
-    let Some(backend) = compiled().into_iter().find(|b| b.name == job.backend) else {
-        bail!("backend {:?} is not in this build", job.backend);
-    };
     raise_open_files_limit();
-    let mut record = (backend.run)(&job)?;
+    let Some(record) = backends::with_compiled(&job.backend, RunJob(&job)) else {
+        bail!("backend {:?} is not in this build", job.backend.as_str());
+    };
+    let mut record = record?;
     // Totals at the very end (after the run's teardown); per-phase costs come from the run.
     let phases = record.client.take().map(|c| c.phases).unwrap_or_default();
     record.client = Some(ClientCost {
@@ -39,8 +56,94 @@ pub fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The child's work on the backend the job names: [`run_job`] with its type.
+struct RunJob<'a>(&'a ChildJob);
+
+impl WithBackend for RunJob<'_> {
+    type Output = Result<RunRecord, BackendError>;
+    fn with<B: Backend>(self) -> Self::Output {
+        run_job::<B>(self.0)
+    }
+}
+
+/// Run one job on backend `B`: build its runtime and client, run the protocol, record it.
+pub fn run_job<B: Backend>(job: &ChildJob) -> Result<RunRecord, BackendError> {
+    let (rt, client) = B::build(&job.client)?;
+    // Keys are read from the environment here, checked (no header injection) and handed to
+    // the calls; never recorded (the child redacts its record, see `crate::secrets`).
+    let endpoints: Vec<_> = job.plan.agents.iter().map(|a| a.endpoint.clone()).collect();
+    let keys = crate::secrets::read_keys(&endpoints).map_err(|e| BackendError {
+        backend: B::NAME,
+        reason: e.to_string(),
+    })?;
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let live = crate::live::LiveCounters::new(job.plan.agents.len());
+    let ids = job.plan.agents.iter().map(|a| a.id.clone()).collect();
+    let sampler = crate::live::Sampler::start_if_requested(&live, ids);
+    let mut costs = CostObserver {
+        live: sampler.is_some().then_some(live),
+        ..CostObserver::default()
+    };
+    let outcome = rt.block_on(execute_run_observed(
+        Arc::clone(&rt),
+        client,
+        &job.plan,
+        &keys,
+        &mut costs,
+    ));
+    drop(sampler);
+    for cost in &mut costs.phases {
+        cost.output_tokens = match cost.phase {
+            Phase::Warmup => outcome.warmup.iter().map(call_tokens).sum(),
+            Phase::Sequential => phase_tokens(outcome.sequential.as_ref()),
+            Phase::Concurrent => phase_tokens(outcome.concurrent.as_ref()),
+        };
+    }
+    Ok(RunRecord {
+        schema_version: SCHEMA_VERSION,
+        backend: B::NAME.to_owned(),
+        model: job.model.clone(),
+        scenario: job.scenario,
+        run_index: job.plan.run_index,
+        started_unix_ms,
+        runtime: rt.describe(),
+        phase_order: job.plan.phase_order,
+        sequential_order: job.plan.sequential_order.clone(),
+        agents: job.plan.agents.clone(),
+        warmup: outcome.warmup,
+        sequential: outcome.sequential,
+        concurrent: outcome.concurrent,
+        metrics: outcome.metrics,
+        status: outcome.status,
+        client: Some(ClientCost {
+            phases: costs.phases,
+            ..client_cost()
+        }),
+        run_tag: job.plan.run_tag.clone(),
+        prompt_nonce: job.plan.prompt_nonce.clone(),
+    })
+}
+
+/// Output tokens of a call: the server's count, else the text events the client decoded.
+fn call_tokens(c: &chimeraforge_core::call::CallRecord) -> u64 {
+    c.output_tokens.map_or(c.text_events, |t| t.value)
+}
+
+fn phase_tokens(p: Option<&PhaseRecord>) -> u64 {
+    p.map_or(0, |p| {
+        p.agents
+            .iter()
+            .flat_map(|a| &a.calls)
+            .map(call_tokens)
+            .sum()
+    })
+}
+
 /// CPU, memory and context switches of this process so far (getrusage).
-pub fn client_cost() -> ClientCost {
+pub(crate) fn client_cost() -> ClientCost {
     // SAFETY: getrusage writes into the zeroed struct we own.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
@@ -87,7 +190,7 @@ pub fn raise_open_files_limit() {
 /// Samples this process's getrusage at every phase boundary (never inside a phase).
 /// Also hands the calls their live-progress counters, when there are any.
 #[derive(Default)]
-pub struct CostObserver {
+pub(crate) struct CostObserver {
     open: Option<(Phase, ClientCost, Instant)>,
     pub phases: Vec<PhaseCost>,
     pub live: Option<std::sync::Arc<crate::live::LiveCounters>>,

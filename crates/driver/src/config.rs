@@ -6,7 +6,7 @@ use chimeraforge_core::workload::{
     builtin_agents, replicate, AgentTemplate, CallSpec, Endpoint, ModelOptions, PromptCache,
     Scenario,
 };
-use chimeraforge_core::ClientOptions;
+use chimeraforge_core::{BackendId, ClientOptions};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -58,21 +58,21 @@ struct RawConfig {
 }
 
 /// The most agents one run may have (a socket each, in the client and in the server).
-pub const MAX_AGENTS: usize = 10_000;
+pub(crate) const MAX_AGENTS: usize = 10_000;
 
 /// The most runs per cell (`runs` and `--runs`).
 pub const MAX_RUNS: u32 = 100_000;
 
 /// The smallest `max_response_bytes`: 64 KiB, about 256 tokens of OpenAI-style SSE (an event
 /// is ~250 bytes); below it an ordinary call would fail as `runaway_stream`.
-pub const MIN_RESPONSE_BYTES: i64 = 64 * 1024;
+pub(crate) const MIN_RESPONSE_BYTES: i64 = 64 * 1024;
 
 /// The shortest `max_line_bytes`: below it not even a server's closing stats line fits, so
 /// every call would fail as `line_too_long`.
-pub const MIN_LINE_BYTES: i64 = 1024;
+pub(crate) const MIN_LINE_BYTES: i64 = 1024;
 
 /// The longest timeout, ms (a day): longer is no timeout at all, and would overflow the clock.
-pub const MAX_TIMEOUT_MS: i64 = 86_400_000;
+pub(crate) const MAX_TIMEOUT_MS: i64 = 86_400_000;
 
 /// `agents` is either a count or a list of agent tables (TOML cannot have both under one key).
 enum RawAgents {
@@ -195,7 +195,7 @@ pub struct Config {
     pub description: String,
     pub runs: u32,
     /// Backend names, or `None` for every backend this binary contains.
-    pub backends: Option<Vec<String>>,
+    pub backends: Option<Vec<BackendId>>,
     pub models: Vec<String>,
     pub scenarios: Vec<Scenario>,
     pub warmup_tokens: u32,
@@ -245,7 +245,7 @@ impl Config {
 }
 
 /// Powers of two from 1 up to `max`, and `max` itself when it is not one.
-pub fn powers_of_two_to(max: usize) -> Vec<usize> {
+pub(crate) fn powers_of_two_to(max: usize) -> Vec<usize> {
     let mut v: Vec<usize> = std::iter::successors(Some(1usize), |n| n.checked_mul(2))
         .take_while(|&n| n <= max)
         .collect();
@@ -299,48 +299,118 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Parse and validate `src`.
+/// Parse and validate `src`: the TOML, then each part in the order its errors are reported
+/// (the first problem found is the one reported).
 pub fn parse(src: &Source) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(&src.text).map_err(|e| {
+    let raw = read_toml(src)?;
+    let name = name(src, &raw.name)?;
+    let runs = runs(src, &raw.runs)?;
+    let models = models(src, &raw.models)?;
+    let cold_load_threshold_ms = cold_load_threshold_ms(src, &raw.cold_load_threshold_ms)?;
+    let max_line_bytes = max_line_bytes(src, &raw.max_line_bytes)?;
+    let scenarios = scenarios(src, &raw.scenarios)?;
+    if let Some(o) = &raw.options {
+        check_options(src, o.get_ref(), o.span())?;
+    }
+    let endpoints = endpoints(src, &raw.endpoints)?;
+    let simulator = simulator(src, raw.simulator.as_ref(), &endpoints)?;
+    let (agent_count, raw_agents) = agent_count(src, raw.agents.as_ref())?;
+    let scaling = match &raw.scaling {
+        None => None,
+        Some(sc) => Some(scaling(src, sc, agent_count, raw.agents.as_ref())?),
+    };
+    let agents = agents(src, raw_agents, &endpoints)?;
+    let base_seed = raw.options.as_ref().and_then(|o| o.get_ref().seed);
+    let agents = match agent_count {
+        Some(n) => replicate(&agents, n, &endpoints, base_seed),
+        None => agents,
+    };
+    let backends = backends(src, raw.backends.as_deref())?;
+    let runaway_factor = runaway_factor(src, raw.runaway_factor.as_ref())?;
+    let max_response_bytes = max_response_bytes(src, raw.max_response_bytes.as_ref())?;
+    let (connect_timeout, timeouts) = timeouts(src, &raw.timeouts)?;
+    Ok(Config {
+        name,
+        description: raw.description,
+        runs,
+        backends,
+        models,
+        scenarios,
+        warmup_tokens: raw.warmup_tokens,
+        shuffle_seed: raw.shuffle_seed,
+        options: raw.options.map(Spanned::into_inner).unwrap_or_default(),
+        client: ClientOptions { connect_timeout },
+        settings: CallSettings {
+            timeouts,
+            max_line_bytes,
+            cold_load_threshold_ms,
+            runaway_factor,
+            max_response_bytes,
+        },
+        simulator,
+        endpoints,
+        agents,
+        scaling,
+        prompt_cache: raw.prompt_cache,
+    })
+}
+
+/// The file as TOML, every key known.
+fn read_toml(src: &Source) -> Result<RawConfig, ConfigError> {
+    toml::from_str(&src.text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         src.error(
             span,
             e.message().to_owned(),
             "see docs/configs.md for every key and its default",
         )
-    })?;
+    })
+}
 
-    let name = raw.name.get_ref().trim().to_owned();
+/// `name`: usable in a directory name.
+fn name(src: &Source, raw: &Spanned<String>) -> Result<String, ConfigError> {
+    let name = raw.get_ref().trim().to_owned();
     if name.is_empty()
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
         return Err(src.error(
-            raw.name.span(),
+            raw.span(),
             format!(
                 "config name {:?} is not usable in a directory name",
-                raw.name.get_ref()
+                raw.get_ref()
             ),
             "use letters, digits, '-', '_' or '.'",
         ));
     }
-    let runs = *raw.runs.get_ref();
+    Ok(name)
+}
+
+/// `runs`: 1 to [`MAX_RUNS`].
+fn runs(src: &Source, raw: &Spanned<i64>) -> Result<u32, ConfigError> {
+    let runs = *raw.get_ref();
     if !(1..=i64::from(MAX_RUNS)).contains(&runs) {
         return Err(src.error(
-            raw.runs.span(),
+            raw.span(),
             format!("runs = {runs} is out of range"),
             format!("runs must be between 1 and {MAX_RUNS}"),
         ));
     }
-    if raw.models.get_ref().is_empty() {
+    Ok(runs as u32)
+}
+
+/// `models`: at least one, none empty, none twice.
+fn models(src: &Source, raw: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<String>, ConfigError> {
+    let list = raw.get_ref();
+    if list.is_empty() {
         return Err(src.error(
-            raw.models.span(),
+            raw.span(),
             "no models listed",
             "list at least one model, e.g. models = [\"gemma3:latest\"]",
         ));
     }
-    for (i, m) in raw.models.get_ref().iter().enumerate() {
+    for (i, m) in list.iter().enumerate() {
         if m.get_ref().trim().is_empty() {
             return Err(src.error(
                 m.span(),
@@ -348,10 +418,7 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
                 "use the name the server knows, e.g. \"gemma3:latest\" (Ollama) or the model id (OpenAI)",
             ));
         }
-        if raw.models.get_ref()[..i]
-            .iter()
-            .any(|x| x.get_ref() == m.get_ref())
-        {
+        if list[..i].iter().any(|x| x.get_ref() == m.get_ref()) {
             return Err(src.error(
                 m.span(),
                 format!("model {:?} is listed twice", m.get_ref()),
@@ -359,24 +426,42 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
             ));
         }
     }
-    let cold_load_threshold_ms = *raw.cold_load_threshold_ms.get_ref();
-    if !cold_load_threshold_ms.is_finite() || cold_load_threshold_ms < 0.0 {
+    Ok(list.iter().map(|m| m.get_ref().clone()).collect())
+}
+
+/// `cold_load_threshold_ms`: a finite number of ms, at least 0.
+fn cold_load_threshold_ms(src: &Source, raw: &Spanned<f64>) -> Result<f64, ConfigError> {
+    let ms = *raw.get_ref();
+    if !ms.is_finite() || ms < 0.0 {
         return Err(src.error(
-            raw.cold_load_threshold_ms.span(),
-            format!("cold_load_threshold_ms = {cold_load_threshold_ms} is not a finite number of ms ≥ 0"),
+            raw.span(),
+            format!("cold_load_threshold_ms = {ms} is not a finite number of ms ≥ 0"),
             "e.g. cold_load_threshold_ms = 100 (the default): a load above it flags the call cold_load",
         ));
     }
-    let max_line_bytes = *raw.max_line_bytes.get_ref();
-    if max_line_bytes < MIN_LINE_BYTES {
+    Ok(ms)
+}
+
+/// `max_line_bytes`: at least [`MIN_LINE_BYTES`].
+fn max_line_bytes(src: &Source, raw: &Spanned<i64>) -> Result<usize, ConfigError> {
+    let bytes = *raw.get_ref();
+    if bytes < MIN_LINE_BYTES {
         return Err(src.error(
-            raw.max_line_bytes.span(),
-            format!("max_line_bytes = {max_line_bytes} is too small: every stream line would fail as line_too_long"),
+            raw.span(),
+            format!("max_line_bytes = {bytes} is too small: every stream line would fail as line_too_long"),
             format!("use at least {MIN_LINE_BYTES}; the default is 1048576 (1 MiB)"),
         ));
     }
+    Ok(bytes as usize)
+}
+
+/// `scenarios`: known names, each once, at least one.
+fn scenarios(
+    src: &Source,
+    raw: &Spanned<Vec<Spanned<String>>>,
+) -> Result<Vec<Scenario>, ConfigError> {
     let mut scenarios = Vec::new();
-    for s in raw.scenarios.get_ref() {
+    for s in raw.get_ref() {
         let sc: Scenario =
             s.get_ref()
                 .parse()
@@ -398,17 +483,18 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
     }
     if scenarios.is_empty() {
         return Err(src.error(
-            raw.scenarios.span(),
+            raw.span(),
             "no scenarios listed",
             "e.g. scenarios = [\"baseline-vs-chimera\", \"chimera-homo\"]",
         ));
     }
-    if let Some(o) = &raw.options {
-        check_options(src, o.get_ref(), o.span())?;
-    }
+    Ok(scenarios)
+}
 
+/// `[[endpoints]]`: named, each name once, an http:// URL or `sim`, a usable key variable.
+fn endpoints(src: &Source, raw: &Spanned<Vec<RawEndpoint>>) -> Result<Vec<Endpoint>, ConfigError> {
     let mut endpoints: Vec<Endpoint> = Vec::new();
-    for e in raw.endpoints.get_ref() {
+    for e in raw.get_ref() {
         let ename = e.name.get_ref().clone();
         if ename.trim().is_empty() {
             return Err(src.error(
@@ -453,13 +539,23 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
     }
     if endpoints.is_empty() {
         return Err(src.error(
-            raw.endpoints.span(),
+            raw.span(),
             "no endpoints defined",
             "add [[endpoints]] with name and url",
         ));
     }
+    Ok(endpoints)
+}
+
+/// `[simulator]`: a known profile and device; the quickstart's when an endpoint is `sim`
+/// and the table is absent; none when no endpoint is simulated.
+fn simulator(
+    src: &Source,
+    raw: Option<&Spanned<RawSimulator>>,
+    endpoints: &[Endpoint],
+) -> Result<Option<SimSettings>, ConfigError> {
     let uses_sim = endpoints.iter().any(|e| e.base_url == SIM_URL);
-    let simulator = match (&raw.simulator, uses_sim) {
+    Ok(match (raw, uses_sim) {
         (Some(s), _) => {
             let s = s.get_ref();
             chimeraforge_sim::SimConfig::profile(s.profile.get_ref()).map_err(|e| {
@@ -489,23 +585,39 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
             device: "ideal".into(),
         }),
         (None, false) => None,
-    };
+    })
+}
 
-    let check_count = |n: i64, span: std::ops::Range<usize>, what: &str| {
-        if (1..=MAX_AGENTS as i64).contains(&n) {
-            Ok(n as usize)
-        } else {
-            Err(src.error(
-                span,
-                format!("{what} = {n} is out of range"),
-                format!("an agent count is between 1 and {MAX_AGENTS}"),
-            ))
-        }
-    };
-    let (agent_count, raw_agents): (Option<usize>, &[RawAgent]) = match &raw.agents {
+/// An agent count `what = n`: 1 to [`MAX_AGENTS`].
+fn agent_count_in_range(
+    src: &Source,
+    n: i64,
+    span: std::ops::Range<usize>,
+    what: &str,
+) -> Result<usize, ConfigError> {
+    if (1..=MAX_AGENTS as i64).contains(&n) {
+        Ok(n as usize)
+    } else {
+        Err(src.error(
+            span,
+            format!("{what} = {n} is out of range"),
+            format!("an agent count is between 1 and {MAX_AGENTS}"),
+        ))
+    }
+}
+
+/// `agents`: `agents = N` (the count), or `[[agents]]` tables (not an empty list).
+fn agent_count<'a>(
+    src: &Source,
+    raw: Option<&'a Spanned<RawAgents>>,
+) -> Result<(Option<usize>, &'a [RawAgent]), ConfigError> {
+    Ok(match raw {
         None => (None, &[]),
         Some(a) => match a.get_ref() {
-            RawAgents::Count(n) => (Some(check_count(*n, a.span(), "agents")?), &[]),
+            RawAgents::Count(n) => (
+                Some(agent_count_in_range(src, *n, a.span(), "agents")?),
+                &[],
+            ),
             RawAgents::List(list) if list.is_empty() => {
                 return Err(src.error(
                     a.span(),
@@ -515,177 +627,201 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
             }
             RawAgents::List(list) => (None, list.as_slice()),
         },
-    };
-    let scaling = match &raw.scaling {
-        None => None,
-        Some(sc) => {
-            if let (Some(n), Some(a)) = (agent_count, &raw.agents) {
+    })
+}
+
+/// `[scaling]`: agent counts as a list or up to `max_agents`, not beside `agents = N`.
+fn scaling(
+    src: &Source,
+    sc: &Spanned<RawScaling>,
+    agent_count: Option<usize>,
+    raw_agents: Option<&Spanned<RawAgents>>,
+) -> Result<Scaling, ConfigError> {
+    if let (Some(n), Some(a)) = (agent_count, raw_agents) {
+        return Err(src.error(
+            a.span(),
+            format!("agents = {n} and [scaling] both set the number of agents"),
+            "drop `agents = N` (the sweep replicates the agents itself), or drop [scaling]",
+        ));
+    }
+    let s = sc.get_ref();
+    let counts = match (&s.agents, &s.max_agents) {
+        (Some(_), Some(m)) => {
+            return Err(src.error(
+                m.span(),
+                "[scaling] sets both agents and max_agents",
+                "use agents = [1, 2, 4] for a list, or max_agents = 64 for powers of two",
+            ))
+        }
+        (None, None) => {
+            return Err(src.error(
+                sc.span(),
+                "[scaling] names no agent counts",
+                "add agents = [1, 2, 4, 8] or max_agents = 64",
+            ))
+        }
+        (None, Some(m)) => powers_of_two_to(agent_count_in_range(
+            src,
+            *m.get_ref(),
+            m.span(),
+            "max_agents",
+        )?),
+        (Some(list), None) => {
+            if list.get_ref().is_empty() {
                 return Err(src.error(
-                    a.span(),
-                    format!("agents = {n} and [scaling] both set the number of agents"),
-                    "drop `agents = N` (the sweep replicates the agents itself), or drop [scaling]",
+                    list.span(),
+                    "[scaling] agents is an empty list",
+                    "e.g. agents = [1, 2, 4, 8]",
                 ));
             }
-            let s = sc.get_ref();
-            let counts =
-                match (&s.agents, &s.max_agents) {
-                    (Some(_), Some(m)) => return Err(src.error(
-                        m.span(),
-                        "[scaling] sets both agents and max_agents",
-                        "use agents = [1, 2, 4] for a list, or max_agents = 64 for powers of two",
-                    )),
-                    (None, None) => {
-                        return Err(src.error(
-                            sc.span(),
-                            "[scaling] names no agent counts",
-                            "add agents = [1, 2, 4, 8] or max_agents = 64",
-                        ))
-                    }
-                    (None, Some(m)) => {
-                        powers_of_two_to(check_count(*m.get_ref(), m.span(), "max_agents")?)
-                    }
-                    (Some(list), None) => {
-                        if list.get_ref().is_empty() {
-                            return Err(src.error(
-                                list.span(),
-                                "[scaling] agents is an empty list",
-                                "e.g. agents = [1, 2, 4, 8]",
-                            ));
-                        }
-                        let mut counts: Vec<usize> = Vec::new();
-                        for n in list.get_ref() {
-                            let c = check_count(*n.get_ref(), n.span(), "agents")?;
-                            if counts.contains(&c) {
-                                return Err(src.error(
-                                    n.span(),
-                                    format!("agent count {c} is listed twice"),
-                                    "list each count once",
-                                ));
-                            }
-                            counts.push(c);
-                        }
-                        counts.sort_unstable();
-                        counts
-                    }
-                };
-            Some(Scaling { agents: counts })
+            let mut counts: Vec<usize> = Vec::new();
+            for n in list.get_ref() {
+                let c = agent_count_in_range(src, *n.get_ref(), n.span(), "agents")?;
+                if counts.contains(&c) {
+                    return Err(src.error(
+                        n.span(),
+                        format!("agent count {c} is listed twice"),
+                        "list each count once",
+                    ));
+                }
+                counts.push(c);
+            }
+            counts.sort_unstable();
+            counts
         }
     };
+    Ok(Scaling { agents: counts })
+}
 
-    let agents = if raw_agents.is_empty() {
-        builtin_agents(&endpoints)
-    } else {
-        let mut agents: Vec<AgentTemplate> = Vec::new();
-        for a in raw_agents {
-            let id = a.id.get_ref().clone();
-            if id.trim().is_empty() {
-                return Err(src.error(
-                    a.id.span(),
-                    "an agent id is empty",
-                    "give each agent a distinct id, e.g. id = \"planner\"",
-                ));
-            }
-            if agents.iter().any(|x| x.id == id) {
-                return Err(src.error(
-                    a.id.span(),
-                    format!("agent id {id:?} is used twice"),
-                    "give each agent a distinct id",
-                ));
-            }
-            let endpoint = endpoints
-                .iter()
-                .find(|e| &e.name == a.endpoint.get_ref())
-                .cloned()
-                .ok_or_else(|| {
-                    let names: Vec<_> = endpoints.iter().map(|e| e.name.as_str()).collect();
-                    src.error(
-                        a.endpoint.span(),
-                        format!(
-                            "agent {id:?} names endpoint {:?}, which is not defined",
-                            a.endpoint.get_ref()
-                        ),
-                        format!("defined endpoints: {}", names.join(", ")),
-                    )
-                })?;
-            if a.calls.get_ref().is_empty() {
-                return Err(src.error(
-                    a.calls.span(),
-                    format!("agent {id:?} makes no calls"),
-                    "add at least one call: calls = [{ name = \"analysis\", prompt = \"...\" }]",
-                ));
-            }
-            check_options(src, &a.options, a.id.span())?;
-            agents.push(AgentTemplate {
-                label: a.label.clone().unwrap_or_else(|| id.clone()),
-                id,
-                system: a.system.clone(),
-                endpoint,
-                options: a.options.clone(),
-                calls: a.calls.get_ref().clone(),
-            });
+/// `[[agents]]` tables (each id once, a defined endpoint, at least one call, valid
+/// options), or the built-in agents when there are none.
+fn agents(
+    src: &Source,
+    raw: &[RawAgent],
+    endpoints: &[Endpoint],
+) -> Result<Vec<AgentTemplate>, ConfigError> {
+    if raw.is_empty() {
+        return Ok(builtin_agents(endpoints));
+    }
+    let mut agents: Vec<AgentTemplate> = Vec::new();
+    for a in raw {
+        let id = a.id.get_ref().clone();
+        if id.trim().is_empty() {
+            return Err(src.error(
+                a.id.span(),
+                "an agent id is empty",
+                "give each agent a distinct id, e.g. id = \"planner\"",
+            ));
         }
-        agents
-    };
-    let base_seed = raw.options.as_ref().and_then(|o| o.get_ref().seed);
-    let agents = match agent_count {
-        Some(n) => replicate(&agents, n, &endpoints, base_seed),
-        None => agents,
-    };
+        if agents.iter().any(|x| x.id == id) {
+            return Err(src.error(
+                a.id.span(),
+                format!("agent id {id:?} is used twice"),
+                "give each agent a distinct id",
+            ));
+        }
+        let endpoint = endpoints
+            .iter()
+            .find(|e| &e.name == a.endpoint.get_ref())
+            .cloned()
+            .ok_or_else(|| {
+                let names: Vec<_> = endpoints.iter().map(|e| e.name.as_str()).collect();
+                src.error(
+                    a.endpoint.span(),
+                    format!(
+                        "agent {id:?} names endpoint {:?}, which is not defined",
+                        a.endpoint.get_ref()
+                    ),
+                    format!("defined endpoints: {}", names.join(", ")),
+                )
+            })?;
+        if a.calls.get_ref().is_empty() {
+            return Err(src.error(
+                a.calls.span(),
+                format!("agent {id:?} makes no calls"),
+                "add at least one call: calls = [{ name = \"analysis\", prompt = \"...\" }]",
+            ));
+        }
+        check_options(src, &a.options, a.id.span())?;
+        agents.push(AgentTemplate {
+            label: a.label.clone().unwrap_or_else(|| id.clone()),
+            id,
+            system: a.system.clone(),
+            endpoint,
+            options: a.options.clone(),
+            calls: a.calls.get_ref().clone(),
+        });
+    }
+    Ok(agents)
+}
 
-    let backends = raw.backends.as_ref().and_then(|list| {
-        let names: Vec<String> = list.iter().map(|s| s.get_ref().clone()).collect();
-        (!names.iter().any(|n| n == "all")).then_some(names)
-    });
-    if let Some(list) = &raw.backends {
-        for (i, b) in list.iter().enumerate() {
-            let n = b.get_ref();
-            if n != "all" && !crate::backends::ALL_NAMES.contains(&n.as_str()) {
-                return Err(src.error(
-                    b.span(),
-                    format!("unknown backend {n:?}"),
-                    format!("backends: all, {}", crate::backends::ALL_NAMES.join(", ")),
-                ));
-            }
-            if list[..i].iter().any(|x| x.get_ref() == n) {
-                return Err(src.error(
-                    b.span(),
-                    format!("backend {n:?} is listed twice"),
-                    "list each backend once (a cell is backend × model × scenario)",
-                ));
-            }
+/// `backends`: known names, each once; `None` (every backend this binary can run) when
+/// absent or when it lists `all`.
+fn backends(
+    src: &Source,
+    raw: Option<&[Spanned<String>]>,
+) -> Result<Option<Vec<BackendId>>, ConfigError> {
+    let Some(list) = raw else {
+        return Ok(None);
+    };
+    for (i, b) in list.iter().enumerate() {
+        let n = b.get_ref();
+        if n != "all" && !crate::backends::ALL_NAMES.contains(&n.as_str()) {
+            return Err(src.error(
+                b.span(),
+                format!("unknown backend {n:?}"),
+                format!("backends: all, {}", crate::backends::ALL_NAMES.join(", ")),
+            ));
+        }
+        if list[..i].iter().any(|x| x.get_ref() == n) {
+            return Err(src.error(
+                b.span(),
+                format!("backend {n:?} is listed twice"),
+                "list each backend once (a cell is backend × model × scenario)",
+            ));
         }
     }
+    Ok((!list.iter().any(|n| n.get_ref() == "all"))
+        .then(|| list.iter().map(|s| BackendId::new(s.get_ref())).collect()))
+}
 
-    let runaway_factor =
-        match &raw.runaway_factor {
-            Some(f) if !(f.get_ref().is_finite() && *f.get_ref() >= 1.0) => return Err(src.error(
-                f.span(),
-                format!(
-                    "runaway_factor = {} is not a finite number of at least 1: every call that generates its full num_predict would fail as runaway_stream",
-                    f.get_ref()
-                ),
-                "a call fails as runaway_stream after runaway_factor x num_predict text events; \
-                 use a finite number of at least 1, e.g. runaway_factor = 4",
-            )),
-            Some(f) => *f.get_ref(),
-            None => chimeraforge_core::call::DEFAULT_RUNAWAY_FACTOR,
-        };
-    let max_response_bytes =
-        match &raw.max_response_bytes {
-            Some(b) if *b.get_ref() < MIN_RESPONSE_BYTES => return Err(src.error(
-                b.span(),
-                format!(
-                    "max_response_bytes = {} is below {MIN_RESPONSE_BYTES}: a call of a few hundred tokens would not fit and every call would fail as runaway_stream",
-                    b.get_ref()
-                ),
-                "a call fails as runaway_stream after this many body bytes; use a size above 0, \
-                 e.g. max_response_bytes = 67108864 (64 MiB)",
-            )),
-            Some(b) => *b.get_ref() as u64,
-            None => chimeraforge_core::call::DEFAULT_MAX_RESPONSE_BYTES,
-        };
+/// `runaway_factor`: finite, at least 1; core's default when absent.
+fn runaway_factor(src: &Source, raw: Option<&Spanned<f64>>) -> Result<f64, ConfigError> {
+    match raw {
+        Some(f) if !(f.get_ref().is_finite() && *f.get_ref() >= 1.0) => Err(src.error(
+            f.span(),
+            format!(
+                "runaway_factor = {} is not a finite number of at least 1: every call that generates its full num_predict would fail as runaway_stream",
+                f.get_ref()
+            ),
+            "a call fails as runaway_stream after runaway_factor x num_predict text events; \
+             use a finite number of at least 1, e.g. runaway_factor = 4",
+        )),
+        Some(f) => Ok(*f.get_ref()),
+        None => Ok(chimeraforge_core::call::DEFAULT_RUNAWAY_FACTOR),
+    }
+}
 
-    let t = &raw.timeouts;
+/// `max_response_bytes`: at least [`MIN_RESPONSE_BYTES`]; core's default when absent.
+fn max_response_bytes(src: &Source, raw: Option<&Spanned<i64>>) -> Result<u64, ConfigError> {
+    match raw {
+        Some(b) if *b.get_ref() < MIN_RESPONSE_BYTES => Err(src.error(
+            b.span(),
+            format!(
+                "max_response_bytes = {} is below {MIN_RESPONSE_BYTES}: a call of a few hundred tokens would not fit and every call would fail as runaway_stream",
+                b.get_ref()
+            ),
+            "a call fails as runaway_stream after this many body bytes; use a size above 0, \
+             e.g. max_response_bytes = 67108864 (64 MiB)",
+        )),
+        Some(b) => Ok(*b.get_ref() as u64),
+        None => Ok(chimeraforge_core::call::DEFAULT_MAX_RESPONSE_BYTES),
+    }
+}
+
+/// `[timeouts]`: each 1 ms to a day; the connect timeout (the client's) and the call's,
+/// defaults where absent.
+fn timeouts(src: &Source, t: &RawTimeouts) -> Result<(Duration, Timeouts), ConfigError> {
     for (key, v) in [
         ("connect_ms", &t.connect_ms),
         ("first_byte_ms", &t.first_byte_ms),
@@ -708,42 +844,13 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
             .map(|v| Duration::from_millis(*v.get_ref() as u64))
             .unwrap_or(d)
     };
+    let connect = ms(&t.connect_ms, ClientOptions::default().connect_timeout);
     let timeouts = Timeouts {
         first_byte: ms(&t.first_byte_ms, defaults.first_byte),
         idle: ms(&t.idle_ms, defaults.idle),
         total: ms(&t.total_ms, defaults.total),
     };
-    Ok(Config {
-        name,
-        description: raw.description,
-        runs: runs as u32,
-        backends,
-        models: raw
-            .models
-            .get_ref()
-            .iter()
-            .map(|m| m.get_ref().clone())
-            .collect(),
-        scenarios,
-        warmup_tokens: raw.warmup_tokens,
-        shuffle_seed: raw.shuffle_seed,
-        options: raw.options.map(Spanned::into_inner).unwrap_or_default(),
-        client: ClientOptions {
-            connect_timeout: ms(&t.connect_ms, ClientOptions::default().connect_timeout),
-        },
-        settings: CallSettings {
-            timeouts,
-            max_line_bytes: max_line_bytes as usize,
-            cold_load_threshold_ms,
-            runaway_factor,
-            max_response_bytes,
-        },
-        simulator,
-        endpoints,
-        agents,
-        scaling,
-        prompt_cache: raw.prompt_cache,
-    })
+    Ok((connect, timeouts))
 }
 
 fn check_url(url: &str) -> Result<(), String> {
@@ -823,7 +930,7 @@ url = "http://127.0.0.1:11435"
 "#;
 
     #[test]
-    fn valid_config_parses_with_seed_agents() {
+    fn valid_config_parses_with_builtin_agents() {
         let c = parse_str(OK).unwrap();
         assert_eq!(c.runs, 2);
         assert_eq!(c.agents.len(), 2);
@@ -882,7 +989,7 @@ url = "http://127.0.0.1:11435"
     }
 
     #[test]
-    fn agent_count_replicates_seed_agents_round_robin() {
+    fn agent_count_replicates_builtin_agents_round_robin() {
         let c = parse_str(&OK.replace("runs = 2", "runs = 2\nagents = 5")).unwrap();
         assert_eq!(c.agents.len(), 5);
         assert_eq!(c.agents[3].id, "insight-3");

@@ -129,7 +129,7 @@ impl Diagnosis {
 
 /// What doctor's one-token generation probe sends and how long it waits.
 #[derive(Debug, Clone)]
-pub struct ProbeSpec {
+pub(crate) struct ProbeSpec {
     /// The config's options with `num_predict` (`max_tokens`) = 1.
     pub options: ModelOptions,
     /// TCP connect timeout (the config's `connect_ms`).
@@ -162,20 +162,20 @@ impl ProbeSpec {
 
 /// Whether doctor makes a generation request on an endpoint, and if not why.
 #[derive(Debug, Clone, Copy)]
-pub enum Generate<'a> {
+pub(crate) enum Generate<'a> {
     Probe(&'a ProbeSpec),
     /// Not probed, for this reason (shown as an info line).
     Skip(&'a str),
 }
 
 /// The prompt of the one-token probe.
-pub const PROBE_PROMPT: &str = "Say OK.";
+pub(crate) const PROBE_PROMPT: &str = "Say OK.";
 /// Largest probe reply read, bytes (one token and its statistics are far less).
 const PROBE_MAX_BYTES: usize = 1 << 20;
 
 /// Check one endpoint: reachable, dialect, version, models present and loaded, layers, and
 /// (with [`Generate::Probe`]) a one-token generation with each model.
-pub fn check_endpoint(
+pub(crate) fn check_endpoint(
     ep: &Endpoint,
     simulated: bool,
     config_path: &str,
@@ -194,9 +194,27 @@ pub fn check_endpoint(
         layers: BTreeMap::new(),
         findings: Vec::new(),
     };
-    let base = &ep.base_url;
     // The bench sends the endpoint's key (never printed); so does the check.
-    let key = match preflight::api_key(ep) {
+    let key = endpoint_key(ep, config_path, &mut r);
+    let key = key.as_deref();
+    let Some(models_there) = check_listing(ep, key, config_path, &mut r) else {
+        return r;
+    };
+    r.models = models_there;
+    describe_server(ep, key, &mut r);
+    if let Generate::Skip(why) = generate {
+        r.findings
+            .push(Finding::info(format!("generation not probed: {why}")));
+    }
+    for model in models {
+        check_model(ep, key, config_path, model, generate, &mut r);
+    }
+    r
+}
+
+/// The endpoint's API key; an error finding when its variable is not set.
+fn endpoint_key(ep: &Endpoint, config_path: &str, r: &mut EndpointReport) -> Option<String> {
+    match preflight::api_key(ep) {
         Ok(k) => k,
         Err(var) => {
             r.findings.push(Finding::error(
@@ -205,9 +223,18 @@ pub fn check_endpoint(
             ));
             None
         }
-    };
-    let key = key.as_deref();
-    // Reachable at all? One GET of the listing the bench needs.
+    }
+}
+
+/// Reachable at all? One GET of the listing the bench needs: the models the server has, or
+/// `None` (with the findings that say why) when there is no usable listing.
+fn check_listing(
+    ep: &Endpoint,
+    key: Option<&str>,
+    config_path: &str,
+    r: &mut EndpointReport,
+) -> Option<Vec<String>> {
+    let base = &ep.base_url;
     let list_path = preflight::listing_path(ep.api);
     let (status, body) = match preflight::get(base, list_path, key) {
         Ok(v) => v,
@@ -219,7 +246,7 @@ pub fn check_endpoint(
             r.findings.push(Finding::info(
                 "models, version and layers not checked: the server did not answer",
             ));
-            return r;
+            return None;
         }
         Err(e) => {
             // Something accepted the connection: the server is up, not to be started.
@@ -228,7 +255,7 @@ pub fn check_endpoint(
             r.findings.push(Finding::info(format!(
                 "models, version and layers not checked: no usable reply to GET {list_path}"
             )));
-            return r;
+            return None;
         }
     };
     r.reachable = true;
@@ -241,7 +268,7 @@ pub fn check_endpoint(
             format!("answered HTTP {status} to GET {list_path}: the server wants an API key"),
             fix,
         ));
-        return r;
+        return None;
     }
     if status != 200 {
         let other = if ep.api.is_ollama() {
@@ -253,37 +280,29 @@ pub fn check_endpoint(
             format!("answered HTTP {status} to GET {list_path}: it does not speak the {} API the config says", api_name(ep.api)),
             format!("is it {other} for endpoint {:?} in {config_path}, or fix its url", ep.name),
         ));
-        return r;
+        return None;
     }
-    r.models = match preflight::parse_listing(ep.api, &body) {
-        Ok(list) => list.into_iter().map(|(name, _)| name).collect(),
+    match preflight::parse_listing(ep.api, &body) {
+        Ok(list) => Some(list.into_iter().map(|(name, _)| name).collect()),
         Err(e) => {
             r.findings.push(Finding::error(
                 format!("answered GET {list_path} with something that is not JSON ({e}): it is not the {} API the config says", api_name(ep.api)),
                 format!("check that {base} is the LLM server (its port) and `api` of endpoint {:?} in {config_path}", ep.name),
             ));
-            return r;
+            None
         }
-    };
+    }
+}
+
+/// The server's software and version, and (Ollama) the models loaded now: the reachable
+/// finding and the loaded-models line.
+fn describe_server(ep: &Endpoint, key: Option<&str>, r: &mut EndpointReport) {
+    let base = &ep.base_url;
     if ep.api.is_ollama() {
         r.server = preflight::get_json(base, "/api/version", key)
             .and_then(|v| v.get("version")?.as_str().map(|v| format!("Ollama {v}")));
         if let Some(ps) = preflight::get_json(base, "/api/ps", key) {
-            r.loaded = ps
-                .get("models")
-                .and_then(|m| m.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|m| {
-                            let name = m.get("name").or_else(|| m.get("model"))?.as_str()?;
-                            Some((
-                                name.to_owned(),
-                                m.get("context_length").and_then(|c| c.as_u64()),
-                            ))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            r.loaded = loaded_models(&ps);
         }
     } else {
         r.server = openai_server(base, key);
@@ -311,60 +330,83 @@ pub fn check_endpoint(
             format!("loaded now (/api/ps): {}", loaded.join(", "))
         }));
     }
+}
 
-    if let Generate::Skip(why) = generate {
+/// The models an Ollama `/api/ps` reply lists as loaded, with their context length.
+fn loaded_models(ps: &serde_json::Value) -> Vec<(String, Option<u64>)> {
+    ps.get("models")
+        .and_then(|m| m.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| {
+                    let name = m.get("name").or_else(|| m.get("model"))?.as_str()?;
+                    Some((
+                        name.to_owned(),
+                        m.get("context_length").and_then(|c| c.as_u64()),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One configured model: present (else an error with the fix), its layers and whether it
+/// is loaded (Ollama), and the one-token generation when probing.
+fn check_model(
+    ep: &Endpoint,
+    key: Option<&str>,
+    config_path: &str,
+    model: &str,
+    generate: Generate<'_>,
+    r: &mut EndpointReport,
+) {
+    let base = &ep.base_url;
+    if !preflight::has_model(ep.api, r.models.iter().map(String::as_str), model) {
+        let have = if r.models.is_empty() {
+            "none".to_owned()
+        } else {
+            r.models.join(", ")
+        };
+        let fix = if ep.api.is_ollama() {
+            let host = base.trim_start_matches("http://");
+            format!("pull it: `OLLAMA_HOST={host} ollama pull {model}`, or remove it from `models` in {config_path}")
+        } else {
+            format!("start the server with that model (llama-server --alias {model}), or fix `models` in {config_path}")
+        };
+        r.findings.push(Finding::error(
+            format!("model {model:?} is missing (the server has: {have})"),
+            fix,
+        ));
+        return;
+    }
+    let mut facts = Vec::new();
+    if ep.api.is_ollama() {
+        if let Some(layers) = block_count(base, model, key) {
+            r.layers.insert(model.to_owned(), layers);
+            facts.push(format!("{layers} layers"));
+        }
+        match r
+            .loaded
+            .iter()
+            .find(|(n, _)| preflight::has_model(ep.api, std::iter::once(n.as_str()), model))
+        {
+            Some((_, Some(ctx))) => facts.push(format!("loaded now with num_ctx {ctx}")),
+            Some((_, None)) => facts.push("loaded now".into()),
+            None => facts.push("not loaded now; the bench's warm-up loads it".into()),
+        }
+    }
+    r.findings.push(Finding::ok(format!(
+        "model {model} present{}",
+        if facts.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", facts.join("; "))
+        }
+    )));
+    if let Generate::Probe(spec) = generate {
         r.findings
-            .push(Finding::info(format!("generation not probed: {why}")));
+            .push(probe_generation(ep, model, key, spec, config_path));
     }
-    for model in models {
-        if !preflight::has_model(ep.api, r.models.iter().map(String::as_str), model) {
-            let have = if r.models.is_empty() {
-                "none".to_owned()
-            } else {
-                r.models.join(", ")
-            };
-            let fix = if ep.api.is_ollama() {
-                let host = base.trim_start_matches("http://");
-                format!("pull it: `OLLAMA_HOST={host} ollama pull {model}`, or remove it from `models` in {config_path}")
-            } else {
-                format!("start the server with that model (llama-server --alias {model}), or fix `models` in {config_path}")
-            };
-            r.findings.push(Finding::error(
-                format!("model {model:?} is missing (the server has: {have})"),
-                fix,
-            ));
-            continue;
-        }
-        let mut facts = Vec::new();
-        if ep.api.is_ollama() {
-            if let Some(layers) = block_count(base, model, key) {
-                r.layers.insert(model.clone(), layers);
-                facts.push(format!("{layers} layers"));
-            }
-            match r
-                .loaded
-                .iter()
-                .find(|(n, _)| preflight::has_model(ep.api, std::iter::once(n.as_str()), model))
-            {
-                Some((_, Some(ctx))) => facts.push(format!("loaded now with num_ctx {ctx}")),
-                Some((_, None)) => facts.push("loaded now".into()),
-                None => facts.push("not loaded now; the bench's warm-up loads it".into()),
-            }
-        }
-        r.findings.push(Finding::ok(format!(
-            "model {model} present{}",
-            if facts.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", facts.join("; "))
-            }
-        )));
-        if let Generate::Probe(spec) = generate {
-            r.findings
-                .push(probe_generation(ep, model, key, spec, config_path));
-        }
-    }
-    r
 }
 
 /// A request that failed below HTTP after something accepted the connection.

@@ -15,6 +15,7 @@ pub mod out;
 pub mod overhead;
 pub mod preflight;
 pub mod progress;
+pub mod python;
 pub mod results;
 pub mod scaling;
 pub mod secrets;

@@ -5,6 +5,7 @@ use chimeraforge::{
 };
 
 use anyhow::{bail, Context};
+use chimeraforge_core::BackendId;
 use clap::{Parser, Subcommand};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -117,7 +118,17 @@ enum Cmd {
         device: String,
     },
     /// List the backends this binary contains.
-    Backends,
+    ///
+    /// Compiled backends first, then the Python ones (with why one cannot run here).
+    /// With --features: every Rust backend chimeraforge has, compiled in or not, one per
+    /// line; each is the cargo feature that builds it in
+    /// (`cargo build --no-default-features --features NAME` builds a binary with it alone).
+    #[command(verbatim_doc_comment)]
+    Backends {
+        /// List every Rust backend (its cargo feature), not this binary's backends.
+        #[arg(long)]
+        features: bool,
+    },
     /// Check a config's servers before benching: up, API, version, models, settings.
     ///
     /// For each endpoint: reachable, API dialect, server version, models present and loaded,
@@ -193,7 +204,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Cmd::Report { .. } | Cmd::Compare { .. } | Cmd::Backends | Cmd::Completions { .. }
+        Cmd::Report { .. } | Cmd::Compare { .. } | Cmd::Backends { .. } | Cmd::Completions { .. }
     ) {
         // Output-only commands piped into `head` end quietly, as Unix tools do. Not for
         // `bench`: it writes to its children's pipes and must outlive a crashed child.
@@ -229,8 +240,13 @@ fn main() -> ExitCode {
             profile,
             device,
         } => sim(&host, port, &profile, &device),
-        Cmd::Backends => {
-            for line in backends::listing() {
+        Cmd::Backends { features } => {
+            let lines = if features {
+                backends::RUST_NAMES.map(str::to_owned).to_vec()
+            } else {
+                backends::listing()
+            };
+            for line in lines {
                 outln!("{line}");
             }
             Ok(ExitCode::SUCCESS)
@@ -299,19 +315,16 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<(config::Source, config::C
     Ok((source, cfg))
 }
 
-fn select_backends(cli: Option<&str>, cfg: &config::Config) -> anyhow::Result<Option<Vec<String>>> {
-    let compiled = backends::selectable_names();
-    let wanted: Vec<String> = match cli {
+fn select_backends(
+    cli: Option<&str>,
+    cfg: &config::Config,
+) -> anyhow::Result<Option<Vec<BackendId>>> {
+    let wanted: Vec<BackendId> = match cli {
         Some("list") => return Ok(None),
-        Some("all") => compiled.iter().map(|s| s.to_string()).collect(),
-        Some(list) => list
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect(),
+        Some(list) => backends::parse_list(list),
         None => match &cfg.backends {
             Some(list) => list.clone(),
-            None => compiled.iter().map(|s| s.to_string()).collect(),
+            None => backends::parse_list("all"),
         },
     };
     check_backends(wanted).map(Some)
@@ -319,27 +332,29 @@ fn select_backends(cli: Option<&str>, cfg: &config::Config) -> anyhow::Result<Op
 
 /// Every name in `wanted` can run here (compiled in, or an installed external backend),
 /// and there is at least one; otherwise an error naming the problem and the fix.
-fn check_backends(wanted: Vec<String>) -> anyhow::Result<Vec<String>> {
-    let compiled = backends::selectable_names();
+fn check_backends(wanted: Vec<BackendId>) -> anyhow::Result<Vec<BackendId>> {
+    let runnable = backends::selectable_names();
     for (i, b) in wanted.iter().enumerate() {
+        let name = b.as_str();
         if wanted[..i].contains(b) {
-            bail!("backend {b:?} is listed twice\n  hint: list each backend once (a cell is backend × model × scenario)");
+            bail!("backend {name:?} is listed twice\n  hint: list each backend once (a cell is backend × model × scenario)");
         }
-        if backends::is_external(b) {
-            backends::external_python(b).map_err(anyhow::Error::msg)?;
+        let entry = backends::lookup(b);
+        if let Some(python) = entry.and_then(backends::Entry::python) {
+            python.interpreter().map_err(anyhow::Error::msg)?;
         }
-        if !compiled.contains(&b.as_str()) {
-            let known = backends::ALL_NAMES.contains(&b.as_str());
+        if !runnable.contains(&name) {
+            let known = entry.is_some();
             bail!(
-                "backend {b:?} is {}\n  hint: this binary contains: {}{}",
+                "backend {name:?} is {}\n  hint: this binary contains: {}{}",
                 if known {
                     "not in this build"
                 } else {
                     "unknown"
                 },
-                compiled.join(", "),
+                runnable.join(", "),
                 if known {
-                    format!("; build with `cargo build --release --features {b}`")
+                    format!("; build with `cargo build --release --features {name}`")
                 } else {
                     String::new()
                 }
@@ -685,7 +700,7 @@ fn recorded_matrix(
 ) -> anyhow::Result<(
     config::Source,
     config::Config,
-    Vec<String>,
+    Vec<BackendId>,
     Vec<matrix::Slot>,
 )> {
     let manifest_path = dir.join(results::MANIFEST);
@@ -736,17 +751,18 @@ fn recorded_matrix(
     if let Some(runs) = manifest["config"]["runs"].as_u64() {
         cfg.runs = runs as u32;
     }
-    let backend_names: Vec<String> = serde_json::from_value(manifest["backends"].clone())
+    let backend_names: Vec<BackendId> = serde_json::from_value(manifest["backends"].clone())
         .with_context(|| format!("{} has no readable backends list", manifest_path.display()))?;
     let runnable = backends::selectable_names();
     if let Some(b) = backend_names
         .iter()
         .find(|b| !runnable.contains(&b.as_str()))
     {
-        let hint = if backends::is_external(b) {
+        let b = b.as_str();
+        let hint = if backends::python_backend(b).is_some() {
             format!(
                 "install its environment: `{}`",
-                backends::PYTHON_INSTALL_COMMAND
+                chimeraforge::python::PYTHON_INSTALL_COMMAND
             )
         } else {
             format!("resume with a build that has it: `cargo build --release --features {b}`")

@@ -1,11 +1,12 @@
 //! The matrix: cells (backend × model × scenario) × runs, in interleaved order, each run in
 //! its own child process of this binary, all against the same servers.
 
-use crate::backends::ChildJob;
+use crate::child::ChildJob;
 use crate::config::{Config, SIM_URL};
 use chimeraforge_core::protocol::RunPlan;
 use chimeraforge_core::record::RunRecord;
 use chimeraforge_core::workload::{Agent, Endpoint, Scenario};
+use chimeraforge_core::BackendId;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -15,7 +16,7 @@ use std::process::{Command, Stdio};
 /// One cell of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Cell {
-    pub backend: String,
+    pub backend: BackendId,
     pub model: String,
     pub scenario: Scenario,
     /// Number of agents (part of the cell: a `[scaling]` sweep runs each cell at several).
@@ -34,7 +35,7 @@ pub struct Slot {
 /// The run order: round r holds run r of every cell (backends innermost), so machine drift
 /// spreads over every backend instead of landing on whichever ran last. With a shuffle
 /// seed, each round is shuffled (deterministically; the seed is recorded).
-pub fn schedule(config: &Config, backends: &[String]) -> Vec<Slot> {
+pub fn schedule(config: &Config, backends: &[BackendId]) -> Vec<Slot> {
     let mut order = Vec::new();
     let mut rng = config.shuffle_seed.map(SplitMix64);
     for run_index in 0..config.runs {
@@ -73,7 +74,7 @@ impl Slot {
     pub fn of(r: &RunRecord) -> Slot {
         Slot {
             cell: Cell {
-                backend: r.backend.clone(),
+                backend: BackendId::new(r.backend.clone()),
                 model: r.model.clone(),
                 scenario: r.scenario,
                 agents: Some(r.agents.len()),
@@ -232,7 +233,7 @@ pub fn run_child_live(
     // A child's stderr is kept in the manifest and printed: never with an API key in it.
     let fail = |kind: ChildFailureKind, status: String, detail: String| ChildFailure {
         kind,
-        backend: job.backend.clone(),
+        backend: job.backend.to_string(),
         status,
         detail: crate::secrets::scrub(&detail).into_owned(),
     };

@@ -66,13 +66,13 @@ pub enum PreflightError {
 }
 
 /// How long the pre-bench check and doctor wait for a GET: the connect, then the whole reply.
-pub const GET_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const GET_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest reply body read by a GET, bytes (a model listing is kilobytes).
-pub const MAX_REPLY_BYTES: usize = 16 << 20;
+pub(crate) const MAX_REPLY_BYTES: usize = 16 << 20;
 
 /// The endpoint's API key, read from its `api_key_env` variable (never printed):
 /// `Ok(None)` when it has none, `Err(VAR)` when the variable is not set.
-pub fn api_key(ep: &Endpoint) -> Result<Option<String>, String> {
+pub(crate) fn api_key(ep: &Endpoint) -> Result<Option<String>, String> {
     match &ep.api_key_env {
         None => Ok(None),
         Some(var) => std::env::var(var).map(Some).map_err(|_| var.clone()),
@@ -80,12 +80,12 @@ pub fn api_key(ep: &Endpoint) -> Result<Option<String>, String> {
 }
 
 /// `GET {base}{path}` with the key, over the parent's HTTP/1.1 client: (status, body).
-pub fn get(base: &str, path: &str, key: Option<&str>) -> Result<(u16, Vec<u8>), HttpError> {
+pub(crate) fn get(base: &str, path: &str, key: Option<&str>) -> Result<(u16, Vec<u8>), HttpError> {
     http1::get(&format!("{base}{path}"), key, GET_TIMEOUT, MAX_REPLY_BYTES)
 }
 
 /// `GET {base}{path}` parsed as JSON; `None` unless it answers 200 with JSON.
-pub fn get_json(base: &str, path: &str, key: Option<&str>) -> Option<serde_json::Value> {
+pub(crate) fn get_json(base: &str, path: &str, key: Option<&str>) -> Option<serde_json::Value> {
     match get(base, path, key) {
         Ok((200, body)) => serde_json::from_slice(&body).ok(),
         _ => None,
@@ -93,7 +93,7 @@ pub fn get_json(base: &str, path: &str, key: Option<&str>) -> Option<serde_json:
 }
 
 /// Where `api` lists its models: `/api/tags` (Ollama) or `/v1/models`.
-pub fn listing_path(api: ApiKind) -> &'static str {
+pub(crate) fn listing_path(api: ApiKind) -> &'static str {
     if api.is_ollama() {
         "/api/tags"
     } else {
@@ -103,7 +103,7 @@ pub fn listing_path(api: ApiKind) -> &'static str {
 
 /// The models a listing names (Ollama `models[].name`/`model`, OpenAI `data[].id`), with
 /// their digests where the API gives them. A JSON document without the list names none.
-pub fn parse_listing(
+pub(crate) fn parse_listing(
     api: ApiKind,
     body: &[u8],
 ) -> Result<Vec<(String, Option<String>)>, serde_json::Error> {
@@ -128,7 +128,7 @@ pub fn parse_listing(
 }
 
 /// Whether `available` holds `model` (Ollama also answers `NAME` for `NAME:latest`).
-pub fn has_model<'a>(
+pub(crate) fn has_model<'a>(
     api: ApiKind,
     mut available: impl Iterator<Item = &'a str>,
     model: &str,

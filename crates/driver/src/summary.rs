@@ -280,8 +280,6 @@ pub fn cells_table(records: &[RunRecord]) -> String {
 
 /// A run that produced no record, or a record with `status: failed`.
 pub struct FailedRun {
-    /// Where it was in the run order, 1-based, when known.
-    pub position: Option<usize>,
     pub what: String,
     pub why: String,
 }
@@ -292,7 +290,6 @@ pub fn failures(records: &[RunRecord], child_failures: &[String]) -> Vec<FailedR
         .iter()
         .filter(|r| !r.is_ok())
         .map(|r| FailedRun {
-            position: None,
             what: format!(
                 "{} {} {} run {}",
                 r.backend,
@@ -304,28 +301,10 @@ pub fn failures(records: &[RunRecord], child_failures: &[String]) -> Vec<FailedR
         })
         .collect();
     v.extend(child_failures.iter().map(|e| FailedRun {
-        position: None,
         what: "child process".into(),
         why: e.clone(),
     }));
     v
-}
-
-/// The failures section, or nothing when every run succeeded.
-pub fn failures_section(records: &[RunRecord], child_failures: &[String], total: usize) -> String {
-    let f = failures(records, child_failures);
-    if f.is_empty() {
-        return String::new();
-    }
-    let mut out = format!("FAILURES: {} of {total} runs failed\n", f.len());
-    for run in &f {
-        let at = run.position.map(|p| format!("[{p}] ")).unwrap_or_default();
-        out.push_str(&format!("  {at}{}: {}\n", run.what, run.why));
-    }
-    out.push_str(
-        "  next: `chimeraforge doctor CONFIG` checks every server; failed runs are kept in runs.jsonl with status \"failed\" and are left out of the table above.\n",
-    );
-    out
 }
 
 /// The program that opens a file in the desktop's default viewer.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use chimeraforge::backends::run_job;
+use chimeraforge::child::run_job;
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::record::RunRecord;
 use chimeraforge_core::Backend;

@@ -143,6 +143,21 @@ fn backends_lists_this_build() {
 }
 
 #[test]
+fn backends_features_lists_every_rust_backend_built_in_or_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(&["backends", "--features"], tmp.path());
+    assert_eq!(o.status.code(), Some(0));
+    let listed = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines, chimeraforge::backends::RUST_NAMES);
+    // This build's backends are among them; no Python backend is.
+    for b in chimeraforge::backends::compiled_names() {
+        assert!(lines.contains(&b), "{b} missing from {lines:?}");
+    }
+    assert!(lines.iter().all(|l| !l.starts_with("python-")), "{lines:?}");
+}
+
+#[test]
 fn quickstart_writes_one_record_per_run() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("res");

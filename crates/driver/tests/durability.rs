@@ -842,7 +842,7 @@ fn a_key_on_a_dying_childs_stderr_is_redacted() {
         .arg("--out")
         .arg(&out)
         .arg("--json")
-        .env(chimeraforge::backends::PYTHON_VENV_ENV, &venv)
+        .env(chimeraforge::python::PYTHON_VENV_ENV, &venv)
         .env(&var, &key)
         .output()
         .unwrap();

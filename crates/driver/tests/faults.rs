@@ -3,7 +3,7 @@
 //! slow but healthy stream (`slow_drip`) succeeds. One generic body per fault, instantiated
 //! per backend; each body runs on Ollama's NDJSON API and on the OpenAI SSE API.
 
-use chimeraforge::backends::{run_job, ChildJob};
+use chimeraforge::child::{run_job, ChildJob};
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::{
     execute_call, CallErrorKind, CallOutcome, CallSettings, CallTarget, Timeouts,

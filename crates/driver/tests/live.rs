@@ -2,11 +2,11 @@
 //! and a child not asked writes none (quiet and scripted runs carry no sampler). The same
 //! for the Python children, which the parent asks exactly as it asks its own.
 
-use chimeraforge::backends::{
-    external_command, external_python, ChildJob, EXTERNAL_NAMES, PYTHON_INSTALL_COMMAND,
-};
+use chimeraforge::backends::{external_command, python_backend, EXTERNAL_NAMES};
+use chimeraforge::child::ChildJob;
 use chimeraforge::live::LiveSample;
 use chimeraforge::matrix::{run_child_live, LiveSink};
+use chimeraforge::python::PYTHON_INSTALL_COMMAND;
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::CallSettings;
 use chimeraforge_core::protocol::RunPlan;
@@ -60,7 +60,7 @@ fn job(backend: &str, sim_url: &str) -> ChildJob {
 /// backend), with or without the request for live progress; its stdout and stderr.
 fn child_stderr(backend: &str, sim_url: &str, live: bool) -> (String, String) {
     let job = job(backend, sim_url);
-    let mut cmd = match external_command(backend) {
+    let mut cmd = match external_command(&backend.into()) {
         Some(cmd) => cmd.unwrap(),
         None => {
             let mut cmd = common::bin();
@@ -144,7 +144,7 @@ fn child_reports_live_tokens_only_when_asked() {
 fn python_child_reports_live_tokens_through_the_driver() {
     let sim = sim();
     for backend in EXTERNAL_NAMES {
-        if let Err(why) = external_python(backend) {
+        if let Err(why) = python_backend(backend).unwrap().interpreter() {
             eprintln!(
                 "SKIPPED {backend} live progress: {why}\n  (install: {PYTHON_INSTALL_COMMAND})"
             );
@@ -224,7 +224,7 @@ fn an_inherited_live_variable_is_not_passed_to_children() {
         .arg("--out")
         .arg(&out)
         .env(chimeraforge::live::ENV, "1")
-        .env(chimeraforge::backends::PYTHON_VENV_ENV, &venv)
+        .env(chimeraforge::python::PYTHON_VENV_ENV, &venv)
         .output()
         .unwrap();
     // The run fails (the stand-in exits 1), so the bench does too; its results stay.

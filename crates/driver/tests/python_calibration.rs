@@ -9,8 +9,9 @@
 
 mod common;
 
-use chimeraforge::backends::{external_python, EXTERNAL_NAMES, PYTHON_INSTALL_COMMAND};
+use chimeraforge::backends::{python_backend, EXTERNAL_NAMES};
 use chimeraforge::matrix::run_child;
+use chimeraforge::python::PYTHON_INSTALL_COMMAND;
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::metrics::run_metrics;
 use chimeraforge_core::record::RunRecord;
@@ -27,7 +28,7 @@ fn serialize() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn installed(backend: &str) -> bool {
-    match external_python(backend) {
+    match python_backend(backend).unwrap().interpreter() {
         Ok(_) => true,
         Err(why) => {
             eprintln!(

@@ -6,7 +6,7 @@
 //! neighbour, N = 8 read 0.88). Calls last 200 ms, so a fresh connection per call is a small
 //! part of each.
 
-use chimeraforge::backends::run_job;
+use chimeraforge::child::run_job;
 use chimeraforge::config::{parse, Source};
 use chimeraforge::matrix::{job_for, schedule, start_simulators};
 use chimeraforge_core::record::{Phase, RunRecord};
@@ -44,7 +44,7 @@ fn sweep<B: Backend>() {
     })
     .expect("config parses");
     let (endpoints, _sims) = start_simulators(&cfg).expect("simulators start");
-    let order = schedule(&cfg, &[B::NAME.to_owned()]);
+    let order = schedule(&cfg, &[B::NAME.into()]);
     assert_eq!(order.len(), 2);
     let mut records: Vec<RunRecord> = Vec::new();
     for slot in &order {

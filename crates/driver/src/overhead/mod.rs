@@ -20,6 +20,7 @@ mod render;
 
 use crate::affinity::{self, Split};
 use anyhow::Context;
+use chimeraforge_core::BackendId;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -48,19 +49,8 @@ pub struct Args {
 
 impl Args {
     /// The backends `--backends` names, unchecked: `all` is every selectable one.
-    pub fn backend_names(&self) -> Vec<String> {
-        if self.backends == "all" {
-            crate::backends::selectable_names()
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        } else {
-            self.backends
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect()
-        }
+    pub fn backend_names(&self) -> Vec<BackendId> {
+        crate::backends::parse_list(&self.backends)
     }
 }
 
@@ -84,7 +74,7 @@ impl Settings {
 
 /// Run `chimeraforge overhead` on `backends` (checked by the caller): every probe on each,
 /// then `overhead.md`, `overhead.json` and `runs.jsonl` in the results directory.
-pub fn main(backends: &[String], args: Args) -> anyhow::Result<ExitCode> {
+pub fn main(backends: &[BackendId], args: Args) -> anyhow::Result<ExitCode> {
     let pin = if args.pin {
         let cpus = affinity::allowed().context("cannot read this process's CPUs")?;
         let split = Split::halves(&cpus).map_err(anyhow::Error::msg)?;
@@ -118,11 +108,12 @@ pub fn main(backends: &[String], args: Args) -> anyhow::Result<ExitCode> {
     let mut runs = std::fs::File::create(out_dir.join("runs.jsonl"))?;
     let mut all = Vec::new();
     for b in backends {
-        let measured = measure::measure_backend(&exe, b, &settings, crate::out::line, |r| {
-            use std::io::Write as _;
-            let _ = serde_json::to_writer(&mut runs, r);
-            let _ = runs.write_all(b"\n");
-        })?;
+        let measured =
+            measure::measure_backend(&exe, b.as_str(), &settings, crate::out::line, |r| {
+                use std::io::Write as _;
+                let _ = serde_json::to_writer(&mut runs, r);
+                let _ = runs.write_all(b"\n");
+            })?;
         all.push(measured);
     }
     let md = render::markdown(&all, crate::scaling::cores());

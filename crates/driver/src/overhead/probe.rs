@@ -1,7 +1,7 @@
 //! The probes: what each one is ([`ProbeKind`]), the run shape it asks of a backend, and
 //! the child job of one of its runs.
 
-use crate::backends::ChildJob;
+use crate::child::ChildJob;
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::CallSettings;
 use chimeraforge_core::protocol::RunPlan;
@@ -173,7 +173,7 @@ pub(crate) fn job(backend: &str, probe: &Probe, base_url: &str, run_index: u32) 
     let mut plan = RunPlan::alternating(run_index, agents, 4, CallSettings::default());
     plan.concurrent_only = probe.concurrent_only();
     ChildJob {
-        backend: backend.to_owned(),
+        backend: backend.into(),
         model: MODEL.into(),
         scenario: Scenario::ChimeraHomo,
         client: ClientOptions::default(),

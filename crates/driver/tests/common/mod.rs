@@ -3,7 +3,7 @@
 //! the seed's two agents on it.
 #![allow(dead_code)] // each test binary uses part of it
 
-use chimeraforge::backends::ChildJob;
+use chimeraforge::child::ChildJob;
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::CallSettings;
 use chimeraforge_core::protocol::RunPlan;
