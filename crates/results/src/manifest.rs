@@ -213,3 +213,45 @@ impl Manifest {
             .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chimeraforge_core::workload::Scenario;
+
+    #[test]
+    fn orders_before_scaling_take_the_configs_agents_else_two() {
+        let m: Manifest = serde_json::from_value(serde_json::json!({"order": [
+            {"cell": {"backend": "smol-1kb", "model": "m", "scenario": "chimera-homo"}, "run_index": 2}
+        ]}))
+        .unwrap();
+        let s = &m.order.as_ref().unwrap()[0];
+        assert_eq!(s.cell.backend, "smol-1kb");
+        assert_eq!(s.cell.scenario, Scenario::ChimeraHomo);
+        assert_eq!(s.run_index, 2);
+        assert_eq!(s.cell.agents_or(m.default_agents()), 2);
+        let m: Manifest =
+            serde_json::from_value(serde_json::json!({"config": {"agents": [{}, {}, {}]}}))
+                .unwrap();
+        assert_eq!(m.default_agents(), 3);
+        assert!(m.order.is_none());
+    }
+
+    #[test]
+    fn lost_runs_read_the_driver_failures() {
+        let m: Manifest = serde_json::from_value(serde_json::json!({"lost_runs": [{
+            "slot": {"cell": {"backend": "async-std", "model": "m", "scenario": "chimera-homo", "agents": 4}, "run_index": 1},
+            "failure": {"kind": "crashed", "backend": "async-std", "status": "signal 9", "detail": "killed"},
+            "at_utc": "20260101T000000Z"
+        }]}))
+        .unwrap();
+        let l = &m.lost_runs;
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].slot.cell.agents, Some(4));
+        assert_eq!(l[0].failure.kind.name(), "child_crashed");
+        assert_eq!(
+            l[0].failure.to_string(),
+            "the async-std child process failed (signal 9): killed"
+        );
+    }
+}
