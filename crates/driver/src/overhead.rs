@@ -11,7 +11,7 @@
 
 use crate::affinity::{self, Split};
 use crate::backends::ChildJob;
-use crate::matrix::run_child;
+use crate::spawn::run_child;
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::CallSettings;
 use chimeraforge_core::metrics::percentiles;

@@ -6,7 +6,7 @@ use chimeraforge::backends::{
     external_command, external_python, ChildJob, EXTERNAL_NAMES, PYTHON_INSTALL_COMMAND,
 };
 use chimeraforge::live::LiveSample;
-use chimeraforge::matrix::{run_child_live, LiveSink};
+use chimeraforge::spawn::{run_child_live, LiveSink};
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::CallSettings;
 use chimeraforge_core::protocol::RunPlan;

@@ -8,7 +8,8 @@
 
 use chimeraforge::backends::run_job;
 use chimeraforge::config::{parse, Source};
-use chimeraforge::matrix::{job_for, schedule, start_simulators};
+use chimeraforge::matrix::{job_for, schedule};
+use chimeraforge::simulators::start_simulators;
 use chimeraforge_core::record::{Phase, RunRecord};
 use chimeraforge_core::Backend;
 
@@ -44,7 +45,7 @@ fn sweep<B: Backend>() {
     })
     .expect("config parses");
     let (endpoints, _sims) = start_simulators(&cfg).expect("simulators start");
-    let order = schedule(&cfg, &[B::NAME.to_owned()]);
+    let order = schedule(&cfg, &[B::NAME.into()]);
     assert_eq!(order.len(), 2);
     let mut records: Vec<RunRecord> = Vec::new();
     for slot in &order {
