@@ -5,13 +5,12 @@
 use crate::{load_config, select_backends, BenchArgs};
 use anyhow::{bail, Context};
 use chimeraforge::{
-    backends, config, failures, interrupt, matrix, preflight, progress, simulators, spawn,
-    summary,
-};use chimeraforge_core::workload::{Endpoint, PromptCache};
+    backends, config, failures, interrupt, matrix, preflight, progress, simulators, spawn, summary,
+};
+use chimeraforge_core::workload::{Endpoint, PromptCache};
 use chimeraforge_core::BackendId;
 use chimeraforge_results::{
-    ChildFailureKind, Host, LostRun, Manifest, Outcome, ResultsDir, Session, SessionEnd, Slot,
-    Tool,
+    ChildFailureKind, Host, LostRun, Manifest, Outcome, ResultsDir, Session, SessionEnd, Slot, Tool,
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -175,7 +174,11 @@ fn dry_run(m: &Matrix) -> anyhow::Result<ExitCode> {
 /// server said, as the manifest records it.
 fn check_servers(
     cfg: &config::Config,
-) -> anyhow::Result<(Vec<Endpoint>, simulators::Simulators, Vec<serde_json::Value>)> {
+) -> anyhow::Result<(
+    Vec<Endpoint>,
+    simulators::Simulators,
+    Vec<serde_json::Value>,
+)> {
     let (endpoints, sims) = simulators::start_simulators(cfg)?;
     let mut servers = Vec::new();
     for ep in &endpoints {
@@ -224,9 +227,10 @@ fn open_results(
             nonce,
         });
     }
-    let out_dir = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("results").join(format!("{started_utc}-{}", m.cfg.name))
-    });
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(format!("{started_utc}-{}", m.cfg.name)));
     let manifest = Manifest {
         schema_version: chimeraforge_results::SCHEMA_VERSION,
         tool: Some(Tool {
@@ -550,10 +554,7 @@ fn recorded_matrix(
         cfg.runs = runs;
     }
     if manifest.backends.is_empty() {
-        bail!(
-            "{} has no readable backends list",
-            manifest_path.display()
-        );
+        bail!("{} has no readable backends list", manifest_path.display());
     }
     let runnable = backends::selectable_names();
     if let Some(b) = manifest

@@ -1,8 +1,8 @@
 //! Failed runs of a matrix, counted per cell and per cause: recorded runs whose status is
 //! `failed` (typed by the call error's kind) and children that left no record at all.
 
-use chimeraforge_results::{Cell, LostRun, Slot};
 use chimeraforge_core::record::{RunRecord, RunStatus};
+use chimeraforge_results::{Cell, LostRun, Slot};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -81,8 +81,8 @@ impl Failures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chimeraforge_results::{ChildFailure, ChildFailureKind};
     use chimeraforge_core::workload::Scenario;
+    use chimeraforge_results::{ChildFailure, ChildFailureKind};
 
     fn lost(backend: &str, kind: ChildFailureKind) -> LostRun {
         LostRun {

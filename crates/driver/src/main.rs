@@ -431,7 +431,10 @@ fn overhead(
     let exe = std::env::current_exe()
         .context("cannot find this program's path to start child processes")?;
     let out_dir = out.unwrap_or_else(|| {
-        PathBuf::from("results").join(format!("{}-overhead", results::utc_stamp(bench::unix_now_s())))
+        PathBuf::from("results").join(format!(
+            "{}-overhead",
+            results::utc_stamp(bench::unix_now_s())
+        ))
     });
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;

@@ -174,13 +174,15 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, ResultsError> {
     struct Version {
         schema_version: Option<u64>,
     }
-    let version: Version = serde_json::from_slice(&bytes).map_err(|source| {
-        ResultsError::Manifest {
+    let version: Version =
+        serde_json::from_slice(&bytes).map_err(|source| ResultsError::Manifest {
             path: path.clone(),
             source,
-        }
-    })?;
-    if let Some(found) = version.schema_version.filter(|&v| v > u64::from(SCHEMA_VERSION)) {
+        })?;
+    if let Some(found) = version
+        .schema_version
+        .filter(|&v| v > u64::from(SCHEMA_VERSION))
+    {
         return Err(ResultsError::UnsupportedVersion {
             path,
             found,

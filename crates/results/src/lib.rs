@@ -14,8 +14,8 @@ pub mod schedule;
 use std::path::PathBuf;
 
 pub use dir::{
-    parse_runs, read_manifest, read_results, read_runs, utc_stamp, write_atomic, Redact,
-    Reopened, Results, ResultsDir, MANIFEST, RUNS,
+    parse_runs, read_manifest, read_results, read_runs, utc_stamp, write_atomic, Redact, Reopened,
+    Results, ResultsDir, MANIFEST, RUNS,
 };
 pub use failure::{ChildFailure, ChildFailureKind, LostRun};
 pub use manifest::{Host, Manifest, Outcome, Session, SessionEnd, Tool, SCHEMA_VERSION};

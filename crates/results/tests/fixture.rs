@@ -21,7 +21,10 @@ fn v1_quickstart_reads() {
     assert_eq!(m.config_name(), Some("quickstart"));
     assert_eq!(m.config_runs(), Some(1));
     assert_eq!(m.default_agents(), 2);
-    assert_eq!(m.config_scenarios(), ["baseline-vs-chimera", "chimera-homo"]);
+    assert_eq!(
+        m.config_scenarios(),
+        ["baseline-vs-chimera", "chimera-homo"]
+    );
     assert_eq!(m.prompt_cache, Some(PromptCache::Isolate));
     let order = m.order.as_ref().unwrap();
     assert_eq!(order.len(), 4);

@@ -1,10 +1,10 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no script, nothing fetched).
 //! Every string from a config, a server or a model goes through [`html`] escaping.
 
-use super::non_empty;
 use super::charts;
 use super::findings::{findings, Finding, FindingKind};
 use super::markdown::how_to_read;
+use super::non_empty;
 use super::table::{self, CellTables, Table};
 use super::text::html;
 use super::Report;

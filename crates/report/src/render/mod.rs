@@ -49,15 +49,18 @@ pub(crate) fn provenance(a: &Analysis, escape: fn(&str) -> String) -> Vec<String
             escape(&a.source.display().to_string())
         ));
     }
-    let tool: Vec<String> = m.tool.iter().flat_map(|t| {
-        [
-            non_empty(&t.version).map(|v| format!("chimeraforge {}", escape(v))),
-            non_empty(&t.git_revision).map(|v| format!("git {}", escape(v))),
-            non_empty(&t.rustc).map(escape),
-        ]
-    })
-    .flatten()
-    .collect();
+    let tool: Vec<String> = m
+        .tool
+        .iter()
+        .flat_map(|t| {
+            [
+                non_empty(&t.version).map(|v| format!("chimeraforge {}", escape(v))),
+                non_empty(&t.git_revision).map(|v| format!("git {}", escape(v))),
+                non_empty(&t.rustc).map(escape),
+            ]
+        })
+        .flatten()
+        .collect();
     if !tool.is_empty() {
         lines.push(format!("Tool: {}", tool.join(", ")));
     }
