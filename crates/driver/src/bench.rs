@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use chimeraforge::{
     backends, config, failures, interrupt, matrix, preflight, progress, simulators, spawn, summary,
 };
+use chimeraforge_core::record::RunRecord;
 use chimeraforge_core::workload::{Endpoint, PromptCache};
 use chimeraforge_core::BackendId;
 use chimeraforge_results::{
@@ -27,7 +28,7 @@ struct Matrix {
 }
 
 /// The results directory being written, and what it holds so far.
-struct Open {
+struct OpenResults {
     out_dir: PathBuf,
     dir: ResultsDir,
     manifest: Manifest,
@@ -38,8 +39,6 @@ struct Open {
     /// This session's prompt nonce (`None` with `prompt_cache = "allow"`).
     nonce: Option<String>,
 }
-
-use chimeraforge_core::record::RunRecord;
 
 /// How running the slots ended.
 struct Ran {
@@ -194,7 +193,7 @@ fn open_results(
     args: &BenchArgs,
     m: &Matrix,
     servers: Vec<serde_json::Value>,
-) -> anyhow::Result<Open> {
+) -> anyhow::Result<OpenResults> {
     let started = unix_now_s();
     let started_utc = chimeraforge_results::utc_stamp(started);
     // A fresh nonce every invocation, resumed ones included: a slot that was cut off may
@@ -218,7 +217,7 @@ fn open_results(
             end: None,
         });
         reopened.dir.write_manifest(&manifest)?;
-        return Ok(Open {
+        return Ok(OpenResults {
             out_dir: out_dir.clone(),
             dir: reopened.dir,
             lost_before: manifest.lost_runs.len(),
@@ -273,7 +272,7 @@ fn open_results(
         outcome: None,
     };
     let dir = ResultsDir::create(&out_dir, &manifest, redact)?;
-    Ok(Open {
+    Ok(OpenResults {
         out_dir,
         dir,
         manifest,
@@ -288,7 +287,7 @@ fn open_results(
 fn run_slots(
     m: &Matrix,
     endpoints: &[Endpoint],
-    open: &mut Open,
+    open: &mut OpenResults,
     output: progress::OutputMode,
     resuming: bool,
 ) -> anyhow::Result<Ran> {
@@ -370,7 +369,7 @@ fn run_slots(
 }
 
 /// Write how this session and the matrix stand (end time, counts, signal) into the manifest.
-fn finish_manifest(m: &Matrix, open: &mut Open, ran: &Ran) -> anyhow::Result<Finished> {
+fn finish_manifest(m: &Matrix, open: &mut OpenResults, ran: &Ran) -> anyhow::Result<Finished> {
     let interrupted = interrupt::stop_requested();
     let interrupted_by = interrupt::first_signal().map(str::to_owned);
     let recorded: HashSet<Slot> = open.records.iter().map(Slot::of).collect();
@@ -407,7 +406,7 @@ fn finish_manifest(m: &Matrix, open: &mut Open, ran: &Ran) -> anyhow::Result<Fin
 /// and the exit code.
 fn summarize(
     m: &Matrix,
-    open: &Open,
+    open: &OpenResults,
     ran: &Ran,
     finished: &Finished,
     args: &BenchArgs,
