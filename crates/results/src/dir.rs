@@ -48,6 +48,8 @@ impl ResultsDir {
             path: path.to_owned(),
             source,
         })?;
+        // The manifest first: a directory whose manifest could not be written holds no runs.
+        write_manifest(path, manifest, redact)?;
         let runs_path = path.join(RUNS);
         let runs = OpenOptions::new()
             .create(true)
@@ -57,14 +59,12 @@ impl ResultsDir {
                 path: runs_path,
                 source,
             })?;
-        let dir = ResultsDir {
+        sync_dir(path);
+        Ok(ResultsDir {
             path: path.to_owned(),
             runs,
             redact,
-        };
-        dir.write_manifest(manifest)?;
-        sync_dir(path);
-        Ok(dir)
+        })
     }
 
     /// Reopen a results directory to resume it: read its manifest and records, and repair
@@ -141,19 +141,24 @@ impl ResultsDir {
         Ok(())
     }
 
-    /// Replace the manifest: pretty JSON with sorted keys, redacted (a lost run's stderr, a
-    /// server's answers to the preflight), written atomically.
+    /// Replace the manifest (e.g. with a lost run, or the end time and counts).
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), ResultsError> {
-        let path = self.path.join(MANIFEST);
-        let serialize = |source| ResultsError::Serialize {
-            path: path.clone(),
-            source,
-        };
-        let mut value = serde_json::to_value(manifest).map_err(serialize)?;
-        (self.redact)(&mut value);
-        let bytes = serde_json::to_vec_pretty(&value).map_err(serialize)?;
-        write_atomic(&path, &bytes)
+        write_manifest(&self.path, manifest, self.redact)
     }
+}
+
+/// Write `dir`'s manifest: pretty JSON with sorted keys, redacted (a lost run's stderr, a
+/// server's answers to the preflight), replaced atomically.
+fn write_manifest(dir: &Path, manifest: &Manifest, redact: Redact) -> Result<(), ResultsError> {
+    let path = dir.join(MANIFEST);
+    let serialize = |source| ResultsError::Serialize {
+        path: path.clone(),
+        source,
+    };
+    let mut value = serde_json::to_value(manifest).map_err(serialize)?;
+    redact(&mut value);
+    let bytes = serde_json::to_vec_pretty(&value).map_err(serialize)?;
+    write_atomic(&path, &bytes)
 }
 
 /// The manifest of a results directory, refusing one of a newer schema version.
