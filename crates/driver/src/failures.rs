@@ -1,20 +1,10 @@
 //! Failed runs of a matrix, counted per cell and per cause: recorded runs whose status is
 //! `failed` (typed by the call error's kind) and children that left no record at all.
 
-use crate::matrix::{Cell, ChildFailure, Slot};
 use chimeraforge_core::record::{RunRecord, RunStatus};
-use serde::{Deserialize, Serialize};
+use chimeraforge_results::{Cell, LostRun, Slot};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-
-/// A run whose child left no record: kept in the manifest, never in `runs.jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LostRun {
-    pub slot: Slot,
-    pub failure: ChildFailure,
-    /// When it happened, `YYYYMMDDTHHMMSSZ`.
-    pub at_utc: String,
-}
 
 /// Failure counts of a matrix.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -91,8 +81,8 @@ impl Failures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::ChildFailureKind;
     use chimeraforge_core::workload::Scenario;
+    use chimeraforge_results::{ChildFailure, ChildFailureKind};
 
     fn lost(backend: &str, kind: ChildFailureKind) -> LostRun {
         LostRun {

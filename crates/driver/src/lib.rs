@@ -16,7 +16,11 @@ pub mod overhead;
 pub mod preflight;
 pub mod progress;
 pub mod python;
-pub mod results;
+/// The results directory (manifest, order, lost runs; written and read): its own crate,
+/// shared with the report.
+pub use chimeraforge_results as results;
 pub mod scaling;
 pub mod secrets;
+pub mod simulators;
+pub mod spawn;
 pub mod summary;

@@ -144,7 +144,7 @@ impl Progress {
 
     /// Where the running child's live samples go: `None` when no bar is drawn, so quiet and
     /// scripted runs never ask a child for them.
-    pub fn live_sink(&self) -> Option<crate::matrix::LiveSink> {
+    pub fn live_sink(&self) -> Option<crate::spawn::LiveSink> {
         let bar = self.bar.clone()?;
         let state = Arc::clone(&self.live);
         Some(Arc::new(move |sample: crate::live::LiveSample| {

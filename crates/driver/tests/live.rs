@@ -5,8 +5,8 @@
 use chimeraforge::backends::{external_command, python_backend, EXTERNAL_NAMES};
 use chimeraforge::child::ChildJob;
 use chimeraforge::live::LiveSample;
-use chimeraforge::matrix::{run_child_live, LiveSink};
 use chimeraforge::python::PYTHON_INSTALL_COMMAND;
+use chimeraforge::spawn::{run_child_live, LiveSink};
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::CallSettings;
 use chimeraforge_core::protocol::RunPlan;

@@ -1,5 +1,5 @@
 //! Calibration of the Python backends (python-asyncio, python-uvloop): the same checks as
-//! tests/calibration.rs, through the real driver path (`matrix::run_child` spawns
+//! tests/calibration.rs, through the real driver path (`spawn::run_child` spawns
 //! `VENV/bin/python -m chimeraforge_py child` with the ChildJob on stdin), against an
 //! in-process simulator with known timing. Also checks that the Python child's metrics are
 //! exactly what `core::metrics::run_metrics` computes from its own phase records.
@@ -10,8 +10,8 @@
 mod common;
 
 use chimeraforge::backends::{python_backend, EXTERNAL_NAMES};
-use chimeraforge::matrix::run_child;
 use chimeraforge::python::PYTHON_INSTALL_COMMAND;
+use chimeraforge::spawn::run_child;
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::metrics::run_metrics;
 use chimeraforge_core::record::RunRecord;

@@ -8,7 +8,8 @@
 
 use chimeraforge::child::run_job;
 use chimeraforge::config::{parse, Source};
-use chimeraforge::matrix::{job_for, schedule, start_simulators};
+use chimeraforge::matrix::{job_for, schedule};
+use chimeraforge::simulators::start_simulators;
 use chimeraforge_core::record::{Phase, RunRecord};
 use chimeraforge_core::Backend;
 

@@ -134,8 +134,9 @@ pub fn compare_results(a: &Results, b: &Results, config: &AnalysisConfig) -> Com
 /// either side has runs flagged `prompt_cache`, or the two ran under different policies.
 fn prompt_cache_warnings(a: &Results, b: &Results) -> Vec<String> {
     let mode = |r: &Results| {
-        crate::results::manifest_str(&r.manifest, "/prompt_cache")
-            .unwrap_or("not recorded")
+        r.manifest
+            .prompt_cache
+            .map_or("not recorded", |p| p.name())
             .to_owned()
     };
     let flagged = |r: &Results| {

@@ -28,34 +28,9 @@ pub const RUNS_CSV: &str = "runs.csv";
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    /// The directory has no `manifest.json`.
-    #[error(
-        "{} is not a chimeraforge results directory: {} is missing (pass a directory written by `chimeraforge bench`)",
-        dir.display(),
-        manifest.display()
-    )]
-    NotResultsDir { dir: PathBuf, manifest: PathBuf },
-    /// `manifest.json` is not JSON.
-    #[error("cannot parse {}: {source}", path.display())]
-    Manifest {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// An output could not be written.
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The results directory could not be read, or an output not written.
+    #[error(transparent)]
+    Results(#[from] chimeraforge_results::ResultsError),
 }
 
 /// What [`write_report`] wrote, and what it skipped.
@@ -79,10 +54,7 @@ pub fn write_report(dir: &Path) -> Result<ReportSummary, ReportError> {
     let rendered = render_all(&analysis);
     let write = |name: &str, text: &str| -> Result<PathBuf, ReportError> {
         let path = dir.join(name);
-        write_atomic(&path, text.as_bytes()).map_err(|source| ReportError::Write {
-            path: path.clone(),
-            source,
-        })?;
+        chimeraforge_results::write_atomic(&path, text.as_bytes())?;
         Ok(path)
     };
     Ok(ReportSummary {
@@ -94,13 +66,4 @@ pub fn write_report(dir: &Path) -> Result<ReportSummary, ReportError> {
         runs_missing: analysis.failures.missing.len(),
         warnings: analysis.warnings.clone(),
     })
-}
-
-/// Write to a temporary file beside `path`, then rename, so a reader never sees half a report.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }

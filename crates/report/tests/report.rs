@@ -346,7 +346,10 @@ fn empty_directory_still_reports() {
 fn not_a_results_directory() {
     let dir = tempfile::tempdir().unwrap();
     let err = write_report(dir.path()).unwrap_err();
-    assert!(matches!(err, ReportError::NotResultsDir { .. }));
+    assert!(matches!(
+        err,
+        ReportError::Results(chimeraforge_results::ResultsError::NotResultsDir { .. })
+    ));
     assert!(err
         .to_string()
         .contains("not a chimeraforge results directory"));

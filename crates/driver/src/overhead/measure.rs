@@ -5,7 +5,7 @@ use super::figures::{BackendOverhead, Ingest, TtftBias};
 use super::probe::{self, Probe, ProbeKind};
 use super::Settings;
 use crate::affinity;
-use crate::matrix::run_child;
+use crate::spawn::run_child;
 use chimeraforge_core::metrics::percentiles;
 use chimeraforge_core::record::{Phase, PhaseOrder, PhaseRecord, RunRecord};
 use chimeraforge_sim::FirstToken;

@@ -19,7 +19,7 @@ pub use detail::{
 pub use metric::Metric;
 pub use runs::{kind_name, lost_cause, FailedRun, Failures, RunRow, RunState};
 
-use crate::results::{lost_runs, scheduled_runs, LostRun, Results, ScheduledRun};
+use crate::results::{LostRun, Manifest, Results, Slot};
 use crate::stats::BootstrapConfig;
 use chimeraforge_core::record::RunRecord;
 use chimeraforge_core::workload::Scenario;
@@ -107,7 +107,7 @@ pub struct Analysis {
     pub config: AnalysisConfig,
     /// The results directory (empty when analysed in memory).
     pub source: PathBuf,
-    pub manifest: serde_json::Value,
+    pub manifest: Manifest,
     /// Skipped lines and other caveats, one line each.
     pub warnings: Vec<String>,
     /// Levels in report order (the manifest's order, then first appearance).
@@ -220,7 +220,8 @@ impl Analysis {
 pub fn analyze(results: &Results, config: &AnalysisConfig) -> Analysis {
     let mut warnings = results.warnings.clone();
     let manifest = &results.manifest;
-    let scheduled = scheduled_runs(manifest);
+    let scheduled = manifest.order.as_ref();
+    let default_agents = manifest.default_agents();
 
     let mut by_cell: BTreeMap<CellKey, Vec<&RunRecord>> = BTreeMap::new();
     for r in &results.records {
@@ -229,42 +230,43 @@ pub fn analyze(results: &Results, config: &AnalysisConfig) -> Analysis {
     for runs in by_cell.values_mut() {
         runs.sort_by_key(|r| r.run_index);
     }
-    let slot_key = |s: &ScheduledRun| CellKey {
-        backend: s.backend.clone(),
-        model: s.model.clone(),
-        scenario: s.scenario,
-        agents: s.agents,
+    let slot_key = |s: &Slot| CellKey {
+        backend: s.cell.backend.to_string(),
+        model: s.cell.model.clone(),
+        scenario: s.cell.scenario,
+        agents: s.cell.agents_or(default_agents),
     };
     let mut scheduled_by_cell: BTreeMap<CellKey, BTreeSet<u32>> = BTreeMap::new();
-    for s in scheduled.iter().flatten() {
+    for s in scheduled.into_iter().flatten() {
         scheduled_by_cell
             .entry(slot_key(s))
             .or_default()
             .insert(s.run_index);
     }
     // The latest loss of each slot (a resumed bench may have lost a run twice).
-    let lost = lost_runs(manifest);
+    let lost = &manifest.lost_runs;
     let mut lost_by_slot: HashMap<(CellKey, u32), LostRun> = HashMap::new();
-    for l in &lost {
-        lost_by_slot.insert((slot_key(&l.run), l.run.run_index), l.clone());
+    for l in lost {
+        lost_by_slot.insert((slot_key(&l.slot), l.slot.run_index), l.clone());
     }
 
     let backends = level_order(
-        manifest_strings(manifest, "/backends"),
+        manifest.backends.iter().map(ToString::to_string).collect(),
         by_cell
             .keys()
             .chain(scheduled_by_cell.keys())
             .map(|k| k.backend.clone()),
     );
     let models = level_order(
-        manifest_strings(manifest, "/config/models"),
+        manifest.config_models(),
         by_cell
             .keys()
             .chain(scheduled_by_cell.keys())
             .map(|k| k.model.clone()),
     );
     let scenarios = level_order(
-        manifest_strings(manifest, "/config/scenarios")
+        manifest
+            .config_scenarios()
             .iter()
             .filter_map(|s| s.parse::<Scenario>().ok())
             .collect(),
@@ -367,7 +369,7 @@ pub fn analyze(results: &Results, config: &AnalysisConfig) -> Analysis {
     let mut runs = Vec::new();
     let mut failures = Failures {
         missing: missing.clone(),
-        child_failures: manifest_strings(manifest, "/child_failures"),
+        child_failures: manifest.child_failures.clone(),
         ..Failures::default()
     };
     for (k, i) in &missing {
@@ -375,8 +377,9 @@ pub fn analyze(results: &Results, config: &AnalysisConfig) -> Analysis {
         *failures.missing_by_cause.entry(cause).or_insert(0) += 1;
     }
     failures.lost = lost
-        .into_iter()
-        .filter(|l| missing.contains(&(slot_key(&l.run), l.run.run_index)))
+        .iter()
+        .filter(|l| missing.contains(&(slot_key(&l.slot), l.slot.run_index)))
+        .cloned()
         .collect();
     for key in &keys {
         let mut rows: Vec<RunRow> = by_cell
@@ -438,18 +441,6 @@ fn level_order<T: PartialEq + Clone>(first: Vec<T>, seen: impl Iterator<Item = T
         }
     }
     out
-}
-
-fn manifest_strings(manifest: &serde_json::Value, pointer: &str) -> Vec<String> {
-    manifest
-        .pointer(pointer)
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Backend pairs within each model × scenario, then model pairs within each backend ×

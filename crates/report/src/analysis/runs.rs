@@ -179,7 +179,10 @@ pub struct Failures {
 
 /// The driver's name of a lost run's cause, e.g. `child_crashed`.
 pub fn lost_cause(lost: Option<&LostRun>) -> String {
-    lost.map_or_else(|| "unknown".to_owned(), |l| format!("child_{}", l.kind))
+    lost.map_or_else(
+        || "unknown".to_owned(),
+        |l| l.failure.kind.name().to_owned(),
+    )
 }
 
 /// The snake_case name of an error kind, as in `runs.jsonl`.

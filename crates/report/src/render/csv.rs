@@ -86,7 +86,7 @@ impl Report for CsvReport {
             failure.map_or_else(String::new, |x| x.call.clone()),
             match (failure, &r.lost) {
                 (Some(x), _) => x.message.clone(),
-                (None, Some(l)) => l.message.clone(),
+                (None, Some(l)) => l.failure.to_string(),
                 (None, None) => String::new(),
             },
             r.started_unix_ms

@@ -4,11 +4,11 @@
 use super::charts;
 use super::findings::{findings, Finding, FindingKind};
 use super::markdown::how_to_read;
+use super::non_empty;
 use super::table::{self, CellTables, Table};
 use super::text::html;
 use super::Report;
 use crate::analysis::{Analysis, CellAnalysis, CellKey, Contrast, Factor, Metric, Verdict};
-use crate::results::manifest_str;
 use std::fmt::Write;
 
 /// Writes `report.html`.
@@ -67,7 +67,7 @@ impl Report for HtmlReport {
 
     fn end(&mut self, a: &Analysis) {
         let mut o = String::with_capacity(1 << 16);
-        let name = manifest_str(&a.manifest, "/config/name").unwrap_or("results");
+        let name = a.manifest.config_name().unwrap_or("results");
         w!(
             o,
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>chimeraforge report: {}</title>\n<style>{STYLE}</style></head><body>\n",
@@ -195,12 +195,13 @@ impl Report for HtmlReport {
             w!(o, "<li>{}</li>\n", html(&l));
         }
         w!(o, "</ul>\n<p class=\"meta\">Per-run figures: runs.csv and the appendix of report.md.</p>\n");
-        if let Some(text) = manifest_str(&a.manifest, "/config_text") {
+        let m = &a.manifest;
+        if !m.config_text.is_empty() {
             w!(
                 o,
                 "<h2>Configuration</h2>\n<details><summary>{}</summary><pre>{}</pre></details>\n",
-                html(manifest_str(&a.manifest, "/config_path").unwrap_or("config")),
-                html(text)
+                html(non_empty(&m.config_path).unwrap_or("config")),
+                html(&m.config_text)
             );
         }
         w!(o, "</body></html>\n");
@@ -234,7 +235,7 @@ fn figure(o: &mut String, caption: &str, svg: &str) {
 fn meta(o: &mut String, a: &Analysis) {
     let m = &a.manifest;
     w!(o, "<ul class=\"meta\">\n");
-    if let Some(d) = manifest_str(m, "/config/description") {
+    if let Some(d) = m.config_description() {
         w!(o, "<li>{}</li>\n", html(d));
     }
     for l in super::provenance(a, html) {

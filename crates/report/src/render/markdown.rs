@@ -6,7 +6,6 @@ use super::table::{self, CellTables, Table};
 use super::text::{md, mean_sd, num};
 use super::Report;
 use crate::analysis::{Analysis, CellAnalysis, CellKey, Contrast, Factor, Metric, RunRow};
-use crate::results::manifest_str;
 use std::fmt::Write;
 
 /// Writes `report.md`.
@@ -228,10 +227,10 @@ impl MarkdownReport {
 
 fn head(o: &mut String, a: &Analysis) {
     let m = &a.manifest;
-    let name = manifest_str(m, "/config/name").unwrap_or("results");
+    let name = m.config_name().unwrap_or("results");
     line!(o, "# chimeraforge report: {}", md(name));
     line!(o);
-    if let Some(d) = manifest_str(m, "/config/description") {
+    if let Some(d) = m.config_description() {
         line!(o, "{}", md(d));
         line!(o);
     }

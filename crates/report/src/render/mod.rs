@@ -16,26 +16,24 @@ pub use self::markdown::MarkdownReport;
 pub use findings::{findings, Finding, FindingGroup, FindingKind};
 
 use crate::analysis::{Analysis, CellAnalysis, Contrast, RunRow};
-use crate::results::manifest_str;
+use crate::results::Manifest;
+use chimeraforge_core::workload::PromptCache;
 
 /// The header's account of prompt caching: the manifest's `prompt_cache` and each
 /// session's nonce.
-fn prompt_cache_line(m: &serde_json::Value, escape: fn(&str) -> String) -> String {
+fn prompt_cache_line(m: &Manifest, escape: fn(&str) -> String) -> String {
     let nonces: Vec<String> = m
-        .get("sessions")
-        .and_then(|s| s.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.get("prompt_nonce").and_then(|n| n.as_str()))
+        .sessions
+        .iter()
+        .filter_map(|s| s.prompt_nonce.as_deref())
         .map(escape)
         .collect();
-    match manifest_str(m, "/prompt_cache") {
-        Some("isolate") => format!(
+    match m.prompt_cache {
+        Some(PromptCache::Isolate) => format!(
             "Prompt cache: isolate (every measured prompt led by its invocation's nonce: {}), so that no invocation is served prompts an earlier one cached (runs where a server still served most of a first prompt from its cache carry the prompt_cache flag)",
             if nonces.is_empty() { "none recorded".to_owned() } else { nonces.join(", ") }
         ),
-        Some("allow") => "Prompt cache: allow (no nonce: prompts repeat across invocations, and a long-running server may serve them from its prompt cache; see the prompt_cache flag and each call's cached_prompt_tokens)".to_owned(),
-        Some(other) => format!("Prompt cache: {}", escape(other)),
+        Some(PromptCache::Allow) => "Prompt cache: allow (no nonce: prompts repeat across invocations, and a long-running server may serve them from its prompt cache; see the prompt_cache flag and each call's cached_prompt_tokens)".to_owned(),
         None => "Prompt cache: not recorded (written before per-invocation nonces: a second invocation of the same config may have been served from a server's prompt cache)".to_owned(),
     }
 }
@@ -51,41 +49,44 @@ pub(crate) fn provenance(a: &Analysis, escape: fn(&str) -> String) -> Vec<String
             escape(&a.source.display().to_string())
         ));
     }
-    let tool: Vec<String> = [
-        manifest_str(m, "/tool/version").map(|v| format!("chimeraforge {}", escape(v))),
-        manifest_str(m, "/tool/git_revision").map(|v| format!("git {}", escape(v))),
-        manifest_str(m, "/tool/rustc").map(escape),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let tool: Vec<String> = m
+        .tool
+        .iter()
+        .flat_map(|t| {
+            [
+                non_empty(&t.version).map(|v| format!("chimeraforge {}", escape(v))),
+                non_empty(&t.git_revision).map(|v| format!("git {}", escape(v))),
+                non_empty(&t.rustc).map(escape),
+            ]
+        })
+        .flatten()
+        .collect();
     if !tool.is_empty() {
         lines.push(format!("Tool: {}", tool.join(", ")));
     }
-    if let Some(p) = manifest_str(m, "/config_path") {
+    if let Some(p) = non_empty(&m.config_path) {
         lines.push(format!(
             "Config: {} (FNV-1a {})",
             escape(p),
-            escape(manifest_str(m, "/config_fnv1a64").unwrap_or("?"))
+            escape(non_empty(&m.config_fnv1a64).unwrap_or("?"))
         ));
     }
-    if let Some(host) = m.get("host") {
-        let s = |k: &str| escape(host.get(k).and_then(|v| v.as_str()).unwrap_or(""));
+    if let Some(host) = &m.host {
         lines.push(format!(
             "Host: {} ({} CPUs), {} {}",
-            s("cpu_model"),
-            host.get("cpus").and_then(|v| v.as_u64()).unwrap_or(0),
-            s("os"),
-            s("kernel")
+            escape(host.cpu_model.as_deref().unwrap_or("")),
+            host.cpus.unwrap_or(0),
+            escape(&host.os),
+            escape(host.kernel.as_deref().unwrap_or(""))
         ));
     }
-    if let Some(s) = manifest_str(m, "/started_utc") {
+    if let Some(s) = non_empty(&m.started_utc) {
         lines.push(format!(
             "Started {} UTC, finished {}",
             escape(s),
-            manifest_str(m, "/finished_utc").map_or(
+            m.outcome.as_ref().map_or(
                 "(not recorded: the bench was interrupted?)".to_owned(),
-                |f| format!("{} UTC", escape(f))
+                |o| format!("{} UTC", escape(&o.finished_utc))
             )
         ));
     }
@@ -176,4 +177,9 @@ pub fn render_all(analysis: &Analysis) -> Rendered {
         html: html.into_string(),
         csv: csv.into_string(),
     }
+}
+
+/// `s`, or `None` for a field the manifest did not record.
+pub(crate) fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
 }

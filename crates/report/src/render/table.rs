@@ -512,9 +512,9 @@ pub fn missing_runs_table(a: &Analysis) -> Table {
             foreign(r.key.to_string()),
             own((r.run_index + 1).to_string()),
             own(lost_cause(r.lost.as_ref())),
-            foreign(r.lost.as_ref().map_or(
-                "no record and no failure recorded (interrupted, or still to run: `chimeraforge bench --resume`)",
-                |l| l.message.as_str(),
+            foreign(r.lost.as_ref().map_or_else(
+                || "no record and no failure recorded (interrupted, or still to run: `chimeraforge bench --resume`)".to_owned(),
+                |l| l.failure.to_string(),
             )),
         ]);
     }
