@@ -19,11 +19,14 @@ pub fn main() -> anyhow::Result<()> {
     // error this process prints (a server may echo the Authorization header).
     let endpoints: Vec<_> = job.plan.agents.iter().map(|a| a.endpoint.clone()).collect();
     crate::secrets::install(&endpoints)?;
-    let Some(backend) = compiled().into_iter().find(|b| b.name == job.backend) else {
-        bail!("backend {:?} is not in this build", job.backend);
+    // The floor is `overhead`'s reference client, run only on its probes (no backend list has it).
+    let run = match compiled().into_iter().find(|b| b.name == job.backend) {
+        Some(backend) => backend.run,
+        None if job.backend == crate::overhead::floor::NAME => crate::overhead::floor::run,
+        None => bail!("backend {:?} is not in this build", job.backend),
     };
     raise_open_files_limit();
-    let mut record = (backend.run)(&job)?;
+    let mut record = run(&job)?;
     // Totals at the very end (after the run's teardown); per-phase costs come from the run.
     let phases = record.client.take().map(|c| c.phases).unwrap_or_default();
     record.client = Some(ClientCost {

@@ -14,6 +14,7 @@
 //! terminal table); this file is the command.
 
 mod figures;
+pub mod floor;
 mod measure;
 mod probe;
 mod render;
