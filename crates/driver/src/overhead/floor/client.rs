@@ -468,3 +468,172 @@ impl BodyStream for FloorBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::overhead::floor::ThreadPerTask;
+    use chimeraforge_core::AsyncRuntime;
+    use std::io::BufRead;
+    use std::net::TcpListener;
+
+    /// What the test server does with one request: its connection's index and the
+    /// request's index on that connection decide.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// A Content-Length reply; `close`: with `Connection: close`, then closed.
+        Reply { close: bool },
+        /// Close without a byte of reply.
+        Hangup,
+        /// Half a status line, then close.
+        Partial,
+    }
+
+    /// A server on loopback answering every request by `script`; counts connections.
+    fn serve(script: fn(usize, usize) -> Answer) -> (String, Arc<AtomicU64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/api/generate", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicU64::new(0));
+        let count = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for (c, sock) in listener.incoming().enumerate() {
+                count.fetch_add(1, Ordering::SeqCst);
+                let sock = sock.unwrap();
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(sock.try_clone().unwrap());
+                    let mut sock = sock;
+                    for r in 0.. {
+                        let mut length = 0;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap();
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        match script(c, r) {
+                            Answer::Reply { close } => {
+                                let header = if close { "Connection: close\r\n" } else { "" };
+                                let reply = format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n{header}Content-Length: 3\r\n\r\nc{c}\n"
+                                );
+                                sock.write_all(reply.as_bytes()).unwrap();
+                                if close {
+                                    return;
+                                }
+                            }
+                            Answer::Hangup => return,
+                            Answer::Partial => {
+                                let _ = sock.write_all(b"HTTP/1.1 2");
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    /// `calls` requests one after another; each body, or the error.
+    fn calls(client: &FloorClient, url: &str, calls: usize) -> Vec<Result<String, HttpError>> {
+        ThreadPerTask.block_on(async {
+            let mut out = Vec::new();
+            for _ in 0..calls {
+                let result = async {
+                    let mut body = client.send(HttpRequest::post_json(url, "{}")).await?.body;
+                    let mut text = Vec::new();
+                    while let Some(b) = body.next_chunk().await? {
+                        text.extend_from_slice(&b);
+                    }
+                    Ok(String::from_utf8(text).unwrap())
+                };
+                out.push(result.await);
+            }
+            out
+        })
+    }
+
+    fn keep_alive() -> FloorClient {
+        FloorClient::new(&ClientOptions::default(), Connection::KeepAlive)
+    }
+
+    #[test]
+    fn keep_alive_reuses_one_connection_and_fresh_opens_one_per_call() {
+        let (url, accepted) = serve(|_, _| Answer::Reply { close: false });
+        let client = keep_alive();
+        let bodies = calls(&client, &url, 3);
+        assert!(bodies.iter().all(|b| b.as_deref() == Ok("c0\n")), "{bodies:?}");
+        assert_eq!((client.connections_opened(), client.reconnects()), (1, 0));
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+        let fresh = FloorClient::new(&ClientOptions::default(), Connection::Fresh);
+        let bodies = calls(&fresh, &url, 3);
+        assert!(bodies.iter().all(Result::is_ok), "{bodies:?}");
+        assert_eq!((fresh.connections_opened(), fresh.reconnects()), (3, 0));
+        assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn a_connection_closed_while_idle_is_replaced_once() {
+        // Each connection serves one request and then hangs up on the next one.
+        let (url, _) = serve(|_, r| {
+            if r == 0 {
+                Answer::Reply { close: false }
+            } else {
+                Answer::Hangup
+            }
+        });
+        let client = keep_alive();
+        let bodies = calls(&client, &url, 3);
+        assert_eq!(bodies, [Ok("c0\n".into()), Ok("c1\n".into()), Ok("c2\n".into())]);
+        assert_eq!((client.connections_opened(), client.reconnects()), (3, 2));
+    }
+
+    #[test]
+    fn connection_close_in_a_reply_is_not_reused() {
+        let (url, _) = serve(|_, _| Answer::Reply { close: true });
+        let client = keep_alive();
+        assert!(calls(&client, &url, 2).iter().all(Result::is_ok));
+        assert_eq!((client.connections_opened(), client.reconnects()), (2, 0));
+    }
+
+    #[test]
+    fn no_retry_once_reply_bytes_arrived() {
+        let (url, _) = serve(|_, r| {
+            if r == 0 {
+                Answer::Reply { close: false }
+            } else {
+                Answer::Partial
+            }
+        });
+        let client = keep_alive();
+        let bodies = calls(&client, &url, 2);
+        assert_eq!(bodies[0].as_deref(), Ok("c0\n"));
+        let err = bodies[1].clone().unwrap_err();
+        assert!(err.to_string().contains("closed before the reply's headers ended"), "{err}");
+        assert_eq!((client.connections_opened(), client.reconnects()), (1, 0));
+    }
+
+    #[test]
+    fn the_request_says_the_policy_and_drops_a_conflicting_header() {
+        let mut req = HttpRequest::post_json("http://h:1/p", "{}");
+        req.headers.push(("connection".into(), "close".into()));
+        req.headers.push(("accept-encoding".into(), "identity".into()));
+        let text = |c| String::from_utf8(request_bytes(&req, "/p", "h:1", c).unwrap()).unwrap();
+        let ka = text(Connection::KeepAlive);
+        assert!(ka.starts_with("POST /p HTTP/1.1\r\nHost: h:1\r\nConnection: keep-alive\r\n"), "{ka}");
+        assert!(!ka.contains("close"), "{ka}");
+        assert!(ka.ends_with("accept-encoding: identity\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"), "{ka}");
+        assert!(text(Connection::Fresh).contains("Connection: close\r\n"));
+        req.headers.push(("x".into(), "a\r\nb".into()));
+        assert!(request_bytes(&req, "/p", "h:1", Connection::Fresh).is_err());
+    }
+}
