@@ -43,3 +43,42 @@ impl Backend for Floor {
 pub fn run(job: &ChildJob) -> Result<RunRecord, BackendError> {
     crate::backends::run_job::<Floor>(job)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::overhead::probe::{self, Probe, ProbeKind};
+
+    /// A small probe on the floor against the simulator, in this process: every call of
+    /// every phase recorded with a TTFT, under the floor's name, as a backend's would be.
+    #[test]
+    fn the_floor_runs_a_probe_against_the_simulator() {
+        let mut cfg = chimeraforge_sim::SimConfig::profile("fixed").unwrap();
+        cfg.worker_threads = 2;
+        let sim = chimeraforge_sim::SimServer::start(cfg, chimeraforge_sim::loopback(0)).unwrap();
+        let p = Probe {
+            kind: ProbeKind::Ideal,
+            agents: 4,
+            calls: 2,
+            num_predict: 3,
+            runs: 1,
+        };
+        let record = run(&probe::job(NAME, &p, &sim.base_url(), 0)).unwrap();
+        sim.shutdown();
+        assert!(record.is_ok(), "{:?}", record.status);
+        assert_eq!(record.backend, NAME);
+        assert!(record.runtime.scheduler.contains("thread per task"));
+        for phase in [&record.sequential, &record.concurrent] {
+            let phase = phase.as_ref().expect("both phases ran");
+            assert_eq!(phase.agents.len(), 4);
+            for call in phase.agents.iter().flat_map(|a| &a.calls) {
+                assert!(call.error.is_none(), "{:?}", call.error);
+                assert!(call.ttft_ms.is_some_and(|t| t >= 50.0), "{call:?}");
+                assert_eq!(call.text_events, 3);
+            }
+        }
+        assert!(record.metrics.is_some());
+        let client = record.client.expect("client cost");
+        assert!(client.phases.iter().any(|p| p.phase == chimeraforge_core::record::Phase::Concurrent));
+    }
+}
