@@ -892,14 +892,18 @@ mod tests {
     fn bytes_after_the_end_are_counted() {
         let mut p = ResponseParser::new(1 << 20);
         let mut events = Vec::new();
-        p.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHT", &mut events)
-            .unwrap();
+        p.feed(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHT",
+            &mut events,
+        )
+        .unwrap();
         assert!(p.is_done());
         assert_eq!(p.bytes_after_end(), 2);
         p.feed(b"TP/1.1", &mut events).unwrap();
         assert_eq!(p.bytes_after_end(), 8);
         let mut p = ResponseParser::new(1 << 20);
-        p.feed(b"HTTP/1.1 204 No Content\r\n\r\n", &mut events).unwrap();
+        p.feed(b"HTTP/1.1 204 No Content\r\n\r\n", &mut events)
+            .unwrap();
         assert_eq!(p.bytes_after_end(), 0);
     }
 

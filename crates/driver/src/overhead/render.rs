@@ -20,9 +20,12 @@ fn p50_p99_table(
     pair: impl Fn(&TtftBias) -> (Option<f64>, Option<f64>),
 ) {
     let rows: Vec<&BackendOverhead> = results.iter().collect();
-    pair_table(s, &rows, |r, n| r.bias(n).map_or((None, None), &pair), |v| {
-        format!("{v:.2}")
-    });
+    pair_table(
+        s,
+        &rows,
+        |r, n| r.bias(n).map_or((None, None), &pair),
+        |v| format!("{v:.2}"),
+    );
 }
 
 /// A table of one (p50, p99) pair per N for each of `rows`, written by `fmt`.

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chimeraforge_core::http::Method;
-use chimeraforge_core::{BodyStream, ClientOptions, HttpClient, HttpError, HttpRequest, HttpResponse};
+use chimeraforge_core::{
+    BodyStream, ClientOptions, HttpClient, HttpError, HttpRequest, HttpResponse,
+};
 
 use super::runtime::{io_limit, yield_once};
 use crate::http1::{Event, Head, ParseError, ResponseParser};
@@ -124,9 +126,7 @@ impl FloorClient {
                 }
                 // The thread's timer ran out first: yield to it (the connect starts over
                 // with what is left of its own timeout if the task goes on).
-                Err(e) if e.kind() == ErrorKind::TimedOut && bound < left => {
-                    return Poll::Pending
-                }
+                Err(e) if e.kind() == ErrorKind::TimedOut && bound < left => return Poll::Pending,
                 Err(e) if e.kind() == ErrorKind::TimedOut => {
                     return Poll::Ready(Err(HttpError::ConnectTimeout {
                         url: url.to_owned(),
@@ -163,7 +163,9 @@ impl FloorClient {
             Ok(())
         })
         .await
-        .map_err(|e| Failed::BeforeResponse(HttpError::Request(format!("sending the request: {e}"))))?;
+        .map_err(|e| {
+            Failed::BeforeResponse(HttpError::Request(format!("sending the request: {e}")))
+        })?;
         let mut pending = VecDeque::new();
         let head = loop {
             let (events, eof) = match conn.read().await {
@@ -176,12 +178,12 @@ impl FloorClient {
                 Err(e) => return Err(Failed::After(HttpError::Request(e.to_string()))),
             };
             let events = events.map_err(|e| match e {
-                ParseError::Truncated(why) if conn.received == 0 => {
-                    Failed::BeforeResponse(HttpError::Request(format!("the connection closed {why}")))
+                ParseError::Truncated(why) if conn.received == 0 => Failed::BeforeResponse(
+                    HttpError::Request(format!("the connection closed {why}")),
+                ),
+                ParseError::Truncated(why) => {
+                    Failed::After(HttpError::Request(format!("the connection closed {why}")))
                 }
-                ParseError::Truncated(why) => Failed::After(HttpError::Request(format!(
-                    "the connection closed {why}"
-                ))),
                 e => Failed::After(HttpError::Framing(format!("response head: {e}"))),
             })?;
             let mut head = None;
@@ -230,10 +232,9 @@ impl Failed {
 
 /// An HTTP/1.1 response that leaves its connection open (HTTP/1.0 closes by default).
 fn keeps_alive(head: &Head) -> bool {
-    let close = head.header("connection").is_some_and(|v| {
-        v.split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case("close"))
-    });
+    let close = head
+        .header("connection")
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
     head.version == "HTTP/1.1" && !close
 }
 
@@ -252,7 +253,8 @@ fn request_bytes(
         Connection::Fresh => "close",
         Connection::KeepAlive => "keep-alive",
     };
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: {connection}\r\n");
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: {connection}\r\n");
     let mut has_type = false;
     for (name, value) in &req.headers {
         if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("host") {
@@ -283,42 +285,37 @@ fn request_bytes(
 impl HttpClient for FloorClient {
     type Body = FloorBody;
 
-    fn send(
-        &self,
-        req: HttpRequest,
-    ) -> impl std::future::Future<Output = Result<HttpResponse<FloorBody>, HttpError>> + Send {
-        async move {
-            let invalid = |reason: &str| HttpError::InvalidUrl {
-                url: req.url.clone(),
-                reason: reason.to_owned(),
-            };
-            let t = crate::http1::target(&req.url)
-                .map_err(|_| invalid("the floor client speaks plain http:// only"))?;
-            let request = request_bytes(&req, &t.path, &t.host_port, self.connection)?;
-            let host_port = t.with_port();
-            // Whatever this call is raced against registers its timers first.
-            yield_once().await;
-            let idle = match self.connection {
-                Connection::KeepAlive => self.pool.take(&host_port),
-                Connection::Fresh => None,
-            };
-            let reused = idle.is_some();
-            let sock = match idle {
-                Some(sock) => sock,
-                None => self.connect(&host_port, &req.url).await?,
-            };
-            match self.exchange(sock, &request, &host_port).await {
-                Ok(resp) => Ok(resp),
-                // The server closed the idle connection: once more, on a new one.
-                Err(Failed::BeforeResponse(_)) if reused => {
-                    self.pool.reconnects.fetch_add(1, Ordering::Relaxed);
-                    let sock = self.connect(&host_port, &req.url).await?;
-                    self.exchange(sock, &request, &host_port)
-                        .await
-                        .map_err(Failed::error)
-                }
-                Err(f) => Err(f.error()),
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse<FloorBody>, HttpError> {
+        let invalid = |reason: &str| HttpError::InvalidUrl {
+            url: req.url.clone(),
+            reason: reason.to_owned(),
+        };
+        let t = crate::http1::target(&req.url)
+            .map_err(|_| invalid("the floor client speaks plain http:// only"))?;
+        let request = request_bytes(&req, &t.path, &t.host_port, self.connection)?;
+        let host_port = t.with_port();
+        // Whatever this call is raced against registers its timers first.
+        yield_once().await;
+        let idle = match self.connection {
+            Connection::KeepAlive => self.pool.take(&host_port),
+            Connection::Fresh => None,
+        };
+        let reused = idle.is_some();
+        let sock = match idle {
+            Some(sock) => sock,
+            None => self.connect(&host_port, &req.url).await?,
+        };
+        match self.exchange(sock, &request, &host_port).await {
+            Ok(resp) => Ok(resp),
+            // The server closed the idle connection: once more, on a new one.
+            Err(Failed::BeforeResponse(_)) if reused => {
+                self.pool.reconnects.fetch_add(1, Ordering::Relaxed);
+                let sock = self.connect(&host_port, &req.url).await?;
+                self.exchange(sock, &request, &host_port)
+                    .await
+                    .map_err(Failed::error)
             }
+            Err(f) => Err(f.error()),
         }
     }
 }
@@ -335,7 +332,8 @@ fn bounded<T>(
         }
         match op(limit) {
             Err(e)
-                if limit.is_some() && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                if limit.is_some()
+                    && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
             {
                 Poll::Pending
             }
@@ -426,44 +424,40 @@ impl FloorBody {
 }
 
 impl BodyStream for FloorBody {
-    fn next_chunk(
-        &mut self,
-    ) -> impl std::future::Future<Output = Result<Option<Bytes>, HttpError>> + Send {
-        async move {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
+        if let Some(b) = self.pending.pop_front() {
+            return Ok(Some(b));
+        }
+        if self.ended {
+            return Ok(None);
+        }
+        yield_once().await;
+        loop {
+            let conn = self.conn.as_mut().expect("open until the body ends");
+            let (events, eof) = conn
+                .read()
+                .await
+                .map_err(|e| HttpError::Body(e.to_string()))?;
+            conn.eof |= eof;
+            let events = events.map_err(|e| match e {
+                ParseError::Truncated(why) => {
+                    HttpError::Body(format!("the connection closed {why}"))
+                }
+                e => HttpError::Framing(e.to_string()),
+            })?;
+            for ev in events {
+                match ev {
+                    Event::Body(b) => self.pending.push_back(Bytes::from(b)),
+                    Event::End => conn.ended = true,
+                    Event::Head(_) => {}
+                }
+            }
+            self.settle();
             if let Some(b) = self.pending.pop_front() {
                 return Ok(Some(b));
             }
             if self.ended {
                 return Ok(None);
-            }
-            yield_once().await;
-            loop {
-                let conn = self.conn.as_mut().expect("open until the body ends");
-                let (events, eof) = conn
-                    .read()
-                    .await
-                    .map_err(|e| HttpError::Body(e.to_string()))?;
-                conn.eof |= eof;
-                let events = events.map_err(|e| match e {
-                    ParseError::Truncated(why) => {
-                        HttpError::Body(format!("the connection closed {why}"))
-                    }
-                    e => HttpError::Framing(e.to_string()),
-                })?;
-                for ev in events {
-                    match ev {
-                        Event::Body(b) => self.pending.push_back(Bytes::from(b)),
-                        Event::End => conn.ended = true,
-                        Event::Head(_) => {}
-                    }
-                }
-                self.settle();
-                if let Some(b) = self.pending.pop_front() {
-                    return Ok(Some(b));
-                }
-                if self.ended {
-                    return Ok(None);
-                }
             }
         }
     }
@@ -509,7 +503,9 @@ mod tests {
                             if reader.read_line(&mut line).unwrap_or(0) == 0 {
                                 return;
                             }
-                            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
                                 length = v.trim().parse().unwrap();
                             }
                             if line == "\r\n" {
@@ -570,7 +566,10 @@ mod tests {
         let (url, accepted) = serve(|_, _| Answer::Reply { close: false });
         let client = keep_alive();
         let bodies = calls(&client, &url, 3);
-        assert!(bodies.iter().all(|b| b.as_deref() == Ok("c0\n")), "{bodies:?}");
+        assert!(
+            bodies.iter().all(|b| b.as_deref() == Ok("c0\n")),
+            "{bodies:?}"
+        );
         assert_eq!((client.connections_opened(), client.reconnects()), (1, 0));
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
@@ -593,7 +592,10 @@ mod tests {
         });
         let client = keep_alive();
         let bodies = calls(&client, &url, 3);
-        assert_eq!(bodies, [Ok("c0\n".into()), Ok("c1\n".into()), Ok("c2\n".into())]);
+        assert_eq!(
+            bodies,
+            [Ok("c0\n".into()), Ok("c1\n".into()), Ok("c2\n".into())]
+        );
         assert_eq!((client.connections_opened(), client.reconnects()), (3, 2));
     }
 
@@ -618,7 +620,11 @@ mod tests {
         let bodies = calls(&client, &url, 2);
         assert_eq!(bodies[0].as_deref(), Ok("c0\n"));
         let err = bodies[1].clone().unwrap_err();
-        assert!(err.to_string().contains("closed before the reply's headers ended"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("closed before the reply's headers ended"),
+            "{err}"
+        );
         assert_eq!((client.connections_opened(), client.reconnects()), (1, 0));
     }
 
@@ -626,10 +632,14 @@ mod tests {
     fn the_request_says_the_policy_and_drops_a_conflicting_header() {
         let mut req = HttpRequest::post_json("http://h:1/p", "{}");
         req.headers.push(("connection".into(), "close".into()));
-        req.headers.push(("accept-encoding".into(), "identity".into()));
+        req.headers
+            .push(("accept-encoding".into(), "identity".into()));
         let text = |c| String::from_utf8(request_bytes(&req, "/p", "h:1", c).unwrap()).unwrap();
         let ka = text(Connection::KeepAlive);
-        assert!(ka.starts_with("POST /p HTTP/1.1\r\nHost: h:1\r\nConnection: keep-alive\r\n"), "{ka}");
+        assert!(
+            ka.starts_with("POST /p HTTP/1.1\r\nHost: h:1\r\nConnection: keep-alive\r\n"),
+            "{ka}"
+        );
         assert!(!ka.contains("close"), "{ka}");
         assert!(ka.ends_with("accept-encoding: identity\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"), "{ka}");
         assert!(text(Connection::Fresh).contains("Connection: close\r\n"));

@@ -79,6 +79,9 @@ mod tests {
         }
         assert!(record.metrics.is_some());
         let client = record.client.expect("client cost");
-        assert!(client.phases.iter().any(|p| p.phase == chimeraforge_core::record::Phase::Concurrent));
+        assert!(client
+            .phases
+            .iter()
+            .any(|p| p.phase == chimeraforge_core::record::Phase::Concurrent));
     }
 }

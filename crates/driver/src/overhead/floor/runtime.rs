@@ -254,8 +254,11 @@ impl Drop for Sleep {
     }
 }
 
-/// A task's output, handed from its thread to whoever awaits it.
-struct JoinSlot<T>(Mutex<(Option<Result<T, JoinError>>, Option<Waker>)>);
+/// A task's output, handed from its thread to whoever awaits it: the output once there,
+/// and the waker of whoever waits for it.
+struct JoinSlot<T>(Mutex<(Option<Joined<T>>, Option<Waker>)>);
+
+type Joined<T> = Result<T, JoinError>;
 
 impl<T> Default for JoinSlot<T> {
     fn default() -> Self {
