@@ -125,35 +125,46 @@ pub(crate) async fn yield_once() {
 /// Wakes the thread parked in [`block_on`].
 #[derive(Default)]
 struct Parker {
-    notified: Mutex<bool>,
+    state: Mutex<ParkState>,
     cv: Condvar,
+}
+
+#[derive(Default)]
+struct ParkState {
+    notified: bool,
+    /// The thread waits on the condvar: only then does a wake need a syscall (a task that
+    /// wakes itself, as [`yield_once`] does, needs none).
+    waiting: bool,
 }
 
 impl Parker {
     /// Wait for a wake or this thread's next timer, whichever is first; a timer that passed
     /// is marked fired and its waker woken.
     fn park(&self, timers: &Timers) {
-        let mut notified = lock(&self.notified);
+        let mut state = lock(&self.state);
         loop {
-            if std::mem::take(&mut *notified) {
+            if std::mem::take(&mut state.notified) {
                 return;
             }
+            state.waiting = true;
             match timers.earliest(false) {
-                None => notified = self.cv.wait(notified).unwrap_or_else(|e| e.into_inner()),
+                None => state = self.cv.wait(state).unwrap_or_else(|e| e.into_inner()),
                 Some(due) => {
                     let now = Instant::now();
                     if due <= now {
-                        drop(notified);
+                        state.waiting = false;
+                        drop(state);
                         timers.fire(now);
                         return;
                     }
-                    notified = self
+                    state = self
                         .cv
-                        .wait_timeout(notified, due - now)
+                        .wait_timeout(state, due - now)
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                 }
             }
+            state.waiting = false;
         }
     }
 }
@@ -164,8 +175,11 @@ impl Wake for Parker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        *lock(&self.notified) = true;
-        self.cv.notify_one();
+        let mut state = lock(&self.state);
+        state.notified = true;
+        if state.waiting {
+            self.cv.notify_one();
+        }
     }
 }
 
