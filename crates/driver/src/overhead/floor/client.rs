@@ -358,11 +358,13 @@ struct Conn {
 
 impl Conn {
     fn new(sock: TcpStream) -> Self {
+        // A reused connection keeps the timeout its last read set.
+        let read_timeout = sock.read_timeout().unwrap_or(None);
         Conn {
             sock,
             // The call protocol caps the body (max_response_bytes); the parser does not.
             parser: ResponseParser::new(usize::MAX),
-            read_timeout: None,
+            read_timeout,
             received: 0,
             ended: false,
             eof: false,
@@ -578,6 +580,34 @@ mod tests {
         assert!(bodies.iter().all(Result::is_ok), "{bodies:?}");
         assert_eq!((fresh.connections_opened(), fresh.reconnects()), (3, 0));
         assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    }
+
+    /// A connection reused after a read bounded by a timer (its socket kept that timeout)
+    /// reads without one as long as it takes.
+    #[test]
+    fn a_reused_connection_drops_its_last_read_timeout() {
+        let (url, _) = serve(|_, r| {
+            if r == 1 {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            Answer::Reply { close: false }
+        });
+        let client = keep_alive();
+        let rt = ThreadPerTask;
+        let first = rt.block_on(async {
+            use chimeraforge_core::call::within;
+            let limit = Duration::from_millis(100);
+            let req = HttpRequest::post_json(&url, "{}");
+            let resp = within(&rt, limit, client.send(req)).await.unwrap().unwrap();
+            let mut body = resp.body;
+            within(&rt, limit, body.next_chunk())
+                .await
+                .unwrap()
+                .unwrap()
+        });
+        assert_eq!(first.as_deref(), Some(&b"c0\n"[..]));
+        assert_eq!(calls(&client, &url, 1), [Ok("c0\n".into())]);
+        assert_eq!((client.connections_opened(), client.reconnects()), (1, 0));
     }
 
     #[test]
