@@ -290,8 +290,11 @@ impl HttpClient for FloorClient {
             url: req.url.clone(),
             reason: reason.to_owned(),
         };
-        let t = crate::http1::target(&req.url)
-            .map_err(|_| invalid("the floor client speaks plain http:// only"))?;
+        let plain_only = "the floor client speaks plain http:// only";
+        if !req.url.starts_with("http://") {
+            return Err(invalid(plain_only));
+        }
+        let t = crate::http1::target(&req.url).map_err(|_| invalid(plain_only))?;
         let request = request_bytes(&req, &t.path, &t.host_port, self.connection)?;
         let host_port = t.with_port();
         // Whatever this call is raced against registers its timers first.
@@ -656,6 +659,18 @@ mod tests {
             "{err}"
         );
         assert_eq!((client.connections_opened(), client.reconnects()), (1, 0));
+    }
+
+    #[test]
+    fn https_is_refused_as_an_invalid_url() {
+        let client = keep_alive();
+        let sent = ThreadPerTask.block_on(client.send(HttpRequest::get("https://127.0.0.1:1/")));
+        match sent {
+            Err(HttpError::InvalidUrl { reason, .. }) => assert!(reason.contains("http://")),
+            Err(e) => panic!("got {e:?}"),
+            Ok(_) => panic!("an https URL was sent in plain text"),
+        }
+        assert_eq!(client.connections_opened(), 0);
     }
 
     #[test]
