@@ -2,7 +2,7 @@
 //! the response read through the parent's sans-IO parser ([`crate::http1::ResponseParser`]).
 //!
 //! Every blocking call is bounded by the task thread's earliest timer
-//! ([`super::runtime::io_limit`]) and yields when it runs out, so the call protocol's
+//! (`runtime::io_limit`) and yields when it runs out, so the call protocol's
 //! timeouts (a sleep raced against the IO) work as on any runtime.
 
 use std::collections::{HashMap, VecDeque};

@@ -1,6 +1,6 @@
 //! The floor's runtime: one OS thread per task, each driving its one future with a parker
 //! (a condvar) and the timers of its own sleeps. No reactor: the client's IO blocks the
-//! task's thread, bounded by the thread's earliest timer ([`io_limit`]).
+//! task's thread, bounded by the thread's earliest timer (`io_limit`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
