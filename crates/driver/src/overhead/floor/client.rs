@@ -349,6 +349,8 @@ fn bounded<T>(
 struct Conn {
     sock: TcpStream,
     parser: ResponseParser,
+    /// What each read goes through (on the heap: a task's future stays small).
+    buf: Box<[u8]>,
     /// The read timeout last set on the socket.
     read_timeout: Option<Duration>,
     /// Response bytes read so far.
@@ -367,6 +369,7 @@ impl Conn {
             sock,
             // The call protocol caps the body (max_response_bytes); the parser does not.
             parser: ResponseParser::new(usize::MAX),
+            buf: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
             read_timeout,
             received: 0,
             ended: false,
@@ -377,14 +380,13 @@ impl Conn {
     /// One read, parsed: its events (or the framing error) and whether it was the end of
     /// the connection.
     async fn read(&mut self) -> std::io::Result<(Result<Vec<Event>, ParseError>, bool)> {
-        let mut buf = [0u8; READ_BUFFER_BYTES];
         let n = bounded(|limit| {
             if limit != self.read_timeout {
                 self.sock.set_read_timeout(limit)?;
                 self.read_timeout = limit;
             }
             loop {
-                match self.sock.read(&mut buf) {
+                match self.sock.read(&mut self.buf) {
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     r => return r,
                 }
@@ -396,7 +398,7 @@ impl Conn {
         let parsed = if n == 0 {
             self.parser.eof(&mut events)
         } else {
-            self.parser.feed(&buf[..n], &mut events)
+            self.parser.feed(&self.buf[..n], &mut events)
         };
         Ok((parsed.map(|()| events), n == 0))
     }

@@ -61,6 +61,9 @@ impl AsyncRuntime for ThreadPerTask {
     {
         let slot = Arc::new(JoinSlot::<F::Output>::default());
         let done = Arc::clone(&slot);
+        // On the heap once, as other runtimes keep their tasks: moving it to the thread and
+        // into `block_on` moves a pointer, never copies the future through the stack.
+        let fut = Box::pin(fut);
         let started = std::thread::Builder::new()
             .name("floor-task".to_owned())
             .spawn(move || {
