@@ -37,8 +37,11 @@ pub fn main() -> anyhow::Result<()> {
     let endpoints: Vec<_> = job.plan.agents.iter().map(|a| a.endpoint.clone()).collect();
     crate::secrets::install(&endpoints)?;
     raise_open_files_limit();
-    let Some(record) = backends::with_compiled(&job.backend, RunJob(&job)) else {
-        bail!("backend {:?} is not in this build", job.backend.as_str());
+    // The floor is `overhead`'s reference client, run only on its probes (no backend list has it).
+    let record = match backends::with_compiled(&job.backend, RunJob(&job)) {
+        Some(record) => record,
+        None if job.backend == crate::overhead::floor::NAME => crate::overhead::floor::run(&job),
+        None => bail!("backend {:?} is not in this build", job.backend.as_str()),
     };
     let mut record = record?;
     // Totals at the very end (after the run's teardown); per-phase costs come from the run.

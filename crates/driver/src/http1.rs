@@ -102,6 +102,8 @@ pub struct ResponseParser {
     max_body: usize,
     body_bytes: usize,
     interim: usize,
+    /// Bytes fed after the end of the response (not this response's).
+    after_end: usize,
 }
 
 impl ResponseParser {
@@ -114,6 +116,7 @@ impl ResponseParser {
             max_body,
             body_bytes: 0,
             interim: 0,
+            after_end: 0,
         }
     }
 
@@ -122,12 +125,21 @@ impl ResponseParser {
         matches!(self.state, State::Done)
     }
 
+    /// Bytes fed after the end of the response: a connection that has some is not at the
+    /// start of a next response, so it cannot be reused.
+    pub fn bytes_after_end(&self) -> usize {
+        self.after_end
+    }
+
     /// Feed the next bytes read; complete events are appended to `out`. Bytes after the end
-    /// of the response are ignored (the request said `Connection: close`).
+    /// of the response are ignored (counted in [`ResponseParser::bytes_after_end`]).
     pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<Event>) -> Result<(), ParseError> {
         while !input.is_empty() {
             match &mut self.state {
-                State::Done => return Ok(()),
+                State::Done => {
+                    self.after_end += input.len();
+                    return Ok(());
+                }
                 State::Head => {
                     let scanned = self.buf.len();
                     self.buf.extend_from_slice(input);
@@ -536,13 +548,33 @@ pub struct Limits {
     pub max_body: usize,
 }
 
-struct Target {
-    origin: String,
-    host_port: String,
-    path: String,
+/// Where an `http://` URL points.
+pub(crate) struct Target {
+    /// `http://host[:port]`.
+    pub(crate) origin: String,
+    /// `host[:port]`, as the Host header sends it.
+    pub(crate) host_port: String,
+    /// `/path?query`.
+    pub(crate) path: String,
 }
 
-fn target(url: &str) -> Result<Target, HttpError> {
+impl Target {
+    /// `host:port` to resolve, with port 80 when the URL names none.
+    pub(crate) fn with_port(&self) -> String {
+        let has_port = if self.host_port.starts_with('[') {
+            self.host_port.contains("]:")
+        } else {
+            self.host_port.contains(':')
+        };
+        if has_port {
+            self.host_port.clone()
+        } else {
+            format!("{}:80", self.host_port)
+        }
+    }
+}
+
+pub(crate) fn target(url: &str) -> Result<Target, HttpError> {
     let bad = || HttpError::BadUrl {
         url: url.to_owned(),
     };
@@ -595,18 +627,8 @@ pub fn send(req: &Request<'_>, limits: Limits) -> Result<Response, HttpError> {
         origin: t.origin.clone(),
         reason,
     };
-    let with_port = if t.host_port.starts_with('[') {
-        if t.host_port.contains("]:") {
-            t.host_port.clone()
-        } else {
-            format!("{}:80", t.host_port)
-        }
-    } else if t.host_port.contains(':') {
-        t.host_port.clone()
-    } else {
-        format!("{}:80", t.host_port)
-    };
-    let addrs: Vec<_> = with_port
+    let addrs: Vec<_> = t
+        .with_port()
         .to_socket_addrs()
         .map_err(|e| unreachable(format!("cannot resolve {}: {e}", t.host_port)))?
         .collect();
@@ -863,6 +885,27 @@ pub fn post_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bytes after a framed end are counted (a connection holding them cannot be reused),
+    /// whether they came in the read that ended the body or later.
+    #[test]
+    fn bytes_after_the_end_are_counted() {
+        let mut p = ResponseParser::new(1 << 20);
+        let mut events = Vec::new();
+        p.feed(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHT",
+            &mut events,
+        )
+        .unwrap();
+        assert!(p.is_done());
+        assert_eq!(p.bytes_after_end(), 2);
+        p.feed(b"TP/1.1", &mut events).unwrap();
+        assert_eq!(p.bytes_after_end(), 8);
+        let mut p = ResponseParser::new(1 << 20);
+        p.feed(b"HTTP/1.1 204 No Content\r\n\r\n", &mut events)
+            .unwrap();
+        assert_eq!(p.bytes_after_end(), 0);
+    }
 
     /// The head, the body and whether it ended, from `chunks` fed in order then EOF when
     /// `eof`.

@@ -1,5 +1,6 @@
-//! `chimeraforge overhead` as a user runs it: the probes it is asked for, the simulator's
-//! share of the TTFT bias, CPU pinning, and a clear error for an unknown probe.
+//! `chimeraforge overhead` as a user runs it: the probes it is asked for (on the floor
+//! too, with each backend's ratios to it), the simulator's share of the TTFT bias, CPU
+//! pinning, and a clear error for an unknown probe.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -14,11 +15,20 @@ fn overhead(args: &[&str], out: &Path) -> Output {
         .expect("binary runs")
 }
 
-fn json(out: &Path) -> serde_json::Value {
+/// The figures of `overhead.json`: the floor's (run first, on the same probes), then the
+/// one backend's.
+fn figures(out: &Path) -> (serde_json::Value, serde_json::Value) {
     let text = std::fs::read_to_string(out.join("overhead.json")).expect("overhead.json");
     let all: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
-    all[0].clone()
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    assert_eq!(all[0]["backend"], "floor", "{all}");
+    assert_eq!(all[1]["backend"], "tokio-default", "{all}");
+    (all[0].clone(), all[1].clone())
+}
+
+/// The backend's figures (see [`figures`]).
+fn json(out: &Path) -> serde_json::Value {
+    figures(out).1
 }
 
 /// Every call's measured TTFT contains the server's lateness for that call (the schedule
@@ -67,7 +77,30 @@ fn runs_only_the_probes_asked_for_and_splits_the_bias() {
         "null probes ran: {r}"
     );
     assert!(r["pinned"].is_null());
+    // The floor ran the same probes, and the backend's figures are divided by its.
+    let (floor, _) = figures(dir.path());
+    let floor_ns: Vec<u64> = floor["ttft_bias_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["agents"].as_u64().unwrap())
+        .collect();
+    assert_eq!(floor_ns, [1, 2, 64], "{floor}");
+    assert!(floor["notes"].as_array().unwrap().is_empty(), "{floor}");
+    assert!(floor["vs_floor"].is_null(), "{floor}");
+    let ratios = r["vs_floor"]["ttft_bias"].as_array().expect("vs_floor");
+    assert_eq!(ratios.len(), 3, "{r}");
+    assert!(
+        ratios.iter().all(|b| b["p99"].as_f64().unwrap() > 0.0),
+        "{r}"
+    );
+    assert_eq!(
+        r["vs_floor"]["cpu_per_call"].as_array().unwrap().len(),
+        3,
+        "{r}"
+    );
     let md = std::fs::read_to_string(dir.path().join("overhead.md")).unwrap();
+    assert!(md.contains("Against the floor"), "{md}");
     assert!(md.contains("The simulator's share"), "{md}");
     assert!(md.contains("shared every CPU"), "{md}");
 }

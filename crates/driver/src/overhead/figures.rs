@@ -30,6 +30,82 @@ pub(crate) struct BackendOverhead {
     /// CPUs of simulator and client when run with `--pin`; `None`: they shared every CPU.
     #[serde(default)]
     pub(crate) pinned: Option<Split>,
+    /// This backend's figures as multiples of the floor's, measured in the same
+    /// invocation; `None` for the floor itself, or when the floor has no figures.
+    #[serde(default)]
+    pub(crate) vs_floor: Option<VsFloor>,
+}
+
+/// A backend's figures divided by the floor's (1.0: as cheap as the floor), for each N
+/// both have.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct VsFloor {
+    pub(crate) ttft_bias: Vec<BiasRatio>,
+    /// (N, client CPU per call / the floor's).
+    pub(crate) cpu_per_call: Vec<(usize, f64)>,
+}
+
+/// TTFT bias p50 and p99 at N agents, each divided by the floor's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct BiasRatio {
+    pub(crate) agents: usize,
+    pub(crate) p50: Option<f64>,
+    pub(crate) p99: Option<f64>,
+}
+
+/// `value / floor`, when the floor's is positive (a ratio to nothing is no ratio).
+fn ratio(value: f64, floor: f64) -> Option<f64> {
+    (floor > 0.0 && value.is_finite()).then(|| value / floor)
+}
+
+impl VsFloor {
+    /// `r`'s figures against `floor`'s.
+    pub(crate) fn of(r: &BackendOverhead, floor: &BackendOverhead) -> VsFloor {
+        let ttft_bias = r
+            .ttft_bias_ms
+            .iter()
+            .filter_map(|b| {
+                let f = floor.bias(b.agents)?;
+                Some(BiasRatio {
+                    agents: b.agents,
+                    p50: ratio(b.p50_ms, f.p50_ms),
+                    p99: ratio(b.p99_ms, f.p99_ms),
+                })
+            })
+            .collect();
+        let cpu_per_call = r
+            .cpu_per_call_us
+            .iter()
+            .filter_map(|&(n, us)| {
+                let f = floor.cpu_per_call_us.iter().find(|c| c.0 == n)?;
+                Some((n, ratio(us, f.1)?))
+            })
+            .collect();
+        VsFloor {
+            ttft_bias,
+            cpu_per_call,
+        }
+    }
+
+    pub(crate) fn bias(&self, n: usize) -> Option<&BiasRatio> {
+        self.ttft_bias.iter().find(|b| b.agents == n)
+    }
+
+    pub(crate) fn cpu(&self, n: usize) -> Option<f64> {
+        self.cpu_per_call.iter().find(|c| c.0 == n).map(|c| c.1)
+    }
+}
+
+/// Set every backend's [`VsFloor`] from the floor's figures among `results` (the entry
+/// named [`super::floor::NAME`]); without one, none has ratios.
+pub(crate) fn with_floor_ratios(results: &mut [BackendOverhead]) {
+    let floor = results.iter().find(|r| r.is_floor()).cloned();
+    for r in results.iter_mut() {
+        r.vs_floor = match &floor {
+            Some(f) if !r.is_floor() => Some(VsFloor::of(r, f)),
+            _ => None,
+        };
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +142,11 @@ pub(crate) struct Ingest {
 }
 
 impl BackendOverhead {
+    /// These are the floor's figures, not a backend's.
+    pub(crate) fn is_floor(&self) -> bool {
+        self.backend == super::floor::NAME
+    }
+
     /// Extra KiB per extra concurrent agent, from N=1 to `n`.
     pub(crate) fn kib_per_agent(&self, n: usize) -> Option<f64> {
         let at = |k: usize| self.peak_rss_kib.iter().find(|(a, _)| *a == k).map(|x| x.1);
@@ -98,5 +179,50 @@ mod tests {
         assert_eq!(o.kib_per_agent(64), Some(10.0));
         assert_eq!(o.kib_per_agent(1024), None);
         assert!(super::super::render::markdown(&[o], 1).contains("<svg"));
+    }
+
+    fn bias(agents: usize, p50_ms: f64, p99_ms: f64) -> TtftBias {
+        TtftBias {
+            agents,
+            p50_ms,
+            p99_ms,
+            max_ms: p99_ms,
+            samples: 10,
+            server_p50_ms: None,
+            server_p99_ms: None,
+            send_spread_ms: None,
+            arrival_spread_ms: None,
+        }
+    }
+
+    #[test]
+    fn ratios_divide_by_the_floor_where_both_have_a_figure() {
+        let floor = BackendOverhead {
+            backend: super::super::floor::NAME.into(),
+            ttft_bias_ms: vec![bias(1, 0.2, 0.5), bias(64, 0.0, 2.0)],
+            cpu_per_call_us: vec![(1, 100.0), (64, 50.0)],
+            ..Default::default()
+        };
+        let tokio = BackendOverhead {
+            backend: "tokio-default".into(),
+            ttft_bias_ms: vec![bias(1, 0.3, 1.0), bias(8, 1.0, 1.0), bias(64, 1.0, 5.0)],
+            cpu_per_call_us: vec![(1, 150.0), (8, 10.0), (64, 200.0)],
+            ..Default::default()
+        };
+        let mut all = vec![floor, tokio];
+        with_floor_ratios(&mut all);
+        assert_eq!(all[0].vs_floor, None, "the floor is the reference");
+        let v = all[1].vs_floor.as_ref().unwrap();
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+        assert!(close(v.bias(1).unwrap().p50, 1.5) && close(v.bias(1).unwrap().p99, 2.0));
+        // A floor p50 of 0 gives no ratio; N = 8 has no floor figure at all.
+        assert_eq!(v.bias(64).unwrap().p50, None);
+        assert!(close(v.bias(64).unwrap().p99, 2.5));
+        assert!(v.bias(8).is_none() && v.cpu(8).is_none());
+        assert_eq!(v.cpu_per_call, [(1, 1.5), (64, 4.0)]);
+        // Without the floor, no ratios.
+        let mut alone = vec![all[1].clone()];
+        with_floor_ratios(&mut alone);
+        assert_eq!(alone[0].vs_floor, None);
     }
 }

@@ -9,11 +9,16 @@
 //! - memory: peak RSS of the same small concurrent-only run at N = 1, 64 and 1,024; the
 //!   difference divided by the extra agents is the memory per extra concurrent agent.
 //!
+//! - the floor: every probe also runs on [`floor`], the simplest correct client (a thread
+//!   per agent, blocking sockets), in the same invocation; each backend's TTFT bias and
+//!   client CPU per call are also shown as multiples of the floor's.
+//!
 //! The module's files are its steps: `probe` (what each probe is), `measure` (a backend's
 //! probe runs, folded into its `figures`), `render` (`overhead.md`, its chart, the
 //! terminal table); this file is the command.
 
 mod figures;
+pub mod floor;
 mod measure;
 mod probe;
 mod render;
@@ -107,15 +112,16 @@ pub fn main(backends: &[BackendId], args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let mut runs = std::fs::File::create(out_dir.join("runs.jsonl"))?;
     let mut all = Vec::new();
-    for b in backends {
-        let measured =
-            measure::measure_backend(&exe, b.as_str(), &settings, crate::out::line, |r| {
-                use std::io::Write as _;
-                let _ = serde_json::to_writer(&mut runs, r);
-                let _ = runs.write_all(b"\n");
-            })?;
+    // The floor first, on the same probes: the reference every backend's ratios divide by.
+    for b in std::iter::once(floor::NAME).chain(backends.iter().map(BackendId::as_str)) {
+        let measured = measure::measure_backend(&exe, b, &settings, crate::out::line, |r| {
+            use std::io::Write as _;
+            let _ = serde_json::to_writer(&mut runs, r);
+            let _ = runs.write_all(b"\n");
+        })?;
         all.push(measured);
     }
+    figures::with_floor_ratios(&mut all);
     let md = render::markdown(&all, crate::scaling::cores());
     std::fs::write(out_dir.join("overhead.md"), &md)?;
     std::fs::write(

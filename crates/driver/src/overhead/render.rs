@@ -19,17 +19,33 @@ fn p50_p99_table(
     results: &[BackendOverhead],
     pair: impl Fn(&TtftBias) -> (Option<f64>, Option<f64>),
 ) {
+    let rows: Vec<&BackendOverhead> = results.iter().collect();
+    pair_table(
+        s,
+        &rows,
+        |r, n| r.bias(n).map_or((None, None), &pair),
+        |v| format!("{v:.2}"),
+    );
+}
+
+/// A table of one (p50, p99) pair per N for each of `rows`, written by `fmt`.
+fn pair_table(
+    s: &mut String,
+    rows: &[&BackendOverhead],
+    pair: impl Fn(&BackendOverhead, usize) -> (Option<f64>, Option<f64>),
+    fmt: impl Fn(f64) -> String,
+) {
     let _ = write!(s, "| backend |");
     for n in NS {
         let _ = write!(s, " N={n} p50 | N={n} p99 |");
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "|---|{}", "---:|".repeat(NS.len() * 2));
-    for r in results {
+    for r in rows {
         let _ = write!(s, "| {} |", r.backend);
         for n in NS {
-            let (p50, p99) = r.bias(n).map_or((None, None), &pair);
-            let f = |v: Option<f64>| opt(v, |v| format!("{v:.2}"));
+            let (p50, p99) = pair(r, n);
+            let f = |v: Option<f64>| opt(v, &fmt);
             let _ = write!(s, " {} | {} |", f(p50), f(p99));
         }
         let _ = writeln!(s);
@@ -111,6 +127,7 @@ pub(crate) fn markdown(results: &[BackendOverhead], cores: usize) -> String {
         }
         let _ = writeln!(s);
     }
+    floor_section(&mut s, results);
     let _ = writeln!(
         s,
         "\n### Ideal-device efficiency (measured speedup / N; targets ≥ 99% at N = 2, ≥ 98% at N = 64)\n\n\
@@ -189,6 +206,49 @@ pub(crate) fn markdown(results: &[BackendOverhead], cores: usize) -> String {
     s
 }
 
+/// Each backend against the floor: its TTFT bias and CPU per call over the floor's.
+fn floor_section(s: &mut String, results: &[BackendOverhead]) {
+    let rows: Vec<&BackendOverhead> = results.iter().filter(|r| r.vs_floor.is_some()).collect();
+    if rows.is_empty() {
+        return;
+    }
+    let times = |v: f64| format!("{v:.2}×");
+    let _ = writeln!(
+        s,
+        "\n### Against the floor: each figure divided by the `{}` client's, same invocation\n\n\
+         The floor is the simplest correct client for this protocol: one OS thread per agent, \
+         blocking `std::net` sockets, a hand-rolled HTTP/1.1 request, the same codecs and run \
+         protocol, on the same probes. 1.00× is as cheap as the work itself; what is above it \
+         is the runtime and its client. `-`: no figure on one side (or a floor figure of 0).\n\n\
+         TTFT bias, p50 and p99:\n",
+        super::floor::NAME
+    );
+    pair_table(
+        s,
+        &rows,
+        |r, n| {
+            let b = r.vs_floor.as_ref().and_then(|v| v.bias(n));
+            (b.and_then(|b| b.p50), b.and_then(|b| b.p99))
+        },
+        times,
+    );
+    let _ = writeln!(s, "\nClient CPU per call:\n");
+    let _ = write!(s, "| backend |");
+    for n in NS {
+        let _ = write!(s, " N={n} |");
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "|---|{}", "---:|".repeat(NS.len()));
+    for r in rows {
+        let _ = write!(s, "| {} |", r.backend);
+        for n in NS {
+            let v = r.vs_floor.as_ref().and_then(|v| v.cpu(n));
+            let _ = write!(s, " {} |", opt(v, times));
+        }
+        let _ = writeln!(s);
+    }
+}
+
 const CHART_TITLE: &str = "TTFT bias p99 against N";
 
 /// Colours of the chart's backends, in their order.
@@ -241,11 +301,13 @@ fn chart(results: &[BackendOverhead]) -> String {
 /// The terminal table: one line per backend with the headline figures.
 pub(crate) fn table(results: &[BackendOverhead]) -> String {
     let mut s = format!(
-        "{:<14} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}\n",
+        "{:<14} {:>7} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}\n",
         "backend",
         "threads",
         "bias50@1",
         "bias99@64",
+        "×fl b99@64",
+        "×fl cpu@64",
         "srv99@64",
         "bias99@1k",
         "eff@2",
@@ -256,13 +318,18 @@ pub(crate) fn table(results: &[BackendOverhead]) -> String {
         "KiB/ag@1k"
     );
     for r in results {
+        let vs = r.vs_floor.as_ref();
         let _ = writeln!(
             s,
-            "{:<14} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}",
+            "{:<14} {:>7} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}",
             r.backend,
             r.worker_threads,
             opt(r.bias(1).map(|b| b.p50_ms), |v| format!("{v:.2}ms")),
             opt(r.bias(64).map(|b| b.p99_ms), |v| format!("{v:.2}ms")),
+            opt(vs.and_then(|v| v.bias(64)).and_then(|b| b.p99), |v| format!(
+                "{v:.2}×"
+            )),
+            opt(vs.and_then(|v| v.cpu(64)), |v| format!("{v:.2}×")),
             opt(r.bias(64).and_then(|b| b.server_p99_ms), |v| format!(
                 "{v:.2}ms"
             )),
@@ -292,7 +359,9 @@ mod tests {
     fn rendering_of_fixed_figures_is_unchanged() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/overhead");
         let figures = std::fs::read_to_string(dir.join("figures.json")).unwrap();
-        let results: Vec<BackendOverhead> = serde_json::from_str(&figures).unwrap();
+        let mut results: Vec<BackendOverhead> = serde_json::from_str(&figures).unwrap();
+        // As `overhead` does once every backend and the floor are measured.
+        super::super::figures::with_floor_ratios(&mut results);
         // The one line that depends on this machine.
         let cores = crate::scaling::cores();
         let md = markdown(&results, cores).replace(
