@@ -124,6 +124,8 @@ fn call(
             basis: Basis::Measured,
         }),
         output_truncated: false,
+        connections_opened: 0,
+        reconnects: 0,
     }
 }
 
