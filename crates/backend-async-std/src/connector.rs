@@ -48,7 +48,7 @@ pub(crate) struct H1Connector {
     pub(crate) connect_timeout: Duration,
     pub(crate) policy: ConnectionPolicy,
     /// The connection kept for the next request (keep-alive only).
-    pub(crate) idle: Arc<Mutex<Option<TcpStream>>>,
+    pub(crate) idle: Arc<Mutex<Option<Kept>>>,
     pub(crate) tally: Arc<ConnectionTally>,
 }
 
@@ -62,8 +62,10 @@ impl H1Connector {
         }
     }
 
-    fn take_idle(&self) -> Option<TcpStream> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).take()
+    /// The kept connection, if it goes to `url`'s origin (one to another is closed).
+    fn take_idle(&self, url: &Url) -> Option<TcpStream> {
+        let kept = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        (kept.origin == origin(url)).then_some(kept.stream)
     }
 
     async fn open(&self, url: &Url) -> Result<TcpStream, Error> {
@@ -73,6 +75,18 @@ impl H1Connector {
         self.tally.opened_one();
         Ok(stream)
     }
+}
+
+/// A connection kept for the next request, and where it goes.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    origin: String,
+    stream: TcpStream,
+}
+
+/// Scheme, host and port: what a kept connection may be reused for.
+fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
 }
 
 /// Why one exchange on a connection failed.
@@ -106,7 +120,7 @@ impl HttpClient for H1Connector {
         }
         let url = req.url().clone();
         let kept = match self.policy {
-            ConnectionPolicy::KeepAlive => self.take_idle(),
+            ConnectionPolicy::KeepAlive => self.take_idle(&url),
             ConnectionPolicy::Fresh => None,
         };
         let (mut stream, again) = match kept {
@@ -129,9 +143,8 @@ impl HttpClient for H1Connector {
             Err(Attempt::Failed(e)) => return Err(e),
         };
         let framing = framing::body_framing(&head).map_err(framing_error)?;
-        let keep = (self.policy == ConnectionPolicy::KeepAlive
-            && reusable(&head, framing))
-        .then(|| Arc::clone(&self.idle));
+        let keep = (self.policy == ConnectionPolicy::KeepAlive && reusable(&head, framing))
+            .then(|| (Arc::clone(&self.idle), origin(&url)));
         response(head, framing, stream, leftover, keep)
     }
 }
@@ -231,7 +244,7 @@ fn response(
     framing: BodyFraming,
     stream: TcpStream,
     leftover: Vec<u8>,
-    keep: Option<Arc<Mutex<Option<TcpStream>>>>,
+    keep: Option<(Arc<Mutex<Option<Kept>>>, String)>,
 ) -> Result<Response, Error> {
     let status = StatusCode::try_from(head.status).map_err(|_| {
         framing_error(FramingError(format!(
@@ -288,15 +301,19 @@ struct BodyReader {
     decode: Decode,
     /// Where the connection goes back when the body was read to its exact end
     /// (keep-alive, a reusable response).
-    keep: Option<Arc<Mutex<Option<TcpStream>>>>,
+    keep: Option<(Arc<Mutex<Option<Kept>>>, String)>,
 }
 
 impl Drop for BodyReader {
     fn drop(&mut self) {
         let at_end = matches!(self.decode, Decode::Done | Decode::Length { left: 0 })
             && self.pos == self.end;
-        if let (true, Some(slot)) = (at_end, &self.keep) {
-            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.stream.clone());
+        if let (true, Some((slot, origin))) = (at_end, self.keep.take()) {
+            let kept = Kept {
+                origin,
+                stream: self.stream.clone(),
+            };
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
         }
     }
 }
