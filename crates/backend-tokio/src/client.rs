@@ -137,7 +137,22 @@ impl HttpClient for ReqwestClient {
     fn connections(&self) -> ConnectionCounts {
         self.tally.counts(self.opts.connection)
     }
+
+    /// hyper-util puts a connection back into the pool from a task it spawns once the
+    /// body has ended; on the multi-thread runtime that task may still be queued when the
+    /// agent sends its next request, which would then open a second connection. A few
+    /// yields let it run first (a miss is still counted in `connections_opened`).
+    async fn settle(&self) {
+        if self.opts.connection == ConnectionPolicy::KeepAlive {
+            for _ in 0..SETTLE_YIELDS {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
 }
+
+/// Yields between an agent's calls under keep-alive (see [`ReqwestClient::settle`]).
+const SETTLE_YIELDS: usize = 4;
 
 /// The connection closed (or was reset) before the response head: what a server's idle
 /// or request-count close looks like to a request sent on a reused connection. Not a
