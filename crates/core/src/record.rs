@@ -173,6 +173,10 @@ pub struct RunRecord {
     /// `prompt_cache = "allow"` (and in older records).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub prompt_nonce: String,
+    /// The run's connection policy (`keep-alive` or `fresh`); absent in records from
+    /// before connection policies (their calls each sent `Connection: close`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<crate::http::ConnectionPolicy>,
 }
 
 impl RunRecord {

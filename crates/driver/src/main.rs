@@ -77,6 +77,10 @@ enum Cmd {
         /// Runs per cell, 1 to 100000. Overrides the config.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=config::MAX_RUNS as i64))]
         runs: Option<u32>,
+        /// `keep-alive` (each agent reuses its own connection) or `fresh` (a new
+        /// connection per call). Overrides the config's `connection`.
+        #[arg(long, value_name = "POLICY")]
+        connection: Option<chimeraforge_core::ConnectionPolicy>,
         /// Print the matrix and its run order, contact no server, write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -88,7 +92,7 @@ enum Cmd {
         /// Uses the config recorded in DIR/manifest.json; a config file given too must be
         /// identical to it. Failed runs are recorded outcomes and count as done (they are
         /// not retried); runs whose child crashed left no record and run again.
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["backends", "runs", "out"])]
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["backends", "runs", "out", "connection"])]
         resume: Option<PathBuf>,
         /// No live progress and no line per run (the default when stdout is not a terminal).
         #[arg(long, short)]
@@ -178,6 +182,9 @@ enum Cmd {
         /// Only these probes (comma-separated), e.g. `ideal-64,mem-1024`.
         #[arg(long, value_delimiter = ',')]
         probes: Option<Vec<String>>,
+        /// The clients' connection policy: `keep-alive` (the default) or `fresh`.
+        #[arg(long, value_name = "POLICY", default_value = "keep-alive")]
+        connection: chimeraforge_core::ConnectionPolicy,
     },
     /// Write report.md, report.html and runs.csv for a results directory.
     ///
@@ -230,11 +237,13 @@ fn main() -> ExitCode {
             resume,
             quiet,
             json,
+            connection,
         } => bench(BenchArgs {
             config,
             backends,
             out,
             runs,
+            connection,
             dry_run,
             allow_failures,
             resume,
@@ -264,7 +273,8 @@ fn main() -> ExitCode {
             quick,
             pin,
             probes,
-        } => overhead(&backends, out, quick, pin, probes),
+            connection,
+        } => overhead(&backends, out, quick, pin, probes, connection),
         Cmd::Doctor {
             config,
             no_generate,
@@ -301,6 +311,7 @@ struct BenchArgs {
     backends: Option<String>,
     out: Option<PathBuf>,
     runs: Option<u32>,
+    connection: Option<chimeraforge_core::ConnectionPolicy>,
     dry_run: bool,
     allow_failures: bool,
     resume: Option<PathBuf>,
@@ -387,6 +398,9 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let (source, mut cfg) = load_config(args.config.as_deref())?;
             if let Some(r) = args.runs {
                 cfg.runs = r;
+            }
+            if let Some(c) = args.connection {
+                cfg.client.connection = c;
             }
             let Some(backend_names) = select_backends(args.backends.as_deref(), &cfg)? else {
                 for line in backends::listing() {
@@ -515,6 +529,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 "simulated_endpoints": cfg.endpoints.iter().filter(|e| e.base_url == config::SIM_URL).map(|e| &e.name).collect::<Vec<_>>(),
                 "started_utc": results::utc_stamp(started),
                 "prompt_cache": cfg.prompt_cache,
+                "connection": cfg.client.connection,
                 "prompt_nonce": nonce,
                 "sessions": [{"started_utc": results::utc_stamp(started), "resumed": false, "prompt_nonce": nonce}],
                 "lost_runs": [],
@@ -756,6 +771,11 @@ fn recorded_matrix(
     };
     let mut cfg = config::parse(&source)?;
     // The recorded config carries the command-line overrides the matrix was started with.
+    // A manifest from before connection policies: its calls each sent `Connection: close`.
+    cfg.client.connection = match manifest["connection"].as_str() {
+        Some(c) => c.parse().map_err(anyhow::Error::msg)?,
+        None => chimeraforge_core::ConnectionPolicy::Fresh,
+    };
     if let Some(runs) = manifest["config"]["runs"].as_u64() {
         cfg.runs = runs as u32;
     }
@@ -838,6 +858,7 @@ fn overhead(
     quick: bool,
     pin: bool,
     probes: Option<Vec<String>>,
+    connection: chimeraforge_core::ConnectionPolicy,
 ) -> anyhow::Result<ExitCode> {
     let wanted = check_backends(if list == "all" {
         backends::selectable_names()
@@ -866,6 +887,7 @@ fn overhead(
         quick,
         pin,
         only: probes,
+        connection,
     };
     // Check the probe names before any backend runs.
     chimeraforge::overhead::selected(&settings).map_err(anyhow::Error::msg)?;

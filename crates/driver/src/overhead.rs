@@ -123,7 +123,7 @@ pub fn job(backend: &str, probe: &Probe, base_url: &str, run_index: u32) -> Chil
         .into_iter()
         .enumerate()
         .map(|(i, mut t)| {
-            // One option set for every agent, so the warm-up is one call, not N.
+            // One option set for every agent, so one warm-up call loads the model.
             t.options.seed = None;
             t.instantiate(MODEL, Scenario::ChimeraHomo, i, &base)
         })
@@ -176,6 +176,8 @@ pub struct Settings {
     pub pin: Option<Split>,
     /// Only these probes (by name); `None`: all.
     pub only: Option<Vec<String>>,
+    /// The clients' connection policy (`--connection`).
+    pub connection: chimeraforge_core::ConnectionPolicy,
 }
 
 /// The probes `settings` selects; an unknown name is an error that lists the known ones.
@@ -492,7 +494,8 @@ pub fn measure_backend(
         let mut records = Vec::new();
         let mut sim_side = SimSide::default();
         for run_index in 0..probe.runs {
-            let job = job(backend, &probe, &sim.base_url(), run_index);
+            let mut job = job(backend, &probe, &sim.base_url(), run_index);
+            job.client.connection = settings.connection;
             let result = run_child(exe, &job);
             let firsts = sim.take_first_tokens();
             match result {

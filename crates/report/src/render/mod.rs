@@ -40,6 +40,16 @@ fn prompt_cache_line(m: &serde_json::Value, escape: fn(&str) -> String) -> Strin
     }
 }
 
+/// The header's account of connection reuse: the manifest's `connection`.
+fn connection_line(m: &serde_json::Value, escape: fn(&str) -> String) -> String {
+    match manifest_str(m, "/connection") {
+        Some("keep-alive") => "Connections: keep-alive (each agent reuses its own connection, opened by its warm-up call; a kept connection the server closed is replaced inside the call that finds it, its time in that call's TTFT, counted per call as reconnects)".to_owned(),
+        Some("fresh") => "Connections: fresh (a new connection per call, whatever the server does: every TTFT includes a TCP connect)".to_owned(),
+        Some(other) => format!("Connections: {}", escape(other)),
+        None => "Connections: not recorded (written before connection policies: every call sent Connection: close, and smol-1kb still reused a connection a server kept open)".to_owned(),
+    }
+}
+
 /// Where the results came from (directory, tool, config, host, times, run counts), one
 /// line each, every foreign string passed through `escape` (Markdown or HTML).
 pub(crate) fn provenance(a: &Analysis, escape: fn(&str) -> String) -> Vec<String> {
@@ -90,6 +100,7 @@ pub(crate) fn provenance(a: &Analysis, escape: fn(&str) -> String) -> Vec<String
         ));
     }
     lines.push(prompt_cache_line(m, escape));
+    lines.push(connection_line(m, escape));
     let recorded: usize = a.cells.iter().map(CellAnalysis::n_recorded).sum();
     lines.push(format!(
         "Runs: {recorded} recorded ({} ok, {} failed), {} scheduled but not recorded; {} backend(s) × {} model(s) × {} scenario(s) = {} cell(s)",

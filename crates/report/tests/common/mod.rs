@@ -219,6 +219,7 @@ fn base_record(spec: &CellSpec, run_index: u32) -> RunRecord {
         }),
         run_tag: String::new(),
         prompt_nonce: String::new(),
+        connection: None,
     }
 }
 
