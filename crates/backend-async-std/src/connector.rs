@@ -20,11 +20,11 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use async_std::net::{TcpStream, ToSocketAddrs};
+use chimeraforge_core::{ConnectionPolicy, ConnectionTally};
 use futures_lite::io::{AsyncRead, AsyncReadExt, BufReader};
 use http_client::http_types::headers::CONTENT_TYPE;
 use http_client::http_types::url::{Host, Url};
 use http_client::http_types::{Body, StatusCode};
-use chimeraforge_core::{ConnectionPolicy, ConnectionTally};
 use http_client::{Error, HttpClient, Request, Response};
 
 use crate::framing::{self, BodyFraming, ChunkedDecoder, FramingError, Head, MAX_HEAD_BYTES};
@@ -188,8 +188,8 @@ async fn read_head(stream: &mut TcpStream) -> Result<(Head, Vec<u8>), Attempt> {
     let mut received = 0usize;
     loop {
         if !buf.is_empty() {
-            if let Some(head) = framing::parse_head(&buf)
-                .map_err(|e| Attempt::Failed(framing_error(e)))?
+            if let Some(head) =
+                framing::parse_head(&buf).map_err(|e| Attempt::Failed(framing_error(e)))?
             {
                 let rest = buf.split_off(head.len);
                 // 1xx heads are interim (101 is never asked for): the real one follows.

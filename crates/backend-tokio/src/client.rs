@@ -105,7 +105,9 @@ impl HttpClient for ReqwestClient {
             Err(e) => {
                 let reused = self.tally.counts(self.opts.connection).opened == opened;
                 match again {
-                    Some(again) if closed_unanswered(&e) && may_retry(self.opts.connection, reused, 0) => {
+                    Some(again)
+                        if closed_unanswered(&e) && may_retry(self.opts.connection, reused, 0) =>
+                    {
                         again.send().await.map_err(|e| send_error(&req.url, e))?
                     }
                     _ => return Err(send_error(&req.url, e)),

@@ -12,9 +12,7 @@ use chimeraforge_core::call::{
 };
 use chimeraforge_core::protocol::{execute_run, RunOutcome, RunPlan};
 use chimeraforge_core::record::RunStatus;
-use chimeraforge_core::workload::{
-    replicate, seed_agents, Endpoint, ModelOptions, Scenario,
-};
+use chimeraforge_core::workload::{replicate, seed_agents, Endpoint, ModelOptions, Scenario};
 use chimeraforge_core::{AsyncRuntime, Backend, ClientOptions, ConnectionPolicy, HttpClient};
 
 use crate::server::{Closes, Exchange, Reply, ScriptedServer};
@@ -29,9 +27,7 @@ fn options(connection: ConnectionPolicy) -> ClientOptions {
 }
 
 /// An agent's client of backend `B` under `connection`, and its runtime.
-fn agent_client<B: Backend>(
-    connection: ConnectionPolicy,
-) -> (Arc<B::Runtime>, Arc<B::Client>) {
+fn agent_client<B: Backend>(connection: ConnectionPolicy) -> (Arc<B::Runtime>, Arc<B::Client>) {
     let (rt, client) = B::build(&options(connection)).unwrap_or_else(|e| panic!("{e}"));
     let agent = client
         .for_agent()
@@ -86,7 +82,10 @@ async fn call<R: AsyncRuntime, C: HttpClient>(
 
 fn ok(r: &CallRecord, case: &str) {
     assert!(r.error.is_none(), "{case}: the call failed: {:?}", r.error);
-    assert_eq!(r.output_preview, "ok", "{case}: the text is not the reply's");
+    assert_eq!(
+        r.output_preview, "ok",
+        "{case}: the text is not the reply's"
+    );
 }
 
 /// `(connections_opened, reconnects)` of each record.
@@ -114,7 +113,7 @@ fn run_three_agents<B: Backend>(
         seed: Some(1),
         ..Default::default()
     };
-    let agents = replicate(&seed_agents(&[ep.clone()]), 3, &[ep], Some(1))
+    let agents = replicate(&seed_agents(std::slice::from_ref(&ep)), 3, &[ep], Some(1))
         .iter()
         .enumerate()
         .map(|(i, t)| t.instantiate(MODEL, Scenario::ChimeraHomo, i, &base))
@@ -173,7 +172,12 @@ pub fn keep_alive_is_one_connection_per_agent<B: Backend>() {
         );
         assert!(calls.iter().all(|c| c.reconnects == 0));
     }
-    assert_eq!(server.connections(), ids.len(), "{}: one connection per agent", B::NAME);
+    assert_eq!(
+        server.connections(),
+        ids.len(),
+        "{}: one connection per agent",
+        B::NAME
+    );
     for ex in server.exchanges() {
         assert_eq!(ex.request.header("connection"), None, "{}", B::NAME);
         let on_same: Vec<&str> = server
@@ -208,9 +212,19 @@ pub fn fresh_is_one_connection_per_call<B: Backend>() {
             calls += 1;
         }
     }
-    assert_eq!(server.connections(), calls, "{}: one connection per call", B::NAME);
+    assert_eq!(
+        server.connections(),
+        calls,
+        "{}: one connection per call",
+        B::NAME
+    );
     for ex in server.exchanges() {
-        assert_eq!(ex.request.header("connection"), Some("close"), "{}", B::NAME);
+        assert_eq!(
+            ex.request.header("connection"),
+            Some("close"),
+            "{}",
+            B::NAME
+        );
     }
 }
 
@@ -264,7 +278,11 @@ pub fn close_after_n_requests_reconnects<B: Backend>() {
         "{case}"
     );
     assert_eq!(server.connections(), 3, "{case}");
-    assert_eq!(server.exchanges().len(), 5, "{case}: a request was sent twice");
+    assert_eq!(
+        server.exchanges().len(),
+        5,
+        "{case}: a request was sent twice"
+    );
 }
 
 /// `Connection: close` in a response: the client does not send on that connection again.
@@ -294,8 +312,8 @@ pub fn stale_connections_mid_burst_are_replaced<B: Backend>() {
         },
         |_| chat_stream(),
     );
-    let (rt, client) = B::build(&options(ConnectionPolicy::KeepAlive))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (rt, client) =
+        B::build(&options(ConnectionPolicy::KeepAlive)).unwrap_or_else(|e| panic!("{e}"));
     let server = Arc::new(server);
     let clients: Vec<Arc<B::Client>> = (0..AGENTS)
         .map(|_| Arc::new(client.for_agent().expect("agent client")))
@@ -361,12 +379,14 @@ pub fn no_retry_after_part_of_a_response<B: Backend>() {
     });
     let case = format!("{}: broken after part of a response", B::NAME);
     ok(&records[0], &case);
-    let err = records[1]
-        .error
-        .as_ref()
-        .unwrap_or_else(|| panic!("{case}: the call was retried after response bytes arrived and came back whole"));
+    let err = records[1].error.as_ref().unwrap_or_else(|| {
+        panic!("{case}: the call was retried after response bytes arrived and came back whole")
+    });
     assert!(
-        matches!(err.kind, CallErrorKind::ClosedBeforeDone | CallErrorKind::Body),
+        matches!(
+            err.kind,
+            CallErrorKind::ClosedBeforeDone | CallErrorKind::Body
+        ),
         "{case}: {err:?}"
     );
     assert_eq!(records[1].output_preview, "o", "{case}");

@@ -156,7 +156,8 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
         match client.for_agent() {
             Ok(c) => clients.push(Arc::new(c)),
             Err(e) => {
-                let call = failed_call(a, "warmup", format!("cannot build the agent's client: {e}"));
+                let call =
+                    failed_call(a, "warmup", format!("cannot build the agent's client: {e}"));
                 out.status = failed(Phase::Warmup, &call);
                 out.warmup.push(call);
                 return out;
@@ -285,14 +286,22 @@ async fn warm_up<R: AsyncRuntime, C: HttpClient>(
     let handles: Vec<_> = rest
         .iter()
         .map(|&i| {
-            let (rt2, client, job) = (Arc::clone(rt), Arc::clone(&clients[i]), Arc::clone(&agents[i]));
+            let (rt2, client, job) = (
+                Arc::clone(rt),
+                Arc::clone(&clients[i]),
+                Arc::clone(&agents[i]),
+            );
             rt.spawn(async move { warm_call(&*rt2, &*client, &job, tokens).await })
         })
         .collect();
     for (h, &i) in handles.into_iter().zip(&rest) {
         records.push(match h.await {
             Ok(r) => r,
-            Err(e) => failed_call(&agents[i].agent, "warmup", format!("agent task failed: {e}")),
+            Err(e) => failed_call(
+                &agents[i].agent,
+                "warmup",
+                format!("agent task failed: {e}"),
+            ),
         });
     }
     records
