@@ -29,7 +29,10 @@ impl ReqwestClient {
             .http1_only()
             .tcp_nodelay(true)
             .no_proxy()
-            .connector_layer(CountConnections(Arc::clone(&tally)));
+            .connector_layer(CountConnections {
+                tally: Arc::clone(&tally),
+                policy: opts.connection,
+            });
         let builder = match opts.connection {
             ConnectionPolicy::KeepAlive => builder.pool_idle_timeout(None),
             ConnectionPolicy::Fresh => builder.pool_max_idle_per_host(0),
@@ -61,8 +64,10 @@ impl ReqwestClient {
                      its response head is sent once more on a new one (hyper does not say \
                      whether part of a head had arrived). hyper-util's own retry of a request \
                      the pool could not start is left on and counted: every connection is \
-                     counted by a connector layer. fresh: no idle connection kept and \
-                     `Connection: close` on every request"
+                     counted by a connector layer, which also makes a new connection of an \
+                     agent that has one wait up to 5 ms for hyper's pool to get the kept one \
+                     back (it does so from a task of its own). fresh: no idle connection kept \
+                     and `Connection: close` on every request"
                         .to_owned(),
                 ),
                 ("proxy".to_owned(), "none (env proxies ignored)".to_owned()),
@@ -139,22 +144,7 @@ impl HttpClient for ReqwestClient {
     fn connections(&self) -> ConnectionCounts {
         self.tally.counts(self.opts.connection)
     }
-
-    /// hyper-util puts a connection back into the pool from a task it spawns once the
-    /// body has ended; on the multi-thread runtime that task may still be queued when the
-    /// agent sends its next request, which would then open a second connection. A few
-    /// yields let it run first (a miss is still counted in `connections_opened`).
-    async fn settle(&self) {
-        if self.opts.connection == ConnectionPolicy::KeepAlive {
-            for _ in 0..SETTLE_YIELDS {
-                tokio::task::yield_now().await;
-            }
-        }
-    }
 }
-
-/// Yields between an agent's calls under keep-alive (see [`ReqwestClient::settle`]).
-const SETTLE_YIELDS: usize = 4;
 
 /// The connection closed (or was reset) before the response head: what a server's idle
 /// or request-count close looks like to a request sent on a reused connection. Not a
@@ -182,10 +172,17 @@ fn closed_unanswered(e: &reqwest::Error) -> bool {
     })
 }
 
+/// How long a keep-alive agent's new connection waits for its kept one to come back to
+/// hyper's pool first (see [`Counted`]). Only a real reconnect pays it, inside its TTFT.
+const POOL_RETURN_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// A connector layer that counts the connections reqwest opens (its pool's and hyper-util's
 /// hidden retries' alike), so a call records how many it opened.
 #[derive(Clone)]
-struct CountConnections(Arc<ConnectionTally>);
+struct CountConnections {
+    tally: Arc<ConnectionTally>,
+    policy: ConnectionPolicy,
+}
 
 impl<S> tower_layer::Layer<S> for CountConnections {
     type Service = Counted<S>;
@@ -193,16 +190,36 @@ impl<S> tower_layer::Layer<S> for CountConnections {
     fn layer(&self, inner: S) -> Counted<S> {
         Counted {
             inner,
-            tally: Arc::clone(&self.0),
+            tally: Arc::clone(&self.tally),
+            policy: self.policy,
         }
     }
 }
 
+/// The counting connector. Under keep-alive, once the agent has a connection, a new one
+/// first waits [`POOL_RETURN_WAIT`]: hyper-util puts a finished connection back into its
+/// pool from a task of its own, and on the multi-thread runtime the agent's next request
+/// can get there first. hyper-util races the pool against the connector; when the pool
+/// wins while we wait, it moves this connect to a background task of its own (to park a
+/// spare connection), which we notice by the task we run in and stop: no spare is opened.
 #[derive(Clone)]
 struct Counted<S> {
     inner: S,
     tally: Arc<ConnectionTally>,
+    policy: ConnectionPolicy,
 }
+
+/// A connect given up because the pool handed the request its kept connection first.
+#[derive(Debug)]
+struct PoolWon;
+
+impl std::fmt::Display for PoolWon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connect not needed: the agent's kept connection came back to the pool first")
+    }
+}
+
+impl std::error::Error for PoolWon {}
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
@@ -210,6 +227,7 @@ impl<S, Req> tower_service::Service<Req> for Counted<S>
 where
     S: tower_service::Service<Req>,
     S::Future: Send + 'static,
+    S::Error: From<PoolWon>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -222,7 +240,16 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let connecting = self.inner.call(req);
         let tally = Arc::clone(&self.tally);
+        let had_one = tally.counts(self.policy).opened > 0;
+        let wait = self.policy == ConnectionPolicy::KeepAlive && had_one;
         Box::pin(async move {
+            if wait {
+                let caller = tokio::task::try_id();
+                tokio::time::sleep(POOL_RETURN_WAIT).await;
+                if caller.is_some() && tokio::task::try_id() != caller {
+                    return Err(PoolWon.into());
+                }
+            }
             let conn = connecting.await?;
             tally.opened_one();
             Ok(conn)

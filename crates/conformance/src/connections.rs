@@ -73,8 +73,6 @@ async fn call<R: AsyncRuntime, C: HttpClient>(
         num_predict: None,
         live_tokens: None,
     };
-    // As between an agent's calls in a run.
-    client.settle().await;
     execute_call(rt, client, target, &settings(), rt.now())
         .await
         .record

@@ -84,13 +84,6 @@ pub trait HttpClient: Send + Sync + 'static {
     /// Connections this client has opened so far (hidden retries inside the client
     /// included), and how many of them replaced a kept-alive one.
     fn connections(&self) -> ConnectionCounts;
-
-    /// Called between an agent's calls, outside every call's measured time: a client that
-    /// hands a finished connection back to its pool on another task lets that happen here,
-    /// so the next call finds it. Nothing by default.
-    fn settle(&self) -> impl Future<Output = ()> + Send {
-        async {}
-    }
 }
 
 /// A client's connections so far; a call records the difference across itself.

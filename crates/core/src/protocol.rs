@@ -347,9 +347,6 @@ async fn run_agent<R: AsyncRuntime, C: HttpClient>(
     let mut calls = Vec::with_capacity(a.calls.len());
     let mut previous = String::new();
     for (i, spec) in a.calls.iter().enumerate() {
-        if i > 0 {
-            client.settle().await;
-        }
         let target = CallTarget {
             agent_id: &a.id,
             call: &spec.name,
