@@ -246,7 +246,9 @@ where
             if wait {
                 let caller = tokio::task::try_id();
                 tokio::time::sleep(POOL_RETURN_WAIT).await;
-                if caller.is_some() && tokio::task::try_id() != caller {
+                // hyper-util's background task is a spawned task; the caller is the agent's
+                // task, or no task at all under `block_on`.
+                if tokio::task::try_id() != caller {
                     return Err(PoolWon.into());
                 }
             }
