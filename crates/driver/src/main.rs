@@ -883,6 +883,7 @@ fn overhead(
     } else {
         None
     };
+    outln!("connection: {connection} (--connection keep-alive | fresh)");
     let settings = chimeraforge::overhead::Settings {
         quick,
         pin,
