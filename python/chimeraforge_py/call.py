@@ -31,6 +31,7 @@ from .codecs import (
     decoder_for,
     is_ollama,
 )
+from .connection import AgentClient, agent_client
 from .live import Counter
 from .metrics import percentiles
 
@@ -427,14 +428,24 @@ class _ReadDeadline:
             self.handle = None
 
 
-async def execute_call(client: httpx.AsyncClient, target: Target, settings: Settings, phase_start: int) -> tuple:
-    """Run one streaming call and measure it; returns (CallRecord dict, full text)."""
+async def execute_call(client, target: Target, settings: Settings, phase_start: int) -> tuple:
+    """Run one streaming call on ``client`` (an agent's ``AgentClient``, or a bare httpx client
+    taken as a keep-alive one) and measure it; returns (CallRecord dict, full text)."""
+    client = agent_client(client)
+    opened, reconnects = client.counts()
+    record, text = await _execute_call(client, target, settings, phase_start)
+    after = client.counts()
+    record["connections_opened"] = after[0] - opened
+    record["reconnects"] = after[1] - reconnects
+    return record, text
+
+
+async def _execute_call(client: AgentClient, target: Target, settings: Settings, phase_start: int) -> tuple:
     m = _Measuring(target, settings)
-    # One fresh connection per call, as on the Rust side (crates/core/src/call.rs).
+    # Connection reuse is the client's (its policy): `Connection: close` under fresh.
     headers = {
         "content-type": "application/json",
         "accept-encoding": "identity",
-        "connection": "close",
     }
     if target.api_key:
         headers["authorization"] = f"Bearer {target.api_key}"
@@ -457,7 +468,7 @@ async def execute_call(client: httpx.AsyncClient, target: Target, settings: Sett
     return m.finish(t_done, error)
 
 
-async def _stream_call(client: httpx.AsyncClient, req: httpx.Request, api: str, s: Settings, m: _Measuring) -> None:
+async def _stream_call(client: AgentClient, req: httpx.Request, api: str, s: Settings, m: _Measuring) -> None:
     t_send = m.t_send
     total_deadline = t_send + s.total_ns
     first_byte_deadline = t_send + min(s.first_byte_ns, s.total_ns)
@@ -466,7 +477,7 @@ async def _stream_call(client: httpx.AsyncClient, req: httpx.Request, api: str, 
     try:
         try:
             async with asyncio.timeout(max(first_byte_deadline - perf_counter_ns(), 0) / 1e9):
-                resp = await client.send(req, stream=True)
+                resp = await client.send(req)
         except TimeoutError:
             kind = "total_timeout" if s.total_ns <= s.first_byte_ns else "first_byte_timeout"
             limit_ms = min(s.first_byte_ns, s.total_ns) // 1_000_000

@@ -23,6 +23,7 @@ from typing import Optional
 import httpx
 
 from .live import LiveCounters, Sampler
+from .connection import KEEP_ALIVE, RunClients, new_httpx_client
 from .protocol import CONCURRENT, SEQUENTIAL, WARMUP, PhaseObserver, api_keys, execute_run
 from .redact import redact_json
 
@@ -81,6 +82,13 @@ def runtime_facts(backend: str) -> dict:
             ],
             ["request_headers", "accept-encoding: identity; trust_env=False (no proxies from the environment)"],
             ["connection_limit", "none (httpx.Limits(max_connections=None); httpx's default of 100 would queue agents past the 100th)"],
+            [
+                "connection_reuse",
+                "keep-alive: one httpx client (one pool) per agent, idle connections never expired by the client; "
+                "a request whose reused connection closed before the response head is sent once more on a new one; "
+                "every connection counted through httpcore's trace extension. fresh: one client keeping no idle "
+                "connection, and Connection: close on every request",
+            ],
         ],
     }
 
@@ -180,20 +188,18 @@ def _finite(v):
     return v
 
 
-def new_client(connect_timeout_s: float) -> httpx.AsyncClient:
-    """The run's one client. No connection limit: httpx's default (100 connections) would
-    queue every agent past the 100th inside ``client.send``, after its t_send, so N > 100
-    "concurrent" agents would not be concurrent (the Rust clients have no limit either)."""
-    timeout = httpx.Timeout(connect=connect_timeout_s, read=None, write=None, pool=None)
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False, http2=False)
+def new_client(connect_timeout_s: float, policy: str = KEEP_ALIVE) -> httpx.AsyncClient:
+    """A client as the run's agents get them (see ``connection.new_httpx_client``)."""
+    return new_httpx_client(connect_timeout_s, policy)
 
 
 async def run_job(job: dict, backend: str) -> dict:
     plan = job["plan"]
     connect_s = float(job["client"]["connect_timeout"]) / 1e3
+    # Absent in a job from a driver before connection policies: its default.
+    policy = job["client"].get("connection", KEEP_ALIVE)
     started_unix_ms = int(time.time() * 1000)
-    async with new_client(connect_s) as client:
+    async with RunClients(connect_s, policy) as client:
         # The sampler runs only when the parent asked (CHIMERAFORGE_LIVE=1), as in the Rust
         # child (driver backends::run_job); it is stopped before the record is built.
         live = LiveCounters(len(plan["agents"]))
@@ -226,6 +232,7 @@ async def run_job(job: dict, backend: str) -> dict:
         "metrics": outcome["metrics"],
     }
     record.update(outcome["status"])
+    record["connection"] = policy
     for key in ("run_tag", "prompt_nonce"):  # skip_serializing_if = "String::is_empty"
         if plan.get(key):
             record[key] = plan[key]

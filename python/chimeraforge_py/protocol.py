@@ -1,6 +1,9 @@
 """The run protocol (core::protocol::execute_run), on asyncio.
 
-Warm-up per distinct (url, model, options); a sequential phase (each agent alone, one after
+Each agent its own client for the whole run (``connection.RunClients.for_agent``); a warm-up
+call per agent, the first of each distinct (url, model, options) alone and in turn (it loads
+the model), the others together (under keep-alive this opens every agent's connection before
+anything is measured); a sequential phase (each agent alone, one after
 another, each run as its own asyncio task, like the Rust side); a concurrent phase where
 every agent is an asyncio task released together from a barrier: the tasks each report
 ready, the runner waits for all of them, takes the release instant, then sets an
@@ -19,6 +22,7 @@ from typing import Optional
 import httpx
 
 from .call import Settings, Target, execute_call, ms
+from .connection import for_agent
 from .live import Counter
 from .metrics import run_metrics
 from .workload import agent_request_body, agent_url, options_json, tagged
@@ -48,33 +52,49 @@ def _failed(phase: str, call: dict) -> dict:
     return {"status": "failed", "phase": phase, "agent_id": call["agent_id"], "call": call["call"], "error": call["error"]}
 
 
-async def _warm_up(client, jobs: list, tokens: int) -> list:
+async def _warm_up(clients: list, jobs: list, tokens: int) -> list:
     seen = []
-    records = []
-    for job in jobs:
+    loaders, rest = [], []
+    for i, job in enumerate(jobs):
         a = job.agent
         key = (agent_url(a), a["model"], json.dumps(options_json(a["options"]), sort_keys=True))
         if key in seen:
-            continue
-        seen.append(key)
-        opts = dict(a["options"])
-        opts["num_predict"] = tokens
-        target = Target(
-            agent_id=a["id"],
-            call=WARMUP,
-            url=agent_url(a),
-            model=a["model"],
-            api=a["endpoint"]["api"],
-            body=agent_request_body(a, 0, "", opts),
-            api_key=job.api_key,
-            num_predict=tokens,
-        )
-        start = perf_counter_ns()
-        record, _ = await execute_call(client, target, job.settings, start)
-        records.append(record)
-        if record["error"] is not None:
-            break
+            rest.append(i)
+        else:
+            seen.append(key)
+            loaders.append(i)
+    records = []
+    for i in loaders:
+        records.append(await _warm_call(clients[i], jobs[i], tokens))
+        if records[-1]["error"] is not None:
+            return records
+    tasks = [asyncio.create_task(_warm_call(clients[i], jobs[i], tokens)) for i in rest]
+    for task, i in zip(tasks, rest):
+        try:
+            records.append(await task)
+        except Exception as e:  # noqa: BLE001 - recorded, the run is marked failed
+            rec, _ = _panic_record(jobs[i], e)
+            records.append(dict(rec["calls"][0], call=WARMUP))
     return records
+
+
+async def _warm_call(client, job: AgentJob, tokens: int) -> dict:
+    a = job.agent
+    opts = dict(a["options"])
+    opts["num_predict"] = tokens
+    target = Target(
+        agent_id=a["id"],
+        call=WARMUP,
+        url=agent_url(a),
+        model=a["model"],
+        api=a["endpoint"]["api"],
+        body=agent_request_body(a, 0, "", opts),
+        api_key=job.api_key,
+        num_predict=tokens,
+    )
+    start = perf_counter_ns()
+    record, _ = await execute_call(client, target, job.settings, start)
+    return record
 
 
 async def _run_agent(client, job: AgentJob, phase_start: int) -> tuple:
@@ -147,6 +167,8 @@ def _panic_record(job: AgentJob, e: BaseException) -> tuple:
         "reasoning_tokens": None,
         "answer_tokens": None,
         "output_truncated": False,
+        "connections_opened": 0,
+        "reconnects": 0,
     }
     rec = {"agent_id": a["id"], "start_ms": 0.0, "duration_ms": 0.0, "calls": [call]}
     return rec, perf_counter_ns()
@@ -166,12 +188,12 @@ def _agent_error(rec: dict):
     return None
 
 
-async def _sequential_phase(client, jobs: list, order: list) -> dict:
+async def _sequential_phase(clients: list, jobs: list, order: list) -> dict:
     phase_start = perf_counter_ns()
     slots = [None] * len(jobs)
     last_end = phase_start
     for i in order:
-        task = asyncio.create_task(_run_agent(client, jobs[i], phase_start))
+        task = asyncio.create_task(_run_agent(clients[i], jobs[i], phase_start))
         rec, end = await _join(task, jobs[i])
         last_end = max(last_end, end)
         slots[i] = rec
@@ -184,18 +206,18 @@ async def _sequential_phase(client, jobs: list, order: list) -> dict:
     }
 
 
-async def _concurrent_phase(client, jobs: list) -> dict:
+async def _concurrent_phase(clients: list, jobs: list) -> dict:
     n = len(jobs)
     ready: asyncio.Queue = asyncio.Queue(maxsize=max(n, 1))
     go = asyncio.Event()
     release_at: list = []
 
-    async def agent_task(job: AgentJob):
+    async def agent_task(client, job: AgentJob):
         await ready.put(None)
         await go.wait()
         return await _run_agent(client, job, release_at[0])
 
-    tasks = [asyncio.create_task(agent_task(job)) for job in jobs]
+    tasks = [asyncio.create_task(agent_task(c, job)) for c, job in zip(clients, jobs)]
     for _ in range(n):
         await ready.get()
     t0 = perf_counter_ns()
@@ -235,8 +257,9 @@ def agent_tag(plan: dict, phase: str, agent: dict) -> str:
     return f"{nonce} {tag}" if nonce else tag
 
 
-async def execute_run(client: httpx.AsyncClient, plan: dict, keys: list, observer: Optional[PhaseObserver] = None) -> dict:
-    """Execute a RunPlan (JSON) with ``client``; returns warmup/sequential/concurrent/metrics/status."""
+async def execute_run(clients, plan: dict, keys: list, observer: Optional[PhaseObserver] = None) -> dict:
+    """Execute a RunPlan (JSON) with ``clients`` (a ``connection.RunClients``; a bare httpx
+    client in tests, shared by every agent); returns warmup/sequential/concurrent/metrics/status."""
     observer = observer or PhaseObserver()
     settings = Settings.from_json(plan["settings"])
     live = [observer.live_tokens(i) for i in range(len(plan["agents"]))]
@@ -249,9 +272,11 @@ async def execute_run(client: httpx.AsyncClient, plan: dict, keys: list, observe
         ]
 
     out = {WARMUP: [], SEQUENTIAL: None, CONCURRENT: None, "metrics": None, "status": {"status": "ok"}}
+    # Each agent its own client for the whole run (core's HttpClient::for_agent).
+    agent_clients = [for_agent(clients) for _ in plan["agents"]]
     if plan["warmup_tokens"] > 0:
         observer.phase_starting(WARMUP)
-        out[WARMUP] = await _warm_up(client, jobs_for(WARMUP), plan["warmup_tokens"])
+        out[WARMUP] = await _warm_up(agent_clients, jobs_for(WARMUP), plan["warmup_tokens"])
         observer.phase_ended(WARMUP)
         for c in out[WARMUP]:
             if c["error"] is not None:
@@ -266,9 +291,9 @@ async def execute_run(client: httpx.AsyncClient, plan: dict, keys: list, observe
     for phase in phases:
         observer.phase_starting(phase)
         if phase == CONCURRENT:
-            record = await _concurrent_phase(client, jobs_for(phase))
+            record = await _concurrent_phase(agent_clients, jobs_for(phase))
         else:
-            record = await _sequential_phase(client, jobs_for(phase), plan["sequential_order"])
+            record = await _sequential_phase(agent_clients, jobs_for(phase), plan["sequential_order"])
         observer.phase_ended(phase)
         out[phase] = record
         failure = None

@@ -97,8 +97,10 @@ def test_run_job_fills_client_phases_in_process():
         rec["client"] = client_cost()
         rec["client"]["phases"] = rec.pop("_phase_costs")
         check_client_cost(rec)
-        # DONE says eval_count 2 (the server's count wins over the 6 text events).
-        assert record_tokens(rec) == {"warmup": 2, "sequential": 8, "concurrent": 8}
+        # DONE says eval_count 2 (the server's count wins over the 6 text events); one
+        # warm-up call per agent (it opens the agent's kept-alive connection).
+        assert record_tokens(rec) == {"warmup": 4, "sequential": 8, "concurrent": 8}
+        assert [c["connections_opened"] for c in rec["warmup"]] == [1, 1]
 
 
 def test_failed_warmup_still_costs_its_phase():

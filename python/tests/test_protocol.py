@@ -204,7 +204,10 @@ def test_run_protocol_order_warmup_and_barrier():
 
     out, reqs = run(go(0, True))
     assert out["status"] == {"status": "ok"}
-    assert len(out["warmup"]) == 1 and reqs[0][1]["options"]["num_predict"] == 4
+    # one warm-up call per agent (each opens its agent's kept-alive connection), the first
+    # alone (it loads the model), the other after it
+    assert [c["agent_id"] for c in out["warmup"]] == ["collector", "insight"]
+    assert reqs[0][1]["options"]["num_predict"] == 4 and reqs[1][1]["options"]["num_predict"] == 4
     seq, conc = out["sequential"], out["concurrent"]
     assert [a["agent_id"] for a in seq["agents"]] == ["collector", "insight"]
     # sequential, in order 0, 1: agent 1 starts after agent 0 ended
@@ -217,7 +220,7 @@ def test_run_protocol_order_warmup_and_barrier():
     assert conc["wall_ms"] < seq["wall_ms"] * 0.75
     assert out["metrics"]["speedup"]["value"] > 1.5
     # the second call quotes the first call's output
-    assert "xy" in reqs[2][1]["messages"][-1]["content"]
+    assert "xy" in reqs[3][1]["messages"][-1]["content"]
 
     out, reqs = run(go(1, False))
     assert len(out["warmup"]) == 2
@@ -265,7 +268,7 @@ def test_every_agent_and_phase_sends_its_own_tag_as_core_does():
             return srv.requests
 
     reqs = run(go())
-    systems = [body["messages"][0]["content"] for _, body in reqs[1:]]
+    systems = [body["messages"][0]["content"] for _, body in reqs[2:]]
     assert systems[0].startswith("[feedfacefeedface sequential collector run 1] You are DataCollector")
     measured = [s.split("]")[0] for s in systems]
     assert len(set(measured)) == 4  # 2 agents x 2 phases, each its own tag

@@ -1,9 +1,12 @@
 //! surf as the HTTP client, its body read through an 8 KiB buffer.
 
 use bytes::Bytes;
-use chimeraforge_core::http::Method;
+use std::sync::Arc;
+
+use chimeraforge_core::http::{ConnectionCounts, Method};
 use chimeraforge_core::{
-    BodyStream, ClientOptions, HttpClient, HttpError, HttpRequest, HttpResponse, RuntimeFacts,
+    BodyStream, ClientOptions, ConnectionPolicy, ConnectionTally, HttpClient, HttpError,
+    HttpRequest, HttpResponse, RuntimeFacts,
 };
 use futures_lite::AsyncReadExt;
 use surf::http::{headers, mime};
@@ -14,18 +17,22 @@ use crate::framing::{FramingError, MAX_HEAD_BYTES};
 /// Size of the buffer each body read goes through (bytes).
 pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 
-/// surf over async-h1, one connection per request, no total timeout.
+/// surf over async-h1 and our connector, no total timeout.
 pub struct SurfClient {
     client: surf::Client,
+    opts: ClientOptions,
+    tally: Arc<ConnectionTally>,
 }
 
 impl SurfClient {
-    /// A client with `opts.connect_timeout` and no middleware.
+    /// A client with `opts.connect_timeout`, `opts.connection` and no middleware.
     pub fn new(opts: &ClientOptions) -> Self {
+        let connector = H1Connector::new(opts.connect_timeout, opts.connection);
+        let tally = Arc::clone(&connector.tally);
         SurfClient {
-            client: surf::Client::with_http_client(H1Connector {
-                connect_timeout: opts.connect_timeout,
-            }),
+            client: surf::Client::with_http_client(connector),
+            opts: opts.clone(),
+            tally,
         }
     }
 
@@ -45,8 +52,12 @@ impl SurfClient {
                 ),
                 (
                     "connection_reuse".to_owned(),
-                    "none: a fresh TCP connection per request, closed with its body \
-                     (surf's H1Client pool reuses half-read connections)"
+                    "keep-alive: our connector keeps one connection per agent, only once \
+                     its response was read to its exact end (HTTP/1.1, no `Connection: \
+                     close`); a request on it that sees the connection close before any \
+                     response byte is sent once more on a new one. fresh: a new connection \
+                     per request, closed with its body, and `Connection: close` (surf's \
+                     H1Client pool, unused, reuses half-read connections)"
                         .to_owned(),
                 ),
                 (
@@ -90,6 +101,9 @@ impl HttpClient for SurfClient {
         for (name, value) in &req.headers {
             request.append_header(name.as_str(), value.as_str());
         }
+        if self.opts.connection == ConnectionPolicy::Fresh {
+            request.insert_header("connection", "close");
+        }
         let mut resp = self
             .client
             .send(request)
@@ -110,6 +124,14 @@ impl HttpClient for SurfClient {
                 buf: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
             },
         })
+    }
+
+    fn for_agent(&self) -> Result<Self, HttpError> {
+        Ok(SurfClient::new(&self.opts))
+    }
+
+    fn connections(&self) -> ConnectionCounts {
+        self.tally.counts(self.opts.connection)
     }
 }
 

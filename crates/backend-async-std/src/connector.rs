@@ -1,10 +1,11 @@
-//! surf's transport: one exchange on a fresh TCP connection per request; async-h1 writes
-//! the request, we read the response.
+//! surf's transport: async-h1 writes the request, we read the response; under keep-alive
+//! the connection is kept for the agent's next request, under fresh it closes with the body.
 //!
 //! surf's stock `H1Client` returns a connection to its pool when a half-read body is
 //! dropped (the next request then reads the rest of the old response), caps each host
-//! at 50 connections and has no connect timeout. This connector has none of that: the
-//! connection lives exactly as long as the response body.
+//! at 50 connections and has no connect timeout. This connector has none of that: a
+//! connection is kept only when its response was read to its exact end (nothing left
+//! over, no `Connection: close`, HTTP/1.1), and each agent has its own (one slot).
 //!
 //! async-h1 2.3's response decoder rejects chunk extensions and HTTP/1.0 (close-delimited)
 //! responses, which every other backend reads, so the response is read here instead:
@@ -14,10 +15,12 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use async_std::net::{TcpStream, ToSocketAddrs};
+use chimeraforge_core::{ConnectionPolicy, ConnectionTally};
 use futures_lite::io::{AsyncRead, AsyncReadExt, BufReader};
 use http_client::http_types::headers::CONTENT_TYPE;
 use http_client::http_types::url::{Host, Url};
@@ -38,15 +41,74 @@ pub(crate) enum ConnectFailure {
     Failed(io::Error),
 }
 
-/// An HTTP/1.x transport for surf with a connect timeout and no pool.
+/// An HTTP/1.x transport for surf with a connect timeout and, under keep-alive, one kept
+/// connection (an agent's calls are sequential, so one is all it needs).
 #[derive(Debug)]
 pub(crate) struct H1Connector {
     pub(crate) connect_timeout: Duration,
+    pub(crate) policy: ConnectionPolicy,
+    /// The connection kept for the next request (keep-alive only).
+    pub(crate) idle: Arc<Mutex<Option<Kept>>>,
+    pub(crate) tally: Arc<ConnectionTally>,
+}
+
+impl H1Connector {
+    pub(crate) fn new(connect_timeout: Duration, policy: ConnectionPolicy) -> Self {
+        H1Connector {
+            connect_timeout,
+            policy,
+            idle: Arc::new(Mutex::new(None)),
+            tally: Arc::new(ConnectionTally::default()),
+        }
+    }
+
+    /// The kept connection, if it goes to `url`'s origin (one to another is closed).
+    fn take_idle(&self, url: &Url) -> Option<TcpStream> {
+        let kept = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        (kept.origin == origin(url)).then_some(kept.stream)
+    }
+
+    async fn open(&self, url: &Url) -> Result<TcpStream, Error> {
+        let stream = connect(url, self.connect_timeout)
+            .await
+            .map_err(|e| Error::new(StatusCode::BadGateway, e))?;
+        self.tally.opened_one();
+        Ok(stream)
+    }
+}
+
+/// A connection kept for the next request, and where it goes.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    origin: String,
+    stream: TcpStream,
+}
+
+/// Scheme, host and port: what a kept connection may be reused for.
+fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// Why one exchange on a connection failed.
+enum Attempt {
+    /// The connection was closed or reset before one byte of the response came back (the
+    /// request may have been written or not): the server never started on it.
+    Unanswered(Error),
+    Failed(Error),
+}
+
+/// Write `req` (async-h1's encoder) on `stream` and read the response head.
+async fn exchange(req: Request, stream: &mut TcpStream) -> Result<(Head, Vec<u8>), Attempt> {
+    let mut encoder = async_h1::client::Encoder::new(req);
+    futures_lite::io::copy(&mut encoder, &mut *stream)
+        .await
+        .map_err(|e| Attempt::Unanswered(Error::new(StatusCode::BadGateway, e)))?;
+    read_head(stream).await
 }
 
 #[http_client::async_trait]
 impl HttpClient for H1Connector {
-    async fn send(&self, req: Request) -> Result<Response, Error> {
+    async fn send(&self, mut req: Request) -> Result<Response, Error> {
         if req.url().scheme() != "http" {
             return Err(Error::from_str(
                 StatusCode::BadRequest,
@@ -56,17 +118,62 @@ impl HttpClient for H1Connector {
                 ),
             ));
         }
-        let mut stream = connect(req.url(), self.connect_timeout)
-            .await
-            .map_err(|e| Error::new(StatusCode::BadGateway, e))?;
-        let mut encoder = async_h1::client::Encoder::new(req);
-        futures_lite::io::copy(&mut encoder, &mut stream)
-            .await
-            .map_err(|e| Error::new(StatusCode::BadGateway, e))?;
-        let (head, leftover) = read_head(&mut stream).await?;
+        let url = req.url().clone();
+        let kept = match self.policy {
+            ConnectionPolicy::KeepAlive => self.take_idle(&url),
+            ConnectionPolicy::Fresh => None,
+        };
+        let (mut stream, again) = match kept {
+            // The request is written twice at most: keep a copy for the retry.
+            Some(stream) => (stream, Some(clone_request(&mut req).await?)),
+            None => (self.open(&url).await?, None),
+        };
+        let (head, leftover) = match exchange(req, &mut stream).await {
+            Ok(got) => got,
+            Err(Attempt::Unanswered(e)) => match again {
+                Some(req) if chimeraforge_core::http::may_retry(self.policy, true, 0) => {
+                    stream = self.open(&url).await?;
+                    match exchange(req, &mut stream).await {
+                        Ok(got) => got,
+                        Err(Attempt::Unanswered(e) | Attempt::Failed(e)) => return Err(e),
+                    }
+                }
+                _ => return Err(e),
+            },
+            Err(Attempt::Failed(e)) => return Err(e),
+        };
         let framing = framing::body_framing(&head).map_err(framing_error)?;
-        response(head, framing, stream, leftover)
+        let keep = (self.policy == ConnectionPolicy::KeepAlive && reusable(&head, framing))
+            .then(|| (Arc::clone(&self.idle), origin(&url)));
+        response(head, framing, stream, leftover, keep)
     }
+}
+
+/// A copy of `req` to send again: its body is read into memory and set on both (the
+/// harness's bodies are small JSON documents already in memory).
+async fn clone_request(req: &mut Request) -> Result<Request, Error> {
+    let body = req.take_body();
+    let mime = body.mime().clone();
+    let bytes = body.into_bytes().await?;
+    let with_body = |bytes: Vec<u8>| {
+        let mut body = Body::from_bytes(bytes);
+        body.set_mime(mime.clone());
+        body
+    };
+    let mut copy = req.clone();
+    copy.set_body(with_body(bytes.clone()));
+    req.set_body(with_body(bytes));
+    Ok(copy)
+}
+
+/// Whether the connection may carry another request once this response's body is read:
+/// HTTP/1.1, no `Connection: close`, and a body that ends by its framing.
+fn reusable(head: &Head, framing: BodyFraming) -> bool {
+    let close = head.values("connection").any(|v| {
+        v.split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    });
+    head.minor_version == 1 && !close && framing != BodyFraming::UntilClose
 }
 
 fn framing_error(e: FramingError) -> Error {
@@ -74,12 +181,16 @@ fn framing_error(e: FramingError) -> Error {
 }
 
 /// Read up to the end of the first final (non-1xx) response head: the head and whatever
-/// bytes of the body came with it.
-async fn read_head(stream: &mut TcpStream) -> Result<(Head, Vec<u8>), Error> {
+/// bytes of the body came with it. A close or reset before the first byte is
+/// [`Attempt::Unanswered`].
+async fn read_head(stream: &mut TcpStream) -> Result<(Head, Vec<u8>), Attempt> {
     let mut buf: Vec<u8> = Vec::with_capacity(SOCKET_READ_BYTES);
+    let mut received = 0usize;
     loop {
         if !buf.is_empty() {
-            if let Some(head) = framing::parse_head(&buf).map_err(framing_error)? {
+            if let Some(head) =
+                framing::parse_head(&buf).map_err(|e| Attempt::Failed(framing_error(e)))?
+            {
                 let rest = buf.split_off(head.len);
                 // 1xx heads are interim (101 is never asked for): the real one follows.
                 if (100..200).contains(&head.status) && head.status != 101 {
@@ -92,15 +203,24 @@ async fn read_head(stream: &mut TcpStream) -> Result<(Head, Vec<u8>), Error> {
         let have = buf.len();
         let want = SOCKET_READ_BYTES.min(MAX_HEAD_BYTES + 1 - have.min(MAX_HEAD_BYTES));
         buf.resize(have + want, 0);
-        let n = stream
-            .read(&mut buf[have..])
-            .await
-            .map_err(|e| Error::new(StatusCode::BadGateway, e))?;
+        let read = stream.read(&mut buf[have..]).await;
+        let n = match read {
+            Ok(n) => n,
+            Err(e) => {
+                let e = Error::new(StatusCode::BadGateway, e);
+                return Err(if received == 0 {
+                    Attempt::Unanswered(e)
+                } else {
+                    Attempt::Failed(e)
+                });
+            }
+        };
         buf.truncate(have + n);
+        received += n;
         if n == 0 {
             let e = io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                if have == 0 {
+                if received == 0 {
                     "the server closed the connection without sending a response".to_owned()
                 } else {
                     format!(
@@ -108,7 +228,12 @@ async fn read_head(stream: &mut TcpStream) -> Result<(Head, Vec<u8>), Error> {
                     )
                 },
             );
-            return Err(Error::new(StatusCode::BadGateway, e));
+            let e = Error::new(StatusCode::BadGateway, e);
+            return Err(if received == 0 {
+                Attempt::Unanswered(e)
+            } else {
+                Attempt::Failed(e)
+            });
         }
     }
 }
@@ -119,6 +244,7 @@ fn response(
     framing: BodyFraming,
     stream: TcpStream,
     leftover: Vec<u8>,
+    keep: Option<(Arc<Mutex<Option<Kept>>>, String)>,
 ) -> Result<Response, Error> {
     let status = StatusCode::try_from(head.status).map_err(|_| {
         framing_error(FramingError(format!(
@@ -148,6 +274,7 @@ fn response(
             BodyFraming::Chunked => Decode::Chunked(ChunkedDecoder::new()),
             BodyFraming::UntilClose => Decode::UntilClose,
         },
+        keep,
     };
     res.set_body(Body::from_reader(BufReader::new(reader), None));
     if !had_content_type {
@@ -172,6 +299,23 @@ struct BodyReader {
     pos: usize,
     end: usize,
     decode: Decode,
+    /// Where the connection goes back when the body was read to its exact end
+    /// (keep-alive, a reusable response).
+    keep: Option<(Arc<Mutex<Option<Kept>>>, String)>,
+}
+
+impl Drop for BodyReader {
+    fn drop(&mut self) {
+        let at_end = matches!(self.decode, Decode::Done | Decode::Length { left: 0 })
+            && self.pos == self.end;
+        if let (true, Some((slot, origin))) = (at_end, self.keep.take()) {
+            let kept = Kept {
+                origin,
+                stream: self.stream.clone(),
+            };
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
+        }
+    }
 }
 
 fn early_eof(msg: String) -> io::Error {

@@ -9,3 +9,11 @@ use chimeraforge_conformance::{cases, defects::SerializedRequests};
 fn suite_catches_a_lock_around_requests() {
     cases::concurrent_streams_overlap::<SerializedRequests<AsyncStd>>();
 }
+
+#[test]
+#[should_panic(expected = "retried after response bytes arrived")]
+fn suite_catches_a_retry_after_part_of_a_response() {
+    cases::no_retry_after_part_of_a_response::<
+        chimeraforge_conformance::defects::RetriesAfterPartialResponse<AsyncStd>,
+    >();
+}

@@ -1,37 +1,77 @@
 //! isahc (libcurl) as the HTTP client, its body read through a 1 KiB buffer.
 
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
 use bytes::Bytes;
-use chimeraforge_core::http::Method;
+use chimeraforge_core::http::{ConnectionCounts, Method};
 use chimeraforge_core::{
-    BodyStream, ClientOptions, HttpClient, HttpError, HttpRequest, HttpResponse, RuntimeFacts,
+    BodyStream, ClientOptions, ConnectionPolicy, ConnectionTally, HttpClient, HttpError,
+    HttpRequest, HttpResponse, RuntimeFacts,
 };
 use futures_lite::AsyncReadExt;
 use isahc::config::{Configurable, VersionNegotiation};
 use isahc::error::ErrorKind;
-use isahc::AsyncBody;
+use isahc::{AsyncBody, ResponseExt};
 
 /// Size of the buffer each body read goes through (bytes).
 pub const READ_BUFFER_BYTES: usize = 1024;
 
+/// How long curl may keep an idle connection under keep-alive: longer than any run, so
+/// only the server closes it.
+const KEEP_IDLE: Duration = Duration::from_secs(24 * 3600);
+
 /// isahc over libcurl's multi interface, HTTP/1.1, no total timeout.
 pub struct IsahcClient {
     client: isahc::HttpClient,
+    opts: ClientOptions,
+    tally: ConnectionTally,
+    /// The local address of the last connection a response came on: a new one means curl
+    /// opened a connection (isahc does not pass on curl's count of them).
+    last_local: Mutex<Option<SocketAddr>>,
 }
 
 impl IsahcClient {
-    /// A client with `opts.connect_timeout`, HTTP/1.1, no proxy, no `Expect: 100-continue`.
+    /// A client with `opts.connect_timeout`, HTTP/1.1, no proxy, no `Expect: 100-continue`;
+    /// under fresh, curl may not reuse a connection (its connection cache is off, so it
+    /// closes each one after its transfer).
     pub fn new(opts: &ClientOptions) -> Result<Self, String> {
-        let client = isahc::HttpClient::builder()
+        let builder = isahc::HttpClient::builder()
             .connect_timeout(opts.connect_timeout)
             .version_negotiation(VersionNegotiation::http11())
             .proxy(None::<isahc::http::Uri>)
             // curl would otherwise hold a large POST body up to 1 s for a 100 Continue.
             .expect_continue(false)
             .automatic_decompression(false)
-            .tcp_nodelay()
+            .tcp_nodelay();
+        let builder = match opts.connection {
+            ConnectionPolicy::KeepAlive => builder.connection_cache_ttl(KEEP_IDLE),
+            ConnectionPolicy::Fresh => builder.connection_cache_size(0),
+        };
+        let client = builder
             .build()
             .map_err(|e| format!("cannot build isahc client: {e}"))?;
-        Ok(IsahcClient { client })
+        Ok(IsahcClient::with(client, opts))
+    }
+
+    fn with(client: isahc::HttpClient, opts: &ClientOptions) -> Self {
+        IsahcClient {
+            client,
+            opts: opts.clone(),
+            tally: ConnectionTally::default(),
+            last_local: Mutex::new(None),
+        }
+    }
+
+    /// Count the connection an exchange used when it is not the last one seen.
+    fn saw(&self, local: Option<SocketAddr>) {
+        let Some(local) = local else { return };
+        let mut last = self.last_local.lock().unwrap_or_else(|e| e.into_inner());
+        if *last != Some(local) || self.opts.connection == ConnectionPolicy::Fresh {
+            *last = Some(local);
+            self.tally.opened_one();
+        }
     }
 
     /// Facts about the client, for the runtime to complete.
@@ -64,8 +104,12 @@ impl IsahcClient {
                 ),
                 (
                     "connection_reuse".to_owned(),
-                    "none in practice: the harness sends `Connection: close` on every call \
-                     (the client would keep idle connections otherwise)"
+                    "keep-alive: one isahc client (one libcurl multi, its own thread) per \
+                     agent, idle connections kept for the run; curl itself sends a request \
+                     once more on a new connection when a reused one closed before any \
+                     response byte, and each connection is counted by its local address. \
+                     fresh: one isahc client for the run with curl's connection cache off \
+                     (CURLOPT_FORBID_REUSE) and `Connection: close` on every request"
                         .to_owned(),
                 ),
                 ("proxy".to_owned(), "none (env proxies ignored)".to_owned()),
@@ -102,6 +146,9 @@ impl HttpClient for IsahcClient {
         for (name, value) in &req.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
+        if self.opts.connection == ConnectionPolicy::Fresh {
+            builder = builder.header("connection", "close");
+        }
         let request = match req.method {
             Method::Get => builder.method("GET").body(AsyncBody::empty()),
             Method::Post => builder
@@ -110,11 +157,14 @@ impl HttpClient for IsahcClient {
                 .body(AsyncBody::from(req.body.to_vec())),
         }
         .map_err(|e| invalid(e.to_string()))?;
-        let resp = self
-            .client
-            .send_async(request)
-            .await
-            .map_err(|e| send_error(&req.url, e))?;
+        let resp = match self.client.send_async(request).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.saw(e.local_addr());
+                return Err(send_error(&req.url, e));
+            }
+        };
+        self.saw(resp.local_addr());
         let (parts, body) = resp.into_parts();
         let content_type = parts
             .headers
@@ -135,6 +185,25 @@ impl HttpClient for IsahcClient {
                 buf: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
             },
         })
+    }
+
+    fn for_agent(&self) -> Result<Self, HttpError> {
+        self.agent_client().map_err(HttpError::Request)
+    }
+
+    fn connections(&self) -> ConnectionCounts {
+        self.tally.counts(self.opts.connection)
+    }
+}
+
+impl IsahcClient {
+    fn agent_client(&self) -> Result<Self, String> {
+        match self.opts.connection {
+            // Each agent's connections in a cache of its own.
+            ConnectionPolicy::KeepAlive => IsahcClient::new(&self.opts),
+            // Nothing is cached: the run's one libcurl thread serves every agent.
+            ConnectionPolicy::Fresh => Ok(IsahcClient::with(self.client.clone(), &self.opts)),
+        }
     }
 }
 

@@ -14,3 +14,11 @@ fn suite_catches_chunks_held_until_1_kib() {
 fn suite_catches_serialized_tasks() {
     cases::spawn_overlap::<chimeraforge_conformance::defects::SerialSpawn<Smol1Kb>>();
 }
+
+#[test]
+#[should_panic(expected = "retried after response bytes arrived")]
+fn suite_catches_a_retry_after_part_of_a_response() {
+    cases::no_retry_after_part_of_a_response::<
+        chimeraforge_conformance::defects::RetriesAfterPartialResponse<Smol1Kb>,
+    >();
+}

@@ -1,27 +1,50 @@
 //! reqwest as the HTTP client of both tokio backends.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
-use chimeraforge_core::http::Method;
+use chimeraforge_core::http::{may_retry, ConnectionCounts, Method};
 use chimeraforge_core::{
-    BodyStream, ClientOptions, HttpClient, HttpError, HttpRequest, HttpResponse, RuntimeFacts,
+    BodyStream, ClientOptions, ConnectionPolicy, ConnectionTally, HttpClient, HttpError,
+    HttpRequest, HttpResponse, RuntimeFacts,
 };
 
 /// reqwest over hyper's HTTP/1.1 client; no total timeout (the core enforces those).
 pub struct ReqwestClient {
     client: reqwest::Client,
+    opts: ClientOptions,
+    tally: Arc<ConnectionTally>,
 }
 
 impl ReqwestClient {
-    /// A client with `opts.connect_timeout`, HTTP/1.1 only, no proxy, unbounded pool.
+    /// A client with `opts.connect_timeout`, HTTP/1.1 only, no proxy; under keep-alive its
+    /// idle connections never expire on the client's side, under fresh none is kept.
     pub fn new(opts: &ClientOptions) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+        let tally = Arc::new(ConnectionTally::default());
+        let builder = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .http1_only()
             .tcp_nodelay(true)
             .no_proxy()
+            .connector_layer(CountConnections {
+                tally: Arc::clone(&tally),
+                policy: opts.connection,
+            });
+        let builder = match opts.connection {
+            ConnectionPolicy::KeepAlive => builder.pool_idle_timeout(None),
+            ConnectionPolicy::Fresh => builder.pool_max_idle_per_host(0),
+        };
+        let client = builder
             .build()
             .map_err(|e| format!("cannot build reqwest client: {e}"))?;
-        Ok(ReqwestClient { client })
+        Ok(ReqwestClient {
+            client,
+            opts: opts.clone(),
+            tally,
+        })
     }
 
     /// Facts about the client, for the runtime to complete.
@@ -36,8 +59,15 @@ impl ReqwestClient {
                 ),
                 (
                     "connection_reuse".to_owned(),
-                    "none in practice: the harness sends `Connection: close` on every call \
-                     (the client would keep idle connections otherwise)"
+                    "keep-alive: one reqwest client (one pool) per agent, idle connections \
+                     kept for the run; a request that fails on a reused connection before \
+                     its response head is sent once more on a new one (hyper does not say \
+                     whether part of a head had arrived). hyper-util's own retry of a request \
+                     the pool could not start is left on and counted: every connection is \
+                     counted by a connector layer, which also makes a new connection of an \
+                     agent that has one wait up to 5 ms for hyper's pool to get the kept one \
+                     back (it does so from a task of its own). fresh: no idle connection kept \
+                     and `Connection: close` on every request"
                         .to_owned(),
                 ),
                 ("proxy".to_owned(), "none (env proxies ignored)".to_owned()),
@@ -70,7 +100,25 @@ impl HttpClient for ReqwestClient {
         for (name, value) in &req.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        let resp = builder.send().await.map_err(|e| send_error(&req.url, e))?;
+        if self.opts.connection == ConnectionPolicy::Fresh {
+            builder = builder.header(reqwest::header::CONNECTION, "close");
+        }
+        let again = builder.try_clone();
+        let opened = self.tally.counts(self.opts.connection).opened;
+        let resp = match builder.send().await {
+            Ok(resp) => resp,
+            Err(e) => {
+                let reused = self.tally.counts(self.opts.connection).opened == opened;
+                match again {
+                    Some(again)
+                        if closed_unanswered(&e) && may_retry(self.opts.connection, reused, 0) =>
+                    {
+                        again.send().await.map_err(|e| send_error(&req.url, e))?
+                    }
+                    _ => return Err(send_error(&req.url, e)),
+                }
+            }
+        };
         let content_type = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -86,6 +134,127 @@ impl HttpClient for ReqwestClient {
             content_type,
             content_encoding,
             body: ReqwestBody { resp },
+        })
+    }
+
+    fn for_agent(&self) -> Result<Self, HttpError> {
+        ReqwestClient::new(&self.opts).map_err(HttpError::Request)
+    }
+
+    fn connections(&self) -> ConnectionCounts {
+        self.tally.counts(self.opts.connection)
+    }
+}
+
+/// The connection closed (or was reset) before the response head: what a server's idle
+/// or request-count close looks like to a request sent on a reused connection. Not a
+/// timeout, not a head hyper could not parse.
+fn closed_unanswered(e: &reqwest::Error) -> bool {
+    if e.is_timeout() || e.is_connect() {
+        return false;
+    }
+    if let Some(h) = find_source::<hyper::Error>(e) {
+        if h.is_parse() || h.is_parse_status() || h.is_timeout() {
+            return false;
+        }
+        if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+            return true;
+        }
+    }
+    find_source::<std::io::Error>(e).is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::UnexpectedEof
+        )
+    })
+}
+
+/// How long a keep-alive agent's new connection waits for its kept one to come back to
+/// hyper's pool first (see [`Counted`]). Only a real reconnect pays it, inside its TTFT.
+const POOL_RETURN_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// A connector layer that counts the connections reqwest opens (its pool's and hyper-util's
+/// hidden retries' alike), so a call records how many it opened.
+#[derive(Clone)]
+struct CountConnections {
+    tally: Arc<ConnectionTally>,
+    policy: ConnectionPolicy,
+}
+
+impl<S> tower_layer::Layer<S> for CountConnections {
+    type Service = Counted<S>;
+
+    fn layer(&self, inner: S) -> Counted<S> {
+        Counted {
+            inner,
+            tally: Arc::clone(&self.tally),
+            policy: self.policy,
+        }
+    }
+}
+
+/// The counting connector. Under keep-alive, once the agent has a connection, a new one
+/// first waits [`POOL_RETURN_WAIT`]: hyper-util puts a finished connection back into its
+/// pool from a task of its own, and on the multi-thread runtime the agent's next request
+/// can get there first. hyper-util races the pool against the connector; when the pool
+/// wins while we wait, it moves this connect to a background task of its own (to park a
+/// spare connection), which we notice by the task we run in and stop: no spare is opened.
+#[derive(Clone)]
+struct Counted<S> {
+    inner: S,
+    tally: Arc<ConnectionTally>,
+    policy: ConnectionPolicy,
+}
+
+/// A connect given up because the pool handed the request its kept connection first.
+#[derive(Debug)]
+struct PoolWon;
+
+impl std::fmt::Display for PoolWon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connect not needed: the agent's kept connection came back to the pool first")
+    }
+}
+
+impl std::error::Error for PoolWon {}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, Req> tower_service::Service<Req> for Counted<S>
+where
+    S: tower_service::Service<Req>,
+    S::Future: Send + 'static,
+    S::Error: From<PoolWon>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let connecting = self.inner.call(req);
+        let tally = Arc::clone(&self.tally);
+        let had_one = tally.counts(self.policy).opened > 0;
+        let wait = self.policy == ConnectionPolicy::KeepAlive && had_one;
+        Box::pin(async move {
+            if wait {
+                let caller = tokio::task::try_id();
+                tokio::time::sleep(POOL_RETURN_WAIT).await;
+                // hyper-util's background task is a spawned task; the caller is the agent's
+                // task, or no task at all under `block_on`.
+                if tokio::task::try_id() != caller {
+                    return Err(PoolWon.into());
+                }
+            }
+            let conn = connecting.await?;
+            tally.opened_one();
+            Ok(conn)
         })
     }
 }

@@ -15,3 +15,11 @@ fn suite_catches_serialized_tasks() {
 fn suite_catches_chunks_held_until_1_kib() {
     cases::first_chunk_is_not_held::<HeldChunks<TokioDefault>>();
 }
+
+#[test]
+#[should_panic(expected = "retried after response bytes arrived")]
+fn suite_catches_a_retry_after_part_of_a_response() {
+    cases::no_retry_after_part_of_a_response::<
+        chimeraforge_conformance::defects::RetriesAfterPartialResponse<TokioDefault>,
+    >();
+}

@@ -19,6 +19,12 @@ use chimeraforge_core::{
 };
 use futures_lite::future;
 
+pub use crate::connections::{
+    close_after_n_requests_reconnects, connection_close_in_a_response_is_obeyed,
+    fresh_is_one_connection_per_call, idle_close_between_calls_reconnects,
+    keep_alive_is_one_connection_per_agent, no_retry_after_part_of_a_response,
+    stale_connections_mid_burst_are_replaced,
+};
 use crate::server::{Framing, Reply, ScriptedServer};
 use crate::unanswered::UnansweredAddr;
 
@@ -494,6 +500,7 @@ pub fn connect_timeout_is_enforced<B: Backend>() {
     };
     let opts = ClientOptions {
         connect_timeout: Duration::from_millis(300),
+        ..ClientOptions::default()
     };
     let (rt, client) = build::<B>(&opts);
     let (err, took) = rt.block_on(async {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chimeraforge_core::{
-    AsyncRuntime, Backend, BackendError, BodyStream, ClientOptions, HttpClient, HttpError,
-    HttpRequest, HttpResponse, JoinError, RuntimeFacts,
+    AsyncRuntime, Backend, BackendError, BodyStream, ClientOptions, ConnectionCounts, HttpClient,
+    HttpError, HttpRequest, HttpResponse, JoinError, RuntimeFacts,
 };
 
 /// The original smol-1kb: each chunk is held until 1 KiB (or the end) has arrived.
@@ -48,6 +48,14 @@ impl<C: HttpClient> HttpClient for HeldClient<C> {
             content_encoding: resp.content_encoding,
             body: HeldBody(resp.body),
         })
+    }
+
+    fn for_agent(&self) -> Result<Self, HttpError> {
+        Ok(HeldClient(Arc::new(self.0.for_agent()?)))
+    }
+
+    fn connections(&self) -> ConnectionCounts {
+        self.0.connections()
     }
 }
 
@@ -130,11 +138,94 @@ impl<C: HttpClient> HttpClient for SerializedClient<C> {
             },
         })
     }
+
+    fn for_agent(&self) -> Result<Self, HttpError> {
+        // One permit for the whole run, as the original had one lock.
+        Ok(SerializedClient {
+            inner: Arc::new(self.inner.for_agent()?),
+            take: self.take.clone(),
+            give_back: self.give_back.clone(),
+        })
+    }
+
+    fn connections(&self) -> ConnectionCounts {
+        self.inner.connections()
+    }
 }
 
 impl<S: BodyStream> BodyStream for SerializedBody<S> {
     fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, HttpError>> + Send {
         self.body.next_chunk()
+    }
+}
+
+/// A client that sends a request again when its connection breaks after part of the
+/// response arrived, splicing the second response's body onto what was read: a call that
+/// should have failed comes back whole (and the server generated twice).
+pub struct RetriesAfterPartialResponse<B>(PhantomData<B>);
+
+/// The wrapped client.
+pub struct RetryingClient<C>(Arc<C>);
+
+/// A body that, on a broken read, sends its request again and reads on from the new body.
+pub struct RetryingBody<C: HttpClient> {
+    client: Arc<C>,
+    again: Option<HttpRequest>,
+    body: C::Body,
+}
+
+impl<B: Backend> Backend for RetriesAfterPartialResponse<B> {
+    type Runtime = B::Runtime;
+    type Client = RetryingClient<B::Client>;
+
+    const NAME: &'static str = B::NAME;
+
+    fn build(
+        opts: &ClientOptions,
+    ) -> Result<(Arc<Self::Runtime>, Arc<Self::Client>), BackendError> {
+        let (rt, client) = B::build(opts)?;
+        Ok((rt, Arc::new(RetryingClient(client))))
+    }
+}
+
+impl<C: HttpClient> HttpClient for RetryingClient<C> {
+    type Body = RetryingBody<C>;
+
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse<Self::Body>, HttpError> {
+        let resp = self.0.send(req.clone()).await?;
+        Ok(HttpResponse {
+            status: resp.status,
+            content_type: resp.content_type,
+            content_encoding: resp.content_encoding,
+            body: RetryingBody {
+                client: Arc::clone(&self.0),
+                again: Some(req),
+                body: resp.body,
+            },
+        })
+    }
+
+    fn for_agent(&self) -> Result<Self, HttpError> {
+        Ok(RetryingClient(Arc::new(self.0.for_agent()?)))
+    }
+
+    fn connections(&self) -> ConnectionCounts {
+        self.0.connections()
+    }
+}
+
+impl<C: HttpClient> BodyStream for RetryingBody<C> {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
+        match self.body.next_chunk().await {
+            Err(e) => match self.again.take() {
+                Some(req) => {
+                    self.body = self.client.send(req).await?.body;
+                    self.body.next_chunk().await
+                }
+                None => Err(e),
+            },
+            read => read,
+        }
     }
 }
 

@@ -7,11 +7,12 @@
 //! HTTP/1.1 server whose chunk splits and stalls are exact.
 
 pub mod cases;
+pub mod connections;
 pub mod defects;
 pub mod server;
 pub mod unanswered;
 
-pub use server::{Exchange, Framing, ReceivedRequest, Reply, ScriptedServer, Step};
+pub use server::{Closes, Exchange, Framing, ReceivedRequest, Reply, ScriptedServer, Step};
 pub use unanswered::UnansweredAddr;
 
 /// Expand to one `#[test]` per conformance case for the given backend type.
@@ -47,6 +48,13 @@ macro_rules! conformance_tests {
             flood_of_bytes_is_a_runaway_stream,
             total_timeout_says_whether_tokens_were_arriving,
             unasked_content_encoding_is_named,
+            keep_alive_is_one_connection_per_agent,
+            fresh_is_one_connection_per_call,
+            idle_close_between_calls_reconnects,
+            close_after_n_requests_reconnects,
+            connection_close_in_a_response_is_obeyed,
+            stale_connections_mid_burst_are_replaced,
+            no_retry_after_part_of_a_response,
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {

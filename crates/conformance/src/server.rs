@@ -212,12 +212,26 @@ pub struct Exchange {
     pub peer_closed_at: Option<Instant>,
     /// Writes made by [`Step::Flood`] steps.
     pub flood_writes: u64,
+    /// Which connection the request came on: 0 for the first accepted, and so on.
+    pub connection: usize,
+}
+
+/// When the server closes a connection between requests on its own, as real servers do
+/// (llama.cpp after 5 s idle, nginx after 1000 requests), without a word to the client.
+/// A reply carrying a `connection: close` header always closes its connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Closes {
+    /// Close a connection that has been idle this long after a response.
+    pub idle: Option<Duration>,
+    /// Close a connection once it has answered this many requests.
+    pub after_requests: Option<usize>,
 }
 
 type Script = dyn Fn(&ReceivedRequest) -> Reply + Send + Sync;
 
 struct State {
     script: Box<Script>,
+    closes: Closes,
     exchanges: Mutex<Vec<Exchange>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -240,10 +254,19 @@ pub struct ScriptedServer {
 impl ScriptedServer {
     /// Start serving on `127.0.0.1:0`; `script` picks the reply for each request.
     pub fn start(script: impl Fn(&ReceivedRequest) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_closing(Closes::default(), script)
+    }
+
+    /// [`ScriptedServer::start`], closing connections between requests as `closes` says.
+    pub fn start_closing(
+        closes: Closes,
+        script: impl Fn(&ReceivedRequest) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(State {
             script: Box::new(script),
+            closes,
             exchanges: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -297,22 +320,29 @@ fn accept_loop(listener: TcpListener, state: Arc<State>) {
             return;
         }
         let Ok(stream) = stream else { continue };
-        state.connections.fetch_add(1, Ordering::SeqCst);
+        let connection = state.connections.fetch_add(1, Ordering::SeqCst);
         let conn_state = Arc::clone(&state);
         let spawned = thread::Builder::new()
             .name("scripted-conn".into())
-            .spawn(move || serve_connection(stream, &conn_state));
+            .spawn(move || serve_connection(stream, &conn_state, connection));
         if spawned.is_err() {
             return;
         }
     }
 }
 
-/// Serve requests on one keep-alive connection until the peer closes it.
-fn serve_connection(stream: TcpStream, state: &State) {
+/// Serve requests on one keep-alive connection until the peer closes it (or the server
+/// does, as `state.closes` says).
+fn serve_connection(stream: TcpStream, state: &State, connection: usize) {
     let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream);
+    let mut answered = 0;
     loop {
+        if let Some(idle) = state.closes.idle.filter(|_| answered > 0) {
+            if !request_within(&mut reader, idle) {
+                return;
+            }
+        }
         let request = match read_request(&mut reader) {
             Ok(Some(request)) => request,
             Ok(None) | Err(_) => return,
@@ -327,6 +357,7 @@ fn serve_connection(stream: TcpStream, state: &State) {
                 finished_at: None,
                 peer_closed_at: None,
                 flood_writes: 0,
+                connection,
             });
             exchanges.len() - 1
         };
@@ -334,11 +365,37 @@ fn serve_connection(stream: TcpStream, state: &State) {
         state.max_in_flight.fetch_max(now, Ordering::SeqCst);
         let completed = play(&mut reader, &reply, state, index);
         state.in_flight.fetch_sub(1, Ordering::SeqCst);
+        answered += 1;
+        let announced = reply
+            .headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
+        let limit = state.closes.after_requests.is_some_and(|n| answered >= n);
         // A close-delimited body ends with the connection.
-        if !completed || reply.framing == Framing::CloseDelimited {
+        if !completed || reply.framing == Framing::CloseDelimited || announced || limit {
             return;
         }
     }
+}
+
+/// Wait up to `idle` for the next request to start arriving; false when it did not (or
+/// the peer closed): the connection is then closed.
+fn request_within(reader: &mut BufReader<TcpStream>, idle: Duration) -> bool {
+    if !reader.buffer().is_empty() {
+        return true;
+    }
+    if reader.get_ref().set_read_timeout(Some(idle)).is_err() {
+        return false;
+    }
+    let arrived = loop {
+        match reader.fill_buf() {
+            Ok(bytes) => break !bytes.is_empty(),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => break false,
+        }
+    };
+    let _ = reader.get_ref().set_read_timeout(None);
+    arrived
 }
 
 /// Write `reply`; false if the peer closed the connection before it was complete, or the

@@ -176,10 +176,8 @@ pub async fn execute_call<R: AsyncRuntime, C: HttpClient>(
 ) -> CallOutcome {
     let mut m = Measuring::new(&target, settings);
     let mut req = HttpRequest::post_json(target.url, target.body);
-    // One fresh connection per call on every backend: pooling policies differ between
-    // clients, and a reused connection can race a server's keep-alive timeout (llama.cpp
-    // closes idle ones after 5 s), failing a measured call that nothing should retry.
-    req.headers.push(("connection".into(), "close".into()));
+    // Connection reuse is the client's (its `ConnectionPolicy`): it sends `Connection:
+    // close` under `fresh` and retries a stale kept-alive connection itself.
     // Bodies are decoded as they arrive, uncompressed; a server that compresses anyway is
     // named as such (see `stream_call`), not misread as invalid UTF-8.
     req.headers
@@ -192,9 +190,14 @@ pub async fn execute_call<R: AsyncRuntime, C: HttpClient>(
     m.t_send = t_send;
     m.send_offset_ms = ms(t_send.saturating_duration_since(phase_start));
     let live = target.live_tokens;
+    let before = client.connections();
     let result = stream_call(rt, client, req, target.api, settings, &mut m, live).await;
     let t_done = rt.now();
-    m.finish(t_done, result.err())
+    let after = client.connections();
+    let mut outcome = m.finish(t_done, result.err());
+    outcome.record.connections_opened = after.opened.saturating_sub(before.opened);
+    outcome.record.reconnects = after.reconnects.saturating_sub(before.reconnects);
+    outcome
 }
 
 struct Measuring {
@@ -420,6 +423,8 @@ impl Measuring {
             reasoning_tokens,
             answer_tokens,
             output_truncated: self.text_truncated,
+            connections_opened: 0,
+            reconnects: 0,
         };
         CallOutcome {
             record,

@@ -73,6 +73,107 @@ pub trait HttpClient: Send + Sync + 'static {
         &self,
         req: HttpRequest,
     ) -> impl Future<Output = Result<HttpResponse<Self::Body>, HttpError>> + Send;
+
+    /// A client for one agent, with this one's settings and connections of its own: under
+    /// [`ConnectionPolicy::KeepAlive`] the agent's warm connection lives in it, so no other
+    /// agent can take it. Under `Fresh` it may share whatever this client shares.
+    fn for_agent(&self) -> Result<Self, HttpError>
+    where
+        Self: Sized;
+
+    /// Connections this client has opened so far (hidden retries inside the client
+    /// included), and how many of them replaced a kept-alive one.
+    fn connections(&self) -> ConnectionCounts;
+}
+
+/// A client's connections so far; a call records the difference across itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionCounts {
+    /// TCP connections opened.
+    pub opened: u64,
+    /// Of `opened`, those that replaced the agent's kept-alive connection after the server
+    /// closed it (keep-alive only: every connection after an agent's first).
+    pub reconnects: u64,
+}
+
+/// The connections one agent's client opened: counted where the client opens them.
+#[derive(Debug, Default)]
+pub struct ConnectionTally {
+    opened: std::sync::atomic::AtomicU64,
+}
+
+impl ConnectionTally {
+    /// One more connection opened.
+    pub fn opened_one(&self) {
+        self.opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The counts so far under `policy`.
+    pub fn counts(&self, policy: ConnectionPolicy) -> ConnectionCounts {
+        let opened = self.opened.load(std::sync::atomic::Ordering::Relaxed);
+        ConnectionCounts {
+            opened,
+            reconnects: match policy {
+                ConnectionPolicy::KeepAlive => opened.saturating_sub(1),
+                ConnectionPolicy::Fresh => 0,
+            },
+        }
+    }
+}
+
+/// Whether a client keeps its connections open between calls.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectionPolicy {
+    /// Each agent owns its connection for the whole run (opened by its warm-up call) and
+    /// reuses it; a reused connection found closed before any response byte is replaced
+    /// once, inside the call. What real clients do.
+    #[default]
+    KeepAlive,
+    /// One new connection per call, closed with its response, whatever the server does.
+    Fresh,
+}
+
+impl ConnectionPolicy {
+    /// The name used in configs, on the command line and in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionPolicy::KeepAlive => "keep-alive",
+            ConnectionPolicy::Fresh => "fresh",
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectionPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ConnectionPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "keep-alive" => Ok(ConnectionPolicy::KeepAlive),
+            "fresh" => Ok(ConnectionPolicy::Fresh),
+            other => Err(format!(
+                "unknown connection policy {other:?}: use \"keep-alive\" or \"fresh\""
+            )),
+        }
+    }
+}
+
+/// Whether a failed attempt on a reused connection may be sent again on a new one: only
+/// under keep-alive, only when the attempt reused a connection, and only when not one byte
+/// of the response had arrived (the server cannot have started on it; anything later is
+/// the call's failure, never retried).
+pub fn may_retry(policy: ConnectionPolicy, reused: bool, response_bytes: u64) -> bool {
+    policy == ConnectionPolicy::KeepAlive && reused && response_bytes == 0
 }
 
 /// Settings every backend's client is built with.
@@ -81,12 +182,16 @@ pub struct ClientOptions {
     /// TCP connect timeout, enforced by the client.
     #[serde(with = "crate::serde_ms")]
     pub connect_timeout: Duration,
+    /// Connection reuse between calls (see [`ConnectionPolicy`]).
+    #[serde(default)]
+    pub connection: ConnectionPolicy,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             connect_timeout: Duration::from_secs(5),
+            connection: ConnectionPolicy::default(),
         }
     }
 }

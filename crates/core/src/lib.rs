@@ -25,7 +25,10 @@ pub mod workload;
 use std::sync::Arc;
 
 pub use backend_id::BackendId;
-pub use http::{BodyStream, ClientOptions, HttpClient, HttpError, HttpRequest, HttpResponse};
+pub use http::{
+    BodyStream, ClientOptions, ConnectionCounts, ConnectionPolicy, ConnectionTally, HttpClient,
+    HttpError, HttpRequest, HttpResponse,
+};
 pub use rt::{AsyncRuntime, JoinError, RuntimeFacts, ThreadCount};
 
 /// A runtime and the HTTP client that runs on it: the unit the harness compares.

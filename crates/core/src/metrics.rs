@@ -294,6 +294,8 @@ mod tests {
                 basis: Basis::Measured,
             }),
             output_truncated: false,
+            connections_opened: 0,
+            reconnects: 0,
         }
     }
 

@@ -152,10 +152,28 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
         metrics: None,
         status: RunStatus::Ok,
     };
+    // Each agent its own client, for the whole run: under keep-alive its connection is
+    // its own, opened by its warm-up call and reused by every later call.
+    let mut clients = Vec::with_capacity(plan.agents.len());
+    for a in &plan.agents {
+        match client.for_agent() {
+            Ok(c) => clients.push(Arc::new(c)),
+            Err(e) => {
+                let call = failed_call(
+                    a,
+                    Phase::Warmup.as_str(),
+                    format!("cannot build the agent's client: {e}"),
+                );
+                out.status = failed(Phase::Warmup, &call);
+                out.warmup.push(call);
+                return out;
+            }
+        }
+    }
 
     if plan.warmup_tokens > 0 {
         observer.phase_starting(Phase::Warmup);
-        out.warmup = warm_up(&*rt, &*client, &jobs_for(Phase::Warmup), plan.warmup_tokens).await;
+        out.warmup = warm_up(&rt, &clients, &jobs_for(Phase::Warmup), plan.warmup_tokens).await;
         observer.phase_ended(Phase::Warmup);
         if let Some(c) = out.warmup.iter().find(|c| c.error.is_some()) {
             out.status = failed(Phase::Warmup, c);
@@ -171,8 +189,8 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
     for &phase in phases {
         observer.phase_starting(phase);
         let record = match phase {
-            Phase::Concurrent => concurrent_phase(&rt, &client, &jobs_for(phase)).await,
-            _ => sequential_phase(&rt, &client, &jobs_for(phase), &plan.sequential_order).await,
+            Phase::Concurrent => concurrent_phase(&rt, &clients, &jobs_for(phase)).await,
+            _ => sequential_phase(&rt, &clients, &jobs_for(phase), &plan.sequential_order).await,
         };
         observer.phase_ended(phase);
         let failure = record
@@ -259,47 +277,84 @@ struct AgentJob {
     live_tokens: Option<Arc<AtomicU64>>,
 }
 
-/// One short call per distinct (endpoint, model, options) so the model is resident with
-/// those options before anything is measured.
+/// One short call per agent, on the agent's own client: the first agent of each distinct
+/// (endpoint, model, options) goes alone, in turn, so the model is resident with those
+/// options before anything is measured; then the other agents together. Every agent's
+/// connection is open (under keep-alive) before a measured phase starts.
 async fn warm_up<R: AsyncRuntime, C: HttpClient>(
-    rt: &R,
-    client: &C,
+    rt: &Arc<R>,
+    clients: &[Arc<C>],
     agents: &[Arc<AgentJob>],
     tokens: u32,
 ) -> Vec<CallRecord> {
     let mut seen = Vec::new();
-    let mut records = Vec::new();
-    for job in agents {
+    let (mut loaders, mut rest) = (Vec::new(), Vec::new());
+    for (i, job) in agents.iter().enumerate() {
         let a = &job.agent;
         let key = (a.url(), a.model.clone(), a.options.clone());
         if seen.contains(&key) {
-            continue;
-        }
-        seen.push(key);
-        let mut warm = a.clone();
-        warm.options.num_predict = Some(tokens);
-        let target = CallTarget {
-            agent_id: &a.id,
-            call: Phase::Warmup.as_str(),
-            url: a.url(),
-            model: &a.model,
-            api: a.endpoint.api,
-            body: warm.request_body(0, ""),
-            api_key: job.api_key.as_deref(),
-            num_predict: warm.options.num_predict,
-            live_tokens: None,
-        };
-        let start = rt.now();
-        records.push(
-            execute_call(rt, client, target, &job.settings, start)
-                .await
-                .record,
-        );
-        if records.last().is_some_and(|r| r.error.is_some()) {
-            break;
+            rest.push(i);
+        } else {
+            seen.push(key);
+            loaders.push(i);
         }
     }
+    let mut records = Vec::new();
+    for &i in &loaders {
+        records.push(warm_call(&**rt, &*clients[i], &agents[i], tokens).await);
+        if records.last().is_some_and(|r| r.error.is_some()) {
+            return records;
+        }
+    }
+    let handles: Vec<_> = rest
+        .iter()
+        .map(|&i| {
+            let (rt2, client, job) = (
+                Arc::clone(rt),
+                Arc::clone(&clients[i]),
+                Arc::clone(&agents[i]),
+            );
+            rt.spawn(async move { warm_call(&*rt2, &*client, &job, tokens).await })
+        })
+        .collect();
+    for (h, &i) in handles.into_iter().zip(&rest) {
+        records.push(match h.await {
+            Ok(r) => r,
+            Err(e) => failed_call(
+                &agents[i].agent,
+                Phase::Warmup.as_str(),
+                format!("agent task failed: {e}"),
+            ),
+        });
+    }
     records
+}
+
+/// One agent's warm-up call: `tokens` output tokens, not measured.
+async fn warm_call<R: AsyncRuntime, C: HttpClient>(
+    rt: &R,
+    client: &C,
+    job: &AgentJob,
+    tokens: u32,
+) -> CallRecord {
+    let a = &job.agent;
+    let mut warm = a.clone();
+    warm.options.num_predict = Some(tokens);
+    let target = CallTarget {
+        agent_id: &a.id,
+        call: Phase::Warmup.as_str(),
+        url: a.url(),
+        model: &a.model,
+        api: a.endpoint.api,
+        body: warm.request_body(0, ""),
+        api_key: job.api_key.as_deref(),
+        num_predict: warm.options.num_predict,
+        live_tokens: None,
+    };
+    let start = rt.now();
+    execute_call(rt, client, target, &job.settings, start)
+        .await
+        .record
 }
 
 /// An agent's calls in order; a call's output feeds the next call's prompt. Stops at the
@@ -363,7 +418,7 @@ fn spawn_agent<R: AsyncRuntime, C: HttpClient>(
 
 async fn sequential_phase<R: AsyncRuntime, C: HttpClient>(
     rt: &Arc<R>,
-    client: &Arc<C>,
+    clients: &[Arc<C>],
     agents: &[Arc<AgentJob>],
     order: &[usize],
 ) -> PhaseRecord {
@@ -372,7 +427,7 @@ async fn sequential_phase<R: AsyncRuntime, C: HttpClient>(
     let mut last_end = phase_start;
     for &i in order {
         let (rec, end) = join_or_panic_record(
-            spawn_agent(rt, client, &agents[i], phase_start).await,
+            spawn_agent(rt, &clients[i], &agents[i], phase_start).await,
             &agents[i],
         );
         last_end = last_end.max(end);
@@ -391,7 +446,7 @@ async fn sequential_phase<R: AsyncRuntime, C: HttpClient>(
 
 async fn concurrent_phase<R: AsyncRuntime, C: HttpClient>(
     rt: &Arc<R>,
-    client: &Arc<C>,
+    clients: &[Arc<C>],
     agents: &[Arc<AgentJob>],
 ) -> PhaseRecord {
     let n = agents.len();
@@ -400,7 +455,7 @@ async fn concurrent_phase<R: AsyncRuntime, C: HttpClient>(
     // The release instant is the phase origin for every agent: set just before release.
     let release_at = Arc::new(std::sync::OnceLock::<Instant>::new());
     let mut handles = Vec::with_capacity(n);
-    for job in agents {
+    for (job, client) in agents.iter().zip(clients) {
         let release_at = Arc::clone(&release_at);
         let (ready, go) = (ready_tx.clone(), go_rx.clone());
         let (rt2, client2, job2) = (Arc::clone(rt), Arc::clone(client), Arc::clone(job));
@@ -442,43 +497,9 @@ fn join_or_panic_record(
         Ok(r) => r,
         Err(e) => {
             let a = &job.agent;
-            let error = CallError {
-                kind: CallErrorKind::Request,
-                message: format!("agent task failed: {e}"),
-                url: a.url(),
-                model: a.model.clone(),
-                status: None,
-                bytes_received: 0,
-                elapsed_ms: 0.0,
-            };
+            let first = a.calls.first().map(|c| c.name.as_str()).unwrap_or_default();
+            let call = failed_call(a, first, format!("agent task failed: {e}"));
             let now = Instant::now();
-            let call = CallRecord {
-                agent_id: a.id.clone(),
-                call: a.calls.first().map(|c| c.name.clone()).unwrap_or_default(),
-                url: a.url(),
-                model: a.model.clone(),
-                send_offset_ms: 0.0,
-                ttft_ms: None,
-                e2e_ms: 0.0,
-                decode_ms: None,
-                output_tokens: None,
-                text_events: 0,
-                bytes_received: 0,
-                text_offsets_ms: vec![],
-                client_decode_tok_s: None,
-                tpot_ms: None,
-                gap_ms: None,
-                server: None,
-                server_decode_tok_s: None,
-                cold_load: false,
-                output_preview: String::new(),
-                error: Some(error),
-                ttft_answer_ms: None,
-                reasoning_events: 0,
-                reasoning_tokens: None,
-                answer_tokens: None,
-                output_truncated: false,
-            };
             let rec = AgentPhaseRecord {
                 agent_id: a.id.clone(),
                 start_ms: 0.0,
@@ -487,6 +508,49 @@ fn join_or_panic_record(
             };
             (rec, now)
         }
+    }
+}
+
+/// A call that never reached the client (its task panicked, its client could not be
+/// built), as a failed record, so the run is recorded as failed.
+fn failed_call(a: &Agent, call: &str, message: String) -> CallRecord {
+    let error = CallError {
+        kind: CallErrorKind::Request,
+        message,
+        url: a.url(),
+        model: a.model.clone(),
+        status: None,
+        bytes_received: 0,
+        elapsed_ms: 0.0,
+    };
+    CallRecord {
+        agent_id: a.id.clone(),
+        call: call.to_owned(),
+        url: a.url(),
+        model: a.model.clone(),
+        send_offset_ms: 0.0,
+        ttft_ms: None,
+        e2e_ms: 0.0,
+        decode_ms: None,
+        output_tokens: None,
+        text_events: 0,
+        bytes_received: 0,
+        text_offsets_ms: vec![],
+        client_decode_tok_s: None,
+        tpot_ms: None,
+        gap_ms: None,
+        server: None,
+        server_decode_tok_s: None,
+        cold_load: false,
+        output_preview: String::new(),
+        error: Some(error),
+        ttft_answer_ms: None,
+        reasoning_events: 0,
+        reasoning_tokens: None,
+        answer_tokens: None,
+        output_truncated: false,
+        connections_opened: 0,
+        reconnects: 0,
     }
 }
 

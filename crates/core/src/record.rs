@@ -204,6 +204,10 @@ pub struct RunRecord {
     /// `prompt_cache = "allow"` (and in older records).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub prompt_nonce: String,
+    /// The run's connection policy (`keep-alive` or `fresh`); absent in records from
+    /// before connection policies (their calls each sent `Connection: close`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<crate::http::ConnectionPolicy>,
 }
 
 impl RunRecord {
@@ -346,6 +350,16 @@ pub struct CallRecord {
     /// first part only.
     #[serde(default)]
     pub output_truncated: bool,
+    /// TCP connections this call opened: 1 on a new connection, 0 when it reused its
+    /// agent's kept-alive one, 2 when that one was found closed and replaced. Absent (0) in
+    /// records from before connection policies, whose calls each opened one.
+    #[serde(default)]
+    pub connections_opened: u64,
+    /// Of `connections_opened`, those that replaced the agent's kept-alive connection after
+    /// the server closed it (idle timeout, request limit, `Connection: close`); the time
+    /// spent on it is inside the call's TTFT. Always 0 under `connection = "fresh"`.
+    #[serde(default)]
+    pub reconnects: u64,
 }
 
 // Metrics: what `metrics::run_metrics` computes from the two measured phases.

@@ -111,6 +111,9 @@ fn resolve_matrix(args: &BenchArgs) -> anyhow::Result<Option<Matrix>> {
     if let Some(r) = args.runs {
         cfg.runs = r;
     }
+    if let Some(c) = args.connection {
+        cfg.client.connection = c;
+    }
     let Some(backends) = select_backends(args.backends.as_deref(), &cfg)? else {
         return Ok(None);
     };
@@ -258,6 +261,7 @@ fn open_results(
             .collect(),
         started_utc: started_utc.clone(),
         prompt_cache: Some(m.cfg.prompt_cache),
+        connection: Some(m.cfg.client.connection),
         prompt_nonce: nonce.clone(),
         sessions: vec![Session {
             started_utc,
@@ -548,6 +552,10 @@ fn recorded_matrix(
     };
     let mut cfg = config::parse(&source)?;
     // The recorded config carries the command-line overrides the matrix was started with.
+    // A manifest from before connection policies: its calls each sent `Connection: close`.
+    cfg.client.connection = manifest
+        .connection
+        .unwrap_or(chimeraforge_core::ConnectionPolicy::Fresh);
     if let Some(runs) = manifest.config_runs() {
         cfg.runs = runs;
     }

@@ -127,6 +127,7 @@ pub fn run_job<B: Backend>(job: &ChildJob) -> Result<RunRecord, BackendError> {
         }),
         run_tag: job.plan.run_tag.clone(),
         prompt_nonce: job.plan.prompt_nonce.clone(),
+        connection: Some(job.client.connection),
     })
 }
 

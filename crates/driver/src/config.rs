@@ -6,7 +6,7 @@ use chimeraforge_core::workload::{
     builtin_agents, replicate, AgentTemplate, CallSpec, Endpoint, ModelOptions, PromptCache,
     Scenario,
 };
-use chimeraforge_core::{BackendId, ClientOptions};
+use chimeraforge_core::{BackendId, ClientOptions, ConnectionPolicy};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -55,6 +55,9 @@ struct RawConfig {
     scaling: Option<Spanned<RawScaling>>,
     #[serde(default)]
     prompt_cache: PromptCache,
+    /// `connection = "keep-alive" | "fresh"` (see `ClientOptions::connection`).
+    #[serde(default)]
+    connection: ConnectionPolicy,
 }
 
 /// The most agents one run may have (a socket each, in the client and in the server).
@@ -339,7 +342,10 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
         warmup_tokens: raw.warmup_tokens,
         shuffle_seed: raw.shuffle_seed,
         options: raw.options.map(Spanned::into_inner).unwrap_or_default(),
-        client: ClientOptions { connect_timeout },
+        client: ClientOptions {
+            connect_timeout,
+            connection: raw.connection,
+        },
         settings: CallSettings {
             timeouts,
             max_line_bytes,
@@ -1221,5 +1227,24 @@ calls = [{ name = "c", prompt = "p" }]
         let e = parse_str(&OK.replace("seed = 42\n", "seed = 42\nthink = \"max\"\n")).unwrap_err();
         assert_eq!((e.line, e.column), (9, 9), "{e}");
         assert!(e.message.contains("\"medium\""), "{e}");
+    }
+
+    #[test]
+    fn connection_policy_defaults_to_keep_alive_and_is_located_when_unknown() {
+        assert_eq!(
+            parse_str(OK).unwrap().client.connection,
+            ConnectionPolicy::KeepAlive
+        );
+        let fresh = OK.replacen("runs = 2", "runs = 2\nconnection = \"fresh\"", 1);
+        assert_eq!(
+            parse_str(&fresh).unwrap().client.connection,
+            ConnectionPolicy::Fresh
+        );
+        rejected_at(
+            "runs = 2",
+            "runs = 2\nconnection = \"pooled\"",
+            4,
+            "keep-alive",
+        );
     }
 }

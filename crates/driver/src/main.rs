@@ -77,6 +77,10 @@ enum Cmd {
         /// Runs per cell, 1 to 100000. Overrides the config.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=config::MAX_RUNS as i64))]
         runs: Option<u32>,
+        /// `keep-alive` (each agent reuses its own connection) or `fresh` (a new
+        /// connection per call). Overrides the config's `connection`.
+        #[arg(long, value_name = "POLICY")]
+        connection: Option<chimeraforge_core::ConnectionPolicy>,
         /// Print the matrix and its run order, contact no server, write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -88,7 +92,7 @@ enum Cmd {
         /// Uses the config recorded in DIR/manifest.json; a config file given too must be
         /// identical to it. Failed runs are recorded outcomes and count as done (they are
         /// not retried); runs whose child crashed left no record and run again.
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["backends", "runs", "out"])]
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["backends", "runs", "out", "connection"])]
         resume: Option<PathBuf>,
         /// No live progress and no line per run (the default when stdout is not a terminal).
         #[arg(long, short)]
@@ -223,11 +227,13 @@ fn main() -> ExitCode {
             resume,
             quiet,
             json,
+            connection,
         } => bench::bench(BenchArgs {
             config,
             backends,
             out,
             runs,
+            connection,
             dry_run,
             allow_failures,
             resume,
@@ -293,6 +299,7 @@ struct BenchArgs {
     backends: Option<String>,
     out: Option<PathBuf>,
     runs: Option<u32>,
+    connection: Option<chimeraforge_core::ConnectionPolicy>,
     dry_run: bool,
     allow_failures: bool,
     resume: Option<PathBuf>,

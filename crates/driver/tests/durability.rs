@@ -562,8 +562,10 @@ fn unique_key() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
+    // No run of zeros (a zero-padded field had seven): `holds_key` looks for any 10
+    // characters of the key, and a float in a record ("17.388620000000003") held "6200000000".
     format!(
-        "sk-{:016x}{:016x}",
+        "sk-{:016x}q{:x}",
         nanos as u64,
         (std::process::id() as u64) << 20 ^ 0x5eed
     )

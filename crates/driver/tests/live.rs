@@ -179,9 +179,10 @@ fn python_child_reports_live_tokens_through_the_driver() {
                 "{p:?}"
             );
         }
-        // One warm-up call of 2 tokens; 2 agents × 2 calls × 40 tokens per measured phase.
+        // One warm-up call of 2 tokens per agent (it opens the agent's kept-alive
+        // connection); 2 agents × 2 calls × 40 tokens per measured phase.
         let tokens: Vec<u64> = cost.phases.iter().map(|p| p.output_tokens).collect();
-        assert_eq!(tokens, [2, 160, 160], "{backend}");
+        assert_eq!(tokens, [4, 160, 160], "{backend}");
 
         let (_, stderr) = child_stderr(backend, &sim.base_url(), false);
         assert!(

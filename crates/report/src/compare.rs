@@ -118,6 +118,7 @@ pub fn compare_results(a: &Results, b: &Results, config: &AnalysisConfig) -> Com
     let mut warnings = an_a.warnings.clone();
     warnings.extend(an_b.warnings.iter().cloned());
     warnings.extend(prompt_cache_warnings(a, b));
+    warnings.extend(connection_warning(a, b));
     Comparison {
         a: a.dir.clone(),
         b: b.dir.clone(),
@@ -161,6 +162,22 @@ fn prompt_cache_warnings(a: &Results, b: &Results) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Two directories measured under different connection policies differ by the connect
+/// cost in every fresh call, not only by what else changed.
+fn connection_warning(a: &Results, b: &Results) -> Option<String> {
+    let policy = |r: &Results| {
+        r.manifest
+            .connection
+            .map_or_else(|| "not recorded".to_owned(), |c| c.to_string())
+    };
+    let (pa, pb) = (policy(a), policy(b));
+    (pa != pb).then(|| {
+        format!(
+            "A ran with connection = {pa}, B with {pb}: a fresh call pays a TCP connect inside its TTFT and a kept-alive one does not, so TTFT and e2e differ by that cost, not only by the client"
+        )
+    })
 }
 
 fn change(metric: Metric, a: &CellAnalysis, b: &CellAnalysis, config: &AnalysisConfig) -> Change {

@@ -703,3 +703,33 @@ fn identical_requests_prompt_cache_flags_and_mode_are_reported() {
     let (md, _) = render(ApiKind::Ollama, false, None);
     assert!(md.contains("Prompt cache: not recorded"), "{md}");
 }
+
+/// The header says how connections were made, and two directories measured under
+/// different connection policies are told apart by `compare`.
+#[test]
+fn connection_policy_is_in_the_header_and_compared() {
+    let specs = vec![(spec("tokio-default", "gemma3:latest", 1.02), 4)];
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut ma = manifest(&specs, &[]);
+    ma["connection"] = "keep-alive".into();
+    let mut mb = manifest(&specs, &[]);
+    mb["connection"] = "fresh".into();
+    write_dir(da.path(), &ma, &records(&specs), "");
+    write_dir(db.path(), &mb, &records(&specs), "");
+    let md = |dir: &std::path::Path| {
+        let s = write_report(dir).unwrap();
+        std::fs::read_to_string(&s.markdown).unwrap()
+    };
+    assert!(md(da.path()).contains("Connections: keep-alive (each agent reuses its own connection"));
+    assert!(md(db.path()).contains("Connections: fresh (a new connection per call"));
+    let text = compare(da.path(), db.path()).unwrap().render_text();
+    assert!(
+        text.contains("A ran with connection = keep-alive, B with fresh"),
+        "{text}"
+    );
+    let same = compare(da.path(), da.path()).unwrap().render_text();
+    assert!(!same.contains("connection ="), "{same}");
+    let dc = tempfile::tempdir().unwrap();
+    write_dir(dc.path(), &manifest(&specs, &[]), &records(&specs), "");
+    assert!(md(dc.path()).contains("Connections: not recorded"));
+}

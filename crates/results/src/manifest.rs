@@ -5,7 +5,7 @@
 use crate::failure::LostRun;
 use crate::schedule::Slot;
 use chimeraforge_core::workload::PromptCache;
-use chimeraforge_core::BackendId;
+use chimeraforge_core::{BackendId, ConnectionPolicy};
 use serde::{Deserialize, Serialize};
 
 /// The manifest's `schema_version` this version writes, and the newest it reads.
@@ -46,6 +46,10 @@ pub struct Manifest {
     /// Absent in manifests written before per-invocation nonces.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_cache: Option<PromptCache>,
+    /// The clients' connection policy; absent in manifests written before connection
+    /// policies (their calls each sent `Connection: close`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionPolicy>,
     /// The first session's nonce (`null` with `prompt_cache = "allow"`).
     pub prompt_nonce: Option<String>,
     /// Each invocation that worked on the matrix: the first, then every `--resume`.
@@ -76,6 +80,7 @@ impl Default for Manifest {
             simulated_endpoints: Vec::new(),
             started_utc: String::new(),
             prompt_cache: None,
+            connection: None,
             prompt_nonce: None,
             sessions: Vec::new(),
             lost_runs: Vec::new(),

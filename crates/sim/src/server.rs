@@ -265,8 +265,15 @@ async fn accept_loop(
         let state = state.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(state.clone(), req));
+            // Keep-alive connections stay open until the client closes them: hyper's 30 s
+            // header read timeout also runs while a kept connection waits for its next
+            // request, and would close an agent's connection idle through a long
+            // sequential phase (a real server's idle close is for the client to survive,
+            // not for the simulator to impose).
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
+                .keep_alive(true)
+                .header_read_timeout(None)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

@@ -265,7 +265,8 @@ pub(crate) fn measure_backend(
         let mut records = Vec::new();
         let mut sim_side = SimSide::default();
         for run_index in 0..probe.runs {
-            let job = probe::job(backend, &probe, &sim.base_url(), run_index);
+            let mut job = probe::job(backend, &probe, &sim.base_url(), run_index);
+            job.client.connection = settings.connection;
             let result = run_child(exe, &job);
             let firsts = sim.take_first_tokens();
             match result {

@@ -25,7 +25,7 @@ mod render;
 
 use crate::affinity::{self, Split};
 use anyhow::Context;
-use chimeraforge_core::BackendId;
+use chimeraforge_core::{BackendId, ConnectionPolicy};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,6 +50,9 @@ pub struct Args {
     /// Only these probes (comma-separated), e.g. `ideal-64,mem-1024`.
     #[arg(long, value_delimiter = ',')]
     probes: Option<Vec<String>>,
+    /// The clients' connection policy: `keep-alive` (the default) or `fresh`.
+    #[arg(long, value_name = "POLICY", default_value = "keep-alive")]
+    connection: ConnectionPolicy,
 }
 
 impl Args {
@@ -68,6 +71,8 @@ struct Settings {
     pin: Option<Split>,
     /// Only these probes (by name); `None`: all.
     only: Option<Vec<String>>,
+    /// The clients' connection policy (`--connection`), the floor's included.
+    connection: ConnectionPolicy,
 }
 
 impl Settings {
@@ -96,7 +101,12 @@ pub fn main(backends: &[BackendId], args: Args) -> anyhow::Result<ExitCode> {
         quick: args.quick,
         pin,
         only: args.probes,
+        connection: args.connection,
     };
+    crate::out::line(&format!(
+        "connection: {} (--connection keep-alive | fresh)",
+        settings.connection
+    ));
     // Check the probe names before any backend runs.
     settings.probes()?;
     crate::child::raise_open_files_limit();

@@ -18,6 +18,7 @@ pub use findings::{findings, Finding, FindingGroup, FindingKind};
 use crate::analysis::{Analysis, CellAnalysis, Contrast, RunRow};
 use crate::results::Manifest;
 use chimeraforge_core::workload::PromptCache;
+use chimeraforge_core::ConnectionPolicy;
 
 /// The header's account of prompt caching: the manifest's `prompt_cache` and each
 /// session's nonce.
@@ -35,6 +36,15 @@ fn prompt_cache_line(m: &Manifest, escape: fn(&str) -> String) -> String {
         ),
         Some(PromptCache::Allow) => "Prompt cache: allow (no nonce: prompts repeat across invocations, and a long-running server may serve them from its prompt cache; see the prompt_cache flag and each call's cached_prompt_tokens)".to_owned(),
         None => "Prompt cache: not recorded (written before per-invocation nonces: a second invocation of the same config may have been served from a server's prompt cache)".to_owned(),
+    }
+}
+
+/// The header's account of connection reuse: the manifest's `connection`.
+fn connection_line(m: &Manifest) -> String {
+    match m.connection {
+        Some(ConnectionPolicy::KeepAlive) => "Connections: keep-alive (each agent reuses its own connection, opened by its warm-up call; a kept connection the server closed is replaced inside the call that finds it, its time in that call's TTFT, counted per call as reconnects)".to_owned(),
+        Some(ConnectionPolicy::Fresh) => "Connections: fresh (a new connection per call, whatever the server does: every TTFT includes a TCP connect)".to_owned(),
+        None => "Connections: not recorded (written before connection policies: every call sent Connection: close, and smol-1kb still reused a connection a server kept open)".to_owned(),
     }
 }
 
@@ -91,6 +101,7 @@ pub(crate) fn provenance(a: &Analysis, escape: fn(&str) -> String) -> Vec<String
         ));
     }
     lines.push(prompt_cache_line(m, escape));
+    lines.push(connection_line(m));
     let recorded: usize = a.cells.iter().map(CellAnalysis::n_recorded).sum();
     lines.push(format!(
         "Runs: {recorded} recorded ({} ok, {} failed), {} scheduled but not recorded; {} backend(s) × {} model(s) × {} scenario(s) = {} cell(s)",

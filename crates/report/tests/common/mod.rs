@@ -124,6 +124,8 @@ fn call(
             basis: Basis::Measured,
         }),
         output_truncated: false,
+        connections_opened: 0,
+        reconnects: 0,
     }
 }
 
@@ -217,6 +219,7 @@ fn base_record(spec: &CellSpec, run_index: u32) -> RunRecord {
         }),
         run_tag: String::new(),
         prompt_nonce: String::new(),
+        connection: None,
     }
 }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chimeraforge_core::http::Method;
+use chimeraforge_core::http::{ConnectionCounts, ConnectionPolicy, ConnectionTally};
 use chimeraforge_core::{
     BodyStream, ClientOptions, HttpClient, HttpError, HttpRequest, HttpResponse,
 };
@@ -25,22 +26,10 @@ use crate::http1::{Event, Head, ParseError, ResponseParser};
 /// Size of the buffer each read goes through (bytes).
 pub const READ_BUFFER_BYTES: usize = 16 << 10;
 
-/// When the floor opens a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Connection {
-    /// A new connection per call, `Connection: close`.
-    Fresh,
-    /// Reuse an idle connection to the same host when there is one: a response read to its
-    /// framed end (Content-Length or chunked) without `Connection: close` leaves its
-    /// connection idle. A reused connection that fails before any byte of the response is
-    /// replaced once by a new one.
-    KeepAlive,
-}
-
 /// The floor's client: blocking sockets, one request at a time per task.
 pub struct FloorClient {
     connect_timeout: Duration,
-    connection: Connection,
+    connection: ConnectionPolicy,
     pool: Arc<Pool>,
 }
 
@@ -48,8 +37,8 @@ pub struct FloorClient {
 #[derive(Default)]
 struct Pool {
     idle: Mutex<HashMap<String, Vec<TcpStream>>>,
-    opened: AtomicU64,
-    reconnects: AtomicU64,
+    opened: ConnectionTally,
+    retries: AtomicU64,
 }
 
 impl Pool {
@@ -72,22 +61,23 @@ impl Pool {
 }
 
 impl FloorClient {
-    pub fn new(opts: &ClientOptions, connection: Connection) -> Self {
+    /// A client with `opts`' connect timeout and connection policy.
+    pub fn new(opts: &ClientOptions) -> Self {
         FloorClient {
             connect_timeout: opts.connect_timeout,
-            connection,
+            connection: opts.connection,
             pool: Arc::default(),
         }
     }
 
     /// TCP connections opened so far.
     pub fn connections_opened(&self) -> u64 {
-        self.pool.opened.load(Ordering::Relaxed)
+        self.pool.opened.counts(self.connection).opened
     }
 
     /// Requests that found their reused connection closed and were sent again on a new one.
-    pub fn reconnects(&self) -> u64 {
-        self.pool.reconnects.load(Ordering::Relaxed)
+    pub fn retries(&self) -> u64 {
+        self.pool.retries.load(Ordering::Relaxed)
     }
 
     async fn connect(&self, host_port: &str, url: &str) -> Result<TcpStream, HttpError> {
@@ -120,7 +110,7 @@ impl FloorClient {
             let bound = limit.map_or(left, |l| l.min(left));
             match TcpStream::connect_timeout(addr, bound) {
                 Ok(sock) => {
-                    self.pool.opened.fetch_add(1, Ordering::Relaxed);
+                    self.pool.opened.opened_one();
                     let _ = sock.set_nodelay(true);
                     return Poll::Ready(Ok(sock));
                 }
@@ -199,7 +189,7 @@ impl FloorClient {
                 break h;
             }
         };
-        let reusable = self.connection == Connection::KeepAlive && keeps_alive(&head);
+        let reusable = self.connection == ConnectionPolicy::KeepAlive && keeps_alive(&head);
         let mut body = FloorBody {
             conn: Some(conn),
             pending,
@@ -243,15 +233,15 @@ fn request_bytes(
     req: &HttpRequest,
     path: &str,
     host_port: &str,
-    connection: Connection,
+    connection: ConnectionPolicy,
 ) -> Result<Vec<u8>, HttpError> {
     let method = match req.method {
         Method::Get => "GET",
         Method::Post => "POST",
     };
     let connection = match connection {
-        Connection::Fresh => "close",
-        Connection::KeepAlive => "keep-alive",
+        ConnectionPolicy::Fresh => "close",
+        ConnectionPolicy::KeepAlive => "keep-alive",
     };
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: {connection}\r\n");
@@ -300,8 +290,8 @@ impl HttpClient for FloorClient {
         // Whatever this call is raced against registers its timers first.
         yield_once().await;
         let idle = match self.connection {
-            Connection::KeepAlive => self.pool.take(&host_port),
-            Connection::Fresh => None,
+            ConnectionPolicy::KeepAlive => self.pool.take(&host_port),
+            ConnectionPolicy::Fresh => None,
         };
         let reused = idle.is_some();
         let sock = match idle {
@@ -312,7 +302,7 @@ impl HttpClient for FloorClient {
             Ok(resp) => Ok(resp),
             // The server closed the idle connection: once more, on a new one.
             Err(Failed::BeforeResponse(_)) if reused => {
-                self.pool.reconnects.fetch_add(1, Ordering::Relaxed);
+                self.pool.retries.fetch_add(1, Ordering::Relaxed);
                 let sock = self.connect(&host_port, &req.url).await?;
                 self.exchange(sock, &request, &host_port)
                     .await
@@ -320,6 +310,19 @@ impl HttpClient for FloorClient {
             }
             Err(f) => Err(f.error()),
         }
+    }
+
+    /// Each agent its own pool: under keep-alive its warm connection is no one else's.
+    fn for_agent(&self) -> Result<Self, HttpError> {
+        Ok(FloorClient {
+            connect_timeout: self.connect_timeout,
+            connection: self.connection,
+            pool: Arc::default(),
+        })
+    }
+
+    fn connections(&self) -> ConnectionCounts {
+        self.pool.opened.counts(self.connection)
     }
 }
 
@@ -565,7 +568,10 @@ mod tests {
     }
 
     fn keep_alive() -> FloorClient {
-        FloorClient::new(&ClientOptions::default(), Connection::KeepAlive)
+        FloorClient::new(&ClientOptions {
+            connection: ConnectionPolicy::KeepAlive,
+            ..ClientOptions::default()
+        })
     }
 
     #[test]
@@ -577,13 +583,16 @@ mod tests {
             bodies.iter().all(|b| b.as_deref() == Ok("c0\n")),
             "{bodies:?}"
         );
-        assert_eq!((client.connections_opened(), client.reconnects()), (1, 0));
+        assert_eq!((client.connections_opened(), client.retries()), (1, 0));
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
-        let fresh = FloorClient::new(&ClientOptions::default(), Connection::Fresh);
+        let fresh = FloorClient::new(&ClientOptions {
+            connection: ConnectionPolicy::Fresh,
+            ..ClientOptions::default()
+        });
         let bodies = calls(&fresh, &url, 3);
         assert!(bodies.iter().all(Result::is_ok), "{bodies:?}");
-        assert_eq!((fresh.connections_opened(), fresh.reconnects()), (3, 0));
+        assert_eq!((fresh.connections_opened(), fresh.retries()), (3, 0));
         assert_eq!(accepted.load(Ordering::SeqCst), 4);
     }
 
@@ -612,7 +621,7 @@ mod tests {
         });
         assert_eq!(first.as_deref(), Some(&b"c0\n"[..]));
         assert_eq!(calls(&client, &url, 1), [Ok("c0\n".into())]);
-        assert_eq!((client.connections_opened(), client.reconnects()), (1, 0));
+        assert_eq!((client.connections_opened(), client.retries()), (1, 0));
     }
 
     #[test]
@@ -631,7 +640,7 @@ mod tests {
             bodies,
             [Ok("c0\n".into()), Ok("c1\n".into()), Ok("c2\n".into())]
         );
-        assert_eq!((client.connections_opened(), client.reconnects()), (3, 2));
+        assert_eq!((client.connections_opened(), client.retries()), (3, 2));
     }
 
     #[test]
@@ -639,7 +648,7 @@ mod tests {
         let (url, _) = serve(|_, _| Answer::Reply { close: true });
         let client = keep_alive();
         assert!(calls(&client, &url, 2).iter().all(Result::is_ok));
-        assert_eq!((client.connections_opened(), client.reconnects()), (2, 0));
+        assert_eq!((client.connections_opened(), client.retries()), (2, 0));
     }
 
     #[test]
@@ -660,7 +669,7 @@ mod tests {
                 .contains("closed before the reply's headers ended"),
             "{err}"
         );
-        assert_eq!((client.connections_opened(), client.reconnects()), (1, 0));
+        assert_eq!((client.connections_opened(), client.retries()), (1, 0));
     }
 
     #[test]
@@ -682,15 +691,15 @@ mod tests {
         req.headers
             .push(("accept-encoding".into(), "identity".into()));
         let text = |c| String::from_utf8(request_bytes(&req, "/p", "h:1", c).unwrap()).unwrap();
-        let ka = text(Connection::KeepAlive);
+        let ka = text(ConnectionPolicy::KeepAlive);
         assert!(
             ka.starts_with("POST /p HTTP/1.1\r\nHost: h:1\r\nConnection: keep-alive\r\n"),
             "{ka}"
         );
         assert!(!ka.contains("close"), "{ka}");
         assert!(ka.ends_with("accept-encoding: identity\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"), "{ka}");
-        assert!(text(Connection::Fresh).contains("Connection: close\r\n"));
+        assert!(text(ConnectionPolicy::Fresh).contains("Connection: close\r\n"));
         req.headers.push(("x".into(), "a\r\nb".into()));
-        assert!(request_bytes(&req, "/p", "h:1", Connection::Fresh).is_err());
+        assert!(request_bytes(&req, "/p", "h:1", ConnectionPolicy::Fresh).is_err());
     }
 }

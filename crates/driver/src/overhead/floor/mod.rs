@@ -15,7 +15,7 @@ use chimeraforge_core::record::RunRecord;
 use chimeraforge_core::{Backend, BackendError, Built, ClientOptions};
 use std::sync::Arc;
 
-pub use client::{Connection, FloorBody, FloorClient};
+pub use client::{FloorBody, FloorClient};
 pub use runtime::ThreadPerTask;
 
 /// The floor's name in runs and tables.
@@ -31,11 +31,7 @@ impl Backend for Floor {
     const NAME: &'static str = NAME;
 
     fn build(opts: &ClientOptions) -> Result<Built<Self>, BackendError> {
-        // Every backend opens a new connection per call today; the floor does the same.
-        Ok((
-            Arc::new(ThreadPerTask),
-            Arc::new(FloorClient::new(opts, Connection::Fresh)),
-        ))
+        Ok((Arc::new(ThreadPerTask), Arc::new(FloorClient::new(opts))))
     }
 }
 
