@@ -17,6 +17,16 @@ pub struct ReqwestClient {
     client: reqwest::Client,
     opts: ClientOptions,
     tally: Arc<ConnectionTally>,
+    returning: Returning,
+}
+
+/// When the agent's last response ended on a connection hyper keeps (HTTP/1.1, no
+/// `Connection: close`): for [`POOL_RETURN_WAIT`] after that instant the connection may still
+/// be on its way back to hyper's pool, and only then does a new connect wait for it.
+type Returning = Arc<std::sync::Mutex<Option<std::time::Instant>>>;
+
+fn lock(r: &Returning) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
+    r.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ReqwestClient {
@@ -24,6 +34,7 @@ impl ReqwestClient {
     /// idle connections never expire on the client's side, under fresh none is kept.
     pub fn new(opts: &ClientOptions) -> Result<Self, String> {
         let tally = Arc::new(ConnectionTally::default());
+        let returning = Returning::default();
         let builder = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .http1_only()
@@ -32,6 +43,7 @@ impl ReqwestClient {
             .connector_layer(CountConnections {
                 tally: Arc::clone(&tally),
                 policy: opts.connection,
+                returning: Arc::clone(&returning),
             });
         let builder = match opts.connection {
             ConnectionPolicy::KeepAlive => builder.pool_idle_timeout(None),
@@ -44,6 +56,7 @@ impl ReqwestClient {
             client,
             opts: opts.clone(),
             tally,
+            returning,
         })
     }
 
@@ -64,9 +77,10 @@ impl ReqwestClient {
                      its response head is sent once more on a new one (hyper does not say \
                      whether part of a head had arrived). hyper-util's own retry of a request \
                      the pool could not start is left on and counted: every connection is \
-                     counted by a connector layer, which also makes a new connection of an \
-                     agent that has one wait up to 5 ms for hyper's pool to get the kept one \
-                     back (it does so from a task of its own). fresh: no idle connection kept \
+                     counted by a connector layer, which also makes a new connection started \
+                     within 5 ms of the end of the agent's last kept response wait out the rest \
+                     of those 5 ms for hyper's pool to get that connection back (it does so \
+                     from a task of its own); a reconnect later than that does not wait. fresh: no idle connection kept \
                      and `Connection: close` on every request"
                         .to_owned(),
                 ),
@@ -113,12 +127,23 @@ impl HttpClient for ReqwestClient {
                     Some(again)
                         if closed_unanswered(&e) && may_retry(self.opts.connection, reused, 0) =>
                     {
+                        // The kept connection is the one that failed: nothing to wait for.
+                        lock(&self.returning).take();
                         again.send().await.map_err(|e| send_error(&req.url, e))?
                     }
                     _ => return Err(send_error(&req.url, e)),
                 }
             }
         };
+        // Whichever connection carried this request, none is on its way back any more.
+        lock(&self.returning).take();
+        let kept = self.opts.connection == ConnectionPolicy::KeepAlive
+            && resp.version() == reqwest::Version::HTTP_11
+            && !resp
+                .headers()
+                .get(reqwest::header::CONNECTION)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let content_type = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
@@ -133,7 +158,10 @@ impl HttpClient for ReqwestClient {
             status: resp.status().as_u16(),
             content_type,
             content_encoding,
-            body: ReqwestBody { resp },
+            body: ReqwestBody {
+                resp,
+                returning: kept.then(|| Arc::clone(&self.returning)),
+            },
         })
     }
 
@@ -172,8 +200,9 @@ fn closed_unanswered(e: &reqwest::Error) -> bool {
     })
 }
 
-/// How long a keep-alive agent's new connection waits for its kept one to come back to
-/// hyper's pool first (see [`Counted`]). Only a real reconnect pays it, inside its TTFT.
+/// How long after a kept response's end its connection may still be on its way back to
+/// hyper's pool (see [`Counted`]). A connect started in that window waits out the rest of it
+/// (inside its call's TTFT, and only then); a reconnect later than that does not wait.
 const POOL_RETURN_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// A connector layer that counts the connections reqwest opens (its pool's and hyper-util's
@@ -182,6 +211,7 @@ const POOL_RETURN_WAIT: std::time::Duration = std::time::Duration::from_millis(5
 struct CountConnections {
     tally: Arc<ConnectionTally>,
     policy: ConnectionPolicy,
+    returning: Returning,
 }
 
 impl<S> tower_layer::Layer<S> for CountConnections {
@@ -192,12 +222,13 @@ impl<S> tower_layer::Layer<S> for CountConnections {
             inner,
             tally: Arc::clone(&self.tally),
             policy: self.policy,
+            returning: Arc::clone(&self.returning),
         }
     }
 }
 
-/// The counting connector. Under keep-alive, once the agent has a connection, a new one
-/// first waits [`POOL_RETURN_WAIT`]: hyper-util puts a finished connection back into its
+/// The counting connector. Under keep-alive, a connect started within [`POOL_RETURN_WAIT`]
+/// of the end of the agent's last kept response first waits out the rest of it: hyper-util puts a finished connection back into its
 /// pool from a task of its own, and on the multi-thread runtime the agent's next request
 /// can get there first. hyper-util races the pool against the connector; when the pool
 /// wins while we wait, it moves this connect to a background task of its own (to park a
@@ -207,6 +238,7 @@ struct Counted<S> {
     inner: S,
     tally: Arc<ConnectionTally>,
     policy: ConnectionPolicy,
+    returning: Returning,
 }
 
 /// A connect given up because the pool handed the request its kept connection first.
@@ -240,19 +272,31 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let connecting = self.inner.call(req);
         let tally = Arc::clone(&self.tally);
-        let had_one = tally.counts(self.policy).opened > 0;
-        let wait = self.policy == ConnectionPolicy::KeepAlive && had_one;
+        // Wait only while the agent's last kept connection may still be on its way back:
+        // within POOL_RETURN_WAIT of its response's end, for what is left of it. A reconnect
+        // after an idle close, a request limit or a retry does not wait.
+        let wait = match (self.policy, lock(&self.returning).take()) {
+            (ConnectionPolicy::KeepAlive, Some(ended)) => {
+                POOL_RETURN_WAIT.checked_sub(ended.elapsed())
+            }
+            _ => None,
+        };
         Box::pin(async move {
-            if wait {
-                let caller = tokio::task::try_id();
-                tokio::time::sleep(POOL_RETURN_WAIT).await;
-                // hyper-util's background task is a spawned task; the caller is the agent's
-                // task, or no task at all under `block_on`.
+            // hyper-util's background task is a spawned task; the caller is the agent's
+            // task, or no task at all under `block_on`.
+            let caller = tokio::task::try_id();
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
                 if tokio::task::try_id() != caller {
                     return Err(PoolWon.into());
                 }
             }
             let conn = connecting.await?;
+            if wait.is_some() && tokio::task::try_id() != caller {
+                // The pool won while this connect ran: the request went out on the kept
+                // connection, and this spare is closed unused, not counted against a call.
+                return Err(PoolWon.into());
+            }
             tally.opened_one();
             Ok(conn)
         })
@@ -331,10 +375,18 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// A reqwest response body, read one hyper data frame at a time.
 pub struct ReqwestBody {
     resp: reqwest::Response,
+    /// Under keep-alive, for a response whose connection hyper keeps: stamped at its end.
+    returning: Option<Returning>,
 }
 
 impl BodyStream for ReqwestBody {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
-        self.resp.chunk().await.map_err(body_error)
+        let chunk = self.resp.chunk().await.map_err(body_error)?;
+        if chunk.is_none() {
+            if let Some(r) = self.returning.take() {
+                *lock(&r) = Some(std::time::Instant::now());
+            }
+        }
+        Ok(chunk)
     }
 }

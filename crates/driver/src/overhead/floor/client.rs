@@ -228,7 +228,8 @@ fn keeps_alive(head: &Head) -> bool {
     head.version == "HTTP/1.1" && !close
 }
 
-/// The request's bytes: head and body, with `Connection` as the policy says.
+/// The request's bytes: head and body; `Connection: close` under `fresh`, no `Connection`
+/// header under keep-alive (HTTP/1.1's default, as the other backends send it).
 fn request_bytes(
     req: &HttpRequest,
     path: &str,
@@ -240,11 +241,10 @@ fn request_bytes(
         Method::Post => "POST",
     };
     let connection = match connection {
-        ConnectionPolicy::Fresh => "close",
-        ConnectionPolicy::KeepAlive => "keep-alive",
+        ConnectionPolicy::Fresh => "Connection: close\r\n",
+        ConnectionPolicy::KeepAlive => "",
     };
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: {connection}\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host_port}\r\n{connection}");
     let mut has_type = false;
     for (name, value) in &req.headers {
         if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("host") {
@@ -693,10 +693,10 @@ mod tests {
         let text = |c| String::from_utf8(request_bytes(&req, "/p", "h:1", c).unwrap()).unwrap();
         let ka = text(ConnectionPolicy::KeepAlive);
         assert!(
-            ka.starts_with("POST /p HTTP/1.1\r\nHost: h:1\r\nConnection: keep-alive\r\n"),
+            ka.starts_with("POST /p HTTP/1.1\r\nHost: h:1\r\naccept-encoding: identity\r\n"),
             "{ka}"
         );
-        assert!(!ka.contains("close"), "{ka}");
+        assert!(!ka.to_ascii_lowercase().contains("connection"), "{ka}");
         assert!(ka.ends_with("accept-encoding: identity\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"), "{ka}");
         assert!(text(ConnectionPolicy::Fresh).contains("Connection: close\r\n"));
         req.headers.push(("x".into(), "a\r\nb".into()));
