@@ -52,8 +52,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function(&format!("mann_whitney_{values}_vs_{values}"), |b| {
         b.iter(|| mann_whitney_u(black_box(&xs), black_box(&ys)))
     });
-    let mut slow =
-        c.benchmark_group(format!("bootstrap_{values}_values_{resampled}_resamples"));
+    let mut slow = c.benchmark_group(format!("bootstrap_{values}_values_{resampled}_resamples"));
     slow.sample_size(10);
     slow.bench_function("mean_ci", |b| {
         b.iter(|| bootstrap_mean_ci(black_box(&xs), &config))
