@@ -12,7 +12,7 @@ default:
 build:
     cargo build --release
 
-# The test suite: every crate, every backend (what .ci/run calls).
+# The test suite: every crate, every backend, each criterion bench run once on small inputs (the README's test command; .ci/run calls the same).
 test:
     cargo test --workspace --all-targets
 
@@ -20,6 +20,16 @@ test:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Before pushing: the lints, the test suite, and the Python tests when .venv-py exists (scripts/python-env.sh creates it).
+check: lint test
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -x .venv-py/bin/python ]; then
+        .venv-py/bin/python -m pytest python/tests -q
+    else
+        echo "python tests skipped: no .venv-py (bash scripts/python-env.sh creates it)"
+    fi
 
 # Every Rust backend (each is its cargo feature, the BACKEND of `just bench`), from the backend table.
 backends:

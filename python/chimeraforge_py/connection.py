@@ -11,8 +11,10 @@ retries included) is counted per agent through httpcore's ``trace`` extension.
 
 from __future__ import annotations
 
+import ssl
 from typing import Optional
 
+import certifi
 import httpx
 
 KEEP_ALIVE = "keep-alive"
@@ -25,6 +27,19 @@ _CONNECTED = "connection.connect_tcp.complete"
 _UNANSWERED = "server disconnected without sending a response"
 
 
+_SSL_CONTEXT: Optional[ssl.SSLContext] = None
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for the process, shared by every agent's client: httpx otherwise builds
+    one per client and loads certifi's bundle into each (N agents under keep-alive would pay
+    it N times, in memory and start-up CPU)."""
+    global _SSL_CONTEXT
+    if _SSL_CONTEXT is None:
+        _SSL_CONTEXT = ssl.create_default_context(cafile=certifi.where())
+    return _SSL_CONTEXT
+
+
 def new_httpx_client(connect_timeout_s: float, policy: str) -> httpx.AsyncClient:
     """A client with no connection limit: httpx's default (100 connections) would queue every
     agent past the 100th inside ``client.send``, after its t_send, so N > 100 "concurrent"
@@ -35,7 +50,9 @@ def new_httpx_client(connect_timeout_s: float, policy: str) -> httpx.AsyncClient
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
     else:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=None)
-    return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False, http2=False)
+    return httpx.AsyncClient(
+        timeout=timeout, limits=limits, trust_env=False, http2=False, verify=_ssl_context()
+    )
 
 
 class AgentClient:

@@ -350,9 +350,10 @@ pub struct CallRecord {
     /// first part only.
     #[serde(default)]
     pub output_truncated: bool,
-    /// TCP connections this call opened: 1 on a new connection, 0 when it reused its
-    /// agent's kept-alive one, 2 when that one was found closed and replaced. Absent (0) in
-    /// records from before connection policies, whose calls each opened one.
+    /// TCP connections this call opened: 1 on a new connection (also when it replaced its
+    /// agent's kept-alive one, found closed: then `reconnects` is 1 too), 0 when it reused
+    /// that one. Absent (0) in records from before connection policies, whose calls each
+    /// opened one.
     #[serde(default)]
     pub connections_opened: u64,
     /// Of `connections_opened`, those that replaced the agent's kept-alive connection after

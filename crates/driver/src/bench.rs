@@ -553,9 +553,16 @@ fn recorded_matrix(
     let mut cfg = config::parse(&source)?;
     // The recorded config carries the command-line overrides the matrix was started with.
     // A manifest from before connection policies: its calls each sent `Connection: close`.
-    cfg.client.connection = manifest
-        .connection
-        .unwrap_or(chimeraforge_core::ConnectionPolicy::Fresh);
+    cfg.client.connection = match manifest.connection {
+        Some(c) => c,
+        None => {
+            eoutln!(
+                "warning: {} was written before connection policies; its remaining runs use connection = \"fresh\" (as its earlier runs sent `Connection: close`), but they warm up with one call per agent where earlier runs warmed up once per (url, model, options), and smol-1kb's earlier runs reused connections a server kept open\n  hint: to compare like with like, start a new results directory with --out",
+                dir.display()
+            );
+            chimeraforge_core::ConnectionPolicy::Fresh
+        }
+    };
     if let Some(runs) = manifest.config_runs() {
         cfg.runs = runs;
     }

@@ -94,9 +94,10 @@ fn flooding_server_is_a_bounded_runaway_stream() {
     let mut cfg = SimConfig::profile("fixed").unwrap();
     cfg.faults.mode = Some(FaultMode::Flood);
     cfg.faults.after_tokens = 2;
-    // The 12th generation request floods: run 1 (a warm-up and 8 calls) is clean, run 2
-    // meets the flood in its sequential phase.
-    cfg.faults.every_nth_request = Some(12);
+    // The 14th generation request floods: run 1 (a warm-up call per agent, 2, and 8 calls)
+    // is clean, run 2 meets the flood in its sequential phase (after its 2 warm-up calls and
+    // its first sequential call).
+    cfg.faults.every_nth_request = Some(14);
     cfg.faults.stall_ms = 150_000;
     let sim = SimServer::start(cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,12 @@
 //! runs), in memory: the analysis (per-cell statistics and bootstrap CIs, 240 contrasts,
 //! variance split, correlations, distributions) and all three renderers. Target: under 2 s
 //! on a 2-core machine.
+//!
+//! Full size only under `cargo bench`. `cargo test --all-targets` builds this file in debug
+//! and criterion runs each benchmark once as a test; that smoke run uses 5 runs per cell
+//! (120 runs) and 100 bootstrap resamples, so the test command checks that the benchmark
+//! works in seconds instead of spending minutes on unoptimized bootstraps (10,000 resamples
+//! for each of the 240 contrasts of small cells).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -20,11 +26,28 @@ fn results(runs_per_cell: u32) -> Results {
     }
 }
 
+/// Whether criterion will measure (`cargo bench`) rather than run each benchmark once as a
+/// test (`cargo test`, `cargo bench -- --test`): criterion 0.5's own rule in
+/// `Criterion::configure_from_args`, which it does not expose.
+fn measuring() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test")
+}
+
 fn bench(c: &mut Criterion) {
-    let results = results(417);
-    assert!(results.records.len() >= 10_000);
-    let config = AnalysisConfig::default();
-    let mut group = c.benchmark_group("report_10k_runs");
+    let (runs_per_cell, config, name) = if measuring() {
+        (417, AnalysisConfig::default(), "report_10k_runs")
+    } else {
+        let smoke = AnalysisConfig {
+            resamples: 100,
+            resamples_large: 100,
+            ..AnalysisConfig::default()
+        };
+        (5, smoke, "report_120_runs_100_resamples")
+    };
+    let results = results(runs_per_cell);
+    assert!(results.records.len() >= 24 * runs_per_cell as usize);
+    let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(30));
     group.bench_function("analyze", |b| {

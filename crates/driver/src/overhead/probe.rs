@@ -165,7 +165,8 @@ pub(crate) fn job(backend: &str, probe: &Probe, base_url: &str, run_index: u32) 
         .into_iter()
         .enumerate()
         .map(|(i, mut t)| {
-            // One option set for every agent, so the warm-up is one call, not N.
+            // One option set for every agent, so one warm-up call loads the model (the others'
+            // warm-up calls then open their connections together).
             t.options.seed = None;
             t.instantiate(MODEL, Scenario::ChimeraHomo, i, &base)
         })
