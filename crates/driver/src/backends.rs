@@ -198,6 +198,23 @@ macro_rules! backends {
     };
 }
 
+/// `--backends` as given: `all` is every backend that can run here (see
+/// [`selectable_names`]); otherwise the comma-separated names, trimmed, empty ones skipped,
+/// unchecked.
+pub fn parse_list(list: &str) -> Vec<BackendId> {
+    if list == "all" {
+        return selectable_names()
+            .into_iter()
+            .map(BackendId::from)
+            .collect();
+    }
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(BackendId::from)
+        .collect()
+}
+
 backends! {
     rust {
         "tokio-default" => chimeraforge_backend_tokio::TokioDefault,
@@ -260,21 +277,4 @@ mod tests {
         assert!(distinct(&["a", "b", "ab"]));
         assert!(!distinct(&["a", "b", "a"]));
     }
-}
-
-/// `--backends` as given: `all` is every backend that can run here (see
-/// [`selectable_names`]); otherwise the comma-separated names, trimmed, empty ones skipped,
-/// unchecked.
-pub fn parse_list(list: &str) -> Vec<BackendId> {
-    if list == "all" {
-        return selectable_names()
-            .into_iter()
-            .map(BackendId::from)
-            .collect();
-    }
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(BackendId::from)
-        .collect()
 }
