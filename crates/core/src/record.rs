@@ -287,8 +287,10 @@ impl std::fmt::Display for CallError {
     }
 }
 
+// `Default`: a call that measured nothing (every figure absent or zero), for records built
+// outside `call.rs` to fill in what they know.
 /// Everything measured about one call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CallRecord {
     pub agent_id: String,
