@@ -130,6 +130,8 @@ impl Default for CallSettings {
 pub struct CallOutcome {
     pub record: CallRecord,
     pub text: String,
+    /// The tool calls the model made, assembled from the stream, in the order it made them.
+    pub tool_calls: Vec<crate::api::ToolCall>,
 }
 
 const PREVIEW_CHARS: usize = 160;
@@ -425,10 +427,14 @@ impl Measuring {
             output_truncated: self.text_truncated,
             connections_opened: 0,
             reconnects: 0,
+            tool_calls: 0,
+            tool_call_events: 0,
+            tool_wait_ms: None,
         };
         CallOutcome {
             record,
             text: self.text,
+            tool_calls: Vec::new(),
         }
     }
 }

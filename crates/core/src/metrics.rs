@@ -213,6 +213,9 @@ pub fn run_metrics(seq: &PhaseRecord, conc: &PhaseRecord) -> RunMetrics {
         ttft_delta_ms: pair(|a| a.concurrent_ttft_ms),
         flags,
         per_agent,
+        critical_path_ms: None,
+        graph_ceiling: None,
+        graph_efficiency: None,
     }
 }
 
@@ -296,6 +299,9 @@ mod tests {
             output_truncated: false,
             connections_opened: 0,
             reconnects: 0,
+            tool_calls: 0,
+            tool_call_events: 0,
+            tool_wait_ms: None,
         }
     }
 

@@ -363,6 +363,19 @@ pub struct CallRecord {
     /// spent on it is inside the call's TTFT. Always 0 under `connection = "fresh"`.
     #[serde(default)]
     pub reconnects: u64,
+    /// Tool calls the model made in this call (Ollama `message.tool_calls`, OpenAI
+    /// `delta.tool_calls`), assembled from the stream. Absent (0) in older records.
+    #[serde(default)]
+    pub tool_calls: u64,
+    /// Of `text_events`, those carrying a tool call (or a fragment of one): generated
+    /// output, counted like text for the first token, token counts and decode rate.
+    #[serde(default)]
+    pub tool_call_events: u64,
+    /// The tool step this call was followed by: from the end of this call to the start of
+    /// the agent's next one (the tool's latency as the agent waited it), ms. Absent when the
+    /// call has no tool step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_wait_ms: Option<f64>,
 }
 
 // Metrics: what `metrics::run_metrics` computes from the two measured phases.
@@ -507,6 +520,19 @@ pub struct RunMetrics {
     pub ttft_delta_ms: Option<f64>,
     pub flags: Flags,
     pub per_agent: Vec<AgentMetrics>,
+    /// The critical path: the longest chain of sequential-phase agent durations (tool waits
+    /// included) along the agents' dependencies (`after`), ms: the makespan an infinitely
+    /// parallel server would give. For independent agents, the slowest agent alone. Absent
+    /// in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical_path_ms: Option<f64>,
+    /// The graph's ceiling: Σ T_i(alone) / critical path (the speedup the graph allows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_ceiling: Option<Figure>,
+    /// Graph efficiency: critical path / T_conc (1.0 on an ideal device, whatever the
+    /// graph's shape or the agents' imbalance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_efficiency: Option<Figure>,
 }
 
 #[cfg(test)]

@@ -215,6 +215,14 @@ pub struct Agent {
     pub endpoint: Endpoint,
     pub options: ModelOptions,
     pub calls: Vec<CallSpec>,
+    /// Ids of the agents this one starts after (config `after`): it starts when all of them
+    /// finished, in both measured phases. Empty: it starts at the phase's start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// Config `history`: each call sends the agent's previous turns as chat messages, so
+    /// the prompt grows call by call.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub history: bool,
 }
 
 /// Whether one invocation's measured prompts may be served from a server's prompt cache
@@ -444,6 +452,12 @@ pub struct AgentTemplate {
     /// Explicit options for this agent, applied over the scenario's.
     pub options: ModelOptions,
     pub calls: Vec<CallSpec>,
+    /// See [`Agent::after`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// See [`Agent::history`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub history: bool,
 }
 
 impl AgentTemplate {
@@ -466,6 +480,8 @@ impl AgentTemplate {
                 .overlay(&scenario.options_for(index))
                 .overlay(&self.options),
             calls: self.calls.clone(),
+            after: self.after.clone(),
+            history: self.history,
         }
     }
 }
@@ -512,6 +528,8 @@ pub fn builtin_agents(endpoints: &[Endpoint]) -> Vec<AgentTemplate> {
                 .into(),
             endpoint: ep(0),
             options: ModelOptions::default(),
+            after: Vec::new(),
+            history: false,
             calls: vec![
                 CallSpec {
                     name: "analysis".into(),
@@ -537,6 +555,8 @@ pub fn builtin_agents(endpoints: &[Endpoint]) -> Vec<AgentTemplate> {
                 .into(),
             endpoint: ep(1),
             options: ModelOptions::default(),
+            after: Vec::new(),
+            history: false,
             calls: vec![
                 CallSpec {
                     name: "analysis".into(),

@@ -756,6 +756,8 @@ fn agents(
             endpoint,
             options: a.options.clone(),
             calls: a.calls.get_ref().clone(),
+            after: Vec::new(),
+            history: false,
         });
     }
     Ok(agents)

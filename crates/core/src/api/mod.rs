@@ -66,6 +66,20 @@ pub enum StreamEvent {
     ServerError(String),
 }
 
+/// One tool call a model made, assembled from a stream: what the agent answers with a tool
+/// message in its next call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The server's id for it (OpenAI `tool_calls[].id`); Ollama sends none, so the client
+    /// numbers them `call_0`, `call_1`, ... in the order they came.
+    pub id: String,
+    /// The function's name.
+    pub name: String,
+    /// The arguments as a JSON text (OpenAI streams it in fragments; Ollama sends an object,
+    /// kept here serialized).
+    pub arguments: String,
+}
+
 /// Server-reported figures for one call, in the server's own accounting.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -156,6 +156,8 @@ pub(crate) fn job(backend: &str, probe: &Probe, base_url: &str, run_index: u32) 
                 prompt: "Say something.".into(),
             })
             .collect(),
+        after: Vec::new(),
+        history: false,
     };
     let base = ModelOptions {
         num_predict: Some(probe.num_predict),

@@ -126,6 +126,9 @@ fn call(
         output_truncated: false,
         connections_opened: 0,
         reconnects: 0,
+        tool_calls: 0,
+        tool_call_events: 0,
+        tool_wait_ms: None,
     }
 }
 
@@ -178,6 +181,8 @@ fn agents(spec: &CellSpec) -> Vec<Agent> {
                     prompt: "Report on {previous}".to_owned(),
                 },
             ],
+            after: Vec::new(),
+            history: false,
         })
         .collect()
 }
