@@ -3,6 +3,7 @@
 //! - [`rt`] and [`http`]: the runtime/client trait pair each backend implements.
 //! - [`api`]: sans-IO stream codecs (Ollama NDJSON, OpenAI SSE) and request bodies.
 //! - [`workload`]: agents, calls, options and scenarios: what is sent.
+//! - [`graph`]: agent graphs (`after`): a topological order and the critical path.
 //! - [`record`]: what is written, every type of it (runs, phases, calls, metrics).
 //! - [`metrics`]: what is computed from records; the one percentile and Jain index.
 //! - [`call`]: one streaming call, timed, with its timeouts: fills in a call record.
@@ -14,6 +15,7 @@
 pub mod api;
 pub mod backend_id;
 pub mod call;
+pub mod graph;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
