@@ -5,6 +5,7 @@
 mod cell;
 mod contrast;
 mod detail;
+pub mod graph;
 mod metric;
 mod runs;
 

@@ -216,6 +216,7 @@ fn finding_item(o: &mut String, f: &Finding) {
         FindingKind::NotTestable => ("untestable", "not testable"),
         FindingKind::SeedFormula => ("seed", "seed formula"),
         FindingKind::Caveat => ("caveat", "caveat"),
+        FindingKind::FarBelowGraph => ("caveat", "far below the graph"),
     };
     w!(
         o,

@@ -71,6 +71,7 @@ impl Report for MarkdownReport {
                 let prefix = match f.kind {
                     FindingKind::Difference => "**Differs.** ",
                     FindingKind::WithinNoise => "Within noise. ",
+                    FindingKind::FarBelowGraph => "**Far below the graph.** ",
                     _ => "",
                 };
                 line!(o, "- {prefix}{}", md(&f.text));
@@ -250,6 +251,7 @@ fn head(o: &mut String, a: &Analysis) {
 pub(super) fn how_to_read(a: &Analysis) -> Vec<String> {
     let mut notes = vec![
         "Speedup = Σ T_i(alone) / T_conc, from a real sequential phase; efficiency = speedup / N agents. Both are measured.".to_owned(),
+        "Graph efficiency = critical path / T_conc, where the critical path is the longest chain of sequential-phase agent durations (tool waits included) along the agents' dependencies (for independent agents, the slowest agent alone): 100% on an ideal device whatever the graph. Efficiency cannot reach 100% when agents differ in length, even on a perfect server, because T_conc is at least the longest agent's time, so speedup ≤ Σ / critical path = the graph ceiling, shown beside it. Records without a recorded critical path get it computed from their own agents and sequential phase.".to_owned(),
         "Estimated efficiency is the original report's formula, Σ T_i(conc) / T_conc / N. It measures how evenly the agents finished, not what concurrency gained (two agents that each slow down 2× on a shared device still score about 100%). It is shown only so old numbers can be reproduced, in its own column, never as a headline.".to_owned(),
         "TTFT and decode rate: concurrent phase; per run the mean over agents, then summarized over runs. Slowdown = T_i(conc) / T_i(alone), mean over agents. Fairness = Jain's index over the agents' slowdowns (1 = all slowed equally). System throughput = tokens of all agents / T_conc.".to_owned(),
         "Deltas are agent 0 − agent 1 (config order), concurrent phase.".to_owned(),

@@ -218,7 +218,7 @@ fn md_own(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-pub const GAIN_HEADER: [&str; 8] = [
+pub const GAIN_HEADER: [&str; 10] = [
     "model",
     "scenario",
     "agents",
@@ -226,6 +226,8 @@ pub const GAIN_HEADER: [&str; 8] = [
     "runs ok / scheduled",
     "speedup (measured), ×",
     "efficiency (measured), %",
+    "graph efficiency (measured: critical path / T_conc), %",
+    "graph ceiling (Σ alone / critical path), ×",
     "estimated efficiency (seed formula, not a measurement), %",
 ];
 
@@ -268,6 +270,8 @@ pub fn gain_row(c: &CellAnalysis) -> Vec<Cell> {
         own(runs_cell(c)),
         metric_cell(c, Metric::Speedup),
         metric_cell(c, Metric::Efficiency),
+        metric_cell(c, Metric::GraphEfficiency),
+        metric_cell(c, Metric::GraphCeiling),
         metric_cell(c, Metric::EstimatedEfficiency),
     ]);
     row
@@ -353,11 +357,12 @@ pub fn gap_row(c: &Contrast) -> Vec<Cell> {
     ]
 }
 
-pub const APPENDIX_HEADER: [&str; 8] = [
+pub const APPENDIX_HEADER: [&str; 9] = [
     "run",
     "status",
     "speedup, ×",
     "efficiency (measured), %",
+    "graph efficiency (measured), %",
     "estimated efficiency (seed formula), %",
     "throughput Δ, tok/s",
     "TTFT Δ, ms",
@@ -376,6 +381,7 @@ pub fn appendix_row(r: &RunRow) -> Vec<Cell> {
         own(status),
         own(opt(r.speedup, 4)),
         own(opt(r.efficiency_pct, 2)),
+        own(opt(r.graph_efficiency_pct, 2)),
         own(opt(r.estimated_efficiency_pct, 2)),
         own(r
             .throughput_delta_tok_s
