@@ -95,6 +95,15 @@ impl Report for MarkdownReport {
         line!(o);
         o.push_str(&self.tables.latency.markdown());
         line!(o);
+        graph_timelines(&mut o, a);
+        if !a.context.is_empty() {
+            line!(o, "### TTFT against context length");
+            line!(o);
+            line!(o, "Agents that carry their history send every earlier turn again, so each call's prompt is longer than the last. Per call position of those agents: the prompt as the server counted it, and the TTFT alone (sequential phase) and beside the other agents (concurrent phase). report.html plots every call.");
+            line!(o);
+            o.push_str(&table::context_table(&a.context).markdown());
+            line!(o);
+        }
 
         for (factor, title, what) in [
             (Factor::Backend, "Backend gap per model", "backends"),
@@ -265,6 +274,34 @@ pub(super) fn how_to_read(a: &Analysis) -> Vec<String> {
         "Every metric is defined in docs/methodology.md.".to_owned(),
     ]);
     notes
+}
+
+/// Each agent graph's concurrent phase as a table; report.html draws it.
+fn graph_timelines(o: &mut String, a: &Analysis) {
+    let graphs: Vec<_> = a.timelines.iter().filter(|t| t.graph).collect();
+    if graphs.is_empty() {
+        return;
+    }
+    line!(o, "### Agent graph timelines (concurrent phase)");
+    line!(o);
+    line!(o, "One run per backend: when each agent started (after its dependencies) and ended, relative to the barrier's release, its tool waits, and whether it is on the critical path (the longest chain of sequential-phase durations along the dependencies). report.html draws each as a timeline.");
+    line!(o);
+    for t in graphs {
+        line!(
+            o,
+            "{} run {} ({}): T_conc {} ms, critical path {} ms, graph efficiency {}.",
+            md(&t.key.to_string()),
+            t.run_index + 1,
+            t.chosen,
+            num(t.wall_ms, 1),
+            t.critical_path_ms.map_or("–".to_owned(), |c| num(c, 1)),
+            t.graph_efficiency_pct
+                .map_or("–".to_owned(), |e| format!("{}%", num(e, 1)))
+        );
+        line!(o);
+        o.push_str(&table::graph_timeline_table(t).markdown());
+        line!(o);
+    }
 }
 
 fn failures(o: &mut String, a: &Analysis) {
