@@ -104,7 +104,7 @@ pub fn findings(a: &Analysis) -> Vec<FindingGroup> {
     let below = far_below_graph(a);
     if !below.is_empty() {
         groups.push(FindingGroup {
-            title: Metric::GraphEfficiency.phrase().replacen('g', "G", 1),
+            title: "Graph efficiency (measured)".to_owned(),
             headline: false,
             summary: format!(
                 "{} cell(s) far below 100% (under {GRAPH_EFFICIENCY_LOW_PCT}%)",
