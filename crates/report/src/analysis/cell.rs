@@ -71,11 +71,7 @@ impl MetricStats {
         let mut values = Vec::with_capacity(runs.len());
         let mut estimated_runs = 0;
         let mut non_finite = 0;
-        for (v, estimated) in runs
-            .iter()
-            .filter_map(|r| r.metrics.as_ref())
-            .filter_map(|m| metric.of(m))
-        {
+        for (v, estimated) in runs.iter().filter_map(|r| metric.of_run(r)) {
             if !v.is_finite() {
                 non_finite += 1;
                 continue;

@@ -2,6 +2,7 @@
 //! timeline of one concurrent phase.
 
 use super::cell::CellKey;
+use super::graph::{critical_path, graph_figures, has_graph};
 use crate::stats::percentile_sorted;
 use chimeraforge_core::record::{PhaseRecord, RunRecord};
 use serde::Serialize;
@@ -135,12 +136,21 @@ pub struct TimelineCall {
     pub text_ms: Vec<f64>,
     pub output_preview: String,
     pub error: Option<String>,
+    /// The tool step after the call: from `done_ms` to the agent's next call, ms.
+    pub tool_wait_ms: Option<f64>,
 }
 
 /// One agent's lane.
 #[derive(Debug, Clone, Serialize)]
 pub struct TimelineLane {
     pub agent_id: String,
+    /// When the agent started and ended, relative to the barrier's release, ms.
+    pub start_ms: f64,
+    pub end_ms: f64,
+    /// Lanes this agent started after (its `after`), by index.
+    pub after: Vec<usize>,
+    /// On the run's critical path.
+    pub critical: bool,
     pub calls: Vec<TimelineCall>,
 }
 
@@ -155,22 +165,51 @@ pub struct Timeline {
     pub efficiency_pct: Option<f64>,
     /// Why this run was chosen, e.g. "median efficiency of 5 runs".
     pub chosen: String,
+    /// The agents form a graph (dependencies or tool steps): drawn with its tool waits,
+    /// dependencies and critical path.
+    pub graph: bool,
+    /// The critical path (sequential phase), ms, and the run's graph efficiency, %.
+    pub critical_path_ms: Option<f64>,
+    pub graph_efficiency_pct: Option<f64>,
     pub lanes: Vec<TimelineLane>,
 }
 
 impl Timeline {
     pub(crate) fn of(r: &RunRecord, phase: &PhaseRecord, chosen: String) -> Timeline {
+        let lane_of = |id: &str| phase.agents.iter().position(|a| a.agent_id == id);
+        let path: Vec<usize> = critical_path(r)
+            .map(|c| {
+                c.agents
+                    .iter()
+                    .filter_map(|&i| lane_of(&r.agents.get(i)?.id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let figures = graph_figures(r);
         Timeline {
             key: CellKey::of(r),
             run_index: r.run_index,
             wall_ms: phase.wall_ms,
             efficiency_pct: r.metrics.as_ref().map(|m| m.efficiency.value * 100.0),
             chosen,
+            graph: has_graph(r),
+            critical_path_ms: figures.map(|g| g.critical_path_ms),
+            graph_efficiency_pct: figures.and_then(|g| g.efficiency).map(|e| e * 100.0),
             lanes: phase
                 .agents
                 .iter()
-                .map(|a| TimelineLane {
+                .enumerate()
+                .map(|(i, a)| TimelineLane {
                     agent_id: a.agent_id.clone(),
+                    start_ms: a.start_ms,
+                    end_ms: a.start_ms + a.duration_ms,
+                    after: r
+                        .agents
+                        .iter()
+                        .find(|x| x.id == a.agent_id)
+                        .map(|x| x.after.iter().filter_map(|d| lane_of(d)).collect())
+                        .unwrap_or_default(),
+                    critical: path.contains(&i),
                     calls: a
                         .calls
                         .iter()
@@ -186,6 +225,7 @@ impl Timeline {
                                 .collect(),
                             output_preview: c.output_preview.clone(),
                             error: c.error.as_ref().map(|e| e.to_string()),
+                            tool_wait_ms: c.tool_wait_ms,
                         })
                         .collect(),
                 })
@@ -193,12 +233,21 @@ impl Timeline {
         }
     }
 
-    /// The run of `runs` (one cell's successful runs) with the median efficiency, as a timeline.
+    /// The run of `runs` (one cell's successful runs) with the median efficiency, as a
+    /// timeline; the median graph efficiency where the agents form a graph.
     pub(crate) fn median_run(runs: &[&RunRecord]) -> Option<Timeline> {
+        let graph = runs.iter().any(|r| has_graph(r));
+        let value = |r: &RunRecord| {
+            if graph {
+                graph_figures(r)?.efficiency
+            } else {
+                Some(r.metrics.as_ref()?.efficiency.value)
+            }
+        };
         let mut with: Vec<(&RunRecord, f64)> = runs
             .iter()
             .filter(|r| r.concurrent.is_some())
-            .filter_map(|r| Some((*r, r.metrics.as_ref()?.efficiency.value)))
+            .filter_map(|r| Some((*r, value(r)?)))
             .filter(|(_, e)| e.is_finite())
             .collect();
         if with.is_empty() {
@@ -210,7 +259,12 @@ impl Timeline {
             "its only successful run".to_owned()
         } else {
             format!(
-                "the run with the median measured efficiency of its cell's {} successful runs",
+                "the run with the median {} of its cell's {} successful runs",
+                if graph {
+                    "graph efficiency"
+                } else {
+                    "measured efficiency"
+                },
                 with.len()
             )
         };

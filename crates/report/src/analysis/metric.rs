@@ -1,7 +1,9 @@
 //! The per-run figures the report summarizes, each with its unit and basis.
 
+use super::graph::graph_figures;
 use chimeraforge_core::call::Basis;
 use chimeraforge_core::metrics::RunMetrics;
+use chimeraforge_core::record::RunRecord;
 use serde::Serialize;
 
 /// One figure per successful run, as summarized per cell.
@@ -29,10 +31,15 @@ pub enum Metric {
     /// Mean over agents of their mean concurrent-phase time to the first answer token (after
     /// any reasoning), ms. Shown only where some call reasoned.
     TtftAnswerMs,
+    /// critical path / T_conc, %: 100% on an ideal device whatever the graph's shape or the
+    /// agents' imbalance.
+    GraphEfficiency,
+    /// Σ T_i(alone) / critical path, ×: the speedup the agents' graph allows.
+    GraphCeiling,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 12] = [
         Metric::Speedup,
         Metric::Efficiency,
         Metric::EstimatedEfficiency,
@@ -43,6 +50,8 @@ impl Metric {
         Metric::Slowdown,
         Metric::Fairness,
         Metric::TtftAnswerMs,
+        Metric::GraphEfficiency,
+        Metric::GraphCeiling,
     ];
 
     /// Metrics compared between backends and between models.
@@ -66,14 +75,16 @@ impl Metric {
             Metric::Slowdown => "slowdown",
             Metric::Fairness => "fairness",
             Metric::TtftAnswerMs => "TTFT answer",
+            Metric::GraphEfficiency => "graph efficiency",
+            Metric::GraphCeiling => "graph ceiling",
         }
     }
 
     /// Unit of a value ("" for a plain ratio).
     pub fn unit(self) -> &'static str {
         match self {
-            Metric::Speedup | Metric::Slowdown => "×",
-            Metric::Efficiency | Metric::EstimatedEfficiency => "%",
+            Metric::Speedup | Metric::Slowdown | Metric::GraphCeiling => "×",
+            Metric::Efficiency | Metric::EstimatedEfficiency | Metric::GraphEfficiency => "%",
             Metric::EstimateGap => "pp",
             Metric::TtftMs | Metric::TtftAnswerMs => "ms",
             Metric::DecodeTokS | Metric::SystemThroughput => "tok/s",
@@ -84,7 +95,7 @@ impl Metric {
     /// Unit of a difference between two means of this metric.
     pub fn diff_unit(self) -> &'static str {
         match self {
-            Metric::Efficiency | Metric::EstimatedEfficiency => "pp",
+            Metric::Efficiency | Metric::EstimatedEfficiency | Metric::GraphEfficiency => "pp",
             m => m.unit(),
         }
     }
@@ -118,8 +129,11 @@ impl Metric {
     /// Decimal places shown for values.
     pub fn decimals(self) -> usize {
         match self {
-            Metric::Speedup | Metric::Slowdown | Metric::Fairness => 3,
-            Metric::Efficiency | Metric::EstimatedEfficiency | Metric::EstimateGap => 1,
+            Metric::Speedup | Metric::Slowdown | Metric::Fairness | Metric::GraphCeiling => 3,
+            Metric::Efficiency
+            | Metric::EstimatedEfficiency
+            | Metric::EstimateGap
+            | Metric::GraphEfficiency => 1,
             Metric::TtftMs
             | Metric::TtftAnswerMs
             | Metric::DecodeTokS
@@ -134,14 +148,28 @@ impl Metric {
             | Metric::Efficiency
             | Metric::DecodeTokS
             | Metric::SystemThroughput
-            | Metric::Fairness => Some(true),
+            | Metric::Fairness
+            | Metric::GraphEfficiency => Some(true),
             Metric::TtftMs | Metric::TtftAnswerMs | Metric::Slowdown => Some(false),
-            Metric::EstimatedEfficiency | Metric::EstimateGap => None,
+            // What the graph allows, not how well the server did.
+            Metric::EstimatedEfficiency | Metric::EstimateGap | Metric::GraphCeiling => None,
+        }
+    }
+
+    /// The run's value from its whole record: as [`Metric::of`] its metrics, except that the
+    /// graph figures absent from a record (written before them) are computed from the record
+    /// itself ([`super::graph::graph_figures`]).
+    pub fn of_run(self, r: &RunRecord) -> Option<(f64, bool)> {
+        match self {
+            Metric::GraphEfficiency => graph_figures(r)?.efficiency.map(|e| (e * 100.0, false)),
+            Metric::GraphCeiling => graph_figures(r)?.ceiling.map(|c| (c, false)),
+            m => m.of(r.metrics.as_ref()?),
         }
     }
 
     /// The run's value and whether its basis is estimated where it is normally measured
-    /// (system throughput from chunk counts); `None` when the run has no value.
+    /// (system throughput from chunk counts); `None` when the run has no value. The graph
+    /// figures only as recorded (see [`Metric::of_run`] for older records).
     pub fn of(self, m: &RunMetrics) -> Option<(f64, bool)> {
         let measured = |v: f64| Some((v, false));
         match self {
@@ -171,6 +199,8 @@ impl Metric {
                     .filter_map(|a| a.concurrent_ttft_answer_ms),
             )
             .map(|v| (v, false)),
+            Metric::GraphEfficiency => m.graph_efficiency.map(|f| (f.value * 100.0, false)),
+            Metric::GraphCeiling => m.graph_ceiling.map(|f| (f.value, false)),
         }
     }
 }

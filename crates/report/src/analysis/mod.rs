@@ -3,12 +3,15 @@
 //! correlations, failures, and the per-call detail the charts draw.
 
 mod cell;
+mod context;
 mod contrast;
 mod detail;
+pub mod graph;
 mod metric;
 mod runs;
 
 pub use cell::{CellAnalysis, CellKey, FlagCounts, MetricStats};
+pub use context::{ContextPoint, ContextSeries, ContextTurn};
 pub use contrast::{
     mann_whitney_method, min_mann_whitney_p, Contrast, CorrelationRow, Factor, VarianceSplit,
     Verdict,
@@ -131,6 +134,9 @@ pub struct Analysis {
     pub timelines: Vec<Timeline>,
     /// Each call's output preview from every cell's median-efficiency run.
     pub samples: Vec<OutputSample>,
+    /// TTFT against prompt tokens, per cell whose agents with history sent growing prompts
+    /// (none for agents without history), in cell order.
+    pub context: Vec<ContextSeries>,
     /// Some measured call reasoned (reasoning tokens > 0): the report then shows the time to
     /// the first answer token beside TTFT.
     pub reasoning: bool,
@@ -361,6 +367,10 @@ pub fn analyze(results: &Results, config: &AnalysisConfig) -> Analysis {
         .filter_map(|(_, runs)| Timeline::median_run(runs))
         .collect();
     let samples = cell_timelines.iter().flat_map(OutputSample::of).collect();
+    let context = dist_jobs
+        .iter()
+        .filter_map(|(k, runs)| ContextSeries::of(k.clone(), runs))
+        .collect();
     let timelines = backends
         .iter()
         .filter_map(|b| cell_timelines.iter().find(|t| &t.key.backend == b).cloned())
@@ -417,6 +427,7 @@ pub fn analyze(results: &Results, config: &AnalysisConfig) -> Analysis {
         distributions,
         timelines,
         samples,
+        context,
         reasoning: results.records.iter().any(reasoned),
         identical_requests: identical_requests(&by_cell),
     }

@@ -1,6 +1,7 @@
 //! One row per run (ok, failed or missing), and the failures gathered from them.
 
 use super::cell::CellKey;
+use super::graph::graph_figures;
 use super::metric::Metric;
 use crate::results::LostRun;
 use chimeraforge_core::call::CallErrorKind;
@@ -55,6 +56,12 @@ pub struct RunRow {
     pub speedup: Option<f64>,
     pub efficiency_pct: Option<f64>,
     pub estimated_efficiency_pct: Option<f64>,
+    /// Critical path / T_conc, %.
+    pub graph_efficiency_pct: Option<f64>,
+    /// Σ T_i(alone) / critical path, ×.
+    pub graph_ceiling: Option<f64>,
+    /// As recorded, else computed from the record (older records), ms.
+    pub critical_path_ms: Option<f64>,
     /// Only when some agent's output length differed between the phases (estimated).
     pub token_normalized_speedup: Option<f64>,
     pub system_throughput_tok_s: Option<f64>,
@@ -76,6 +83,7 @@ pub struct RunRow {
 impl RunRow {
     pub(crate) fn of(r: &RunRecord) -> RunRow {
         let m = r.metrics.as_ref().filter(|_| r.is_ok());
+        let ok = Some(r).filter(|r| r.is_ok());
         let get = |metric: Metric| m.and_then(|m| metric.of(m)).map(|v| v.0);
         RunRow {
             key: CellKey::of(r),
@@ -91,6 +99,11 @@ impl RunRow {
             speedup: get(Metric::Speedup),
             efficiency_pct: get(Metric::Efficiency),
             estimated_efficiency_pct: get(Metric::EstimatedEfficiency),
+            graph_efficiency_pct: ok
+                .and_then(|r| Metric::GraphEfficiency.of_run(r))
+                .map(|v| v.0),
+            graph_ceiling: ok.and_then(|r| Metric::GraphCeiling.of_run(r)).map(|v| v.0),
+            critical_path_ms: ok.and_then(graph_figures).map(|g| g.critical_path_ms),
             token_normalized_speedup: m.and_then(|m| m.token_normalized_speedup).map(|f| f.value),
             system_throughput_tok_s: get(Metric::SystemThroughput),
             system_throughput_estimated: m
@@ -119,6 +132,9 @@ impl RunRow {
             speedup: None,
             efficiency_pct: None,
             estimated_efficiency_pct: None,
+            graph_efficiency_pct: None,
+            graph_ceiling: None,
+            critical_path_ms: None,
             token_normalized_speedup: None,
             system_throughput_tok_s: None,
             system_throughput_estimated: false,

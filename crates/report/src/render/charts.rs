@@ -4,6 +4,7 @@
 use super::svg::{color, tick_label, ticks, Linear, Svg};
 use super::text::{num, signed};
 use crate::analysis::{Analysis, BoxStats, CellKey, Metric, Timeline};
+use chimeraforge_core::record::Phase;
 
 const WIDTH: f64 = 1140.0;
 const LABEL_W: f64 = 300.0;
@@ -482,29 +483,163 @@ pub fn scatter(a: &Analysis) -> String {
     svg.finish()
 }
 
+/// TTFT against prompt tokens, one panel per cell whose agents carry their history: every
+/// call, hollow alone (sequential phase), filled beside the others (concurrent phase).
+pub fn context(a: &Analysis) -> String {
+    const PANEL_W: f64 = 360.0;
+    const PANEL_H: f64 = 290.0;
+    const PER_ROW: usize = 3;
+    let (mut ylo, mut yhi) = (0.0f64, 0.0f64);
+    for p in a.context.iter().flat_map(|s| &s.points) {
+        ylo = ylo.min(p.ttft_ms);
+        yhi = yhi.max(p.ttft_ms);
+    }
+    let (ylo, yhi, ystep, yt) = ticks(ylo, yhi, 5);
+    let rows = a.context.len().div_ceil(PER_ROW).max(1);
+    let mut svg = Svg::new(
+        WIDTH,
+        rows as f64 * PANEL_H + 10.0,
+        "TTFT against prompt tokens per call of the agents with history, one panel per cell; hollow: alone (sequential phase), filled: concurrent phase",
+    );
+    for (i, s) in a.context.iter().enumerate() {
+        let ox = (i % PER_ROW) as f64 * (PANEL_W + 6.0);
+        let oy = (i / PER_ROW) as f64 * PANEL_H;
+        let (px0, px1) = (ox + 56.0, ox + PANEL_W - 10.0);
+        let (py0, py1) = (oy + 42.0, oy + PANEL_H - 48.0);
+        let xhi = s
+            .points
+            .iter()
+            .map(|p| p.prompt_tokens as f64)
+            .fold(0.0, f64::max);
+        let (xlo, xhi, xstep, xt) = ticks(0.0, xhi, 5);
+        let x = Linear::new((xlo, xhi), (px0, px1));
+        let y = Linear::new((ylo, yhi), (py1, py0));
+        let col = backend_color(a, &s.key.backend);
+        svg.rect(ox + 4.0, oy + 6.0, 10.0, 10.0, "swatch", col, None);
+        svg.text(
+            ox + 20.0,
+            oy + 15.0,
+            "start",
+            "row-head",
+            &truncate(
+                &format!(
+                    "{}  (n = {} calls, {} runs)",
+                    s.key.backend,
+                    s.points.len(),
+                    s.runs
+                ),
+                44,
+            ),
+        );
+        svg.text(
+            ox + 20.0,
+            oy + 29.0,
+            "start",
+            "tick",
+            &truncate(&s.key.workload(), 56),
+        );
+        for t in &xt {
+            svg.line(x.at(*t), py0, x.at(*t), py1, "grid");
+            svg.text(
+                x.at(*t),
+                py1 + 14.0,
+                "middle",
+                "tick",
+                &tick_label(*t, xstep),
+            );
+        }
+        for t in &yt {
+            svg.line(px0, y.at(*t), px1, y.at(*t), "grid");
+            svg.text(
+                px0 - 4.0,
+                y.at(*t) + 4.0,
+                "end",
+                "tick",
+                &tick_label(*t, ystep),
+            );
+        }
+        svg.line(px0, py1, px1, py1, "axis");
+        svg.line(px0, py0, px0, py1, "axis");
+        svg.text(
+            (px0 + px1) / 2.0,
+            py1 + 32.0,
+            "middle",
+            "axis-label",
+            "prompt tokens (server-reported)",
+        );
+        svg.raw(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" class=\"axis-label\" transform=\"rotate(-90 {:.1} {:.1})\">TTFT, ms</text>\n",
+            ox + 14.0,
+            (py0 + py1) / 2.0,
+            ox + 14.0,
+            (py0 + py1) / 2.0
+        ));
+        let stride = s.points.len().div_ceil(MAX_SCATTER_POINTS).max(1);
+        for p in s.points.iter().step_by(stride) {
+            let alone = p.phase == Phase::Sequential;
+            let tip = format!(
+                "{}: call {}, {} prompt tokens, TTFT {} ms ({})",
+                s.key,
+                p.turn + 1,
+                p.prompt_tokens,
+                num(p.ttft_ms, 1),
+                if alone { "alone" } else { "concurrent" }
+            );
+            let (cx, cy) = (x.at(p.prompt_tokens as f64), y.at(p.ttft_ms));
+            if alone {
+                svg.raw(&format!(
+                    "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"3\" fill=\"#ffffff\" stroke=\"{col}\" stroke-width=\"1.2\"><title>{}</title></circle>\n",
+                    super::text::html(&tip)
+                ));
+            } else {
+                svg.circle(cx, cy, 3.0, "dot", col, Some(&tip));
+            }
+        }
+    }
+    svg.finish()
+}
+
 /// The concurrent phase of one run: agents as lanes, each call a bar from send to done,
 /// each text arrival a tick.
 /// Every timeline shares one time axis, so backends compare at a glance.
 pub fn timeline(a: &Analysis, t: &Timeline) -> String {
-    const LANE_H: f64 = 46.0;
     const LANE_LABEL_W: f64 = 170.0;
     let end = a
         .timelines
         .iter()
         .flat_map(|t| t.lanes.iter().flat_map(|l| &l.calls).map(|c| c.done_ms))
         .fold(t.wall_ms, f64::max);
+    // A graph's tool waits and lane ends may reach past its last call's end.
+    let end = a
+        .timelines
+        .iter()
+        .filter(|t| t.graph)
+        .flat_map(|t| &t.lanes)
+        .flat_map(|l| {
+            l.calls
+                .iter()
+                .map(|c| c.done_ms + c.tool_wait_ms.unwrap_or(0.0))
+                .chain([l.end_ms])
+        })
+        .fold(end, f64::max);
     let (lo, hi, step, tv) = ticks(0.0, end, 10);
     let x0 = LANE_LABEL_W;
     let x1 = WIDTH - 20.0;
     let x = Linear::new((lo, hi), (x0, x1));
     let plot_h = t.lanes.len() as f64 * LANE_H;
     let height = TOP + 8.0 + plot_h + AXIS_H;
-    let title = format!(
+    let mut title = format!(
         "Timeline of the concurrent phase of {} run {}: agents as lanes, calls as bars from send to done, ticks at text arrivals",
         t.key,
         t.run_index + 1
     );
+    if t.graph {
+        title.push_str("; hatched: tool waits; arrows: from each dependency's end to its dependent's start; dashed outline and ★: the critical path");
+    }
     let mut svg = Svg::new(WIDTH, height, &title);
+    if t.graph {
+        svg.raw(GRAPH_DEFS);
+    }
     let y_top = TOP + 8.0;
     let y_end = y_top + plot_h;
     for v in &tv {
@@ -537,14 +672,18 @@ pub fn timeline(a: &Analysis, t: &Timeline) -> String {
     for (i, lane) in t.lanes.iter().enumerate() {
         let y = y_top + i as f64 * LANE_H;
         let (by, bh) = (y + 16.0, LANE_H - 20.0);
+        let star = if t.graph && lane.critical { "★ " } else { "" };
         svg.text_tip(
             4.0,
             by + bh / 2.0 + 4.0,
             "start",
             "row-label",
-            &truncate(&format!("agent {i}: {}", lane.agent_id), 26),
-            &format!("agent {i}: {}", lane.agent_id),
+            &truncate(&format!("{star}agent {i}: {}", lane.agent_id), 26),
+            &format!("agent {i}: {}{}", lane.agent_id, lane_note(t, i)),
         );
+        if t.graph {
+            graph_lane(&mut svg, &x, t, i, by, bh, col);
+        }
         for c in &lane.calls {
             let tip = format!(
                 "{} / {}: sent at {} ms, first text at {}, done at {} ms; {} text events{}\noutput: {}",
@@ -599,6 +738,98 @@ pub fn timeline(a: &Analysis, t: &Timeline) -> String {
         }
     }
     svg.finish()
+}
+
+/// The hatch of tool waits and the head of dependency arrows, once per graph timeline (the
+/// same ids in every one, so repeated definitions in one page agree).
+const GRAPH_DEFS: &str = "<defs><pattern id=\"cf-tool-hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#ffffff\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#555\" stroke-width=\"2\"/></pattern><marker id=\"cf-arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0L10,5L0,10z\" fill=\"#333\"/></marker></defs>\n";
+
+/// Lane height and label width of [`timeline`], shared with [`graph_lane`].
+const LANE_H: f64 = 46.0;
+
+/// What a lane's hover tip adds on a graph: what the agent waited on, whether it is on the
+/// critical path.
+fn lane_note(t: &Timeline, i: usize) -> String {
+    if !t.graph {
+        return String::new();
+    }
+    let lane = &t.lanes[i];
+    let after: Vec<&str> = lane
+        .after
+        .iter()
+        .filter_map(|&d| t.lanes.get(d).map(|l| l.agent_id.as_str()))
+        .collect();
+    format!(
+        "; started at {} ms{}, ended at {} ms{}",
+        num(lane.start_ms, 1),
+        if after.is_empty() {
+            String::new()
+        } else {
+            format!(" after {}", after.join(", "))
+        },
+        num(lane.end_ms, 1),
+        if lane.critical {
+            "; on the critical path"
+        } else {
+            ""
+        }
+    )
+}
+
+/// A graph lane's extras: its calls' tool waits (hatched), arrows from its dependencies'
+/// ends to its start, and an outline when it is on the critical path.
+fn graph_lane(svg: &mut Svg, x: &Linear, t: &Timeline, i: usize, by: f64, bh: f64, col: &str) {
+    let lane = &t.lanes[i];
+    for c in &lane.calls {
+        let Some(w) = c.tool_wait_ms else { continue };
+        let bx = x.at(c.done_ms);
+        svg.raw(&format!(
+            "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"url(#cf-tool-hatch)\" stroke=\"{col}\" stroke-width=\"0.8\" fill-opacity=\"0.9\"><title>{}</title></rect>\n",
+            by + 3.0,
+            (x.at(c.done_ms + w) - bx).max(0.5),
+            bh - 6.0,
+            super::text::html(&format!(
+                "{} / {}: tool wait {} ms, from {} to {} ms",
+                lane.agent_id,
+                c.call,
+                num(w, 1),
+                num(c.done_ms, 1),
+                num(c.done_ms + w, 1)
+            ))
+        ));
+    }
+    let mid = |j: usize| by - (i as f64 - j as f64) * LANE_H + bh / 2.0;
+    for &d in &lane.after {
+        let Some(dep) = t.lanes.get(d) else { continue };
+        let (x1, y1, x2, y2) = (x.at(dep.end_ms), mid(d), x.at(lane.start_ms), mid(i));
+        svg.raw(&format!(
+            "<path d=\"M{x1:.1},{y1:.1}C{:.1},{y1:.1} {:.1},{y2:.1} {x2:.1},{y2:.1}\" fill=\"none\" stroke=\"#333\" stroke-width=\"1.2\" marker-end=\"url(#cf-arrow)\"><title>{}</title></path>\n",
+            x1 + 12.0,
+            x2 - 12.0,
+            super::text::html(&format!(
+                "{} ended at {} ms; {} started at {} ms",
+                dep.agent_id,
+                num(dep.end_ms, 1),
+                lane.agent_id,
+                num(lane.start_ms, 1)
+            ))
+        ));
+    }
+    if lane.critical {
+        let (x1, x2) = (x.at(lane.start_ms), x.at(lane.end_ms));
+        svg.raw(&format!(
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#111\" stroke-width=\"1.6\" stroke-dasharray=\"6 3\"><title>{}</title></rect>\n",
+            x1 - 2.0,
+            by - 2.0,
+            (x2 - x1).max(0.5) + 4.0,
+            bh + 4.0,
+            super::text::html(&format!(
+                "{}: on the critical path (the longest chain of sequential-phase durations, {} ms)",
+                lane.agent_id,
+                t.critical_path_ms.map_or("–".to_owned(), |c| num(c, 1))
+            ))
+        ));
+    }
 }
 
 /// Three significant figures at most, for the narrow value column.

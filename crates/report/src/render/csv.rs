@@ -6,8 +6,8 @@ use crate::analysis::{kind_name, lost_cause, Analysis, RunRow, RunState};
 use std::fmt::Write;
 
 /// Column names, in order. `run_index` is 0-based as in `runs.jsonl`; deltas are agent 0 −
-/// agent 1; flags are `true`/`false`, empty when the run has no metrics.
-pub const COLUMNS: [&str; 31] = [
+/// agent 1; the graph figures are computed from the record where it predates them; flags are `true`/`false`, empty when the run has no metrics.
+pub const COLUMNS: [&str; 34] = [
     "model",
     "scenario",
     "agents",
@@ -23,6 +23,9 @@ pub const COLUMNS: [&str; 31] = [
     "speedup",
     "efficiency_pct",
     "estimated_efficiency_pct",
+    "graph_efficiency_pct",
+    "graph_ceiling",
+    "critical_path_ms",
     "token_normalized_speedup",
     "system_throughput_tok_s",
     "system_throughput_basis",
@@ -69,7 +72,7 @@ impl Report for CsvReport {
         // In the order of Flags::NAMES, which the columns follow (tested).
         let flags = r.flags.map(|fl| fl.values());
         let flag = |i: usize| flags.map_or_else(String::new, |v| v[i].to_string());
-        let fields: [String; 31] = [
+        let fields: [String; COLUMNS.len()] = [
             r.key.model.clone(),
             r.key.scenario.name().to_owned(),
             r.key.agents.to_string(),
@@ -94,6 +97,9 @@ impl Report for CsvReport {
             f(r.speedup),
             f(r.efficiency_pct),
             f(r.estimated_efficiency_pct),
+            f(r.graph_efficiency_pct),
+            f(r.graph_ceiling),
+            f(r.critical_path_ms),
             f(r.token_normalized_speedup),
             f(r.system_throughput_tok_s),
             match (r.system_throughput_tok_s, r.system_throughput_estimated) {

@@ -19,7 +19,14 @@ pub enum FindingKind {
     SeedFormula,
     /// Flags and failures: counts, not comparisons.
     Caveat,
+    /// A cell whose graph efficiency is far below 100%: the server, not the agents' graph,
+    /// held concurrency back.
+    FarBelowGraph,
 }
+
+/// Graph efficiency below this (%), by the CI's upper bound where there is one, is a finding:
+/// the level below which `low_speedup` flags efficiency.
+pub const GRAPH_EFFICIENCY_LOW_PCT: f64 = 75.0;
 
 /// One sentence of the findings.
 #[derive(Debug, Clone)]
@@ -91,6 +98,19 @@ pub fn findings(a: &Analysis) -> Vec<FindingGroup> {
             headline,
             summary: format!("{differ} differ, {noise} within noise, {untested} not testable"),
             findings: fs,
+        });
+    }
+
+    let below = far_below_graph(a);
+    if !below.is_empty() {
+        groups.push(FindingGroup {
+            title: "Graph efficiency (measured)".to_owned(),
+            headline: false,
+            summary: format!(
+                "{} cell(s) far below 100% (under {GRAPH_EFFICIENCY_LOW_PCT}%)",
+                below.len()
+            ),
+            findings: below,
         });
     }
 
@@ -306,6 +326,47 @@ fn seed_formula(a: &Analysis) -> Vec<Finding> {
         out.push(finding(
             FindingKind::NotTestable,
             format!("{too_few} cell(s) have one successful run: n too small to compare the seed's formula with measured efficiency."),
+        ));
+    }
+    out
+}
+
+/// Cells whose graph efficiency is below [`GRAPH_EFFICIENCY_LOW_PCT`]: the upper bound of
+/// its CI where there is one, else the mean (said to rest on too few runs for a CI).
+fn far_below_graph(a: &Analysis) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for cell in &a.cells {
+        let ge = cell.metric(Metric::GraphEfficiency);
+        let Some(s) = ge.summary else { continue };
+        let (below, ci) = match ge.ci {
+            Some(ci) => (
+                ci.hi < GRAPH_EFFICIENCY_LOW_PCT,
+                format!("95% CI {} to {}%", num(ci.lo, 1), num(ci.hi, 1)),
+            ),
+            None => (
+                s.mean < GRAPH_EFFICIENCY_LOW_PCT,
+                "too few runs for a CI".to_owned(),
+            ),
+        };
+        if !below || s.mean <= 0.0 {
+            continue;
+        }
+        let mean_of = |m: Metric| {
+            cell.metric(m)
+                .summary
+                .map_or("–".into(), |s| num(s.mean, 2))
+        };
+        out.push(finding(
+            FindingKind::FarBelowGraph,
+            format!(
+                "On {key}, graph efficiency is {mean}% ({ci}; n = {n} runs): the concurrent phase took {times}× the critical path an infinitely parallel server would need. Concurrency gave a {speedup}× speedup where the agents' graph allows {ceiling}×.",
+                key = cell.key,
+                mean = num(s.mean, 1),
+                n = s.n,
+                times = num(100.0 / s.mean, 2),
+                speedup = mean_of(Metric::Speedup),
+                ceiling = mean_of(Metric::GraphCeiling),
+            ),
         ));
     }
     out

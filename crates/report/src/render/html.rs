@@ -125,8 +125,18 @@ impl Report for HtmlReport {
         figure(&mut o, "Inter-chunk gaps (raw gaps between consecutive text events), concurrent phase. n = gaps (and calls).", &charts::gaps(a));
         figure(&mut o, "Throughput delta vs measured efficiency, per run, one panel per backend (shared y axis; each panel its own x axis). n = successful runs with both values; r = Pearson's r over them.", &charts::scatter(a));
         for t in &a.timelines {
+            let graph = if t.graph {
+                format!(
+                    " Agent graph: hatched segments are tool waits after a call; arrows run from each dependency's end to its dependent's start; ★ and the dashed outline mark the critical path ({} ms in the sequential phase; graph efficiency {}).",
+                    t.critical_path_ms.map_or("–".to_owned(), |c| super::text::num(c, 1)),
+                    t.graph_efficiency_pct
+                        .map_or("–".to_owned(), |e| format!("{}%", super::text::num(e, 1)))
+                )
+            } else {
+                String::new()
+            };
             let caption = format!(
-                "Timeline of one concurrent phase: {} run {} ({}), T_conc {} ms, measured efficiency {}. White part of a bar: waiting for the first token; ticks: text arrivals. Hover a bar for its times and output.",
+                "Timeline of one concurrent phase: {} run {} ({}), T_conc {} ms, measured efficiency {}. White part of a bar: waiting for the first token; ticks: text arrivals. Hover a bar for its times and output.{graph}",
                 t.key,
                 t.run_index + 1,
                 t.chosen,
@@ -135,6 +145,11 @@ impl Report for HtmlReport {
                     .map_or("–".to_owned(), |e| format!("{}%", super::text::num(e, 1)))
             );
             figure(&mut o, &caption, &charts::timeline(a, t));
+        }
+
+        if !a.context.is_empty() {
+            figure(&mut o, "TTFT against context length: every call of the agents that carry their history, by the prompt tokens the server counted; hollow: the agent alone (sequential phase), filled: beside the others (concurrent phase). One panel per cell.", &charts::context(a));
+            o.push_str(&table::context_table(&a.context).html("context"));
         }
 
         for (factor, title, what) in [
@@ -216,6 +231,7 @@ fn finding_item(o: &mut String, f: &Finding) {
         FindingKind::NotTestable => ("untestable", "not testable"),
         FindingKind::SeedFormula => ("seed", "seed formula"),
         FindingKind::Caveat => ("caveat", "caveat"),
+        FindingKind::FarBelowGraph => ("caveat", "far below the graph"),
     };
     w!(
         o,

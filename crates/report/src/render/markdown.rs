@@ -71,6 +71,7 @@ impl Report for MarkdownReport {
                 let prefix = match f.kind {
                     FindingKind::Difference => "**Differs.** ",
                     FindingKind::WithinNoise => "Within noise. ",
+                    FindingKind::FarBelowGraph => "**Far below the graph.** ",
                     _ => "",
                 };
                 line!(o, "- {prefix}{}", md(&f.text));
@@ -94,6 +95,15 @@ impl Report for MarkdownReport {
         line!(o);
         o.push_str(&self.tables.latency.markdown());
         line!(o);
+        graph_timelines(&mut o, a);
+        if !a.context.is_empty() {
+            line!(o, "### TTFT against context length");
+            line!(o);
+            line!(o, "Agents that carry their history send every earlier turn again, so each call's prompt is longer than the last. Per call position of those agents: the prompt as the server counted it, and the TTFT alone (sequential phase) and beside the other agents (concurrent phase). report.html plots every call.");
+            line!(o);
+            o.push_str(&table::context_table(&a.context).markdown());
+            line!(o);
+        }
 
         for (factor, title, what) in [
             (Factor::Backend, "Backend gap per model", "backends"),
@@ -250,6 +260,7 @@ fn head(o: &mut String, a: &Analysis) {
 pub(super) fn how_to_read(a: &Analysis) -> Vec<String> {
     let mut notes = vec![
         "Speedup = Σ T_i(alone) / T_conc, from a real sequential phase; efficiency = speedup / N agents. Both are measured.".to_owned(),
+        "Graph efficiency = critical path / T_conc, where the critical path is the longest chain of sequential-phase agent durations (tool waits included) along the agents' dependencies (for independent agents, the slowest agent alone): 100% on an ideal device whatever the graph. Efficiency cannot reach 100% when agents differ in length, even on a perfect server, because T_conc is at least the longest agent's time, so speedup ≤ Σ / critical path = the graph ceiling, shown beside it. Records without a recorded critical path get it computed from their own agents and sequential phase.".to_owned(),
         "Estimated efficiency is the original report's formula, Σ T_i(conc) / T_conc / N. It measures how evenly the agents finished, not what concurrency gained (two agents that each slow down 2× on a shared device still score about 100%). It is shown only so old numbers can be reproduced, in its own column, never as a headline.".to_owned(),
         "TTFT and decode rate: concurrent phase; per run the mean over agents, then summarized over runs. Slowdown = T_i(conc) / T_i(alone), mean over agents. Fairness = Jain's index over the agents' slowdowns (1 = all slowed equally). System throughput = tokens of all agents / T_conc.".to_owned(),
         "Deltas are agent 0 − agent 1 (config order), concurrent phase.".to_owned(),
@@ -263,6 +274,34 @@ pub(super) fn how_to_read(a: &Analysis) -> Vec<String> {
         "Every metric is defined in docs/methodology.md.".to_owned(),
     ]);
     notes
+}
+
+/// Each agent graph's concurrent phase as a table; report.html draws it.
+fn graph_timelines(o: &mut String, a: &Analysis) {
+    let graphs: Vec<_> = a.timelines.iter().filter(|t| t.graph).collect();
+    if graphs.is_empty() {
+        return;
+    }
+    line!(o, "### Agent graph timelines (concurrent phase)");
+    line!(o);
+    line!(o, "One run per backend: when each agent started (after its dependencies) and ended, relative to the barrier's release, its tool waits, and whether it is on the critical path (the longest chain of sequential-phase durations along the dependencies). report.html draws each as a timeline.");
+    line!(o);
+    for t in graphs {
+        line!(
+            o,
+            "{} run {} ({}): T_conc {} ms, critical path {} ms, graph efficiency {}.",
+            md(&t.key.to_string()),
+            t.run_index + 1,
+            t.chosen,
+            num(t.wall_ms, 1),
+            t.critical_path_ms.map_or("–".to_owned(), |c| num(c, 1)),
+            t.graph_efficiency_pct
+                .map_or("–".to_owned(), |e| format!("{}%", num(e, 1)))
+        );
+        line!(o);
+        o.push_str(&table::graph_timeline_table(t).markdown());
+        line!(o);
+    }
 }
 
 fn failures(o: &mut String, a: &Analysis) {

@@ -4,8 +4,8 @@
 
 use super::text::{ci_signed, html, md, num, opt, p_value, serde_name, signed, stats_parts};
 use crate::analysis::{
-    kind_name, lost_cause, mann_whitney_method, Analysis, CellAnalysis, Contrast, Factor, Metric,
-    RunRow, RunState,
+    kind_name, lost_cause, mann_whitney_method, Analysis, BoxStats, CellAnalysis, ContextSeries,
+    Contrast, Factor, Metric, RunRow, RunState, Timeline,
 };
 use std::fmt::Write;
 
@@ -218,7 +218,7 @@ fn md_own(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-pub const GAIN_HEADER: [&str; 8] = [
+pub const GAIN_HEADER: [&str; 10] = [
     "model",
     "scenario",
     "agents",
@@ -226,6 +226,8 @@ pub const GAIN_HEADER: [&str; 8] = [
     "runs ok / scheduled",
     "speedup (measured), ×",
     "efficiency (measured), %",
+    "graph efficiency (measured: critical path / T_conc), %",
+    "graph ceiling (Σ alone / critical path), ×",
     "estimated efficiency (seed formula, not a measurement), %",
 ];
 
@@ -268,6 +270,8 @@ pub fn gain_row(c: &CellAnalysis) -> Vec<Cell> {
         own(runs_cell(c)),
         metric_cell(c, Metric::Speedup),
         metric_cell(c, Metric::Efficiency),
+        metric_cell(c, Metric::GraphEfficiency),
+        metric_cell(c, Metric::GraphCeiling),
         metric_cell(c, Metric::EstimatedEfficiency),
     ]);
     row
@@ -353,11 +357,12 @@ pub fn gap_row(c: &Contrast) -> Vec<Cell> {
     ]
 }
 
-pub const APPENDIX_HEADER: [&str; 8] = [
+pub const APPENDIX_HEADER: [&str; 9] = [
     "run",
     "status",
     "speedup, ×",
     "efficiency (measured), %",
+    "graph efficiency (measured), %",
     "estimated efficiency (seed formula), %",
     "throughput Δ, tok/s",
     "TTFT Δ, ms",
@@ -376,6 +381,7 @@ pub fn appendix_row(r: &RunRow) -> Vec<Cell> {
         own(status),
         own(opt(r.speedup, 4)),
         own(opt(r.efficiency_pct, 2)),
+        own(opt(r.graph_efficiency_pct, 2)),
         own(opt(r.estimated_efficiency_pct, 2)),
         own(r
             .throughput_delta_tok_s
@@ -517,6 +523,90 @@ pub fn missing_runs_table(a: &Analysis) -> Table {
                 |l| l.failure.to_string(),
             )),
         ]);
+    }
+    t
+}
+
+/// An agent graph's concurrent phase, one row per agent: what the graph timeline draws.
+pub fn graph_timeline_table(t: &Timeline) -> Table {
+    let mut table = Table::new(&[
+        "agent",
+        "after",
+        "start, ms",
+        "end, ms",
+        "calls",
+        "tool waits, ms",
+        "critical path",
+    ]);
+    for lane in &t.lanes {
+        let after: Vec<&str> = lane
+            .after
+            .iter()
+            .filter_map(|&d| t.lanes.get(d).map(|l| l.agent_id.as_str()))
+            .collect();
+        let waits: Vec<String> = lane
+            .calls
+            .iter()
+            .filter_map(|c| c.tool_wait_ms)
+            .map(|w| num(w, 1))
+            .collect();
+        table.rows.push(vec![
+            foreign(&lane.agent_id),
+            foreign(if after.is_empty() {
+                "–".to_owned()
+            } else {
+                after.join(", ")
+            }),
+            own(num(lane.start_ms, 1)),
+            own(num(lane.end_ms, 1)),
+            own(lane.calls.len().to_string()),
+            own(if waits.is_empty() {
+                "–".to_owned()
+            } else {
+                waits.join(", ")
+            }),
+            own(if lane.critical { "★ on it" } else { "" }),
+        ]);
+    }
+    table
+}
+
+/// TTFT against context length: one row per cell and call position of its agents with
+/// history.
+pub fn context_table(series: &[ContextSeries]) -> Table {
+    let mut t = Table::keyed(
+        &[
+            "cell",
+            "call",
+            "prompt tokens (server), median (min–max)",
+            "TTFT alone (sequential), ms, median (IQR)",
+            "TTFT concurrent, ms, median (IQR)",
+        ],
+        1,
+    );
+    let med = |b: &Option<BoxStats>, d: usize| {
+        b.map_or("–".to_owned(), |b| {
+            format!(
+                "{} ({}–{}; n = {})",
+                num(b.median, d),
+                num(b.q1, d),
+                num(b.q3, d),
+                b.n
+            )
+        })
+    };
+    for s in series {
+        for turn in &s.turns {
+            t.rows.push(vec![
+                foreign(s.key.to_string()),
+                own((turn.turn + 1).to_string()),
+                own(turn.prompt_tokens.map_or("–".to_owned(), |b| {
+                    format!("{} ({}–{})", num(b.median, 0), num(b.min, 0), num(b.max, 0))
+                })),
+                own(med(&turn.ttft_alone_ms, 1)),
+                own(med(&turn.ttft_concurrent_ms, 1)),
+            ]);
+        }
     }
     t
 }

@@ -6,7 +6,9 @@
 
 use chimeraforge_core::api::{ApiKind, ServerStats};
 use chimeraforge_core::call::{Basis, CallError, CallErrorKind, CallRecord, TokenCount};
+use chimeraforge_core::graph::Graph;
 use chimeraforge_core::metrics::{percentiles, run_metrics};
+use chimeraforge_core::record::Figure;
 use chimeraforge_core::record::{
     AgentPhaseRecord, ClientCost, Phase, PhaseOrder, PhaseRecord, RunRecord, RunStatus,
     SCHEMA_VERSION,
@@ -35,6 +37,24 @@ pub struct CellSpec {
     pub preview: String,
     /// Agent ids, in order.
     pub agent_ids: Vec<String>,
+    /// An agent graph instead of independent agents ([`graph_run`]).
+    pub graph: Option<GraphSpec>,
+}
+
+/// Who waits on whom, tool steps and growing histories, per agent in `agent_ids` order.
+#[derive(Debug, Clone, Default)]
+pub struct GraphSpec {
+    /// The ids each agent starts after.
+    pub after: Vec<Vec<String>>,
+    /// The tool step after each of the agent's calls but its last, ms (`None`: no tool).
+    pub tool_ms: Vec<Option<f64>>,
+    /// Calls per agent.
+    pub calls: usize,
+    /// Prompt tokens of each agent's first call, and what each later call adds (its
+    /// history; 0: no history). TTFT grows by `ttft_ms_per_token` per prompt token.
+    pub prompt_tokens: u64,
+    pub history_tokens: u64,
+    pub ttft_ms_per_token: f64,
 }
 
 impl CellSpec {
@@ -51,6 +71,46 @@ impl CellSpec {
             seed: 1,
             preview: "Throughput is bounded by the device.".to_owned(),
             agent_ids: vec!["collector".to_owned(), "insight".to_owned()],
+            graph: None,
+        }
+    }
+
+    /// An orchestrator fanning out to three workers (two of them wait on a tool between
+    /// their calls), fanned in by an aggregator; every agent carries its history, so each
+    /// of its three calls sends a longer prompt.
+    pub fn graph(backend: &str, model: &str) -> CellSpec {
+        let ids = [
+            "orchestrator",
+            "worker-1",
+            "worker-2",
+            "worker-3",
+            "aggregator",
+        ];
+        let workers = || {
+            vec![
+                "worker-1".to_owned(),
+                "worker-2".to_owned(),
+                "worker-3".to_owned(),
+            ]
+        };
+        CellSpec {
+            agent_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+            tokens: 24,
+            graph: Some(GraphSpec {
+                after: vec![
+                    vec![],
+                    vec!["orchestrator".to_owned()],
+                    vec!["orchestrator".to_owned()],
+                    vec!["orchestrator".to_owned()],
+                    workers(),
+                ],
+                tool_ms: vec![None, Some(200.0), None, Some(120.0), None],
+                calls: 3,
+                prompt_tokens: 60,
+                history_tokens: 90,
+                ttft_ms_per_token: 0.1,
+            }),
+            ..CellSpec::new(backend, model, Scenario::BaselineVsChimera)
         }
     }
 }
@@ -171,18 +231,30 @@ fn agents(spec: &CellSpec) -> Vec<Agent> {
             // As the driver instantiates them: the scenario's options per agent (so two
             // scenarios send different requests on Ollama's API).
             options: spec.scenario.options_for(i),
-            calls: vec![
-                CallSpec {
-                    name: "analysis".to_owned(),
-                    prompt: "Analyse.".to_owned(),
-                },
-                CallSpec {
-                    name: "report".to_owned(),
-                    prompt: "Report on {previous}".to_owned(),
-                },
-            ],
-            after: Vec::new(),
-            history: false,
+            calls: match &spec.graph {
+                None => vec![
+                    CallSpec {
+                        name: "analysis".to_owned(),
+                        prompt: "Analyse.".to_owned(),
+                    },
+                    CallSpec {
+                        name: "report".to_owned(),
+                        prompt: "Report on {previous}".to_owned(),
+                    },
+                ],
+                Some(g) => (0..g.calls)
+                    .map(|k| CallSpec {
+                        name: graph_call_name(k),
+                        prompt: format!("Step {} of {{previous}}", k + 1),
+                    })
+                    .collect(),
+            },
+            after: spec
+                .graph
+                .as_ref()
+                .and_then(|g| g.after.get(i).cloned())
+                .unwrap_or_default(),
+            history: spec.graph.as_ref().is_some_and(|g| g.history_tokens > 0),
         })
         .collect()
 }
@@ -313,6 +385,143 @@ pub fn failed_run(
         call: "analysis".to_owned(),
         error,
     };
+    r
+}
+
+fn graph_call_name(k: usize) -> String {
+    format!("step-{}", k + 1)
+}
+
+/// One graph agent's calls from `start_ms`: a tool wait after each call but the last where
+/// the agent has a tool; prompts growing by the history.
+#[allow(clippy::too_many_arguments)]
+fn graph_agent_phase(
+    spec: &CellSpec,
+    g: &GraphSpec,
+    i: usize,
+    start_ms: f64,
+    ttft: f64,
+    rate: f64,
+) -> AgentPhaseRecord {
+    let agent = &spec.agent_ids[i];
+    let mut calls = Vec::new();
+    let mut t = start_ms;
+    for k in 0..g.calls {
+        let prompt = g.prompt_tokens + k as u64 * g.history_tokens;
+        let ttft = ttft + prompt as f64 * g.ttft_ms_per_token;
+        let mut c = call(spec, agent, &graph_call_name(k), t, ttft, spec.tokens, rate);
+        if let Some(s) = &mut c.server {
+            s.prompt_tokens = Some(prompt);
+        }
+        t += c.e2e_ms + 0.2;
+        if k + 1 < g.calls {
+            if let Some(w) = g.tool_ms[i] {
+                c.tool_wait_ms = Some(w);
+                c.tool_calls = 1;
+                t += w;
+            }
+        }
+        calls.push(c);
+    }
+    let end = calls
+        .last()
+        .map_or(start_ms, |c| c.send_offset_ms + c.e2e_ms);
+    AgentPhaseRecord {
+        agent_id: agent.clone(),
+        start_ms,
+        duration_ms: end - start_ms,
+        calls,
+    }
+}
+
+/// A successful run of a graph cell ([`CellSpec::graph`]): the sequential phase runs the
+/// agents alone in a topological order, the concurrent phase starts each agent when its
+/// dependencies ended, agents running beside others slowed by `slowdown`. Its metrics
+/// carry the critical path, the graph's ceiling and its efficiency, as the protocol records
+/// them.
+pub fn graph_run(spec: &CellSpec, run_index: u32) -> RunRecord {
+    let g = spec.graph.as_ref().expect("a graph cell");
+    let cell = format!("{}/{}/{}/graph", spec.backend, spec.model, spec.scenario);
+    let mut rng = Rng::new(spec.seed ^ (u64::from(run_index) << 32) ^ hash(&cell));
+    let factor = |rng: &mut Rng| (1.0 + spec.noise * rng.normal()).max(0.2);
+    let base = base_record(spec, run_index);
+    let graph = Graph::of(&base.agents).expect("an acyclic graph");
+    let n = spec.agent_ids.len();
+    let order = graph.topological_order(&(0..n).collect::<Vec<_>>());
+
+    let mut seq: Vec<Option<AgentPhaseRecord>> = vec![None; n];
+    let mut t = 0.0;
+    for &i in &order {
+        let ttft = spec.ttft_ms * factor(&mut rng);
+        let rate = spec.rate_tok_s * factor(&mut rng);
+        let a = graph_agent_phase(spec, g, i, t, ttft, rate);
+        t += a.duration_ms + 1.0;
+        seq[i] = Some(a);
+    }
+    let seq = PhaseRecord {
+        phase: Phase::Sequential,
+        wall_ms: t,
+        agents: seq
+            .into_iter()
+            .map(|a| a.expect("every agent ran"))
+            .collect(),
+    };
+
+    // Depth of each agent along the dependencies: agents of one depth run side by side.
+    let mut depth = vec![0usize; n];
+    for &i in &order {
+        depth[i] = graph.after[i]
+            .iter()
+            .map(|&d| depth[d] + 1)
+            .max()
+            .unwrap_or(0);
+    }
+    let mut conc: Vec<Option<AgentPhaseRecord>> = vec![None; n];
+    for &i in &order {
+        let start = graph.after[i]
+            .iter()
+            .map(|&d| {
+                let a = conc[d].as_ref().expect("dependencies first");
+                a.start_ms + a.duration_ms
+            })
+            .fold(0.0, f64::max)
+            + 0.3;
+        let crowded = depth.iter().filter(|&&d| d == depth[i]).count() > 1;
+        let slow = if crowded { spec.slowdown } else { 1.0 } * factor(&mut rng);
+        let ttft = spec.ttft_ms * slow * factor(&mut rng);
+        conc[i] = Some(graph_agent_phase(
+            spec,
+            g,
+            i,
+            start,
+            ttft,
+            spec.rate_tok_s / slow,
+        ));
+    }
+    let conc_agents: Vec<AgentPhaseRecord> = conc
+        .into_iter()
+        .map(|a| a.expect("every agent ran"))
+        .collect();
+    let wall = conc_agents
+        .iter()
+        .map(|a| a.start_ms + a.duration_ms)
+        .fold(0.0, f64::max);
+    let conc = PhaseRecord {
+        phase: Phase::Concurrent,
+        wall_ms: wall,
+        agents: conc_agents,
+    };
+    let mut m = run_metrics(&seq, &conc);
+    let durations: Vec<f64> = seq.agents.iter().map(|a| a.duration_ms).collect();
+    let cp = graph.critical_path(&durations).expect("durations fit").ms;
+    m.critical_path_ms = Some(cp);
+    m.graph_ceiling = Some(Figure::measured(m.sequential_sum_ms / cp));
+    m.graph_efficiency = Some(Figure::measured(cp / m.concurrent_wall_ms));
+    let mut r = base;
+    r.sequential_order = order;
+    r.metrics = Some(m);
+    r.sequential = Some(seq);
+    r.concurrent = Some(conc);
     r
 }
 
