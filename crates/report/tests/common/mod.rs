@@ -175,10 +175,12 @@ fn agents(spec: &CellSpec) -> Vec<Agent> {
                 CallSpec {
                     name: "analysis".to_owned(),
                     prompt: "Analyse.".to_owned(),
+                    tool: None,
                 },
                 CallSpec {
                     name: "report".to_owned(),
                     prompt: "Report on {previous}".to_owned(),
+                    tool: None,
                 },
             ],
             after: Vec::new(),
