@@ -237,10 +237,8 @@ impl Latency {
         match *self {
             Latency::Fixed(ms) => ms,
             Latency::Uniform { min, max } => {
-                let key = seed
-                    ^ fnv1a(agent_id.as_bytes())
-                    ^ (u64::from(run_index) << 32)
-                    ^ call as u64;
+                let key =
+                    seed ^ fnv1a(agent_id.as_bytes()) ^ (u64::from(run_index) << 32) ^ call as u64;
                 // The top 53 bits as a fraction in [0, 1).
                 let u = (splitmix64(key) >> 11) as f64 / (1u64 << 53) as f64;
                 min + (max - min) * u
@@ -493,7 +491,10 @@ pub enum Message {
     /// its text.
     Assistant(Turn),
     /// A tool's result for one tool call.
-    Tool { call: ToolCall, result: String },
+    Tool {
+        call: ToolCall,
+        result: String,
+    },
 }
 
 /// JSON body of a streaming generation request for `api`.
@@ -1201,7 +1202,10 @@ mod tests {
             max: 300.0,
         };
         let draws: Vec<f64> = (0..50).map(|run| u.draw(7, run, "worker", 0)).collect();
-        assert!(draws.iter().all(|d| (100.0..300.0).contains(d)), "{draws:?}");
+        assert!(
+            draws.iter().all(|d| (100.0..300.0).contains(d)),
+            "{draws:?}"
+        );
         assert!(draws.iter().any(|&d| d != draws[0]));
         assert_eq!(u.draw(7, 3, "worker", 0), draws[3]);
         // The same values as python/tests/test_workload.py's test_latency_draws_match_rust.

@@ -879,7 +879,11 @@ fn calls(
 /// 0..=[`MAX_TIMEOUT_MS`], min ≤ max.
 fn tool_step(src: &Source, t: &RawTool) -> Result<ToolStep, ConfigError> {
     let name = t.name.get_ref().trim();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+    {
         return Err(src.error(
             t.name.span(),
             format!("tool name {:?} is not a function name", t.name.get_ref()),
@@ -935,8 +939,7 @@ fn tool_step(src: &Source, t: &RawTool) -> Result<ToolStep, ConfigError> {
 /// The agents' `after` lists form a graph that can run: known ids, no agent after itself, no
 /// cycle. Errors point at the offending agent's `after`.
 fn graph(src: &Source, raw: &[RawAgent], agents: &[AgentTemplate]) -> Result<(), ConfigError> {
-    let Err(e) = Graph::from_ids(agents.iter().map(|a| (a.id.as_str(), a.after.as_slice())))
-    else {
+    let Err(e) = Graph::from_ids(agents.iter().map(|a| (a.id.as_str(), a.after.as_slice()))) else {
         return Ok(());
     };
     let (agent, hint) = match &e {
@@ -1435,7 +1438,9 @@ calls = [{ name = "c", prompt = "p" }]
     /// `OK` (endpoint a: Ollama chat, b: Ollama chat) plus these agents; endpoint "g" uses
     /// /api/generate.
     fn with_agents(agents: &str) -> String {
-        format!("{OK}[[endpoints]]\nname = \"g\"\nurl = \"sim\"\napi = \"ollama-generate\"\n{agents}")
+        format!(
+            "{OK}[[endpoints]]\nname = \"g\"\nurl = \"sim\"\napi = \"ollama-generate\"\n{agents}"
+        )
     }
 
     const GRAPH: &str = r#"
@@ -1595,7 +1600,11 @@ calls = [{ name = "sum", prompt = "Sum {output:w} and {output:orch}", tool = { n
     fn after_is_rejected_with_scaling() {
         let text = format!("{}\n[scaling]\nmax_agents = 4\n", with_agents(GRAPH));
         let e = parse_str(&text).unwrap_err();
-        let line = text.lines().position(|l| l.contains("after = [\"orch\"]")).unwrap() + 1;
+        let line = text
+            .lines()
+            .position(|l| l.contains("after = [\"orch\"]"))
+            .unwrap()
+            + 1;
         assert_eq!(e.line, line, "{e}");
         assert!(e.message.contains("[scaling]"), "{e}");
         // Independent agents still sweep.

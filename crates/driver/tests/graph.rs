@@ -44,7 +44,10 @@ fn bench(name: &str) -> Vec<RunRecord> {
         let m = r.metrics.as_ref().unwrap();
         let cp = m.critical_path_ms.expect("critical_path_ms on every run");
         assert!(cp > 0.0 && cp <= m.sequential_sum_ms, "{m:?}");
-        assert!(m.graph_efficiency.is_some() && m.graph_ceiling.is_some(), "{m:?}");
+        assert!(
+            m.graph_efficiency.is_some() && m.graph_ceiling.is_some(),
+            "{m:?}"
+        );
         dependents_start_after_their_dependencies(r, r.concurrent.as_ref().unwrap());
         dependents_start_after_their_dependencies(r, r.sequential.as_ref().unwrap());
     }
