@@ -170,8 +170,6 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
         metrics: None,
         status: RunStatus::Ok,
     };
-    // Each agent its own client, for the whole run: under keep-alive its connection is
-    // its own, opened by its warm-up call and reused by every later call.
     let graph = match Graph::of(&plan.agents) {
         Ok(g) => g,
         Err(e) => {
@@ -185,6 +183,8 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
             return out;
         }
     };
+    // Each agent its own client, for the whole run: under keep-alive its connection is
+    // its own, opened by its warm-up call and reused by every later call.
     let mut clients = Vec::with_capacity(plan.agents.len());
     for a in &plan.agents {
         match client.for_agent() {
