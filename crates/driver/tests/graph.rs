@@ -6,8 +6,12 @@ mod common;
 #[path = "common/graph.rs"]
 mod graph_common;
 
+use chimeraforge::backends::{python_backend, EXTERNAL_NAMES};
 use chimeraforge::child::{run_job, ChildJob};
+use chimeraforge::spawn::run_child;
 use chimeraforge_core::api::ApiKind;
+use chimeraforge_core::graph::Graph;
+use chimeraforge_core::metrics::run_metrics_with_graph;
 use chimeraforge_core::record::{Phase, PhaseRecord, RunRecord, RunStatus};
 use chimeraforge_core::workload::Endpoint;
 use chimeraforge_sim::Device;
@@ -182,6 +186,44 @@ fn a_failed_dependency_starts_none_of_its_dependents<B: chimeraforge_core::Backe
     assert_eq!(ids, ["orch"], "{}", B::NAME);
     assert!(r.sequential.is_none());
     assert!(r.metrics.is_none());
+}
+
+/// The Python child runs the same graph (dependents after their dependencies, the tool wait
+/// recorded) and its metrics are exactly what Rust computes from its phase records. Skipped,
+/// with the reason printed, when the Python environment is not installed.
+#[test]
+fn python_graph_runs_and_its_metrics_equal_rusts() {
+    let sim = start(Device::Ideal);
+    for backend in EXTERNAL_NAMES {
+        if let Err(why) = python_backend(backend).unwrap().interpreter() {
+            eprintln!("SKIPPED {backend}: {why}");
+            continue;
+        }
+        let job = graph_common::graph_job(backend, &[&sim], 1, ApiKind::OpenaiChat, 4, Some(20.0));
+        let r = run_child(Path::new("/nonexistent/chimeraforge"), &job)
+            .unwrap_or_else(|e| panic!("{backend} child failed: {e}"));
+        assert!(r.is_ok(), "{backend}: {:?}", r.status);
+        assert_eq!(r.sequential_order, job.plan.sequential_order);
+        for phase in [&r.sequential, &r.concurrent] {
+            let phase = phase.as_ref().unwrap();
+            dependents_start_after_their_dependencies(&r, phase);
+            let look = &phase.agents[2].calls[0];
+            assert!(look.tool_wait_ms.unwrap() >= 19.0, "{backend}: {look:?}");
+        }
+        let rust = run_metrics_with_graph(
+            r.sequential.as_ref().unwrap(),
+            r.concurrent.as_ref().unwrap(),
+            &Graph::of(&r.agents).unwrap(),
+        );
+        let have = r.metrics.as_ref().unwrap();
+        assert_eq!(have.critical_path_ms, rust.critical_path_ms, "{backend}");
+        assert_eq!(have.graph_ceiling, rust.graph_ceiling, "{backend}");
+        assert_eq!(have.graph_efficiency, rust.graph_efficiency, "{backend}");
+        assert!(
+            have.critical_path_ms.unwrap() < have.sequential_sum_ms,
+            "{backend}"
+        );
+    }
 }
 
 macro_rules! graph_tests {
