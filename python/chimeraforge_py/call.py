@@ -430,14 +430,15 @@ class _ReadDeadline:
 
 async def execute_call(client, target: Target, settings: Settings, phase_start: int) -> tuple:
     """Run one streaming call on ``client`` (an agent's ``AgentClient``, or a bare httpx client
-    taken as a keep-alive one) and measure it; returns (CallRecord dict, full text)."""
+    taken as a keep-alive one) and measure it; returns (CallRecord dict, full text, tool calls:
+    a list of {"id", "name", "arguments"} dicts)."""
     client = agent_client(client)
     opened, reconnects = client.counts()
     record, text = await _execute_call(client, target, settings, phase_start)
     after = client.counts()
     record["connections_opened"] = after[0] - opened
     record["reconnects"] = after[1] - reconnects
-    return record, text
+    return record, text, []
 
 
 async def _execute_call(client: AgentClient, target: Target, settings: Settings, phase_start: int) -> tuple:

@@ -10,6 +10,8 @@ import math
 import sys
 from typing import Optional
 
+from .graph import critical_path
+
 TTFT_ANOMALY_MS = 3000.0
 LOW_EFFICIENCY = 0.75
 F64_EPSILON = sys.float_info.epsilon  # f64::EPSILON
@@ -115,8 +117,12 @@ def served_from_prompt_cache(agent: dict) -> bool:
     return cached is not None and prompt is not None and cached * 10 >= prompt * 9
 
 
-def run_metrics(seq: dict, conc: dict) -> dict:
+def run_metrics(seq: dict, conc: dict, after: Optional[list] = None) -> dict:
+    """core's run_metrics_with_graph: ``after`` is the agents' dependencies by index (None:
+    independent agents, core's run_metrics)."""
     n = len(seq["agents"])
+    if after is None:
+        after = [[] for _ in seq["agents"]]
     t_conc = conc["wall_ms"]
     per_agent = []
     for s, c in zip(seq["agents"], conc["agents"]):
@@ -144,6 +150,8 @@ def run_metrics(seq: dict, conc: dict) -> dict:
     for a in per_agent:
         conc_sum += a["concurrent_ms"]
     speedup = _div(seq_sum, t_conc)
+    cp = critical_path(after, [a["duration_ms"] for a in seq["agents"]])
+    cp_ms = cp[0] if cp is not None else None
     est = _div(conc_sum, t_conc)
     length_mismatch = any(a["tokens_alone"] != a["tokens_concurrent"] for a in per_agent)
     token_normalized = None
@@ -191,4 +199,7 @@ def run_metrics(seq: dict, conc: dict) -> dict:
         "ttft_delta_ms": pair("concurrent_ttft_ms"),
         "flags": flags,
         "per_agent": per_agent,
+        "critical_path_ms": cp_ms,
+        "graph_ceiling": figure(_div(seq_sum, cp_ms), "measured") if cp_ms is not None else None,
+        "graph_efficiency": figure(_div(cp_ms, t_conc), "measured") if cp_ms is not None else None,
     }

@@ -4,11 +4,15 @@ Each agent its own client for the whole run (``connection.RunClients.for_agent``
 call per agent, the first of each distinct (url, model, options) alone and in turn (it loads
 the model), the others together (under keep-alive this opens every agent's connection before
 anything is measured); a sequential phase (each agent alone, one after
-another, each run as its own asyncio task, like the Rust side); a concurrent phase where
-every agent is an asyncio task released together from a barrier: the tasks each report
-ready, the runner waits for all of them, takes the release instant, then sets an
-asyncio.Event. Phase order and sequential agent order come from the plan in the ChildJob
-(RunPlan::alternating on the driver side), so they alternate exactly as for Rust backends.
+another in a topological order of the agents' graph, each run as its own asyncio task,
+like the Rust side); a concurrent phase where every agent is an asyncio task released
+together from a barrier: the tasks each report ready, the runner waits for all of them, takes
+the release instant, then sets an asyncio.Event; an agent with dependencies then waits for
+each of them to finish (a future per agent) and starts at once, given their answers; a
+dependent of a failed agent never starts. A call with a tool step is followed by the tool's
+latency (``asyncio.sleep``, measured as ``tool_wait_ms``). Phase order and sequential agent
+order come from the plan in the ChildJob (RunPlan::alternating on the driver side), so they
+alternate exactly as for Rust backends.
 """
 
 from __future__ import annotations
@@ -24,19 +28,38 @@ import httpx
 from .call import Settings, Target, execute_call, ms
 from .connection import for_agent
 from .live import Counter
+from .graph import GraphError, graph_of, topological_order
 from .metrics import run_metrics
-from .workload import agent_request_body, agent_url, options_json, tagged
+from .workload import agent_call_body, agent_request_body, agent_url, draw_latency_ms, options_json, tagged, turn
 
 # The phases' names as core's Phase serializes them (Phase::as_str); spelled only here.
 WARMUP, SEQUENTIAL, CONCURRENT = "warmup", "sequential", "concurrent"
 
 
 class AgentJob:
-    def __init__(self, agent: dict, api_key: Optional[str], settings: Settings, live_tokens: Optional[Counter] = None):
+    def __init__(self, agent: dict, api_key: Optional[str], settings: Settings, live_tokens: Optional[Counter] = None,
+                 tool_waits: Optional[list] = None):
         self.agent = agent
         self.api_key = api_key
         self.settings = settings
         self.live_tokens = live_tokens
+        # tool_waits[i]: the tool step's latency after call i, seconds (None: no tool step)
+        self.tool_waits = tool_waits or [None] * len(agent["calls"])
+
+
+def tool_waits(agent: dict, run_index: int) -> list:
+    """Each call's tool wait in seconds (core's protocol::tool_waits): drawn once per run,
+    agent and call, so both measured phases wait the same."""
+    seed = agent["options"].get("seed") or 0
+    waits = []
+    for i, c in enumerate(agent["calls"]):
+        tool = c.get("tool")
+        if tool is None:
+            waits.append(None)
+        else:
+            ms_ = draw_latency_ms(tool["latency_ms"], seed, run_index, agent["id"], i)
+            waits.append(max(ms_, 0.0) / 1e3 if ms_ == ms_ else 0.0)
+    return waits
 
 
 def api_keys(agents: list) -> list:
@@ -73,13 +96,14 @@ async def _warm_up(clients: list, jobs: list, tokens: int) -> list:
         try:
             records.append(await task)
         except Exception as e:  # noqa: BLE001 - recorded, the run is marked failed
-            rec, _ = _panic_record(jobs[i], e)
+            rec, _, _ = _panic_record(jobs[i], e)
             records.append(dict(rec["calls"][0], call=WARMUP))
     return records
 
 
 async def _warm_call(client, job: AgentJob, tokens: int) -> dict:
-    a = job.agent
+    # No tools in warm-up: one short text call.
+    a = dict(job.agent, calls=[{k: v for k, v in c.items() if k != "tool"} for c in job.agent["calls"]])
     opts = dict(a["options"])
     opts["num_predict"] = tokens
     target = Target(
@@ -93,16 +117,19 @@ async def _warm_call(client, job: AgentJob, tokens: int) -> dict:
         num_predict=tokens,
     )
     start = perf_counter_ns()
-    record, _ = await execute_call(client, target, job.settings, start)
+    record, _, _ = await execute_call(client, target, job.settings, start)
     return record
 
 
-async def _run_agent(client, job: AgentJob, phase_start: int) -> tuple:
-    """An agent's calls in order, each fed the previous call's text; stops at a failure."""
+async def _run_agent(client, job: AgentJob, phase_start: int, outputs: Optional[list] = None) -> tuple:
+    """An agent's calls in order, each fed the earlier calls' turns, a tool step's wait after
+    its call; stops at a failure. ``outputs``: (id, answer) of the agents it runs after.
+    Returns (record, end, its final answer)."""
     a = job.agent
+    outputs = outputs or []
     start = perf_counter_ns()
     calls = []
-    previous = ""
+    turns = []
     for i, spec in enumerate(a["calls"]):
         target = Target(
             agent_id=a["id"],
@@ -110,15 +137,21 @@ async def _run_agent(client, job: AgentJob, phase_start: int) -> tuple:
             url=agent_url(a),
             model=a["model"],
             api=a["endpoint"]["api"],
-            body=agent_request_body(a, i, previous),
+            body=agent_call_body(a, i, turns, outputs),
             api_key=job.api_key,
             num_predict=a["options"].get("num_predict"),
             live_tokens=job.live_tokens,
         )
-        record, text = await execute_call(client, target, job.settings, phase_start)
+        record, text, tool_calls = await execute_call(client, target, job.settings, phase_start)
+        turns.append(turn(text, tool_calls))
+        failed = record["error"] is not None
+        wait = job.tool_waits[i] if i < len(job.tool_waits) else None
+        if not failed and wait is not None:
+            t = perf_counter_ns()
+            await asyncio.sleep(wait)
+            record["tool_wait_ms"] = ms(perf_counter_ns() - t)
         calls.append(record)
-        previous = text
-        if record["error"] is not None:
+        if failed:
             break
     end = perf_counter_ns()
     rec = {
@@ -127,7 +160,7 @@ async def _run_agent(client, job: AgentJob, phase_start: int) -> tuple:
         "duration_ms": ms(end - start),
         "calls": calls,
     }
-    return rec, end
+    return rec, end, turns[-1]["text"] if turns else ""
 
 
 def _panic_record(job: AgentJob, e: BaseException) -> tuple:
@@ -171,7 +204,7 @@ def _panic_record(job: AgentJob, e: BaseException) -> tuple:
         "reconnects": 0,
     }
     rec = {"agent_id": a["id"], "start_ms": 0.0, "duration_ms": 0.0, "calls": [call]}
-    return rec, perf_counter_ns()
+    return rec, perf_counter_ns(), ""
 
 
 async def _join(task: asyncio.Task, job: AgentJob) -> tuple:
@@ -188,13 +221,15 @@ def _agent_error(rec: dict):
     return None
 
 
-async def _sequential_phase(clients: list, jobs: list, order: list) -> dict:
+async def _sequential_phase(clients: list, jobs: list, after: list, order: list) -> dict:
     phase_start = perf_counter_ns()
     slots = [None] * len(jobs)
+    answers = [""] * len(jobs)
     last_end = phase_start
     for i in order:
-        task = asyncio.create_task(_run_agent(clients[i], jobs[i], phase_start))
-        rec, end = await _join(task, jobs[i])
+        outputs = [(jobs[d].agent["id"], answers[d]) for d in after[i]]
+        task = asyncio.create_task(_run_agent(clients[i], jobs[i], phase_start, outputs))
+        rec, end, answers[i] = await _join(task, jobs[i])
         last_end = max(last_end, end)
         slots[i] = rec
         if _agent_error(rec) is not None:
@@ -206,18 +241,36 @@ async def _sequential_phase(clients: list, jobs: list, order: list) -> dict:
     }
 
 
-async def _concurrent_phase(clients: list, jobs: list) -> dict:
+async def _concurrent_phase(clients: list, jobs: list, after: list) -> dict:
     n = len(jobs)
     ready: asyncio.Queue = asyncio.Queue(maxsize=max(n, 1))
     go = asyncio.Event()
     release_at: list = []
+    loop = asyncio.get_running_loop()
+    # done[i]: agent i's final answer when it finished, None when it failed or never started.
+    done = [loop.create_future() for _ in range(n)]
 
-    async def agent_task(client, job: AgentJob):
-        await ready.put(None)
-        await go.wait()
-        return await _run_agent(client, job, release_at[0])
+    def finish(i: int, answer) -> None:
+        if not done[i].done():
+            done[i].set_result(answer)
 
-    tasks = [asyncio.create_task(agent_task(c, job)) for c, job in zip(clients, jobs)]
+    async def agent_task(i: int, client, job: AgentJob):
+        try:
+            await ready.put(None)
+            await go.wait()
+            outputs = []
+            for d in after[i]:
+                answer = await done[d]
+                if answer is None:
+                    return None
+                outputs.append((jobs[d].agent["id"], answer))
+            rec, end, answer = await _run_agent(client, job, release_at[0], outputs)
+            finish(i, answer if _agent_error(rec) is None else None)
+            return rec, end, answer
+        finally:
+            finish(i, None)
+
+    tasks = [asyncio.create_task(agent_task(i, c, job)) for i, (c, job) in enumerate(zip(clients, jobs))]
     for _ in range(n):
         await ready.get()
     t0 = perf_counter_ns()
@@ -226,7 +279,10 @@ async def _concurrent_phase(clients: list, jobs: list) -> dict:
     records = []
     last_end = t0
     for task, job in zip(tasks, jobs):
-        rec, end = await _join(task, job)
+        joined = await _join(task, job)
+        if joined is None:
+            continue
+        rec, end, _ = joined
         last_end = max(last_end, end)
         records.append(rec)
     return {"phase": CONCURRENT, "wall_ms": ms(last_end - t0), "agents": records}
@@ -267,11 +323,23 @@ async def execute_run(clients, plan: dict, keys: list, observer: Optional[PhaseO
     def jobs_for(phase: str) -> list:
         # Each phase and agent sends its own tag first, as core's Agent::tagged does.
         return [
-            AgentJob(tagged(a, agent_tag(plan, phase, a)), keys[i] if i < len(keys) else None, settings, live[i])
+            AgentJob(tagged(a, agent_tag(plan, phase, a)), keys[i] if i < len(keys) else None, settings, live[i],
+                     waits[i])
             for i, a in enumerate(plan["agents"])
         ]
 
+    # Each tool step's latency, drawn once per run, agent and call: the same in both phases.
+    waits = [tool_waits(a, plan["run_index"]) for a in plan["agents"]]
     out = {WARMUP: [], SEQUENTIAL: None, CONCURRENT: None, "metrics": None, "status": {"status": "ok"}}
+    try:
+        after = graph_of(plan["agents"])
+    except GraphError as e:
+        rec, _, _ = _panic_record(AgentJob(plan["agents"][0], None, settings), e)
+        call = dict(rec["calls"][0], call=WARMUP)
+        call["error"] = dict(call["error"], message=f"the agents cannot run: {e}; fix the agents' `after` lists")
+        out[WARMUP] = [call]
+        out["status"] = _failed(WARMUP, call)
+        return out
     # Each agent its own client for the whole run (core's HttpClient::for_agent).
     agent_clients = [for_agent(clients) for _ in plan["agents"]]
     if plan["warmup_tokens"] > 0:
@@ -291,9 +359,10 @@ async def execute_run(clients, plan: dict, keys: list, observer: Optional[PhaseO
     for phase in phases:
         observer.phase_starting(phase)
         if phase == CONCURRENT:
-            record = await _concurrent_phase(agent_clients, jobs_for(phase))
+            record = await _concurrent_phase(agent_clients, jobs_for(phase), after)
         else:
-            record = await _sequential_phase(agent_clients, jobs_for(phase), plan["sequential_order"])
+            order = topological_order(after, plan["sequential_order"])
+            record = await _sequential_phase(agent_clients, jobs_for(phase), after, order)
         observer.phase_ended(phase)
         out[phase] = record
         failure = None
@@ -306,6 +375,6 @@ async def execute_run(clients, plan: dict, keys: list, observer: Optional[PhaseO
             out["status"] = _failed(phase, failure)
             return out
     if out[SEQUENTIAL] is not None and out[CONCURRENT] is not None:
-        out["metrics"] = run_metrics(out[SEQUENTIAL], out[CONCURRENT])
+        out["metrics"] = run_metrics(out[SEQUENTIAL], out[CONCURRENT], after)
     return out
 

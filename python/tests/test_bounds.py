@@ -75,7 +75,7 @@ def settings(total_ms=30000, idle_ms=5000, **kw):
 async def call(srv: Flooder, s: Settings, num_predict):
     async with httpx.AsyncClient(trust_env=False) as client:
         t = Target("a", "c", srv.url, "m", "ollama-generate", b"{}", num_predict=num_predict)
-        rec, text = await execute_call(client, t, s, perf_counter_ns())
+        rec, text, _ = await execute_call(client, t, s, perf_counter_ns())
     # the server saw the client hang up (the flood was cut, not waited out)
     await asyncio.wait_for(srv.closed.wait(), 5)
     return rec, text

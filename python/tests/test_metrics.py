@@ -95,3 +95,23 @@ def test_prompt_cache_flags_a_first_call_served_mostly_from_cache():
     assert run((100, 90), (150, 0))
     assert not run_metrics(phase("sequential", 2.0, [(1.0, 0.5, 1)] * 2),
                            phase("concurrent", 1.0, [(1.0, 0.5, 1)] * 2))["flags"]["prompt_cache"]
+
+
+def test_two_independent_agents_have_the_slower_one_as_critical_path():
+    rows = [(1000.0, 50.0, 100), (600.0, 50.0, 60)]
+    m = run_metrics(phase("sequential", 1600.0, rows), phase("concurrent", 1000.0, rows))
+    assert m["critical_path_ms"] == 1000.0
+    assert abs(m["graph_ceiling"]["value"] - 1.6) < 1e-12 and m["graph_ceiling"]["basis"] == "measured"
+    assert abs(m["graph_efficiency"]["value"] - 1.0) < 1e-12 and m["graph_efficiency"]["basis"] == "measured"
+    assert abs(m["efficiency"]["value"] - 0.8) < 1e-12
+
+
+def test_a_fan_out_fan_in_graph_reads_its_ceiling_and_efficiency():
+    # docs/methodology.md's worked example, as core::metrics tests it
+    after = [[], [0], [0], [0], [1, 2, 3]]
+    rows = [(d, 10.0, 10) for d in (100.0, 200.0, 500.0, 300.0, 50.0)]
+    m = run_metrics(phase("sequential", 1150.0, rows), phase("concurrent", 800.0, rows), after)
+    assert m["critical_path_ms"] == 650.0
+    assert abs(m["graph_ceiling"]["value"] - 1150.0 / 650.0) < 1e-12
+    assert abs(m["graph_efficiency"]["value"] - 650.0 / 800.0) < 1e-12
+    assert run_metrics(phase("sequential", 1150.0, rows), phase("concurrent", 800.0, rows))["critical_path_ms"] == 500.0

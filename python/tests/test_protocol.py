@@ -82,7 +82,7 @@ async def one_call(behave, s=None, api="ollama"):
     async with Server(behave) as srv:
         async with httpx.AsyncClient(trust_env=False) as client:
             t = Target("a", "analysis", srv.url + "/api/chat", "m", api, b"{}")
-            rec, text = await execute_call(client, t, s or settings(), perf_counter_ns())
+            rec, text, _ = await execute_call(client, t, s or settings(), perf_counter_ns())
             return rec, text
 
 
@@ -186,7 +186,7 @@ def test_connect_refused():
         async with httpx.AsyncClient(trust_env=False) as client:
             t = Target("a", "analysis", "http://127.0.0.1:9/api/chat", "m", "ollama", b"{}")
             return await execute_call(client, t, settings(), perf_counter_ns())
-    rec, _ = run(go())
+    rec, _, _ = run(go())
     assert rec["error"]["kind"] == "connect"
 
 
@@ -281,3 +281,82 @@ def test_every_agent_and_phase_sends_its_own_tag_as_core_does():
     for agent, phases in by_agent.items():
         assert set(phases) == {"sequential", "concurrent"}, by_agent
         assert phases["sequential"] == phases["concurrent"] and len(phases["sequential"]) == 1, by_agent
+
+
+def graph_job(url, run_index, warmup_tokens=4):
+    """orch -> w (a tool step of 50 ms between its two calls) -> agg (after orch and w)."""
+    j = job([url], run_index=run_index, warmup_tokens=warmup_tokens)
+    base = j["plan"]["agents"][0]
+
+    def agent(id_, calls, after):
+        return dict(base, id=id_, label=id_, system=f"You are {id_}.", calls=calls, after=after)
+
+    j["plan"]["agents"] = [
+        agent("orch", [{"name": "plan", "prompt": "Plan."}], []),
+        agent("w", [
+            {"name": "look", "prompt": "Look at {output:orch}", "tool": {"name": "web_search", "latency_ms": 50.0}},
+            {"name": "answer", "prompt": "Answer."},
+        ], ["orch"]),
+        agent("agg", [{"name": "sum", "prompt": "Sum {output:orch} and {output:w}"}], ["orch", "w"]),
+    ]
+    # RunPlan::alternating's order, reversed on odd runs: already topological here only on even
+    # ones; the protocol puts the odd run's [2, 1, 0] in topological order itself.
+    j["plan"]["sequential_order"] = [0, 1, 2] if run_index % 2 == 0 else [2, 1, 0]
+    return j
+
+
+def test_a_graph_runs_dependents_after_their_dependencies_with_tool_waits():
+    def behave(path, body):
+        return 200, "application/x-ndjson", [tok("x"), 0.02, tok("y"), DONE]
+
+    async def go(run_index):
+        async with Server(behave) as srv:
+            j = graph_job(srv.url, run_index)
+            async with httpx.AsyncClient(trust_env=False) as client:
+                return await execute_run(client, j["plan"], [None] * 3), srv.requests
+
+    for run_index in (0, 1):
+        out, reqs = run(go(run_index))
+        assert out["status"] == {"status": "ok"}, out["status"]
+        # warm-up: no tools
+        assert all("tools" not in body for _, body in reqs[:3])
+        for phase in ("sequential", "concurrent"):
+            agents = {a["agent_id"]: a for a in out[phase]["agents"]}
+            end = {k: a["start_ms"] + a["duration_ms"] for k, a in agents.items()}
+            assert agents["w"]["start_ms"] >= end["orch"], phase
+            assert agents["agg"]["start_ms"] >= max(end["orch"], end["w"]), phase
+            look, answer = agents["w"]["calls"]
+            assert look["tool_wait_ms"] >= 49.0 and "tool_wait_ms" not in answer, phase
+        m = out["metrics"]
+        # a pipeline in effect: orch, w, agg in a chain
+        assert abs(m["critical_path_ms"] - m["sequential_sum_ms"]) < 1e-6
+        assert m["graph_efficiency"]["value"] > 0.5 and m["graph_ceiling"]["value"] == 1.0
+        bodies = [b for _, b in reqs[3:]]
+        looks = [b for b in bodies if b["messages"][-1]["content"] == "Look at xy"]
+        assert len(looks) == 2 and all(b["tools"][0]["function"]["name"] == "web_search" for b in looks)
+        answers = [b for b in bodies if b["messages"][-1]["content"] == "Answer."]
+        assert len(answers) == 2
+        for b in answers:
+            assert [m["role"] for m in b["messages"]] == ["system", "user", "assistant", "user", "user"]
+            assert b["messages"][3]["content"].startswith("Result of web_search: ")
+            assert "tools" not in b
+        assert sum(b["messages"][-1]["content"] == "Sum xy and xy" for b in bodies) == 2
+
+
+def test_a_failed_dependency_starts_none_of_its_dependents():
+    def behave(path, body):
+        if body["messages"][0]["content"].endswith("You are orch."):
+            return 500, "application/json", [b'{"error":"boom"}']
+        return 200, "application/x-ndjson", [tok("x"), DONE]
+
+    async def go():
+        async with Server(behave) as srv:
+            j = graph_job(srv.url, 1, warmup_tokens=0)
+            async with httpx.AsyncClient(trust_env=False) as client:
+                return await execute_run(client, j["plan"], [None] * 3), srv.requests
+
+    out, reqs = run(go())
+    assert out["status"]["status"] == "failed" and out["status"]["phase"] == "concurrent"
+    assert out["status"]["agent_id"] == "orch"
+    assert [a["agent_id"] for a in out["concurrent"]["agents"]] == ["orch"]
+    assert len(reqs) == 1 and out["sequential"] is None

@@ -1,5 +1,6 @@
 //! Per-run metrics, computed from the two measured phases (see docs/methodology.md).
 
+use crate::graph::Graph;
 use crate::record::{AgentMetrics, AgentPhaseRecord, Figure, PhaseRecord};
 
 /// What is computed here (declared with the other record types).
@@ -125,8 +126,16 @@ pub fn served_from_prompt_cache(agent: &AgentPhaseRecord) -> bool {
     })
 }
 
-/// Metrics of a run from its sequential and concurrent phases (agents in the same order).
+/// Metrics of a run of independent agents from its sequential and concurrent phases (agents
+/// in the same order): [`run_metrics_with_graph`] with no dependencies.
 pub fn run_metrics(seq: &PhaseRecord, conc: &PhaseRecord) -> RunMetrics {
+    run_metrics_with_graph(seq, conc, &Graph::independent(seq.agents.len()))
+}
+
+/// Metrics of a run from its sequential and concurrent phases (agents in the same order as
+/// `graph`'s). The critical path comes from the sequential phase's agent durations (tool waits
+/// included): graph ceiling = Σ / critical path, graph efficiency = critical path / T_conc.
+pub fn run_metrics_with_graph(seq: &PhaseRecord, conc: &PhaseRecord, graph: &Graph) -> RunMetrics {
     let n = seq.agents.len();
     let t_conc = conc.wall_ms;
     let per_agent: Vec<AgentMetrics> = seq
@@ -155,6 +164,8 @@ pub fn run_metrics(seq: &PhaseRecord, conc: &PhaseRecord) -> RunMetrics {
     let seq_sum: f64 = per_agent.iter().map(|a| a.alone_ms).sum();
     let conc_sum: f64 = per_agent.iter().map(|a| a.concurrent_ms).sum();
     let speedup = seq_sum / t_conc;
+    let durations: Vec<f64> = seq.agents.iter().map(|a| a.duration_ms).collect();
+    let critical_path_ms = graph.critical_path(&durations).map(|cp| cp.ms);
     let est = conc_sum / t_conc;
     let length_mismatch = per_agent
         .iter()
@@ -213,9 +224,9 @@ pub fn run_metrics(seq: &PhaseRecord, conc: &PhaseRecord) -> RunMetrics {
         ttft_delta_ms: pair(|a| a.concurrent_ttft_ms),
         flags,
         per_agent,
-        critical_path_ms: None,
-        graph_ceiling: None,
-        graph_efficiency: None,
+        critical_path_ms,
+        graph_ceiling: critical_path_ms.map(|cp| Figure::measured(seq_sum / cp)),
+        graph_efficiency: critical_path_ms.map(|cp| Figure::measured(cp / t_conc)),
     }
 }
 
@@ -365,6 +376,56 @@ mod tests {
         assert!(!m.flags.low_speedup);
         assert!((m.system_throughput_tok_s.value - 200.0).abs() < 1e-9);
         assert_eq!(m.system_throughput_tok_s.basis, Basis::Measured);
+    }
+
+    #[test]
+    fn two_independent_agents_have_the_slower_one_as_critical_path() {
+        // Alone: 1000 and 600 ms; concurrently on an ideal device the makespan is the slower.
+        let seq = phase(
+            Phase::Sequential,
+            1600.0,
+            &[(1000.0, 50.0, 100), (600.0, 50.0, 60)],
+        );
+        let conc = phase(
+            Phase::Concurrent,
+            1000.0,
+            &[(1000.0, 50.0, 100), (600.0, 50.0, 60)],
+        );
+        let m = run_metrics(&seq, &conc);
+        assert_eq!(m.critical_path_ms, Some(1000.0));
+        let ceiling = m.graph_ceiling.unwrap();
+        assert!((ceiling.value - 1.6).abs() < 1e-12);
+        assert_eq!(ceiling.basis, Basis::Measured);
+        let eff = m.graph_efficiency.unwrap();
+        assert!((eff.value - 1.0).abs() < 1e-12);
+        assert_eq!(eff.basis, Basis::Measured);
+        // Speedup / N cannot reach 1 here, even on a perfect server.
+        assert!((m.efficiency.value - 0.8).abs() < 1e-12);
+    }
+
+    /// The worked example of docs/methodology.md: orchestrator 100, workers 200, 500, 300,
+    /// aggregator 50 ms alone; Σ = 1150, critical path 100 + 500 + 50 = 650 ms.
+    #[test]
+    fn a_fan_out_fan_in_graph_reads_its_ceiling_and_efficiency() {
+        let graph = Graph::from_ids([
+            ("orch", &[][..]),
+            ("w1", &["orch"][..]),
+            ("w2", &["orch"][..]),
+            ("w3", &["orch"][..]),
+            ("agg", &["w1", "w2", "w3"][..]),
+        ])
+        .unwrap();
+        let alone = [100.0, 200.0, 500.0, 300.0, 50.0];
+        let rows: Vec<_> = alone.iter().map(|&d| (d, 10.0, 10)).collect();
+        let seq = phase(Phase::Sequential, 1150.0, &rows);
+        let conc = phase(Phase::Concurrent, 800.0, &rows);
+        let m = run_metrics_with_graph(&seq, &conc, &graph);
+        assert_eq!(m.critical_path_ms, Some(650.0));
+        assert!((m.graph_ceiling.unwrap().value - 1150.0 / 650.0).abs() < 1e-12);
+        assert!((m.graph_efficiency.unwrap().value - 650.0 / 800.0).abs() < 1e-12);
+        assert!((m.speedup.value - 1150.0 / 800.0).abs() < 1e-12);
+        // Without the dependencies the critical path would be the longest worker alone.
+        assert_eq!(run_metrics(&seq, &conc).critical_path_ms, Some(500.0));
     }
 
     #[test]

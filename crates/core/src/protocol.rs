@@ -1,22 +1,25 @@
 //! The run protocol, written once and monomorphized per backend:
-//! warm-up (not measured), a sequential phase (each agent alone, one after another) and a
-//! concurrent phase (all agents released together from a barrier, each its own task on
-//! the runtime under test). Phase order and sequential agent order alternate between runs.
+//! warm-up (not measured), a sequential phase (each agent alone, one after another, in a
+//! topological order of the agents' graph) and a concurrent phase (all agents released
+//! together from a barrier, each its own task on the runtime under test; an agent with
+//! dependencies starts as soon as all of them finished). Phase order and sequential agent
+//! order alternate between runs.
 
 use crate::call::{execute_call, CallSettings, CallTarget};
+use crate::graph::Graph;
 use crate::http::HttpClient;
-use crate::metrics::run_metrics;
+use crate::metrics::run_metrics_with_graph;
 use crate::metrics::RunMetrics;
 use crate::record::{
     AgentPhaseRecord, CallError, CallErrorKind, CallRecord, Phase, PhaseOrder, PhaseRecord,
     RunRecord, RunStatus,
 };
 use crate::rt::{AsyncRuntime, JoinError};
-use crate::workload::Agent;
+use crate::workload::{Agent, Transcript, Turn};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How one run is carried out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +51,8 @@ pub struct RunPlan {
 impl RunPlan {
     /// The default alternation: even runs go sequential-first with agents in order, odd
     /// runs concurrent-first with agents reversed, so drift and cache effects don't always
-    /// land on the same phase or agent.
+    /// land on the same phase or agent. Agents with dependencies (`after`) go in the
+    /// topological order closest to that (`Graph::topological_order`).
     pub fn alternating(
         run_index: u32,
         agents: Vec<Agent>,
@@ -64,10 +68,17 @@ impl RunPlan {
             } else {
                 PhaseOrder::ConcurrentFirst
             },
-            sequential_order: if even {
-                (0..n).collect()
-            } else {
-                (0..n).rev().collect()
+            sequential_order: {
+                let preferred: Vec<usize> = if even {
+                    (0..n).collect()
+                } else {
+                    (0..n).rev().collect()
+                };
+                match Graph::of(&agents) {
+                    Ok(g) => g.topological_order(&preferred),
+                    // Reported as the run's failure by `execute_run`.
+                    Err(_) => preferred,
+                }
             },
             agents,
             warmup_tokens,
@@ -128,6 +139,12 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
     let live: Vec<_> = (0..plan.agents.len())
         .map(|i| observer.live_tokens(i))
         .collect();
+    // Each tool step's latency, drawn once per run, agent and call: the same in both phases.
+    let tool_waits: Vec<Vec<Option<Duration>>> = plan
+        .agents
+        .iter()
+        .map(|a| tool_waits(a, plan.run_index))
+        .collect();
     // Each phase sends its own tag first (see `Agent::tagged`), and each agent its own (two
     // agents of one template would otherwise send identical prompts): built here, before
     // anything is measured.
@@ -141,6 +158,7 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
                     api_key: api_keys.get(i).cloned().flatten(),
                     settings: plan.settings.clone(),
                     live_tokens: live[i].clone(),
+                    tool_waits: tool_waits[i].clone(),
                 })
             })
             .collect()
@@ -151,6 +169,19 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
         concurrent: None,
         metrics: None,
         status: RunStatus::Ok,
+    };
+    let graph = match Graph::of(&plan.agents) {
+        Ok(g) => g,
+        Err(e) => {
+            let call = failed_call(
+                &plan.agents[0],
+                Phase::Warmup.as_str(),
+                format!("the agents cannot run: {e}; fix the agents' `after` lists"),
+            );
+            out.status = failed(Phase::Warmup, &call);
+            out.warmup.push(call);
+            return out;
+        }
     };
     // Each agent its own client, for the whole run: under keep-alive its connection is
     // its own, opened by its warm-up call and reused by every later call.
@@ -189,8 +220,11 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
     for &phase in phases {
         observer.phase_starting(phase);
         let record = match phase {
-            Phase::Concurrent => concurrent_phase(&rt, &clients, &jobs_for(phase)).await,
-            _ => sequential_phase(&rt, &clients, &jobs_for(phase), &plan.sequential_order).await,
+            Phase::Concurrent => concurrent_phase(&rt, &clients, &jobs_for(phase), &graph).await,
+            _ => {
+                let order = graph.topological_order(&plan.sequential_order);
+                sequential_phase(&rt, &clients, &jobs_for(phase), &graph, &order).await
+            }
         };
         observer.phase_ended(phase);
         let failure = record
@@ -209,7 +243,7 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
         }
     }
     if let (Some(s), Some(c)) = (&out.sequential, &out.concurrent) {
-        out.metrics = Some(run_metrics(s, c));
+        out.metrics = Some(run_metrics_with_graph(s, c, &graph));
     }
     out
 }
@@ -244,11 +278,43 @@ pub fn tag_of(nonce: &str, run_tag: &str, run_index: u32, phase: Phase, agent_id
     }
 }
 
+/// Each call's tool wait for `agent` in run `run_index` (`None`: no tool step after it).
+fn tool_waits(agent: &Agent, run_index: u32) -> Vec<Option<Duration>> {
+    let seed = agent.options.seed.unwrap_or(0);
+    agent
+        .calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.tool.as_ref().map(|t| {
+                let ms = t.latency_ms.draw(seed, run_index, &agent.id, i);
+                Duration::try_from_secs_f64(ms / 1e3).unwrap_or(Duration::ZERO)
+            })
+        })
+        .collect()
+}
+
 impl RunRecord {
     /// The request body agent `agent` sent as call `call` in `phase`, given the text its
     /// previous call returned: the tag as the protocol built it, from this record's nonce,
     /// run tag and run index.
     pub fn request_body(&self, phase: Phase, agent: usize, call: usize, previous: &str) -> Vec<u8> {
+        self.call_body(
+            phase,
+            agent,
+            call,
+            &Transcript::with_previous(call, previous),
+        )
+    }
+
+    /// [`RunRecord::request_body`] after the turns and dependencies' answers in `transcript`.
+    pub fn call_body(
+        &self,
+        phase: Phase,
+        agent: usize,
+        call: usize,
+        transcript: &Transcript,
+    ) -> Vec<u8> {
         let a = &self.agents[agent];
         let tag = tag_of(
             &self.prompt_nonce,
@@ -257,7 +323,7 @@ impl RunRecord {
             phase,
             &a.id,
         );
-        a.tagged(&tag).request_body(call, previous)
+        a.tagged(&tag).call_body(call, transcript)
     }
 }
 
@@ -275,6 +341,8 @@ struct AgentJob {
     api_key: Option<String>,
     settings: CallSettings,
     live_tokens: Option<Arc<AtomicU64>>,
+    /// `tool_waits[i]`: the tool step's latency after call i.
+    tool_waits: Vec<Option<Duration>>,
 }
 
 /// One short call per agent, on the agent's own client: the first agent of each distinct
@@ -340,6 +408,10 @@ async fn warm_call<R: AsyncRuntime, C: HttpClient>(
     let a = &job.agent;
     let mut warm = a.clone();
     warm.options.num_predict = Some(tokens);
+    // No tools in warm-up: one short text call.
+    if let Some(c) = warm.calls.first_mut() {
+        c.tool = None;
+    }
     let target = CallTarget {
         agent_id: &a.id,
         call: Phase::Warmup.as_str(),
@@ -357,18 +429,27 @@ async fn warm_call<R: AsyncRuntime, C: HttpClient>(
         .record
 }
 
-/// An agent's calls in order; a call's output feeds the next call's prompt. Stops at the
-/// first failed call (the next one would depend on it). Returns the record and its end.
+/// What one agent did in a phase: its record, when it ended, and its final answer (the text
+/// its last call returned, for the agents that run after it).
+type AgentRun = (AgentPhaseRecord, Instant, String);
+
+/// An agent's calls in order; a call's output feeds the next call's prompt, a tool step's
+/// wait follows its call. Stops at the first failed call (the next one would depend on it).
+/// `outputs`: the final answers of the agents it runs after, by id.
 async fn run_agent<R: AsyncRuntime, C: HttpClient>(
     rt: &R,
     client: &C,
     job: &AgentJob,
     phase_start: Instant,
-) -> (AgentPhaseRecord, Instant) {
+    outputs: Vec<(String, String)>,
+) -> AgentRun {
     let a = &job.agent;
     let start = rt.now();
     let mut calls = Vec::with_capacity(a.calls.len());
-    let mut previous = String::new();
+    let mut transcript = Transcript {
+        turns: Vec::with_capacity(a.calls.len()),
+        outputs,
+    };
     for (i, spec) in a.calls.iter().enumerate() {
         let target = CallTarget {
             agent_id: &a.id,
@@ -376,15 +457,24 @@ async fn run_agent<R: AsyncRuntime, C: HttpClient>(
             url: a.url(),
             model: &a.model,
             api: a.endpoint.api,
-            body: a.request_body(i, &previous),
+            body: a.call_body(i, &transcript),
             api_key: job.api_key.as_deref(),
             num_predict: a.options.num_predict,
             live_tokens: job.live_tokens.as_deref(),
         };
         let outcome = execute_call(rt, client, target, &job.settings, phase_start).await;
-        let failed = outcome.record.error.is_some();
-        calls.push(outcome.record);
-        previous = outcome.text;
+        let mut record = outcome.record;
+        let failed = record.error.is_some();
+        transcript.turns.push(Turn {
+            text: outcome.text,
+            tool_calls: outcome.tool_calls,
+        });
+        if let (false, Some(Some(wait))) = (failed, job.tool_waits.get(i)) {
+            let t = rt.now();
+            rt.sleep(*wait).await;
+            record.tool_wait_ms = Some(ms_between(t, rt.now()));
+        }
+        calls.push(record);
         if failed {
             break;
         }
@@ -396,7 +486,8 @@ async fn run_agent<R: AsyncRuntime, C: HttpClient>(
         duration_ms: ms_between(start, end),
         calls,
     };
-    (record, end)
+    let answer = transcript.turns.pop().map(|t| t.text).unwrap_or_default();
+    (record, end, answer)
 }
 
 fn ms_between(a: Instant, b: Instant) -> f64 {
@@ -410,27 +501,45 @@ fn spawn_agent<R: AsyncRuntime, C: HttpClient>(
     client: &Arc<C>,
     job: &Arc<AgentJob>,
     phase_start: Instant,
-) -> impl std::future::Future<Output = Result<(AgentPhaseRecord, Instant), JoinError>> + Send + 'static
-{
+    outputs: Vec<(String, String)>,
+) -> impl std::future::Future<Output = Result<AgentRun, JoinError>> + Send + 'static {
     let (rt2, client, job) = (Arc::clone(rt), Arc::clone(client), Arc::clone(job));
-    rt.spawn(async move { run_agent(&*rt2, &*client, &job, phase_start).await })
+    rt.spawn(async move { run_agent(&*rt2, &*client, &job, phase_start, outputs).await })
 }
 
+/// The final answers of the agents agent `i` runs after, by id (`answers[d]`: agent d's).
+fn outputs_for(
+    graph: &Graph,
+    agents: &[Arc<AgentJob>],
+    answers: &[String],
+    i: usize,
+) -> Vec<(String, String)> {
+    graph.after[i]
+        .iter()
+        .map(|&d| (agents[d].agent.id.clone(), answers[d].clone()))
+        .collect()
+}
+
+/// Each agent alone, in `order` (topological), each given its dependencies' answers.
 async fn sequential_phase<R: AsyncRuntime, C: HttpClient>(
     rt: &Arc<R>,
     clients: &[Arc<C>],
     agents: &[Arc<AgentJob>],
+    graph: &Graph,
     order: &[usize],
 ) -> PhaseRecord {
     let phase_start = rt.now();
     let mut slots: Vec<Option<AgentPhaseRecord>> = vec![None; agents.len()];
+    let mut answers = vec![String::new(); agents.len()];
     let mut last_end = phase_start;
     for &i in order {
-        let (rec, end) = join_or_panic_record(
-            spawn_agent(rt, &clients[i], &agents[i], phase_start).await,
+        let outputs = outputs_for(graph, agents, &answers, i);
+        let (rec, end, answer) = join_or_panic_record(
+            spawn_agent(rt, &clients[i], &agents[i], phase_start, outputs).await,
             &agents[i],
         );
         last_end = last_end.max(end);
+        answers[i] = answer;
         let failed = rec.error().is_some();
         slots[i] = Some(rec);
         if failed {
@@ -444,28 +553,67 @@ async fn sequential_phase<R: AsyncRuntime, C: HttpClient>(
     }
 }
 
+/// A dependency's word to an agent waiting on it: its id and final answer, `None` when it
+/// failed.
+type Finished = (String, Option<String>);
+
+/// Every agent its own task, released together from a barrier; an agent with dependencies
+/// then waits until each of them finished (its inbox holds their answers) and starts at
+/// once. A dependent of a failed agent does not start (and has no record).
 async fn concurrent_phase<R: AsyncRuntime, C: HttpClient>(
     rt: &Arc<R>,
     clients: &[Arc<C>],
     agents: &[Arc<AgentJob>],
+    graph: &Graph,
 ) -> PhaseRecord {
     let n = agents.len();
     let (ready_tx, ready_rx) = async_channel::bounded::<()>(n.max(1));
     let (go_tx, go_rx) = async_channel::bounded::<()>(1);
     // The release instant is the phase origin for every agent: set just before release.
     let release_at = Arc::new(std::sync::OnceLock::<Instant>::new());
+    // inbox i: what agent i's dependencies say when they finish. Only those dependencies'
+    // tasks hold its senders, so a dependency whose task died closes it.
+    let inboxes: Vec<_> = (0..n)
+        .map(|i| async_channel::bounded::<Finished>(graph.after[i].len().max(1)))
+        .collect();
     let mut handles = Vec::with_capacity(n);
-    for (job, client) in agents.iter().zip(clients) {
+    for (i, (job, client)) in agents.iter().zip(clients).enumerate() {
         let release_at = Arc::clone(&release_at);
         let (ready, go) = (ready_tx.clone(), go_rx.clone());
         let (rt2, client2, job2) = (Arc::clone(rt), Arc::clone(client), Arc::clone(job));
+        let waits = graph.after[i].len();
+        let inbox = inboxes[i].1.clone();
+        let dependents: Vec<_> = (0..n)
+            .filter(|&k| graph.after[k].contains(&i))
+            .map(|k| inboxes[k].0.clone())
+            .collect();
         handles.push(rt.spawn(async move {
             let _ = ready.send(()).await;
             let _ = go.recv().await;
             let origin = *release_at.get().expect("set before release");
-            run_agent(&*rt2, &*client2, &job2, origin).await
+            let mut outputs = Vec::with_capacity(waits);
+            for _ in 0..waits {
+                match inbox.recv().await {
+                    Ok((id, Some(answer))) => outputs.push((id, answer)),
+                    _ => break,
+                }
+            }
+            let id = job2.agent.id.clone();
+            if outputs.len() < waits {
+                for d in &dependents {
+                    let _ = d.send((id.clone(), None)).await;
+                }
+                return None;
+            }
+            let (rec, end, answer) = run_agent(&*rt2, &*client2, &job2, origin, outputs).await;
+            let answer = rec.error().is_none().then_some(answer);
+            for d in &dependents {
+                let _ = d.send((id.clone(), answer.clone())).await;
+            }
+            Some((rec, end, String::new()))
         }));
     }
+    drop(inboxes);
     drop(ready_tx);
     for _ in 0..n {
         let _ = ready_rx.recv().await;
@@ -477,7 +625,12 @@ async fn concurrent_phase<R: AsyncRuntime, C: HttpClient>(
     let mut records = Vec::with_capacity(n);
     let mut last_end = t0;
     for (h, job) in handles.into_iter().zip(agents) {
-        let (rec, end) = join_or_panic_record(h.await, job);
+        let joined = match h.await {
+            Ok(None) => continue,
+            Ok(Some(run)) => Ok(run),
+            Err(e) => Err(e),
+        };
+        let (rec, end, _) = join_or_panic_record(joined, job);
         last_end = last_end.max(end);
         records.push(rec);
     }
@@ -489,10 +642,7 @@ async fn concurrent_phase<R: AsyncRuntime, C: HttpClient>(
 }
 
 /// A task that panicked becomes a failed call record, so the run is recorded as failed.
-fn join_or_panic_record(
-    joined: Result<(AgentPhaseRecord, Instant), JoinError>,
-    job: &AgentJob,
-) -> (AgentPhaseRecord, Instant) {
+fn join_or_panic_record(joined: Result<AgentRun, JoinError>, job: &AgentJob) -> AgentRun {
     match joined {
         Ok(r) => r,
         Err(e) => {
@@ -506,7 +656,7 @@ fn join_or_panic_record(
                 duration_ms: 0.0,
                 calls: vec![call],
             };
-            (rec, now)
+            (rec, now, String::new())
         }
     }
 }

@@ -1,6 +1,6 @@
 //! What is sent: agents, their calls, model options and the report's scenarios.
 
-use crate::api::ApiKind;
+use crate::api::{ApiKind, ToolCall};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -202,6 +202,104 @@ pub struct Endpoint {
 pub struct CallSpec {
     pub name: String,
     pub prompt: String,
+    /// A tool step after this call: the request offers the tool, the agent waits its latency,
+    /// and the next call sends the result back (see [`ToolStep`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<ToolStep>,
+}
+
+/// A tool the model is offered in a call, and the latency the agent waits for its result
+/// before its next call (config `tool = { name = "web_search", latency_ms = 200 }`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ToolStep {
+    /// The function's name as offered to the model.
+    pub name: String,
+    pub latency_ms: Latency,
+}
+
+/// A tool step's latency, ms: fixed, or uniform between `min` and `max` (drawn once per run,
+/// agent and call, so both measured phases wait the same; see [`Latency::draw`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(untagged)]
+pub enum Latency {
+    Fixed(f64),
+    Uniform { min: f64, max: f64 },
+}
+
+impl Latency {
+    /// The latency of the tool step after call `call` of agent `agent_id` in run `run_index`,
+    /// ms, drawn from `seed` (the agent's seed): a pure function of its arguments, mirrored by
+    /// python's `workload.draw_latency_ms`.
+    pub fn draw(&self, seed: u64, run_index: u32, agent_id: &str, call: usize) -> f64 {
+        match *self {
+            Latency::Fixed(ms) => ms,
+            Latency::Uniform { min, max } => {
+                let key =
+                    seed ^ fnv1a(agent_id.as_bytes()) ^ (u64::from(run_index) << 32) ^ call as u64;
+                // The top 53 bits as a fraction in [0, 1).
+                let u = (splitmix64(key) >> 11) as f64 / (1u64 << 53) as f64;
+                min + (max - min) * u
+            }
+        }
+    }
+}
+
+/// FNV-1a, 64 bits.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// SplitMix64's output function: a well-mixed u64 from any u64.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The text a tool step returns to the model: fixed and deterministic (the benchmark measures
+/// the wait and the longer prompt, not a tool), the same for every call of tool `name`.
+pub fn tool_result(name: &str) -> String {
+    format!(
+        "{name} found 3 results. 1. Independent requests overlap on a batching server. \
+         2. A serial device runs one request at a time. 3. The longest chain of dependent \
+         steps bounds how fast a graph of agents can finish."
+    )
+}
+
+/// What one earlier call of an agent returned: its answer text and the tool calls it made.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Turn {
+    pub text: String,
+    pub tool_calls: Vec<ToolCall>,
+}
+
+/// What a call's body depends on besides the agent itself: the agent's earlier turns in this
+/// phase (`turns[j]`: call j) and the final answers of the agents it runs after (by id).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transcript {
+    pub turns: Vec<Turn>,
+    pub outputs: Vec<(String, String)>,
+}
+
+impl Transcript {
+    /// A transcript where the call before `index` answered `previous` (and no agent's output
+    /// is known): all that an agent without tool steps, history or `{output:ID}` needs.
+    pub fn with_previous(index: usize, previous: &str) -> Transcript {
+        let mut turns = vec![Turn::default(); index];
+        if let Some(last) = turns.last_mut() {
+            last.text = previous.to_owned();
+        }
+        Transcript {
+            turns,
+            outputs: Vec::new(),
+        }
+    }
 }
 
 /// An agent as run in one cell: everything needed to build its requests.
@@ -271,6 +369,26 @@ pub fn prompt_nonce() -> String {
 /// The placeholder in a call's prompt replaced by the previous call's output.
 pub const PREVIOUS: &str = "{previous}";
 
+/// `{output:ID}` in a call's prompt is replaced by agent ID's final answer (the text its last
+/// call returned); ID must be in the agent's `after`.
+pub const OUTPUT_OPEN: &str = "{output:";
+
+/// The agent ids `{output:ID}` placeholders of `prompt` name, in order (each once).
+pub fn output_placeholders(prompt: &str) -> Vec<&str> {
+    let mut ids: Vec<&str> = Vec::new();
+    let mut rest = prompt;
+    while let Some(at) = rest.find(OUTPUT_OPEN) {
+        let tail = &rest[at + OUTPUT_OPEN.len()..];
+        let Some(end) = tail.find('}') else { break };
+        let id = &tail[..end];
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+        rest = &tail[end + 1..];
+    }
+    ids
+}
+
 impl Agent {
     /// This agent with `[tag] ` at the very start of what it sends (its system prompt, or
     /// each call's prompt when it has none). The run protocol tags every phase differently
@@ -288,14 +406,69 @@ impl Agent {
         a
     }
 
-    /// The request body of call `index`, given the previous call's output.
+    /// The request body of call `index`, given the previous call's output (see
+    /// [`Transcript::with_previous`]).
     pub fn request_body(&self, index: usize, previous: &str) -> Vec<u8> {
-        let prompt = self.calls[index].prompt.replace(PREVIOUS, previous);
-        request_body(
-            self.endpoint.api,
+        self.call_body(index, &Transcript::with_previous(index, previous))
+    }
+
+    /// Call `index`'s prompt as sent: `{previous}` is the previous call's text, `{output:ID}`
+    /// agent ID's answer where `transcript` knows it.
+    pub fn prompt(&self, index: usize, transcript: &Transcript) -> String {
+        let previous = match index {
+            0 => "",
+            i => transcript.turns.get(i - 1).map_or("", |t| t.text.as_str()),
+        };
+        let mut prompt = self.calls[index].prompt.replace(PREVIOUS, previous);
+        for (id, text) in &transcript.outputs {
+            prompt = prompt.replace(&format!("{OUTPUT_OPEN}{id}}}"), text);
+        }
+        prompt
+    }
+
+    /// The request body of call `index` after the turns in `transcript`: the one function the
+    /// protocol sends and a record's bodies are rebuilt with.
+    ///
+    /// Chat messages: the system prompt; with `history`, every earlier call's (user, assistant)
+    /// pair, else the previous call's pair only when that call had a tool step; each pair of a
+    /// call with a tool step followed by the tool's result; then this call's prompt. A call
+    /// with a tool step offers its tool (`tools`).
+    pub fn call_body(&self, index: usize, transcript: &Transcript) -> Vec<u8> {
+        let api = self.endpoint.api;
+        let earlier: Vec<usize> = if self.history {
+            (0..index).collect()
+        } else if index > 0 && self.calls[index - 1].tool.is_some() {
+            vec![index - 1]
+        } else {
+            Vec::new()
+        };
+        let mut messages = Vec::new();
+        for j in earlier {
+            let turn = transcript.turns.get(j).cloned().unwrap_or_default();
+            messages.push(Message::User(self.prompt(j, transcript)));
+            let tool = self.calls[j].tool.as_ref();
+            messages.push(Message::Assistant(turn.clone()));
+            if let Some(tool) = tool {
+                let result = tool_result(&tool.name);
+                if turn.tool_calls.is_empty() {
+                    messages.push(Message::User(format!("Result of {}: {result}", tool.name)));
+                } else {
+                    for call in &turn.tool_calls {
+                        messages.push(Message::Tool {
+                            call: call.clone(),
+                            result: result.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        messages.push(Message::User(self.prompt(index, transcript)));
+        chat_body(
+            api,
             &self.model,
             &self.system,
-            &prompt,
+            &messages,
+            self.calls[index].tool.as_ref(),
             &self.options,
         )
     }
@@ -310,6 +483,20 @@ impl Agent {
     }
 }
 
+/// One chat message after the system prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    User(String),
+    /// An earlier answer as the server returned it: its tool calls when it made any, else
+    /// its text.
+    Assistant(Turn),
+    /// A tool's result for one tool call.
+    Tool {
+        call: ToolCall,
+        result: String,
+    },
+}
+
 /// JSON body of a streaming generation request for `api`.
 pub fn request_body(
     api: ApiKind,
@@ -318,13 +505,93 @@ pub fn request_body(
     prompt: &str,
     options: &ModelOptions,
 ) -> Vec<u8> {
+    chat_body(
+        api,
+        model,
+        system,
+        &[Message::User(prompt.to_owned())],
+        None,
+        options,
+    )
+}
+
+/// The `tools` array offering `tool`: one function taking one string parameter, `query`.
+fn tools_json(tool: &ToolStep) -> serde_json::Value {
+    serde_json::json!([{
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": format!("Call {} with a query; it returns a short text result.", tool.name),
+            "parameters": {
+                "type": "object",
+                "properties": {"query": {"type": "string", "description": "What to look up."}},
+                "required": ["query"],
+            },
+        },
+    }])
+}
+
+/// A message as `api` spells it (chat APIs only; tool calls in each API's shape).
+fn message_json(api: ApiKind, m: &Message) -> serde_json::Value {
+    use serde_json::{json, Value};
+    match m {
+        Message::User(text) => json!({"role": "user", "content": text}),
+        Message::Assistant(turn) if turn.tool_calls.is_empty() => {
+            json!({"role": "assistant", "content": turn.text})
+        }
+        Message::Assistant(turn) => {
+            let calls: Vec<Value> = turn
+                .tool_calls
+                .iter()
+                .map(|c| match api {
+                    // Ollama takes the arguments as an object.
+                    ApiKind::Ollama | ApiKind::OllamaGenerate => json!({
+                        "function": {
+                            "name": c.name,
+                            "arguments": serde_json::from_str::<Value>(&c.arguments)
+                                .unwrap_or_else(|_| json!(c.arguments)),
+                        },
+                    }),
+                    _ => json!({
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments},
+                    }),
+                })
+                .collect();
+            json!({"role": "assistant", "content": turn.text, "tool_calls": calls})
+        }
+        Message::Tool { call, result } => match api {
+            ApiKind::Ollama | ApiKind::OllamaGenerate => {
+                json!({"role": "tool", "content": result, "tool_name": call.name})
+            }
+            _ => json!({"role": "tool", "content": result, "tool_call_id": call.id}),
+        },
+    }
+}
+
+/// JSON body of a streaming generation request for `api` with `messages` after the system
+/// prompt, offering `tool` when given. Generate and completions endpoints take one prompt:
+/// the last message's text (config rejects tool steps and history there).
+pub fn chat_body(
+    api: ApiKind,
+    model: &str,
+    system: &str,
+    messages: &[Message],
+    tool: Option<&ToolStep>,
+    options: &ModelOptions,
+) -> Vec<u8> {
     use serde_json::{json, Map, Value};
+    let prompt = match messages.last() {
+        Some(Message::User(p)) => p.as_str(),
+        _ => "",
+    };
     let messages = || {
         let mut m = Vec::new();
         if !system.is_empty() {
             m.push(json!({"role": "system", "content": system}));
         }
-        m.push(json!({"role": "user", "content": prompt}));
+        m.extend(messages.iter().map(|x| message_json(api, x)));
         Value::Array(m)
     };
     // Ollama takes `think` beside `options`, not in them.
@@ -373,6 +640,9 @@ pub fn request_body(
             Value::Object(b)
         }
     };
+    if let (Some(tool), ApiKind::Ollama | ApiKind::OpenaiChat) = (tool, api) {
+        body["tools"] = tools_json(tool);
+    }
     match (options.think, api) {
         (Some(t), ApiKind::Ollama | ApiKind::OllamaGenerate) => body["think"] = json!(t),
         (Some(Think::Effort(e)), ApiKind::OpenaiChat) => body["reasoning_effort"] = json!(e.name()),
@@ -532,6 +802,7 @@ pub fn builtin_agents(endpoints: &[Endpoint]) -> Vec<AgentTemplate> {
             history: false,
             calls: vec![
                 CallSpec {
+                    tool: None,
                     name: "analysis".into(),
                     prompt: "Two LLM agents ran concurrently against two local model servers; \
                              per-agent decode rate, time to first token and wall time were \
@@ -540,6 +811,7 @@ pub fn builtin_agents(endpoints: &[Endpoint]) -> Vec<AgentTemplate> {
                         .into(),
                 },
                 CallSpec {
+                    tool: None,
                     name: "report".into(),
                     prompt: "Write a short report for an engineering team based on your \
                              analysis below.\n\nAnalysis:\n{previous}"
@@ -559,6 +831,7 @@ pub fn builtin_agents(endpoints: &[Endpoint]) -> Vec<AgentTemplate> {
             history: false,
             calls: vec![
                 CallSpec {
+                    tool: None,
                     name: "analysis".into(),
                     prompt: "A server runs two concurrent LLM agents. Analyze which settings \
                              (GPU layers offloaded, context size, temperature, batch size) most \
@@ -566,6 +839,7 @@ pub fn builtin_agents(endpoints: &[Endpoint]) -> Vec<AgentTemplate> {
                         .into(),
                 },
                 CallSpec {
+                    tool: None,
                     name: "report".into(),
                     prompt: "Turn the analysis below into three ranked recommendations with \
                              their expected impact.\n\nAnalysis:\n{previous}"
@@ -768,6 +1042,178 @@ mod tests {
             let body = request_body(api, "m", "", "p", &o);
             assert_eq!(String::from_utf8(body).unwrap(), want, "{api:?}");
         }
+    }
+
+    /// An agent of three calls on `api`: a tool step after the first, `{output:up}` in the
+    /// second, `{previous}` in the third.
+    fn tool_agent(api: ApiKind, history: bool) -> Agent {
+        let call = |name: &str, prompt: &str, tool: Option<ToolStep>| CallSpec {
+            name: name.into(),
+            prompt: prompt.into(),
+            tool,
+        };
+        Agent {
+            id: "w".into(),
+            label: "w".into(),
+            system: "S".into(),
+            model: "m".into(),
+            endpoint: Endpoint {
+                name: "e".into(),
+                base_url: "http://h:1".into(),
+                api,
+                api_key_env: None,
+            },
+            options: ModelOptions::default(),
+            calls: vec![
+                call(
+                    "look",
+                    "Q",
+                    Some(ToolStep {
+                        name: "web_search".into(),
+                        latency_ms: Latency::Fixed(200.0),
+                    }),
+                ),
+                call("use", "U {output:up}", None),
+                call("sum", "R {previous}", None),
+            ],
+            after: vec!["up".into()],
+            history,
+        }
+    }
+
+    fn transcript(tool_calls: bool) -> Transcript {
+        let calls = if tool_calls {
+            vec![ToolCall {
+                id: "call_1".into(),
+                name: "web_search".into(),
+                arguments: r#"{"query":"x"}"#.into(),
+            }]
+        } else {
+            Vec::new()
+        };
+        Transcript {
+            turns: vec![
+                Turn {
+                    text: if tool_calls { "" } else { "T0" }.into(),
+                    tool_calls: calls,
+                },
+                Turn {
+                    text: "T1".into(),
+                    tool_calls: Vec::new(),
+                },
+            ],
+            outputs: vec![("up".into(), "UP".into())],
+        }
+    }
+
+    const TOOLS: &str = r#""tools":[{"function":{"description":"Call web_search with a query; it returns a short text result.","name":"web_search","parameters":{"properties":{"query":{"description":"What to look up.","type":"string"}},"required":["query"],"type":"object"}},"type":"function"}]"#;
+    const RESULT: &str = "web_search found 3 results. 1. Independent requests overlap on a batching server. 2. A serial device runs one request at a time. 3. The longest chain of dependent steps bounds how fast a graph of agents can finish.";
+
+    /// The same golden strings as python/tests/test_workload.py's GOLDEN_GRAPH.
+    #[test]
+    fn tool_step_history_and_output_bodies_are_golden() {
+        let body = |api, history, call, tool_calls| {
+            String::from_utf8(tool_agent(api, history).call_body(call, &transcript(tool_calls)))
+                .unwrap()
+        };
+        let golden = [
+            // The call with a tool step offers its tool.
+            (
+                body(ApiKind::OpenaiChat, false, 0, true),
+                format!(
+                    r#"{{"messages":[{{"content":"S","role":"system"}},{{"content":"Q","role":"user"}}],"model":"m","stream":true,"stream_options":{{"include_usage":true}},{TOOLS}}}"#
+                ),
+            ),
+            (
+                body(ApiKind::Ollama, false, 0, true),
+                format!(
+                    r#"{{"messages":[{{"content":"S","role":"system"}},{{"content":"Q","role":"user"}}],"model":"m","options":{{}},"stream":true,{TOOLS}}}"#
+                ),
+            ),
+            // The next call: the previous pair, the tool call, its result, then its prompt.
+            (
+                body(ApiKind::OpenaiChat, false, 1, true),
+                format!(
+                    r#"{{"messages":[{{"content":"S","role":"system"}},{{"content":"Q","role":"user"}},{{"content":"","role":"assistant","tool_calls":[{{"function":{{"arguments":"{{\"query\":\"x\"}}","name":"web_search"}},"id":"call_1","type":"function"}}]}},{{"content":"{RESULT}","role":"tool","tool_call_id":"call_1"}},{{"content":"U UP","role":"user"}}],"model":"m","stream":true,"stream_options":{{"include_usage":true}}}}"#
+                ),
+            ),
+            (
+                body(ApiKind::Ollama, false, 1, true),
+                format!(
+                    r#"{{"messages":[{{"content":"S","role":"system"}},{{"content":"Q","role":"user"}},{{"content":"","role":"assistant","tool_calls":[{{"function":{{"arguments":{{"query":"x"}},"name":"web_search"}}}}]}},{{"content":"{RESULT}","role":"tool","tool_name":"web_search"}},{{"content":"U UP","role":"user"}}],"model":"m","options":{{}},"stream":true}}"#
+                ),
+            ),
+            // A model that answered in text gets the result as a user message.
+            (
+                body(ApiKind::Ollama, false, 1, false),
+                format!(
+                    r#"{{"messages":[{{"content":"S","role":"system"}},{{"content":"Q","role":"user"}},{{"content":"T0","role":"assistant"}},{{"content":"Result of web_search: {RESULT}","role":"user"}},{{"content":"U UP","role":"user"}}],"model":"m","options":{{}},"stream":true}}"#
+                ),
+            ),
+            // Without history, a call after a call with no tool step sends its prompt alone.
+            (
+                body(ApiKind::OpenaiChat, false, 2, false),
+                r#"{"messages":[{"content":"S","role":"system"},{"content":"R T1","role":"user"}],"model":"m","stream":true,"stream_options":{"include_usage":true}}"#.to_owned(),
+            ),
+            // With history, every earlier pair.
+            (
+                body(ApiKind::OpenaiChat, true, 2, false),
+                format!(
+                    r#"{{"messages":[{{"content":"S","role":"system"}},{{"content":"Q","role":"user"}},{{"content":"T0","role":"assistant"}},{{"content":"Result of web_search: {RESULT}","role":"user"}},{{"content":"U UP","role":"user"}},{{"content":"T1","role":"assistant"}},{{"content":"R T1","role":"user"}}],"model":"m","stream":true,"stream_options":{{"include_usage":true}}}}"#
+                ),
+            ),
+        ];
+        for (i, (got, want)) in golden.iter().enumerate() {
+            assert_eq!(got, want, "golden {i}");
+        }
+    }
+
+    #[test]
+    fn bodies_of_agents_without_the_new_features_are_unchanged() {
+        let mut a = tool_agent(ApiKind::OpenaiChat, false);
+        a.calls[0].tool = None;
+        for i in 0..3 {
+            let prompt = a.calls[i].prompt.replace(PREVIOUS, "prev");
+            assert_eq!(
+                a.request_body(i, "prev"),
+                request_body(a.endpoint.api, "m", "S", &prompt, &a.options),
+                "call {i}"
+            );
+        }
+        assert_eq!(
+            output_placeholders("a {output:x} b {output:y}{output:x} {output:"),
+            ["x", "y"]
+        );
+    }
+
+    #[test]
+    fn prompts_grow_with_history() {
+        let a = tool_agent(ApiKind::Ollama, true);
+        let t = transcript(false);
+        let lens: Vec<usize> = (0..3).map(|i| a.call_body(i, &t).len()).collect();
+        assert!(lens[0] < lens[1] && lens[1] < lens[2], "{lens:?}");
+    }
+
+    #[test]
+    fn latencies_are_fixed_or_drawn_reproducibly_within_bounds() {
+        assert_eq!(Latency::Fixed(200.0).draw(1, 2, "a", 3), 200.0);
+        let u = Latency::Uniform {
+            min: 100.0,
+            max: 300.0,
+        };
+        let draws: Vec<f64> = (0..50).map(|run| u.draw(7, run, "worker", 0)).collect();
+        assert!(
+            draws.iter().all(|d| (100.0..300.0).contains(d)),
+            "{draws:?}"
+        );
+        assert!(draws.iter().any(|&d| d != draws[0]));
+        assert_eq!(u.draw(7, 3, "worker", 0), draws[3]);
+        // The same values as python/tests/test_workload.py's test_latency_draws_match_rust.
+        assert_eq!(u.draw(0, 0, "a", 0), 174.34619268708184);
+        assert_eq!(u.draw(42, 3, "worker-2", 1), 244.98387079878864);
+        let parsed: ToolStep =
+            serde_json::from_str(r#"{"name":"t","latency_ms":{"min":1,"max":2}}"#).unwrap();
+        assert_eq!(parsed.latency_ms, Latency::Uniform { min: 1.0, max: 2.0 });
     }
 
     #[test]

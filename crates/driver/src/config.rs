@@ -2,9 +2,10 @@
 
 use chimeraforge_core::api::ApiKind;
 use chimeraforge_core::call::{CallSettings, Timeouts};
+use chimeraforge_core::graph::{Graph, GraphError};
 use chimeraforge_core::workload::{
-    builtin_agents, replicate, AgentTemplate, CallSpec, Endpoint, ModelOptions, PromptCache,
-    Scenario,
+    builtin_agents, output_placeholders, replicate, AgentTemplate, CallSpec, Endpoint, Latency,
+    ModelOptions, PromptCache, Scenario, ToolStep,
 };
 use chimeraforge_core::{BackendId, ClientOptions, ConnectionPolicy};
 use serde::{Deserialize, Serialize};
@@ -181,7 +182,26 @@ struct RawAgent {
     endpoint: Spanned<String>,
     #[serde(default)]
     options: ModelOptions,
-    calls: Spanned<Vec<CallSpec>>,
+    calls: Spanned<Vec<RawCall>>,
+    /// Ids of the agents this one starts after.
+    after: Option<Spanned<Vec<Spanned<String>>>>,
+    history: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCall {
+    name: String,
+    prompt: Spanned<String>,
+    tool: Option<Spanned<RawTool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTool {
+    name: Spanned<String>,
+    /// A number of ms, or `{ min, max }`.
+    latency_ms: Spanned<toml::Value>,
 }
 
 /// The embedded simulator's settings.
@@ -323,6 +343,17 @@ pub fn parse(src: &Source) -> Result<Config, ConfigError> {
         Some(sc) => Some(scaling(src, sc, agent_count, raw.agents.as_ref())?),
     };
     let agents = agents(src, raw_agents, &endpoints)?;
+    if raw.scaling.is_some() {
+        if let Some(after) = raw_agents.iter().find_map(|a| a.after.as_ref()) {
+            if !after.get_ref().is_empty() {
+                return Err(src.error(
+                    after.span(),
+                    "`after` cannot be combined with [scaling]: a sweep replicates the agents under new ids, and a graph names its agents",
+                    "drop [scaling] to run the graph as configured, or drop `after` to sweep independent agents",
+                ));
+            }
+        }
+    }
     let base_seed = raw.options.as_ref().and_then(|o| o.get_ref().seed);
     let agents = match agent_count {
         Some(n) => replicate(&agents, n, &endpoints, base_seed),
@@ -749,18 +780,191 @@ fn agents(
             ));
         }
         check_options(src, &a.options, a.id.span())?;
+        let chat = matches!(endpoint.api, ApiKind::Ollama | ApiKind::OpenaiChat);
+        let history = a.history.as_ref().is_some_and(|h| *h.get_ref());
+        if let (false, Some(h)) = (chat, a.history.as_ref().filter(|h| *h.get_ref())) {
+            return Err(src.error(
+                h.span(),
+                format!(
+                    "agent {id:?}: history needs a chat API, and endpoint {:?} uses {}",
+                    endpoint.name,
+                    endpoint.api.path()
+                ),
+                "use an endpoint with api = \"ollama\" (/api/chat) or \"openai-chat\", or drop history",
+            ));
+        }
+        let after: Vec<String> = a
+            .after
+            .as_ref()
+            .map(|l| l.get_ref().iter().map(|x| x.get_ref().clone()).collect())
+            .unwrap_or_default();
+        let calls = calls(src, &id, a.calls.get_ref(), &endpoint, chat, &after)?;
         agents.push(AgentTemplate {
             label: a.label.clone().unwrap_or_else(|| id.clone()),
             id,
             system: a.system.clone(),
             endpoint,
             options: a.options.clone(),
-            calls: a.calls.get_ref().clone(),
-            after: Vec::new(),
-            history: false,
+            calls,
+            after,
+            history,
         });
     }
+    graph(src, raw, &agents)?;
     Ok(agents)
+}
+
+/// An agent's calls: tool steps only on a chat API and not on the last call, valid latencies,
+/// `{output:ID}` only for an ID in the agent's `after`.
+fn calls(
+    src: &Source,
+    id: &str,
+    raw: &[RawCall],
+    endpoint: &Endpoint,
+    chat: bool,
+    after: &[String],
+) -> Result<Vec<CallSpec>, ConfigError> {
+    let mut calls = Vec::with_capacity(raw.len());
+    for (i, c) in raw.iter().enumerate() {
+        let prompt = c.prompt.get_ref();
+        if let Some(missing) = output_placeholders(prompt)
+            .into_iter()
+            .find(|o| !after.iter().any(|a| a == o))
+        {
+            return Err(src.error(
+                c.prompt.span(),
+                format!(
+                    "agent {id:?}, call {:?}: {{output:{missing}}} names an agent this one does not run after",
+                    c.name
+                ),
+                format!("add {missing:?} to the agent's after list (after = [\"{missing}\"]), so its answer exists when this call is sent"),
+            ));
+        }
+        let tool = match &c.tool {
+            None => None,
+            Some(t) => {
+                if !chat {
+                    return Err(src.error(
+                        t.span(),
+                        format!(
+                            "agent {id:?}, call {:?}: a tool step needs a chat API, and endpoint {:?} uses {}",
+                            c.name, endpoint.name, endpoint.api.path()
+                        ),
+                        "use an endpoint with api = \"ollama\" (/api/chat) or \"openai-chat\", or drop the tool step",
+                    ));
+                }
+                if i + 1 == raw.len() {
+                    return Err(src.error(
+                        t.span(),
+                        format!(
+                            "agent {id:?}: its last call {:?} has a tool step, and no call follows to send the tool's result to",
+                            c.name
+                        ),
+                        "add a call after it (its prompt can use {previous}), or move the tool step to an earlier call",
+                    ));
+                }
+                Some(tool_step(src, t.get_ref())?)
+            }
+        };
+        calls.push(CallSpec {
+            name: c.name.clone(),
+            prompt: prompt.clone(),
+            tool,
+        });
+    }
+    Ok(calls)
+}
+
+/// `tool = { name, latency_ms = N | { min, max } }`: a name, finite latencies in
+/// 0..=[`MAX_TIMEOUT_MS`], min ≤ max.
+fn tool_step(src: &Source, t: &RawTool) -> Result<ToolStep, ConfigError> {
+    let name = t.name.get_ref().trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+    {
+        return Err(src.error(
+            t.name.span(),
+            format!("tool name {:?} is not a function name", t.name.get_ref()),
+            "use letters, digits, '_' or '-', e.g. name = \"web_search\"",
+        ));
+    }
+    let hint = "latency_ms is a number of ms (latency_ms = 200) or a range drawn uniformly per run (latency_ms = { min = 100, max = 300 }), each between 0 and 86400000";
+    let bad = |what: String| Err(src.error(t.latency_ms.span(), what, hint));
+    let number = |v: &toml::Value| match v {
+        toml::Value::Integer(i) => Some(*i as f64),
+        toml::Value::Float(f) => Some(*f),
+        _ => None,
+    };
+    let in_range = |ms: f64| ms.is_finite() && (0.0..=MAX_TIMEOUT_MS as f64).contains(&ms);
+    let latency = match t.latency_ms.get_ref() {
+        toml::Value::Table(range) => {
+            if let Some(k) = range.keys().find(|k| *k != "min" && *k != "max") {
+                return bad(format!("latency_ms has an unknown key {k:?}"));
+            }
+            match (
+                range.get("min").and_then(number),
+                range.get("max").and_then(number),
+            ) {
+                (Some(min), Some(max)) => Latency::Uniform { min, max },
+                _ => return bad("latency_ms = { ... } needs numbers min and max".into()),
+            }
+        }
+        v => match number(v) {
+            Some(ms) => Latency::Fixed(ms),
+            None => return bad(format!("latency_ms = {v} is not a number of ms")),
+        },
+    };
+    match latency {
+        Latency::Fixed(ms) if !in_range(ms) => {
+            return bad(format!("latency_ms = {ms} is not a number of ms ≥ 0"))
+        }
+        Latency::Uniform { min, max } if !in_range(min) || !in_range(max) => {
+            return bad(format!(
+                "latency_ms = {{ min = {min}, max = {max} }} is not a range of ms ≥ 0"
+            ))
+        }
+        Latency::Uniform { min, max } if min > max => {
+            return bad(format!("latency_ms has min = {min} above max = {max}"))
+        }
+        _ => {}
+    }
+    Ok(ToolStep {
+        name: name.to_owned(),
+        latency_ms: latency,
+    })
+}
+
+/// The agents' `after` lists form a graph that can run: known ids, no agent after itself, no
+/// cycle. Errors point at the offending agent's `after`.
+fn graph(src: &Source, raw: &[RawAgent], agents: &[AgentTemplate]) -> Result<(), ConfigError> {
+    let Err(e) = Graph::from_ids(agents.iter().map(|a| (a.id.as_str(), a.after.as_slice()))) else {
+        return Ok(());
+    };
+    let (agent, hint) = match &e {
+        GraphError::UnknownAgent { agent, .. } => (
+            agent.clone(),
+            format!(
+                "after lists agent ids of this config: {}",
+                agents.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        ),
+        GraphError::SelfDependency { agent } => (
+            agent.clone(),
+            "remove the agent's own id from its after list".to_owned(),
+        ),
+        GraphError::Cycle { cycle } => (
+            cycle[0].clone(),
+            "an agent cannot wait, directly or through others, on itself: remove one id from one of these after lists".to_owned(),
+        ),
+    };
+    let span = raw
+        .iter()
+        .find(|a| *a.id.get_ref() == agent)
+        .and_then(|a| a.after.as_ref())
+        .map_or(0..0, |l| l.span());
+    Err(src.error(span, e.to_string(), hint))
 }
 
 /// `backends`: known names, each once; `None` (every backend this binary can run) when
@@ -1229,6 +1433,188 @@ calls = [{ name = "c", prompt = "p" }]
         let e = parse_str(&OK.replace("seed = 42\n", "seed = 42\nthink = \"max\"\n")).unwrap_err();
         assert_eq!((e.line, e.column), (9, 9), "{e}");
         assert!(e.message.contains("\"medium\""), "{e}");
+    }
+
+    /// `OK` (endpoint a: Ollama chat, b: Ollama chat) plus these agents; endpoint "g" uses
+    /// /api/generate.
+    fn with_agents(agents: &str) -> String {
+        format!(
+            "{OK}[[endpoints]]\nname = \"g\"\nurl = \"sim\"\napi = \"ollama-generate\"\n{agents}"
+        )
+    }
+
+    const GRAPH: &str = r#"
+[[agents]]
+id = "orch"
+endpoint = "a"
+calls = [{ name = "plan", prompt = "Plan." }]
+
+[[agents]]
+id = "w"
+endpoint = "b"
+after = ["orch"]
+history = true
+calls = [
+  { name = "look", prompt = "Look at {output:orch}", tool = { name = "web_search", latency_ms = 200 } },
+  { name = "answer", prompt = "Answer." },
+]
+
+[[agents]]
+id = "agg"
+endpoint = "a"
+after = ["w", "orch"]
+calls = [{ name = "sum", prompt = "Sum {output:w} and {output:orch}", tool = { name = "t", latency_ms = { min = 1, max = 2.5 } } }, { name = "end", prompt = "End." }]
+"#;
+
+    /// The error for `GRAPH` (after `OK`) with `from` replaced by `to`, at the line of `at`
+    /// (the first line of the file containing it, after the replacement) and naming `what`.
+    fn graph_rejected(from: &str, to: &str, at: &str, what: &str) -> ConfigError {
+        assert!(GRAPH.contains(from), "{from}");
+        let text = with_agents(&GRAPH.replacen(from, to, 1));
+        let e = parse_str(&text).unwrap_err();
+        let line = text.lines().position(|l| l.contains(at)).unwrap() + 1;
+        assert_eq!(e.line, line, "{to}: {e}");
+        assert!(e.message.contains(what), "{to}: {e}");
+        assert!(!e.hint.is_empty(), "{to}: {e}");
+        e
+    }
+
+    #[test]
+    fn a_graph_with_tools_history_and_outputs_parses() {
+        let c = parse_str(&with_agents(GRAPH)).unwrap();
+        let [orch, w, agg] = c.agents.as_slice() else {
+            panic!("{:?}", c.agents)
+        };
+        assert!(orch.after.is_empty() && !orch.history);
+        assert_eq!(w.after, ["orch"]);
+        assert!(w.history);
+        assert_eq!(
+            w.calls[0].tool,
+            Some(ToolStep {
+                name: "web_search".into(),
+                latency_ms: Latency::Fixed(200.0)
+            })
+        );
+        assert_eq!(w.calls[1].tool, None);
+        assert_eq!(agg.after, ["w", "orch"]);
+        assert_eq!(
+            agg.calls[0].tool.as_ref().unwrap().latency_ms,
+            Latency::Uniform { min: 1.0, max: 2.5 }
+        );
+    }
+
+    #[test]
+    fn unknown_self_and_cyclic_dependencies_point_at_after() {
+        let orch = "endpoint = \"a\"\ncalls = [{ name = \"plan\"";
+        let e = graph_rejected(
+            orch,
+            "endpoint = \"a\"\nafter = [\"orc\"]\ncalls = [{ name = \"plan\"",
+            "after = [\"orc\"]",
+            "\"orc\", which is not an agent",
+        );
+        assert!(e.hint.contains("orch, w, agg"), "{e}");
+        assert!(e.column > 1, "{e}");
+        graph_rejected(
+            orch,
+            "endpoint = \"a\"\nafter = [\"orch\"]\ncalls = [{ name = \"plan\"",
+            "after = [\"orch\"]",
+            "runs after itself",
+        );
+        let e = graph_rejected(
+            "endpoint = \"a\"\ncalls = [{ name = \"plan\"",
+            "endpoint = \"a\"\nafter = [\"agg\"]\ncalls = [{ name = \"plan\"",
+            "after = [\"agg\"]",
+            "orch -> w -> agg -> orch",
+        );
+        assert!(e.hint.contains("cycle") || e.hint.contains("itself"), "{e}");
+    }
+
+    #[test]
+    fn an_output_placeholder_needs_its_agent_in_after() {
+        let e = graph_rejected(
+            "after = [\"w\", \"orch\"]",
+            "after = [\"w\"]",
+            "Sum {output:w}",
+            "{output:orch}",
+        );
+        assert!(e.hint.contains("after = [\"orch\"]"), "{e}");
+    }
+
+    #[test]
+    fn tools_and_history_need_a_chat_api() {
+        let e = graph_rejected(
+            "id = \"w\"\nendpoint = \"b\"",
+            "id = \"w\"\nendpoint = \"g\"",
+            "history = true",
+            "history needs a chat API",
+        );
+        assert!(e.hint.contains("openai-chat"), "{e}");
+        graph_rejected(
+            "id = \"agg\"\nendpoint = \"a\"",
+            "id = \"agg\"\nendpoint = \"g\"",
+            "Sum {output:w}",
+            "tool step needs a chat API",
+        );
+    }
+
+    #[test]
+    fn a_tool_step_on_the_last_call_is_rejected() {
+        graph_rejected(
+            ", { name = \"end\", prompt = \"End.\" }",
+            "",
+            "Sum {output:w}",
+            "no call follows",
+        );
+    }
+
+    #[test]
+    fn bad_latencies_and_tool_names_are_located() {
+        for bad in [
+            "-1",
+            "nan",
+            "inf",
+            "\"fast\"",
+            "{ min = 3, max = 2 }",
+            "{ min = -1, max = 2 }",
+            "{ min = 1 }",
+            "{ min = 1, max = 2, mean = 1 }",
+            "86400001",
+        ] {
+            let e = graph_rejected(
+                "latency_ms = 200",
+                &format!("latency_ms = {bad}"),
+                "tool = { name = \"web_search\"",
+                "latency_ms",
+            );
+            assert!(e.hint.contains("min = 100, max = 300"), "{bad}: {e}");
+        }
+        graph_rejected(
+            "name = \"web_search\"",
+            "name = \"web search\"",
+            "tool = { name = \"web search\"",
+            "not a function name",
+        );
+    }
+
+    #[test]
+    fn after_is_rejected_with_scaling() {
+        let text = format!("{}\n[scaling]\nmax_agents = 4\n", with_agents(GRAPH));
+        let e = parse_str(&text).unwrap_err();
+        let line = text
+            .lines()
+            .position(|l| l.contains("after = [\"orch\"]"))
+            .unwrap()
+            + 1;
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.message.contains("[scaling]"), "{e}");
+        // Independent agents still sweep.
+        let plain = GRAPH
+            .replace("after = [\"orch\"]\n", "")
+            .replace("after = [\"w\", \"orch\"]\n", "")
+            .replace("{output:orch}", "")
+            .replace("{output:w}", "");
+        let text = format!("{}\n[scaling]\nmax_agents = 4\n", with_agents(&plain));
+        assert_eq!(parse_str(&text).unwrap().templates_for(Some(4)).len(), 4);
     }
 
     #[test]

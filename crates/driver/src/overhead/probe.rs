@@ -154,6 +154,7 @@ pub(crate) fn job(backend: &str, probe: &Probe, base_url: &str, run_index: u32) 
             .map(|i| CallSpec {
                 name: format!("call{i}"),
                 prompt: "Say something.".into(),
+                tool: None,
             })
             .collect(),
         after: Vec::new(),

@@ -236,16 +236,19 @@ fn agents(spec: &CellSpec) -> Vec<Agent> {
                     CallSpec {
                         name: "analysis".to_owned(),
                         prompt: "Analyse.".to_owned(),
+                        tool: None,
                     },
                     CallSpec {
                         name: "report".to_owned(),
                         prompt: "Report on {previous}".to_owned(),
+                        tool: None,
                     },
                 ],
                 Some(g) => (0..g.calls)
                     .map(|k| CallSpec {
                         name: graph_call_name(k),
                         prompt: format!("Step {} of {{previous}}", k + 1),
+                        tool: None,
                     })
                     .collect(),
             },
