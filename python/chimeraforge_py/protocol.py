@@ -93,7 +93,7 @@ async def _warm_call(client, job: AgentJob, tokens: int) -> dict:
         num_predict=tokens,
     )
     start = perf_counter_ns()
-    record, _ = await execute_call(client, target, job.settings, start)
+    record, _, _ = await execute_call(client, target, job.settings, start)
     return record
 
 
@@ -115,7 +115,7 @@ async def _run_agent(client, job: AgentJob, phase_start: int) -> tuple:
             num_predict=a["options"].get("num_predict"),
             live_tokens=job.live_tokens,
         )
-        record, text = await execute_call(client, target, job.settings, phase_start)
+        record, text, _tools = await execute_call(client, target, job.settings, phase_start)
         calls.append(record)
         previous = text
         if record["error"] is not None:

@@ -120,7 +120,7 @@ async def calls(srv, n, pause_s=0.0):
         for i in range(n):
             if i == 1 and pause_s:
                 await asyncio.sleep(pause_s)
-            rec, _ = await execute_call(client, target(srv.url), settings(), perf_counter_ns())
+            rec, _, _ = await execute_call(client, target(srv.url), settings(), perf_counter_ns())
             out.append(rec)
         return out
 

@@ -53,7 +53,7 @@ async def _call(script: list) -> dict:
     async with server, httpx.AsyncClient(trust_env=False) as client:
         t = Target("a", "framing", url, "m", "ollama-generate", b"{}")
         s = Settings(5 * 10**9, 5 * 10**9, 10 * 10**9, 1 << 20, 500.0)
-        rec, _ = await execute_call(client, t, s, perf_counter_ns())
+        rec, _, _ = await execute_call(client, t, s, perf_counter_ns())
     return rec
 
 

@@ -82,7 +82,7 @@ async def one_call(behave, s=None, api="ollama"):
     async with Server(behave) as srv:
         async with httpx.AsyncClient(trust_env=False) as client:
             t = Target("a", "analysis", srv.url + "/api/chat", "m", api, b"{}")
-            rec, text = await execute_call(client, t, s or settings(), perf_counter_ns())
+            rec, text, _ = await execute_call(client, t, s or settings(), perf_counter_ns())
             return rec, text
 
 
@@ -186,7 +186,7 @@ def test_connect_refused():
         async with httpx.AsyncClient(trust_env=False) as client:
             t = Target("a", "analysis", "http://127.0.0.1:9/api/chat", "m", "ollama", b"{}")
             return await execute_call(client, t, settings(), perf_counter_ns())
-    rec, _ = run(go())
+    rec, _, _ = run(go())
     assert rec["error"]["kind"] == "connect"
 
 

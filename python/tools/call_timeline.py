@@ -99,7 +99,7 @@ async def main(args) -> None:
             marks.clear()
             cpu0 = thread_time_ns()
             marks["t_send"] = (0, cpu0)
-            rec, _ = await C.execute_call(client, target, settings, perf_counter_ns())
+            rec, _, _ = await C.execute_call(client, target, settings, perf_counter_ns())
             cpu1 = thread_time_ns()
             if rec["error"] is not None:
                 hint = ""
