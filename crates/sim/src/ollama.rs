@@ -90,8 +90,7 @@ fn request(
     options: Option<Options>,
     sim_fault: Option<String>,
     think: Option<serde_json::Value>,
-    chat: bool,
-    tool: Option<String>,
+    wire: OllamaWire,
 ) -> Result<GenerationRequest, String> {
     if model.is_empty() {
         return Err("model is required".to_string());
@@ -99,14 +98,7 @@ fn request(
     let options = options.unwrap_or_default();
     let load_only = prompt_parts.is_empty();
     Ok(GenerationRequest {
-        wire: Arc::new(OllamaWire {
-            model: model.clone(),
-            chat,
-            tool: tool.map(|name| ToolCallWire {
-                name,
-                held: Mutex::new(String::new()),
-            }),
-        }),
+        wire: Arc::new(wire),
         model,
         prompt_parts,
         // Ollama streams unless told not to.
@@ -129,6 +121,7 @@ pub(crate) fn parse_generate(body: &[u8]) -> Result<GenerationRequest, String> {
     if parts.last().is_some_and(|p| p.is_empty()) {
         parts.clear();
     }
+    let wire = OllamaWire::new(&r.model, false, None);
     request(
         r.model,
         parts,
@@ -136,8 +129,7 @@ pub(crate) fn parse_generate(body: &[u8]) -> Result<GenerationRequest, String> {
         r.options,
         r.sim_fault,
         r.think,
-        false,
-        None,
+        wire,
     )
 }
 
@@ -155,6 +147,7 @@ pub(crate) fn parse_chat(body: &[u8]) -> Result<GenerationRequest, String> {
     if !parts.is_empty() {
         parts.splice(0..0, tools_text(&tools));
     }
+    let wire = OllamaWire::new(&r.model, true, tool);
     request(
         r.model,
         parts,
@@ -162,8 +155,7 @@ pub(crate) fn parse_chat(body: &[u8]) -> Result<GenerationRequest, String> {
         r.options,
         r.sim_fault,
         r.think,
-        true,
-        tool,
+        wire,
     )
 }
 
@@ -233,6 +225,18 @@ impl ToolCallWire {
 }
 
 impl OllamaWire {
+    /// The framing of `/api/chat` (`chat`) or `/api/generate`, calling `tool` if set.
+    fn new(model: &str, chat: bool, tool: Option<String>) -> Self {
+        OllamaWire {
+            model: model.to_string(),
+            chat,
+            tool: tool.map(|name| ToolCallWire {
+                name,
+                held: Mutex::new(String::new()),
+            }),
+        }
+    }
+
     /// One line: answer `text`, and reasoning `thinking` when there is some.
     fn line(&self, text: &str, thinking: Option<&str>, stats: Option<Final>) -> Vec<u8> {
         self.line_with(text, thinking, None, stats)
