@@ -2,7 +2,8 @@
 
 Timestamps: t_send just before the request is handed to httpx (after the request object is
 built, as in Rust), a chunk's arrival the instant ``aiter_raw()`` hands it over, before it
-is decoded; t_first/t_last at chunks that carried non-empty text, t_done at body end.
+is decoded; t_first/t_last at chunks that carried generated output (non-empty text or a
+tool call), t_done at body end.
 First-byte, idle and total timeouts are enforced here with the event loop's timer: an
 ``asyncio.timeout`` around ``client.send``, and for the body one ``asyncio.timeout`` per call
 driven by one lazily re-armed timer (``_ReadDeadline``); the connect timeout belongs to httpx.
@@ -28,6 +29,8 @@ from .codecs import (
     ServerStats,
     Stats,
     Text,
+    ToolCallAssembly,
+    ToolCallChunk,
     decoder_for,
     is_ollama,
 )
@@ -95,7 +98,7 @@ class Target:
     api_key: Optional[str] = None
     # The output tokens the request asks for; sets the runaway cap (Settings.token_cap).
     num_predict: Optional[int] = None
-    # Incremented once per non-empty text event, for live progress read by another thread
+    # Incremented once per generated event (non-empty text, a tool call), for live progress read by another thread
     # (live.Counter; core's CallTarget::live_tokens). None: nothing.
     live_tokens: Optional[Counter] = None
 
@@ -124,6 +127,9 @@ class _Measuring:
         self.text_bytes = 0
         self.text_truncated = False
         self.text_events = 0
+        # of text_events, those carrying a tool call or a fragment of one
+        self.tool_call_events = 0
+        self.tool_calls = ToolCallAssembly()
         self.token_cap = s.token_cap(t.num_predict)
         self.runaway_factor = s.runaway_factor
         self.t_last_chunk: Optional[int] = None
@@ -146,7 +152,7 @@ class _Measuring:
         return e
 
     def generated(self, at: int) -> None:
-        """A text event of either kind (answer or reasoning) arrived at `at`: time it, count
+        """A generated event of any kind (answer, reasoning, tool call) arrived at `at`: time it, count
         it, and fail the call once it is past the runaway cap (as core's Measuring::generated)."""
         if self.live is not None:
             self.live.n += 1
@@ -171,6 +177,12 @@ class _Measuring:
             if ev.text:
                 self.generated(at)
                 self.reasoning_events += 1
+        elif isinstance(ev, ToolCallChunk):
+            # what the model generated instead of (or after) text: timed and capped alike;
+            # assembled for the agent's next call, not part of the answer text
+            self.generated(at)
+            self.tool_call_events += 1
+            self.tool_calls.push(ev)
         elif isinstance(ev, Stats):
             if self.server is None:
                 self.server = ev.stats
@@ -264,8 +276,10 @@ class _Measuring:
             "reasoning_tokens": reasoning_tokens,
             "answer_tokens": answer_tokens,
             "output_truncated": self.text_truncated,
+            "tool_calls": len(self.tool_calls),
+            "tool_call_events": self.tool_call_events,
         }
-        return record, text
+        return record, text, self.tool_calls.into_calls()
 
 
 def reasoning_split(server: Optional[ServerStats], output: Optional[dict], text_events: int, reasoning_events: int) -> tuple:
@@ -430,15 +444,15 @@ class _ReadDeadline:
 
 async def execute_call(client, target: Target, settings: Settings, phase_start: int) -> tuple:
     """Run one streaming call on ``client`` (an agent's ``AgentClient``, or a bare httpx client
-    taken as a keep-alive one) and measure it; returns (CallRecord dict, full text, tool calls:
-    a list of {"id", "name", "arguments"} dicts)."""
+    taken as a keep-alive one) and measure it; returns (CallRecord dict, the answer text, the
+    tool calls the model made: ``[{"id","name","arguments"}]`` in the order it made them)."""
     client = agent_client(client)
     opened, reconnects = client.counts()
-    record, text = await _execute_call(client, target, settings, phase_start)
+    record, text, tool_calls = await _execute_call(client, target, settings, phase_start)
     after = client.counts()
     record["connections_opened"] = after[0] - opened
     record["reconnects"] = after[1] - reconnects
-    return record, text, []
+    return record, text, tool_calls
 
 
 async def _execute_call(client: AgentClient, target: Target, settings: Settings, phase_start: int) -> tuple:

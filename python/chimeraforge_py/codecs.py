@@ -72,6 +72,19 @@ class Reasoning:
 
 
 @dataclass
+class ToolCallChunk:
+    """A generated tool call, or a fragment of one (core::api::ToolCallChunk): OpenAI
+    ``delta.tool_calls[]`` (one event per entry, ``index`` set, arguments in fragments),
+    Ollama ``message.tool_calls[]`` (each call whole, ``index`` None, its arguments object
+    serialized as serde_json writes it)."""
+
+    index: Optional[int] = None
+    id: Optional[str] = None
+    name: Optional[str] = None
+    arguments: str = ""
+
+
+@dataclass
 class Stats:
     stats: ServerStats
 
@@ -86,7 +99,45 @@ class ServerError:
     message: str
 
 
-StreamEvent = Union[Text, Reasoning, Stats, Done, ServerError]
+StreamEvent = Union[Text, Reasoning, ToolCallChunk, Stats, Done, ServerError]
+
+
+class ToolCallAssembly:
+    """Whole tool calls from chunks, in the order the calls began (core::api::ToolCallAssembly):
+    a fragment joins the earlier call with its index (arguments appended, id and name kept
+    from the first fragment that had them); anything else starts a call."""
+
+    def __init__(self) -> None:
+        self.calls: list = []  # [id, name, arguments]
+        self.indices: list = []
+
+    def push(self, chunk: ToolCallChunk) -> None:
+        at = None
+        if chunk.index is not None:
+            for i, have in enumerate(self.indices):
+                if have == chunk.index:
+                    at = i
+                    break
+        if at is None:
+            self.calls.append(["", "", ""])
+            self.indices.append(chunk.index)
+            at = len(self.calls) - 1
+        call = self.calls[at]
+        if chunk.id and not call[0]:
+            call[0] = chunk.id
+        if chunk.name and not call[1]:
+            call[1] = chunk.name
+        call[2] += chunk.arguments
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def into_calls(self) -> list:
+        """``[{"id","name","arguments"}]``; a call the server sent no id for is ``call_<position>``."""
+        return [
+            {"id": c[0] or f"call_{i}", "name": c[1], "arguments": c[2]}
+            for i, c in enumerate(self.calls)
+        ]
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -114,6 +165,10 @@ def invalid_utf8(line: int) -> CodecError:
 
 def malformed_json(line: int, reason: str) -> CodecError:
     return CodecError("malformed_stream", f"malformed JSON at line {line}: {reason}")
+
+
+def malformed_tool_call(line: int, reason: str) -> CodecError:
+    return CodecError("malformed_stream", f"malformed tool call at line {line}: {reason}")
 
 
 def truncated_line(nbytes: int) -> CodecError:
@@ -237,6 +292,69 @@ def _compact(v: Any) -> str:
     return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
 
 
+def _json_type(v: Any) -> str:
+    """A JSON value's type in words, as core's tool-call errors name it."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    return "an object"
+
+
+def _tool_str(obj: dict, key: str, what: str) -> Optional[str]:
+    """``obj[key]`` as an optional string; another type raises _BadTool naming ``what``."""
+    v = obj.get(key)
+    if v is None or isinstance(v, str):
+        return v
+    raise _BadTool(f"{what} is {_json_type(v)}, not a string")
+
+
+class _BadTool(Exception):
+    pass
+
+
+def _ollama_tool_calls(calls: Any) -> list:
+    """The calls of ``message.tool_calls`` (``[{id?, function: {index?, name, arguments}}]``),
+    each one whole, its arguments object serialized (core's ollama::tool_call_chunks)."""
+    if calls is None:
+        return []
+    if not isinstance(calls, list):
+        raise _BadTool(f"message.tool_calls is {_json_type(calls)}, not an array of calls")
+    chunks = []
+    for i, call in enumerate(calls):
+        at = f"message.tool_calls[{i}]"
+        if not isinstance(call, dict):
+            raise _BadTool(f"{at} is {_json_type(call)}, not an object")
+        id_ = _tool_str(call, "id", f"{at}.id")
+        function = call.get("function")
+        if function is None:
+            raise _BadTool(f"{at} has no function")
+        if not isinstance(function, dict):
+            raise _BadTool(f"{at}.function is {_json_type(function)}, not an object")
+        name = _tool_str(function, "name", f"{at}.function.name")
+        if not name:
+            raise _BadTool(f"{at}.function has no name")
+        args = function.get("arguments")
+        if args is None:
+            arguments = "{}"
+        elif isinstance(args, str):
+            # Ollama sends an object; a proxy may have turned it into the JSON text already.
+            arguments = args
+        elif isinstance(args, dict):
+            # serde_json (no preserve_order) writes an object's keys sorted, compactly
+            arguments = json.dumps(args, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+        else:
+            raise _BadTool(f"{at}.function.arguments is {_json_type(args)}, not an object")
+        chunks.append(ToolCallChunk(index=None, id=id_, name=name, arguments=arguments))
+    return chunks
+
+
 def _ns_to_ms(ns: Optional[int]) -> Optional[float]:
     return None if ns is None else ns / 1e6
 
@@ -280,6 +398,7 @@ def _ollama_line(line: bytes, n: int, out: list) -> None:
         message = _opt_obj(obj, "message")
         content = _opt_str(message, "content") if message is not None else None
         message_thinking = _opt_str(message, "thinking") if message is not None else None
+        tool_calls_v = message.get("tool_calls") if message is not None else None
         done_v = obj.get("done", False)
         if not isinstance(done_v, bool):
             raise _Bad(f"invalid type: {_type_name(done_v)}, expected a boolean for `done`")
@@ -300,14 +419,19 @@ def _ollama_line(line: bytes, n: int, out: list) -> None:
     if err is not None:
         out.append(ServerError(err if isinstance(err, str) else _compact(err)))
         return
+    try:
+        tool_calls = _ollama_tool_calls(tool_calls_v)
+    except _BadTool as e:
+        raise malformed_tool_call(n, str(e)) from None
     thought = thinking if thinking is not None else message_thinking
     reasoned = bool(thought)
     if reasoned:
         out.append(Reasoning(thought))
     piece = response if response is not None else content
-    # the empty response/content beside a thought is no keep-alive delta
-    if piece is not None and not ((done_v or reasoned) and piece == ""):
+    # the empty response/content beside a thought or a tool call is no keep-alive delta
+    if piece is not None and not ((done_v or reasoned or tool_calls) and piece == ""):
         out.append(Text(piece))
+    out.extend(tool_calls)
     if done_v:
         out.append(Stats(stats))
         out.append(Done(done_reason))
@@ -328,6 +452,52 @@ class SseDecoder:
         self.data = bytearray()
         self.has_data = False
         self.finished = False
+        # The index of tool-call fragments sent without one: a fragment with an id starts a
+        # call, one without continues the last (core's ToolIndices).
+        self.last_tool_index: Optional[int] = None
+        self.next_tool_index = 0
+
+    def _tool_index(self, index: Optional[int], has_id: bool) -> int:
+        if index is None:
+            index = self.last_tool_index if (self.last_tool_index is not None and not has_id) else self.next_tool_index
+        self.last_tool_index = index
+        self.next_tool_index = max(self.next_tool_index, index + 1)
+        return index
+
+    def _tool_call_chunks(self, calls: Any) -> list:
+        """The fragments of ``delta.tool_calls`` (core's openai::tool_call_chunks)."""
+        if calls is None:
+            return []
+        if not isinstance(calls, list):
+            raise _BadTool(f"delta.tool_calls is {_json_type(calls)}, not an array of call fragments")
+        chunks = []
+        for i, call in enumerate(calls):
+            at = f"delta.tool_calls[{i}]"
+            if not isinstance(call, dict):
+                raise _BadTool(f"{at} is {_json_type(call)}, not an object")
+            index = call.get("index")
+            if index is not None and not (isinstance(index, int) and not isinstance(index, bool) and 0 <= index < 2**64):
+                raise _BadTool(f"{at}.index is {_compact(index)}, not a non-negative integer")
+            id_ = _tool_str(call, "id", f"{at}.id")
+            function = call.get("function")
+            name = arguments = None
+            if isinstance(function, dict):
+                name = _tool_str(function, "name", f"{at}.function.name")
+                try:
+                    arguments = _tool_str(function, "arguments", f"{at}.function.arguments")
+                except _BadTool as e:
+                    raise _BadTool(f"{e} (the API streams the arguments as JSON text, in fragments)") from None
+            elif function is not None:
+                raise _BadTool(f"{at}.function is {_json_type(function)}, not an object")
+            chunks.append(
+                ToolCallChunk(
+                    index=self._tool_index(index, bool(id_)),
+                    id=id_,
+                    name=name,
+                    arguments=arguments or "",
+                )
+            )
+        return chunks
 
     def feed(self, chunk: bytes, out: list) -> None:
         limit = self.lines.max_line_bytes
@@ -396,7 +566,10 @@ class SseDecoder:
                     rc = _opt_str(delta, "reasoning_content")
                     r = _opt_str(delta, "reasoning")
                     thought = rc if rc else r
-                choices.append((content, thought, _opt_str(c, "text"), _opt_str(c, "finish_reason")))
+                tool_calls = delta.get("tool_calls") if delta is not None else None
+                choices.append(
+                    (content, thought, _opt_str(c, "text"), _opt_str(c, "finish_reason"), tool_calls)
+                )
             usage = _opt_obj(obj, "usage")
             completion_details = _opt_obj(usage, "completion_tokens_details") if usage is not None else None
             prompt_details = _opt_obj(usage, "prompt_tokens_details") if usage is not None else None
@@ -431,12 +604,16 @@ class SseDecoder:
             out.append(ServerError(msg if isinstance(msg, str) else _compact(err)))
             return
         finish_reason = None
-        for content, thought, text_field, reason in choices:
+        for content, thought, text_field, reason, tool_calls in choices:
             if thought:
                 out.append(Reasoning(thought))
             piece = content if content is not None else text_field
             if piece is not None:
                 out.append(Text(piece))
+            try:
+                out.extend(self._tool_call_chunks(tool_calls))
+            except _BadTool as e:
+                raise malformed_tool_call(line, str(e)) from None
             if reason is not None:
                 finish_reason = reason
         stats = ServerStats()

@@ -154,7 +154,7 @@ def test_long_stream_keeps_a_prefix_of_offsets_and_exact_gaps():
             at += g * 1_000_000
             gaps.append(float(g))
         m.on_event(Text("x"), at)
-    rec, _ = m.finish(at, None)
+    rec, _, _ = m.finish(at, None)
     assert rec["text_events"] == n and len(rec["text_offsets_ms"]) == KEPT_OFFSETS
     want = percentiles(gaps)
     for k in ("p50", "p90", "p99", "max"):
@@ -168,6 +168,6 @@ def test_kept_text_is_cut_at_a_character_boundary():
     chunk = "é" * 1000
     while m.text_events < 200:
         m.on_event(Text(chunk), m.t_send)
-    rec, text = m.finish(m.t_send, None)
+    rec, text, _ = m.finish(m.t_send, None)
     assert rec["output_truncated"] is True and rec["text_events"] == 200
     assert KEPT_TEXT_BYTES - 2 < len(text.encode()) <= KEPT_TEXT_BYTES and text.startswith("aé")

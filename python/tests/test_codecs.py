@@ -287,3 +287,164 @@ def test_captured_llamacpp_fixtures_give_llamacpps_own_rate(name, prompt, cached
     assert stats.output_tokens / (stats.eval_ms / 1e3) > rate * 1.02
     # and that field is (n - 1) / predicted_ms, the definition methodology.md states
     assert abs((stats.output_tokens - 1) / (stats.eval_ms / 1e3) - rate) <= rate * 1e-6
+
+
+# Tool calls, as in the Rust codec tests: OpenAI `delta.tool_calls` fragments interleaved by
+# index (vLLM's shape), text then a call (llama.cpp's), Ollama's whole calls.
+from chimeraforge_py.codecs import ToolCallAssembly, ToolCallChunk  # noqa: E402
+
+SSE_PARALLEL_TOOLS = (
+    'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"id":"call_9f1","type":"function","index":0,"function":{"name":"web_search","arguments":""}}]},"logprobs":null,"finish_reason":null}]}\n\n'
+    'data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\\"query\\": \\"日"}}]},"finish_reason":null}]}\n\n'
+    'data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"tool_calls":[{"id":"call_a20","type":"function","index":1,"function":{"name":"fetch","arguments":""}}]},"finish_reason":null}]}\r\n\r\n'
+    'data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"{\\"url\\": 1}"}}]},"finish_reason":null}]}\n\n'
+    'data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"本\\"}"}}]},"finish_reason":null}]}\n\n'
+    'data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"content":""},"finish_reason":"tool_calls"}]}\n\n'
+    'data: {"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":40,"completion_tokens":9,"total_tokens":49}}\n\n'
+    "data: [DONE]\n\n"
+).encode()
+
+
+def _tools_end(completion_tokens, prompt_tokens):
+    return [
+        Stats(ServerStats(done_reason="tool_calls")),
+        Done("tool_calls"),
+        Stats(ServerStats(output_tokens=completion_tokens, prompt_tokens=prompt_tokens)),
+    ]
+
+
+SSE_PARALLEL_TOOLS_EXPECTED = [
+    ToolCallChunk(0, "call_9f1", "web_search", ""),
+    ToolCallChunk(0, None, None, '{"query": "日'),
+    ToolCallChunk(1, "call_a20", "fetch", ""),
+    ToolCallChunk(1, None, None, '{"url": 1}'),
+    ToolCallChunk(0, None, None, '本"}'),
+    Text(""),
+] + _tools_end(9, 40)
+
+SSE_TEXT_THEN_TOOL = (
+    'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"Let me "},"finish_reason":null}]}\n\n'
+    'data: {"choices":[{"index":0,"delta":{"content":"look."},"finish_reason":null}]}\n\n'
+    'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"abc","type":"function","function":{"name":"web_search","arguments":"{\\"query\\":"}}]},"finish_reason":null}]}\n\n'
+    'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\\"x\\"}"}}]},"finish_reason":null}]}\n\n'
+    'data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n'
+    'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":4,"total_tokens":11}}\n\n'
+    "data: [DONE]\n\n"
+).encode()
+
+SSE_TEXT_THEN_TOOL_EXPECTED = [
+    Text("Let me "),
+    Text("look."),
+    ToolCallChunk(0, "abc", "web_search", '{"query":'),
+    ToolCallChunk(0, None, None, '"x"}'),
+] + _tools_end(4, 7)
+
+OLLAMA_TEXT_THEN_TOOLS = (
+    '{"model":"qwen3","created_at":"t","message":{"role":"assistant","content":"Let me "},"done":false}\n'
+    '{"model":"qwen3","created_at":"t","message":{"role":"assistant","content":"look."},"done":false}\n'
+    '{"model":"qwen3","created_at":"t","message":{"role":"assistant","content":"","tool_calls":['
+    '{"function":{"name":"web_search","arguments":{"query":"日本","limit":3}}},'
+    '{"id":"call_x1","function":{"index":1,"name":"fetch","arguments":{}}}]},"done":false}\r\n'
+    '{"model":"qwen3","created_at":"t","message":{"role":"assistant","content":""},"done":true,'
+    '"done_reason":"stop","prompt_eval_count":50,"eval_count":20,"eval_duration":200000000}\n'
+).encode()
+
+OLLAMA_TEXT_THEN_TOOLS_EXPECTED = [
+    Text("Let me "),
+    Text("look."),
+    # keys sorted, compact: as serde_json writes the object
+    ToolCallChunk(None, None, "web_search", '{"limit":3,"query":"日本"}'),
+    ToolCallChunk(None, "call_x1", "fetch", "{}"),
+    Stats(ServerStats(output_tokens=20, prompt_tokens=50, eval_ms=200.0, done_reason="stop")),
+    Done("stop"),
+]
+
+TOOL_CASES = [
+    (SseDecoder, SSE_PARALLEL_TOOLS, SSE_PARALLEL_TOOLS_EXPECTED),
+    (SseDecoder, SSE_TEXT_THEN_TOOL, SSE_TEXT_THEN_TOOL_EXPECTED),
+    (OllamaDecoder, OLLAMA_TEXT_THEN_TOOLS, OLLAMA_TEXT_THEN_TOOLS_EXPECTED),
+]
+TOOL_IDS = ["openai-parallel-tool-calls", "openai-text-then-tool-call", "ollama-text-then-tool-calls"]
+
+
+@pytest.mark.parametrize("cls,stream,expected", TOOL_CASES, ids=TOOL_IDS)
+def test_tool_calls_whole_every_two_way_split_and_byte_by_byte(cls, stream, expected):
+    assert decode(cls, [stream]) == expected
+    for i in range(len(stream) + 1):
+        assert decode(cls, [stream[:i], stream[i:]]) == expected, f"split at {i}"
+    assert decode(cls, [stream[i : i + 1] for i in range(len(stream))]) == expected
+
+
+def test_parallel_tool_calls_assemble_by_index():
+    calls = ToolCallAssembly()
+    for ev in SSE_PARALLEL_TOOLS_EXPECTED:
+        if isinstance(ev, ToolCallChunk):
+            calls.push(ev)
+    assert calls.into_calls() == [
+        {"id": "call_9f1", "name": "web_search", "arguments": '{"query": "日本"}'},
+        {"id": "call_a20", "name": "fetch", "arguments": '{"url": 1}'},
+    ]
+    whole = ToolCallAssembly()
+    for ev in OLLAMA_TEXT_THEN_TOOLS_EXPECTED:
+        if isinstance(ev, ToolCallChunk):
+            whole.push(ev)
+    assert [c["id"] for c in whole.into_calls()] == ["call_0", "call_x1"]
+
+
+def test_fragments_without_an_index_start_a_call_with_an_id_and_continue_the_last_without():
+    out = decode(SseDecoder, [
+        b'data: {"choices":[{"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{"}}]}}]}\n\n'
+        b'data: {"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"}"}}]}}]}\n\n'
+        b'data: {"choices":[{"delta":{"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{}"}}]}}]}\n\n'
+    ])
+    assert out == [
+        ToolCallChunk(0, "a", "f", "{"),
+        ToolCallChunk(0, None, None, "}"),
+        ToolCallChunk(1, "b", "g", "{}"),
+    ]
+
+
+def test_ollama_arguments_already_as_text_or_absent_are_accepted():
+    out = decode(OllamaDecoder, [
+        b'{"message":{"content":"","tool_calls":[{"function":{"name":"f","arguments":"{\\"a\\":1}"}},'
+        b'{"function":{"name":"g"}}]},"done":false}\n'
+    ])
+    assert out == [ToolCallChunk(None, None, "f", '{"a":1}'), ToolCallChunk(None, None, "g", "{}")]
+
+
+@pytest.mark.parametrize("delta,want", [
+    ('{"tool_calls":{"index":0}}', "delta.tool_calls is an object, not an array"),
+    ('{"tool_calls":[7]}', "delta.tool_calls[0] is a number"),
+    ('{"tool_calls":[{"index":-1}]}', "delta.tool_calls[0].index is -1, not a non-negative integer"),
+    ('{"tool_calls":[{"index":0,"function":{"arguments":{"q":1}}}]}',
+     "delta.tool_calls[0].function.arguments is an object, not a string (the API streams"),
+    ('{"tool_calls":[{"index":0,"function":{"name":3}}]}', "delta.tool_calls[0].function.name is a number, not a string"),
+    ('{"tool_calls":[{"index":0,"function":"f"}]}', "delta.tool_calls[0].function is a string, not an object"),
+])
+def test_openai_malformed_tool_call_fields_name_the_field(delta, want):
+    stream = f'data: {{"choices":[{{"delta":{{"content":"a"}}}}]}}\n\ndata: {{"choices":[{{"delta":{delta}}}]}}\n\n'
+    with pytest.raises(CodecError) as e:
+        decode(SseDecoder, [stream.encode()])
+    assert e.value.kind == "malformed_stream"
+    assert e.value.message.startswith("malformed tool call at line 4: "), e.value.message
+    assert want in e.value.message
+
+
+@pytest.mark.parametrize("calls,want", [
+    ("{}", "message.tool_calls is an object, not an array of calls"),
+    ("[1]", "message.tool_calls[0] is a number, not an object"),
+    ("[{}]", "message.tool_calls[0] has no function"),
+    ('[{"function":[]}]', "message.tool_calls[0].function is an array, not an object"),
+    ('[{"function":{"arguments":{}}}]', "message.tool_calls[0].function has no name"),
+    ('[{"function":{"name":"f","arguments":[1]}}]', "message.tool_calls[0].function.arguments is an array, not an object"),
+    ('[{"id":5,"function":{"name":"f"}}]', "message.tool_calls[0].id is a number, not a string"),
+])
+def test_ollama_malformed_tool_call_fields_name_the_field(calls, want):
+    stream = (
+        '{"message":{"content":"a"},"done":false}\n'
+        f'{{"message":{{"content":"","tool_calls":{calls}}},"done":false}}\n'
+    )
+    with pytest.raises(CodecError) as e:
+        decode(OllamaDecoder, [stream.encode()])
+    assert e.value.kind == "malformed_stream"
+    assert e.value.message == f"malformed tool call at line 2: {want}"

@@ -761,6 +761,122 @@ pub fn reasoning_stream_times_both_ttfts<B: Backend>() {
     }
 }
 
+/// A model answering with tool calls, in each chat API's real shape, after a pause behind
+/// an empty opening chunk: through the backend's client and the shared call code, TTFT is
+/// the first tool-call chunk's arrival (the empty chunk is no token), every tool-call chunk
+/// is a generated event, and the calls come back assembled; there is no answer text, so
+/// no answer TTFT. OpenAI streams two parallel calls in fragments interleaved by `index`;
+/// Ollama sends its call whole, with no id (the client numbers it `call_0`).
+pub fn tool_call_streams_are_generated_output<B: Backend>() {
+    use chimeraforge_core::api::ToolCall;
+    const PAUSE: Duration = Duration::from_millis(150);
+    let _serial = serial();
+    let (rt, client) = build::<B>(&ClientOptions::default());
+    let sse = |delta: &str, finish: &str| {
+        format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n")
+            .into_bytes()
+    };
+    let fragment = |index: u32, head: Option<(&str, &str)>, arguments: &str| {
+        let mut call = serde_json::json!({"index": index, "function": {"arguments": arguments}});
+        if let Some((id, name)) = head {
+            call["id"] = id.into();
+            call["type"] = "function".into();
+            call["function"]["name"] = name.into();
+        }
+        sse(
+            &serde_json::json!({ "tool_calls": [call] }).to_string(),
+            "null",
+        )
+    };
+    let openai = vec![
+        sse("{\"role\":\"assistant\",\"content\":\"\"}", "null"),
+        fragment(0, Some(("call_a", "web_search")), ""),
+        fragment(1, Some(("call_b", "fetch")), ""),
+        fragment(0, None, "{\"query\": "),
+        fragment(1, None, "{\"url\": \"x\"}"),
+        fragment(0, None, "\"日本\"}"),
+        sse("{}", "\"tool_calls\""),
+        b"data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":7,\"total_tokens\":27}}\n\ndata: [DONE]\n\n".to_vec(),
+    ];
+    let ollama = vec![
+        b"{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":false}\n".to_vec(),
+        "{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"web_search\",\"arguments\":{\"query\":\"日本\"}}}]},\"done\":false}\n".as_bytes().to_vec(),
+        b"{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"eval_count\":7,\"eval_duration\":1000000}\n".to_vec(),
+    ];
+    let call = |id: &str, name: &str, arguments: &str| ToolCall {
+        id: id.into(),
+        name: name.into(),
+        arguments: arguments.into(),
+    };
+    let cases = [
+        (
+            ApiKind::OpenaiChat,
+            "text/event-stream",
+            openai,
+            5,
+            vec![
+                call("call_a", "web_search", "{\"query\": \"日本\"}"),
+                call("call_b", "fetch", "{\"url\": \"x\"}"),
+            ],
+        ),
+        (
+            ApiKind::Ollama,
+            "application/x-ndjson",
+            ollama,
+            1,
+            vec![call("call_0", "web_search", "{\"query\":\"日本\"}")],
+        ),
+    ];
+    for (api, content_type, chunks, events, calls) in cases {
+        for framing in FRAMINGS {
+            let script = chunks.clone();
+            let server = ScriptedServer::start(move |_| {
+                let mut reply = Reply::new(200)
+                    .framing(framing)
+                    .content_type(content_type)
+                    .send(script[0].clone())
+                    .pause(PAUSE);
+                for chunk in &script[1..] {
+                    reply = reply.send(chunk.clone());
+                }
+                reply
+            });
+            rt.block_on(async {
+                let target = CallTarget {
+                    agent_id: "a",
+                    call: "search",
+                    url: server.url(api.path()),
+                    model: "m",
+                    api,
+                    body: b"{}".to_vec(),
+                    api_key: None,
+                    num_predict: None,
+                    live_tokens: None,
+                };
+                let out =
+                    execute_call(&*rt, &*client, target, &CallSettings::default(), rt.now()).await;
+                let r = &out.record;
+                let case = format!("{api:?} {framing:?}");
+                assert!(r.error.is_none(), "{case}: {:?}", r.error);
+                let ttft = r.ttft_ms.unwrap();
+                assert!(
+                    ttft >= 100.0,
+                    "{case}: ttft {ttft:.1} ms: the first tool-call chunk came {PAUSE:?} after the empty opening one"
+                );
+                assert_eq!(r.ttft_answer_ms, None, "{case}: no answer text came");
+                assert_eq!(
+                    (r.text_events, r.tool_call_events, r.tool_calls),
+                    (events, events, calls.len() as u64),
+                    "{case}"
+                );
+                assert_eq!(r.output_tokens.map(|t| t.value), Some(7), "{case}");
+                assert_eq!(out.text, "", "{case}: a tool call is not answer text");
+                assert_eq!(out.tool_calls, calls, "{case}");
+            });
+        }
+    }
+}
+
 /// The `RuntimeFacts` note a backend records when its client cannot tell a framing error
 /// from a broken connection (isahc passes on libcurl's error code, not its text, and curl
 /// gives both the same code). Such a backend reports a malformed chunk as

@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
             dropped_body_closes_connection,
             abandoned_reads_are_safe,
             reasoning_stream_times_both_ttfts,
+            tool_call_streams_are_generated_output,
             chunk_extensions_are_ignored,
             close_delimited_bodies_are_read_to_eof,
             malformed_chunk_size_is_framing,

@@ -4,7 +4,7 @@
 //! measured the same way (t_send just before the request goes to the client, a chunk's
 //! time when the client hands it over, before it is decoded).
 
-use crate::api::{ApiKind, ServerStats, StreamEvent};
+use crate::api::{ApiKind, ServerStats, StreamEvent, ToolCallAssembly};
 use crate::http::{BodyStream, HttpClient, HttpError, HttpRequest};
 use crate::metrics::percentiles;
 use crate::rt::AsyncRuntime;
@@ -219,6 +219,9 @@ struct Measuring {
     text_truncated: bool,
     /// Text events decoded (all of them; `offsets_ms` holds at most `token_cap`).
     text_events: u64,
+    /// Of `text_events`, those carrying a tool call or a fragment of one.
+    tool_call_events: u64,
+    tool_calls: ToolCallAssembly,
     token_cap: u64,
     runaway_factor: f64,
     num_predict: Option<u32>,
@@ -247,6 +250,8 @@ impl Measuring {
             text: String::new(),
             text_truncated: false,
             text_events: 0,
+            tool_call_events: 0,
+            tool_calls: ToolCallAssembly::default(),
             token_cap: s.token_cap(t.num_predict),
             runaway_factor: s.runaway_factor,
             num_predict: t.num_predict,
@@ -290,6 +295,13 @@ impl Measuring {
                 self.reasoning_events += 1;
             }
             StreamEvent::Reasoning(_) => {}
+            // A tool call is what the model generated instead of (or after) text: timed and
+            // capped alike; assembled for the agent's next call, not part of the answer text.
+            StreamEvent::ToolCall(chunk) => {
+                self.generated(at)?;
+                self.tool_call_events += 1;
+                self.tool_calls.push(chunk);
+            }
             StreamEvent::Stats(s) => match &mut self.server {
                 Some(have) => have.merge(s),
                 None => self.server = Some(s),
@@ -310,7 +322,7 @@ impl Measuring {
         Ok(())
     }
 
-    /// A text event of either kind (answer or reasoning) arrived at `at`: time it, count it,
+    /// A generated event of any kind (answer, reasoning, tool call) arrived at `at`: time it, count it,
     /// and fail the call once it is past the runaway cap.
     fn generated(&mut self, at: Instant) -> Result<(), (CallErrorKind, String)> {
         self.t_first.get_or_insert(at);
@@ -427,14 +439,14 @@ impl Measuring {
             output_truncated: self.text_truncated,
             connections_opened: 0,
             reconnects: 0,
-            tool_calls: 0,
-            tool_call_events: 0,
+            tool_calls: self.tool_calls.len() as u64,
+            tool_call_events: self.tool_call_events,
             tool_wait_ms: None,
         };
         CallOutcome {
             record,
             text: self.text,
-            tool_calls: Vec::new(),
+            tool_calls: self.tool_calls.into_calls(),
         }
     }
 }
@@ -492,7 +504,9 @@ fn codec_error_kind(e: &crate::api::CodecError) -> CallErrorKind {
     match e {
         LineTooLong { .. } => CallErrorKind::LineTooLong,
         InvalidUtf8 { .. } => CallErrorKind::InvalidUtf8,
-        MalformedJson { .. } | TruncatedLine { .. } => CallErrorKind::MalformedStream,
+        MalformedJson { .. } | TruncatedLine { .. } | MalformedToolCall { .. } => {
+            CallErrorKind::MalformedStream
+        }
     }
 }
 
@@ -537,10 +551,13 @@ fn error_body_message(body: &[u8]) -> String {
 }
 
 fn count_live(live: Option<&AtomicU64>, ev: &StreamEvent) {
-    if let (Some(c), StreamEvent::Text(t) | StreamEvent::Reasoning(t)) = (live, ev) {
-        if !t.is_empty() {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+    let generated = match ev {
+        StreamEvent::Text(t) | StreamEvent::Reasoning(t) => !t.is_empty(),
+        StreamEvent::ToolCall(_) => true,
+        _ => false,
+    };
+    if let (Some(c), true) = (live, generated) {
+        c.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -815,6 +832,125 @@ mod reasoning_tests {
         assert_eq!(r.reasoning_tokens, None);
         assert_eq!(r.reasoning_events, 0);
         assert_eq!(r.answer_tokens, r.output_tokens);
+    }
+
+    fn fragment(index: u64, name: Option<&str>, args: &str) -> StreamEvent {
+        StreamEvent::ToolCall(crate::api::ToolCallChunk {
+            index: Some(index),
+            id: None,
+            name: name.map(str::to_owned),
+            arguments: args.to_owned(),
+        })
+    }
+
+    /// A call that answers with a tool call only: the first fragment is the first token,
+    /// decode spans the fragments, and there is no answer text (nor its first token).
+    #[test]
+    fn a_tool_call_is_generated_output_but_no_answer_text() {
+        let events = || {
+            vec![
+                StreamEvent::Text(String::new()),
+                fragment(0, Some("web_search"), ""),
+                fragment(0, None, "{\"query\":"),
+                fragment(0, None, " \"x\"}"),
+                StreamEvent::Done {
+                    reason: Some("tool_calls".into()),
+                },
+            ]
+        };
+        let mut measured = events();
+        measured.insert(
+            4,
+            StreamEvent::Stats(ServerStats {
+                output_tokens: Some(6),
+                ..Default::default()
+            }),
+        );
+        let out = measure(measured);
+        let r = &out.record;
+        // The empty text came first (at 100 ms) and counts for nothing.
+        assert!(close(r.ttft_ms, 110.0), "{:?}", r.ttft_ms);
+        assert_eq!(r.ttft_answer_ms, None);
+        assert!(close(r.decode_ms, 20.0));
+        assert_eq!((r.text_events, r.tool_call_events, r.tool_calls), (3, 3, 1));
+        assert_eq!(r.text_offsets_ms.len(), 3);
+        assert_eq!(
+            r.output_tokens,
+            Some(TokenCount {
+                value: 6,
+                basis: Basis::Measured
+            })
+        );
+        assert!(close(r.tpot_ms, 4.0), "{:?}", r.tpot_ms);
+        assert_eq!(out.text, "");
+        assert_eq!(r.output_preview, "");
+        assert_eq!(
+            out.tool_calls,
+            vec![crate::api::ToolCall {
+                id: "call_0".into(),
+                name: "web_search".into(),
+                arguments: "{\"query\": \"x\"}".into(),
+            }]
+        );
+        // Without the server's count the events are counted.
+        let out = measure(events());
+        assert_eq!(
+            out.record.output_tokens,
+            Some(TokenCount {
+                value: 3,
+                basis: Basis::Estimated
+            })
+        );
+    }
+
+    /// Text, then two parallel calls interleaved: ttft at the text, ttft_answer too, the
+    /// calls assembled by index in the order they began; `{previous}` gets the text only.
+    #[test]
+    fn text_then_parallel_tool_calls() {
+        let out = measure(vec![
+            StreamEvent::Text("Looking.".into()),
+            fragment(1, Some("b"), "{"),
+            fragment(0, Some("a"), "{"),
+            fragment(1, None, "}"),
+            fragment(0, None, "}"),
+            StreamEvent::Done { reason: None },
+        ]);
+        let r = &out.record;
+        assert!(close(r.ttft_ms, 100.0));
+        assert_eq!(r.ttft_ms, r.ttft_answer_ms);
+        assert_eq!((r.text_events, r.tool_call_events, r.tool_calls), (5, 4, 2));
+        assert_eq!(out.text, "Looking.");
+        let names: Vec<_> = out
+            .tool_calls
+            .iter()
+            .map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str()))
+            .collect();
+        assert_eq!(names, [("call_0", "b", "{}"), ("call_1", "a", "{}")]);
+    }
+
+    #[test]
+    fn tool_call_fragments_count_against_the_runaway_cap() {
+        let s = CallSettings {
+            runaway_factor: 1.0,
+            ..CallSettings::default()
+        };
+        let target = CallTarget {
+            agent_id: "a",
+            call: "c",
+            url: "http://h/api/chat".into(),
+            model: "m",
+            api: ApiKind::OpenaiChat,
+            body: Vec::new(),
+            api_key: None,
+            num_predict: Some(2),
+            live_tokens: None,
+        };
+        let mut m = Measuring::new(&target, &s);
+        let at = m.t_send;
+        m.on_event(fragment(0, Some("f"), ""), at).unwrap();
+        m.on_event(fragment(0, None, "{"), at).unwrap();
+        let (kind, _) = m.on_event(fragment(0, None, "}"), at).unwrap_err();
+        assert_eq!(kind, CallErrorKind::RunawayStream);
     }
 
     #[test]

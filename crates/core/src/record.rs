@@ -300,20 +300,22 @@ pub struct CallRecord {
     pub model: String,
     /// When the request was sent, relative to the start of its phase, ms.
     pub send_offset_ms: f64,
-    /// t_first - t_send: first chunk carrying non-empty generated text of any kind
-    /// (reasoning or answer), ms.
+    /// t_first - t_send: first chunk carrying generated output of any kind (non-empty
+    /// reasoning or answer text, or a tool call or a fragment of one), ms.
     pub ttft_ms: Option<f64>,
     /// t_done - t_send: until the response body ended, ms.
     pub e2e_ms: f64,
-    /// t_last - t_first: first to last text-carrying chunk (reasoning or answer), ms.
+    /// t_last - t_first: first to last chunk carrying generated output (reasoning, answer,
+    /// tool call), ms.
     pub decode_ms: Option<f64>,
     /// Every generated token, reasoning included (what the server decodes).
     pub output_tokens: Option<TokenCount>,
-    /// Text events the client decoded: non-empty `response`/`content`/`delta` text and
-    /// non-empty reasoning (`thinking`, `reasoning_content`, `reasoning`).
+    /// Generated events the client decoded: non-empty `response`/`content`/`delta` text,
+    /// non-empty reasoning (`thinking`, `reasoning_content`, `reasoning`), and tool calls
+    /// (one per `tool_calls` entry: an OpenAI fragment, a whole Ollama call).
     pub text_events: u64,
     pub bytes_received: u64,
-    /// Arrival of each text event (reasoning or answer) relative to t_send, ms (the raw
+    /// Arrival of each text event (reasoning, answer, tool call) relative to t_send, ms (the raw
     /// inter-chunk record); the first [`KEPT_OFFSETS`] only (fewer than `text_events` when cut).
     pub text_offsets_ms: Vec<f64>,
     /// (tokens - 1) / (t_last - t_first), tok/s.
@@ -328,7 +330,8 @@ pub struct CallRecord {
     pub server_decode_tok_s: Option<f64>,
     /// Server-reported load time above the threshold: a model (re)load landed in this call.
     pub cold_load: bool,
-    /// First characters of the generated text (for reports; the full text is not kept).
+    /// First characters of the generated answer text (for reports; the full text is not
+    /// kept; reasoning and tool calls are not part of it).
     pub output_preview: String,
     pub error: Option<CallError>,
     /// t_first_answer - t_send: first chunk carrying non-empty answer text (`response`,

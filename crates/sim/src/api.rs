@@ -152,3 +152,59 @@ pub(crate) fn cap(value: Option<i64>) -> Option<u32> {
         .filter(|&v| v > 0)
         .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
 }
+
+/// The tool a chat request makes the model call: the first of its `tools` when it has any
+/// and its last message is the user's (after a tool result the model answers in text).
+pub(crate) fn tool_to_call(
+    tools: &[serde_json::Value],
+    last_role: Option<&str>,
+) -> Result<Option<String>, String> {
+    let Some(first) = tools.first() else {
+        return Ok(None);
+    };
+    let name = first
+        .pointer("/function/name")
+        .and_then(serde_json::Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            "tools[0].function.name is required (a tool is {\"type\": \"function\", \
+             \"function\": {\"name\": ..., \"parameters\": {...}}})"
+                .to_string()
+        })?;
+    Ok((last_role == Some("user")).then(|| name.to_string()))
+}
+
+/// Prompt text of a request's tools, as a chat template renders them into the prompt:
+/// each tool's name and description.
+pub(crate) fn tools_text(tools: &[serde_json::Value]) -> Vec<String> {
+    tools
+        .iter()
+        .filter_map(|t| t.get("function"))
+        .flat_map(|f| ["name", "description"].map(|k| f.get(k).and_then(|v| v.as_str())))
+        .flatten()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Prompt text of an assistant message's `tool_calls`: each call's name and arguments
+/// (OpenAI's JSON text as is, Ollama's object serialized).
+pub(crate) fn tool_calls_text(calls: &[serde_json::Value]) -> Vec<String> {
+    let mut parts = Vec::new();
+    for f in calls.iter().filter_map(|c| c.get("function")) {
+        if let Some(name) = f.get("name").and_then(|v| v.as_str()) {
+            parts.push(name.to_string());
+        }
+        match f.get("arguments") {
+            Some(serde_json::Value::String(s)) => parts.push(s.clone()),
+            Some(serde_json::Value::Null) | None => {}
+            Some(other) => parts.push(other.to_string()),
+        }
+    }
+    parts
+}
+
+/// `text` as the inside of a JSON string (escaped, without the quotes).
+pub(crate) fn json_string_body(text: &str) -> String {
+    let quoted = serde_json::to_string(text).expect("a string serializes");
+    quoted[1..quoted.len() - 1].to_string()
+}

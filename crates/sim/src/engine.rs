@@ -82,9 +82,10 @@ pub(crate) struct Timings {
 
 /// How one API writes a generation; every pushed `Bytes` goes out as its own HTTP chunk.
 pub(crate) trait Wire: Send + Sync {
-    /// The chunks of token `index` with text `text` (reasoning text when `reasoning`); the
-    /// last one is the token's own line.
-    fn token(&self, index: u32, text: &str, reasoning: bool, out: &mut Vec<Bytes>);
+    /// The chunks of token `index` with text `text` (reasoning text when `reasoning`;
+    /// `last`: the generation's last token); the last one is the token's own line. A wire
+    /// may hold a token back (Ollama sends a tool call whole once it is complete).
+    fn token(&self, index: u32, last: bool, text: &str, reasoning: bool, out: &mut Vec<Bytes>);
     /// The chunks after the last token.
     fn finish(&self, timings: &Timings, out: &mut Vec<Bytes>);
     /// The chunks of an error reported inside a stream.
@@ -146,6 +147,8 @@ pub(crate) struct StreamSink {
     wire: Arc<dyn Wire>,
     drip: Option<Duration>,
     stats: Arc<Stats>,
+    /// A token's frames went out (until then each token announces itself as the first).
+    sent_token: bool,
 }
 
 /// A non-streamed reply in the making.
@@ -198,6 +201,7 @@ impl StreamSink {
             wire,
             drip,
             stats,
+            sent_token: false,
         }
     }
 
@@ -277,6 +281,7 @@ impl Sink {
     async fn token(
         &mut self,
         index: u32,
+        last: bool,
         text: &str,
         reasoning: bool,
         pad_to: Option<usize>,
@@ -284,7 +289,8 @@ impl Sink {
         match self {
             Sink::Stream(s) => {
                 let mut frames = Vec::with_capacity(2);
-                s.wire.token(index, text, reasoning, &mut frames);
+                s.wire.token(index, last, text, reasoning, &mut frames);
+                s.sent_token |= !frames.is_empty();
                 if let Some(last) = frames.last_mut() {
                     if text == INVALID_UTF8_MARKER {
                         *last = inject_invalid_utf8(last).into();
@@ -306,6 +312,11 @@ impl Sink {
             }
         }
         Ok(())
+    }
+
+    /// Whether no token's frames have gone out yet (the next token's may be the first).
+    fn awaiting_first_frame(&self) -> bool {
+        matches!(self, Sink::Stream(s) if !s.sent_token)
     }
 
     /// The next token is the first, scheduled for `due`, of a request that arrived at
@@ -356,7 +367,7 @@ async fn flood(sink: &mut Sink, from: u32, limit: Duration) -> Result<End, Gone>
     let end = Instant::now() + limit;
     let mut i = from;
     while Instant::now() < end {
-        sink.token(i, &text, false, None).await?;
+        sink.token(i, false, &text, false, None).await?;
         i = i.saturating_add(1);
     }
     Ok(End::NeverDone(Duration::ZERO))
@@ -406,9 +417,13 @@ pub(crate) async fn generate(
         }
         sink.wait_until(deadline).await?;
         if i == 0 {
-            sink.first_token_due(deadline, job.arrival).await?;
             first_sent = deadline;
             decoding = Some(device.start_decoding());
+        }
+        // The first frame out carries the first token: token 0's, or a later token's when
+        // the wire held the earlier ones back (Ollama's tool call).
+        if sink.awaiting_first_frame() {
+            sink.first_token_due(deadline, job.arrival).await?;
         }
         if i == at {
             if let Some(end) = line_fault(mode, sink).await? {
@@ -425,7 +440,8 @@ pub(crate) async fn generate(
             }
             _ => (job.seed.token(i), None),
         };
-        sink.token(i, text, i < reasoning, pad_to).await?;
+        sink.token(i, i + 1 == n, text, i < reasoning, pad_to)
+            .await?;
         if i + 1 < n {
             deadline += device.interval(profile.decode_tok_s);
         }

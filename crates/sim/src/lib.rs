@@ -69,7 +69,11 @@
 //!    request loads it without waiting, else the instant its wait (and load) ended.
 //! 3. **First token** at `t_first = t_ready + ttft_ms + prompt_tokens / prefill_tok_s`.
 //!    Prompt tokens are whitespace-separated words: Ollama's `system` + `prompt`, or the
-//!    `content` of every message (text parts of array contents; roles do not count).
+//!    `content` of every message (text parts of array contents; roles do not count; a
+//!    `null` content is none), the name and arguments of an assistant message's
+//!    `tool_calls` (OpenAI's arguments text as sent, Ollama's object serialized), and on
+//!    chat with `tools` each tool's name and description: a conversation that grows turn by
+//!    turn sends a prompt that grows with it.
 //! 4. **Decode.** Token `i+1` is due at `deadline(i) + gap`, where `gap` is
 //!    `1 / decode_tok_s` on `Ideal` and `Serial`, and on `Shared { capacity_tok_s }` is
 //!    `max(1 / decode_tok_s, k / capacity_tok_s)` with `k` the number of streams that have
@@ -106,6 +110,20 @@
 //! `message.reasoning_content`. Counts: `eval_count`, `usage.completion_tokens` and
 //! `timings.predicted_n` are every token, thoughts included; chat's usage adds
 //! `completion_tokens_details.reasoning_tokens = r'` (the thoughts sent).
+//!
+//! **Tool calls.** A chat request (`/api/chat`, `/v1/chat/completions`) with a non-empty
+//! `tools` whose last message is the user's is answered with one call to the first tool
+//! (a tool without `function.name` is a 400); after a tool result (`role: "tool"`) it is
+//! answered in text. The answer tokens are the call's arguments `{"query": "<the tokens>"}`,
+//! generated on the same schedule as text (thoughts first, if any). OpenAI chat streams it as
+//! vLLM does: a first chunk with `delta.role` and `tool_calls[0]` = `{index: 0, id:
+//! "call_<hex>", type: "function", function: {name, arguments: ""}}`, then one chunk per
+//! token with an arguments fragment, then `finish_reason: "tool_calls"` and the usage.
+//! Ollama holds the tokens back (as its tool parser does) and sends the call whole in one
+//! line when the last token is due (`message.content: ""`, `message.tool_calls:
+//! [{"function": {"name", "arguments": {"query": …}}}]`), then its final line; the first
+//! frame out is then that line, and the first-token record times it. `/api/generate` and
+//! `/v1/completions` ignore `tools`.
 //!
 //! Reported durations are the schedule above, not measurements (a client that reads slower
 //! than the schedule does not change them): Ollama in ns, llama.cpp `timings` in ms.

@@ -1,13 +1,13 @@
 //! Ollama's API: NDJSON generation, and the model listing endpoints.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::{cap, int, GenerationRequest};
+use crate::api::{cap, int, tool_calls_text, tool_to_call, tools_text, GenerationRequest};
 use crate::config::ModelProfile;
 use crate::engine::{Timings, Wire};
 use crate::model::{LoadKey, ModelSlot};
@@ -52,10 +52,16 @@ struct GenerateRequest {
     think: Option<serde_json::Value>,
 }
 
+/// A message of any role: `system`, `user`, `assistant` (with `tool_calls`, its content
+/// may be empty or null), `tool` (a tool's result; its `tool_name` is not checked).
 #[derive(Deserialize)]
 struct ChatMessage {
     #[serde(default)]
-    content: String,
+    role: String,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +70,8 @@ struct ChatRequest {
     model: String,
     #[serde(default)]
     messages: Vec<ChatMessage>,
+    #[serde(default)]
+    tools: Option<Vec<serde_json::Value>>,
     #[serde(default)]
     stream: Option<bool>,
     #[serde(default)]
@@ -82,7 +90,7 @@ fn request(
     options: Option<Options>,
     sim_fault: Option<String>,
     think: Option<serde_json::Value>,
-    chat: bool,
+    wire: OllamaWire,
 ) -> Result<GenerationRequest, String> {
     if model.is_empty() {
         return Err("model is required".to_string());
@@ -90,10 +98,7 @@ fn request(
     let options = options.unwrap_or_default();
     let load_only = prompt_parts.is_empty();
     Ok(GenerationRequest {
-        wire: Arc::new(OllamaWire {
-            model: model.clone(),
-            chat,
-        }),
+        wire: Arc::new(wire),
         model,
         prompt_parts,
         // Ollama streams unless told not to.
@@ -116,6 +121,7 @@ pub(crate) fn parse_generate(body: &[u8]) -> Result<GenerationRequest, String> {
     if parts.last().is_some_and(|p| p.is_empty()) {
         parts.clear();
     }
+    let wire = OllamaWire::new(&r.model, false, None);
     request(
         r.model,
         parts,
@@ -123,14 +129,25 @@ pub(crate) fn parse_generate(body: &[u8]) -> Result<GenerationRequest, String> {
         r.options,
         r.sim_fault,
         r.think,
-        false,
+        wire,
     )
 }
 
 /// Parse a `POST /api/chat` body.
 pub(crate) fn parse_chat(body: &[u8]) -> Result<GenerationRequest, String> {
     let r: ChatRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let parts = r.messages.into_iter().map(|m| m.content).collect();
+    let tools = r.tools.unwrap_or_default();
+    let tool = tool_to_call(&tools, r.messages.last().map(|m| m.role.as_str()))?;
+    let mut parts = Vec::new();
+    for m in r.messages {
+        parts.push(m.content.unwrap_or_default());
+        parts.extend(tool_calls_text(m.tool_calls.as_deref().unwrap_or_default()));
+    }
+    // Tools count as prompt, but a request of nothing but tools still only loads the model.
+    if !parts.is_empty() {
+        parts.splice(0..0, tools_text(&tools));
+    }
+    let wire = OllamaWire::new(&r.model, true, tool);
     request(
         r.model,
         parts,
@@ -138,7 +155,7 @@ pub(crate) fn parse_chat(body: &[u8]) -> Result<GenerationRequest, String> {
         r.options,
         r.sim_fault,
         r.think,
-        true,
+        wire,
     )
 }
 
@@ -148,6 +165,8 @@ struct Message<'a> {
     content: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     thinking: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -188,11 +207,49 @@ fn nanos(d: Duration) -> u64 {
 pub(crate) struct OllamaWire {
     model: String,
     chat: bool,
+    /// The tool the model calls instead of answering in text (chat with `tools` only).
+    tool: Option<ToolCallWire>,
+}
+
+/// A tool call made of the answer tokens, held back until complete (as Ollama's tool
+/// parser does) and sent whole: `{"function": {"name", "arguments": {"query": <text>}}}`.
+struct ToolCallWire {
+    name: String,
+    held: Mutex<String>,
+}
+
+impl ToolCallWire {
+    fn calls(&self, query: &str) -> serde_json::Value {
+        json!([{"function": {"name": self.name, "arguments": {"query": query}}}])
+    }
 }
 
 impl OllamaWire {
+    /// The framing of `/api/chat` (`chat`) or `/api/generate`, calling `tool` if set.
+    fn new(model: &str, chat: bool, tool: Option<String>) -> Self {
+        OllamaWire {
+            model: model.to_string(),
+            chat,
+            tool: tool.map(|name| ToolCallWire {
+                name,
+                held: Mutex::new(String::new()),
+            }),
+        }
+    }
+
     /// One line: answer `text`, and reasoning `thinking` when there is some.
     fn line(&self, text: &str, thinking: Option<&str>, stats: Option<Final>) -> Vec<u8> {
+        self.line_with(text, thinking, None, stats)
+    }
+
+    /// One line, with `tool_calls` in its message (chat only).
+    fn line_with(
+        &self,
+        text: &str,
+        thinking: Option<&str>,
+        tool_calls: Option<serde_json::Value>,
+        stats: Option<Final>,
+    ) -> Vec<u8> {
         let (response, message, thinking) = if self.chat {
             (
                 None,
@@ -200,6 +257,7 @@ impl OllamaWire {
                     role: "assistant",
                     content: text,
                     thinking,
+                    tool_calls,
                 }),
                 None,
             )
@@ -248,7 +306,16 @@ fn stats(t: &Timings) -> Final {
 }
 
 impl Wire for OllamaWire {
-    fn token(&self, _index: u32, text: &str, reasoning: bool, out: &mut Vec<Bytes>) {
+    fn token(&self, _index: u32, last: bool, text: &str, reasoning: bool, out: &mut Vec<Bytes>) {
+        if let (Some(tool), false) = (&self.tool, reasoning) {
+            let mut held = tool.held.lock().expect("tool call lock");
+            held.push_str(text);
+            if last {
+                let calls = tool.calls(&std::mem::take(&mut *held));
+                out.push(self.line_with("", None, Some(calls), None).into());
+            }
+            return;
+        }
         // A thought goes in `thinking` beside an empty answer, as Ollama streams it.
         let line = if reasoning {
             self.line("", Some(text), None)
@@ -274,7 +341,12 @@ impl Wire for OllamaWire {
 
     fn whole(&self, text: &str, thinking: &str, timings: &Timings) -> Vec<u8> {
         let thinking = (!thinking.is_empty()).then_some(thinking);
-        let mut body = self.line(text, thinking, Some(stats(timings)));
+        let mut body = match &self.tool {
+            Some(tool) => {
+                self.line_with("", thinking, Some(tool.calls(text)), Some(stats(timings)))
+            }
+            None => self.line(text, thinking, Some(stats(timings))),
+        };
         body.pop();
         body
     }

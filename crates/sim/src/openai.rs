@@ -1,5 +1,6 @@
 //! The OpenAI-compatible API as vLLM and llama.cpp speak it: SSE generation, `/v1/models`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -7,7 +8,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::{cap, int, GenerationRequest};
+use crate::api::{
+    cap, int, json_string_body, tool_calls_text, tool_to_call, tools_text, GenerationRequest,
+};
 use crate::engine::{Timings, Wire};
 use crate::model::ModelSlot;
 use crate::timestamp::unix_seconds;
@@ -37,10 +40,16 @@ struct Common {
     sim_fault: Option<String>,
 }
 
+/// A message of any role: `system`, `user`, `assistant` (its `content` may be null beside
+/// `tool_calls`), `tool` (a tool's result; its `tool_call_id` is not checked).
 #[derive(Deserialize)]
 struct ChatMessage {
     #[serde(default)]
+    role: String,
+    #[serde(default)]
     content: serde_json::Value,
+    #[serde(default)]
+    tool_calls: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +58,8 @@ struct ChatRequest {
     common: Common,
     #[serde(default)]
     messages: Vec<ChatMessage>,
+    #[serde(default)]
+    tools: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +93,7 @@ fn request(
     common: Common,
     prompt_parts: Vec<String>,
     chat: bool,
+    tool: Option<String>,
     id: u64,
 ) -> Result<GenerationRequest, String> {
     if common.model.is_empty() {
@@ -100,6 +112,11 @@ fn request(
             model: common.model.clone(),
             chat,
             include_usage,
+            tool: tool.map(|name| ToolCallWire {
+                name,
+                id: format!("call_{:016x}", id.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+                opened: AtomicBool::new(false),
+            }),
         }),
         model: common.model,
         prompt_parts,
@@ -118,18 +135,20 @@ fn request(
 /// Parse a `POST /v1/chat/completions` body; `id` numbers the completion.
 pub(crate) fn parse_chat(body: &[u8], id: u64) -> Result<GenerationRequest, String> {
     let r: ChatRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let parts = r
-        .messages
-        .into_iter()
-        .flat_map(|m| text_of(m.content))
-        .collect();
-    request(r.common, parts, true, id)
+    let tools = r.tools.unwrap_or_default();
+    let tool = tool_to_call(&tools, r.messages.last().map(|m| m.role.as_str()))?;
+    let mut parts = tools_text(&tools);
+    for m in r.messages {
+        parts.extend(text_of(m.content));
+        parts.extend(tool_calls_text(m.tool_calls.as_deref().unwrap_or_default()));
+    }
+    request(r.common, parts, true, tool, id)
 }
 
 /// Parse a `POST /v1/completions` body; `id` numbers the completion.
 pub(crate) fn parse_completion(body: &[u8], id: u64) -> Result<GenerationRequest, String> {
     let r: CompletionRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    request(r.common, text_of(r.prompt), false, id)
+    request(r.common, text_of(r.prompt), false, None, id)
 }
 
 #[derive(Serialize)]
@@ -141,6 +160,27 @@ struct Delta<'a> {
     /// A thought, as llama.cpp (`--reasoning-format deepseek`) and vLLM stream it.
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+}
+
+/// One fragment of a streamed tool call: the first has id, type and name, the others only
+/// the index and a piece of the arguments.
+#[derive(Serialize)]
+struct ToolCallDelta<'a> {
+    index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDelta<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
 }
 
 #[derive(Serialize)]
@@ -273,6 +313,23 @@ pub(crate) struct OpenAiWire {
     model: String,
     chat: bool,
     include_usage: bool,
+    /// The tool the model calls instead of answering in text (chat with `tools` only).
+    tool: Option<ToolCallWire>,
+}
+
+/// A tool call the answer tokens stream as: `{"query": "<the tokens>"}` in fragments.
+struct ToolCallWire {
+    name: String,
+    id: String,
+    /// The call's first fragment (id, type, name) has gone out.
+    opened: AtomicBool,
+}
+
+/// The arguments fragment of answer token `text`: the whole is `{"query": "<text...>"}`.
+fn arguments_fragment(first: bool, last: bool, text: &str) -> String {
+    let open = if first { "{\"query\": \"" } else { "" };
+    let close = if last { "\"}" } else { "" };
+    format!("{open}{}{close}", json_string_body(text))
 }
 
 impl OpenAiWire {
@@ -315,6 +372,7 @@ impl OpenAiWire {
                     role,
                     content: text,
                     reasoning_content: reasoning,
+                    tool_calls: None,
                 },
                 finish_reason: finish,
             })
@@ -330,7 +388,10 @@ impl OpenAiWire {
 }
 
 impl Wire for OpenAiWire {
-    fn token(&self, index: u32, text: &str, reasoning: bool, out: &mut Vec<Bytes>) {
+    fn token(&self, index: u32, last: bool, text: &str, reasoning: bool, out: &mut Vec<Bytes>) {
+        if let (Some(tool), false) = (&self.tool, reasoning) {
+            return self.tool_token(tool, index, last, text, out);
+        }
         if index == 0 && self.chat {
             // OpenAI and vLLM open a chat stream with the role and empty content.
             out.push(event(&self.chunk(vec![self.choice(
@@ -350,7 +411,10 @@ impl Wire for OpenAiWire {
     }
 
     fn finish(&self, t: &Timings, out: &mut Vec<Bytes>) {
-        let reason = Some(t.done_reason.as_str());
+        let reason = Some(match self.tool {
+            Some(_) => "tool_calls",
+            None => t.done_reason.as_str(),
+        });
         out.push(event(&self.chunk(vec![self.choice(None, None, reason)])));
         if self.include_usage {
             let mut last = self.chunk(Vec::new());
@@ -373,9 +437,20 @@ impl Wire for OpenAiWire {
     }
 
     fn whole(&self, text: &str, thinking: &str, t: &Timings) -> Vec<u8> {
-        let reason = t.done_reason.as_str();
+        let reason = match self.tool {
+            Some(_) => "tool_calls",
+            None => t.done_reason.as_str(),
+        };
         let choice = if self.chat {
-            let mut message = json!({"role": "assistant", "content": text});
+            let mut message = match &self.tool {
+                Some(tool) => json!({"role": "assistant", "content": null, "tool_calls": [{
+                    "id": tool.id, "type": "function", "function": {
+                        "name": tool.name,
+                        "arguments": arguments_fragment(true, true, text),
+                    }
+                }]}),
+                None => json!({"role": "assistant", "content": text}),
+            };
             if !thinking.is_empty() {
                 message["reasoning_content"] = json!(thinking);
             }
@@ -393,6 +468,50 @@ impl Wire for OpenAiWire {
             "timings": timings(t),
         });
         serde_json::to_vec(&body).expect("serializable reply")
+    }
+}
+
+impl OpenAiWire {
+    /// Answer token `index` of a tool call: the call's first fragment (with the role when
+    /// nothing came before) ahead of the first, then the token's arguments fragment.
+    fn tool_token(
+        &self,
+        tool: &ToolCallWire,
+        index: u32,
+        last: bool,
+        text: &str,
+        out: &mut Vec<Bytes>,
+    ) {
+        let first = !tool.opened.swap(true, Ordering::Relaxed);
+        let fragment =
+            |id: Option<&str>, kind: Option<&'static str>, name: Option<&str>, arguments: &str| {
+                let delta = Delta {
+                    role: (first && index == 0 && id.is_some()).then_some("assistant"),
+                    content: None,
+                    reasoning_content: None,
+                    tool_calls: Some([ToolCallDelta {
+                        index: 0,
+                        id,
+                        kind,
+                        function: FunctionDelta { name, arguments },
+                    }]),
+                };
+                event(&self.chunk(vec![Choice::Chat(ChatChoice {
+                    index: 0,
+                    delta,
+                    finish_reason: None,
+                })]))
+            };
+        if first {
+            out.push(fragment(
+                Some(tool.id.as_str()),
+                Some("function"),
+                Some(tool.name.as_str()),
+                "",
+            ));
+        }
+        let arguments = arguments_fragment(first, last, text);
+        out.push(fragment(None, None, None, &arguments));
     }
 }
 

@@ -6,6 +6,9 @@
 pub mod lines;
 pub mod ollama;
 pub mod openai;
+pub mod tools;
+
+pub use tools::{ToolCallAssembly, ToolCallChunk};
 
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +61,10 @@ pub enum StreamEvent {
     /// Generated reasoning text ("thinking"), never empty: Ollama's `thinking` /
     /// `message.thinking`, OpenAI-compatible `delta.reasoning_content` / `delta.reasoning`.
     Reasoning(String),
+    /// A generated tool call, or a fragment of one: OpenAI `delta.tool_calls[]` (one event
+    /// per entry, arguments streamed in fragments), Ollama `message.tool_calls[]` (each call
+    /// whole). Generated output like text; [`ToolCallAssembly`] joins the pieces.
+    ToolCall(ToolCallChunk),
     /// Server-side statistics (final Ollama line; OpenAI usage/timings chunk).
     Stats(ServerStats),
     /// The server says generation finished (`done: true`, `finish_reason`, `[DONE]`).
@@ -171,6 +178,8 @@ pub enum CodecError {
     MalformedJson { line: u64, reason: String },
     #[error("the stream ended in the middle of a line ({bytes} bytes pending)")]
     TruncatedLine { bytes: usize },
+    #[error("malformed tool call at line {line}: {reason}")]
+    MalformedToolCall { line: u64, reason: String },
 }
 
 /// A decoder for either API family.

@@ -1,8 +1,10 @@
 //! Ollama's streaming NDJSON (`/api/generate`, `/api/chat`): one JSON object per line.
 
 use super::lines::LineSplitter;
-use super::{ns_to_ms, CodecError, ServerStats, StreamEvent};
+use super::tools::{json_type, optional_str};
+use super::{ns_to_ms, CodecError, ServerStats, StreamEvent, ToolCallChunk};
 use serde::Deserialize;
+use serde_json::Value;
 
 #[derive(Deserialize)]
 struct Line {
@@ -29,6 +31,8 @@ struct Message {
     content: Option<String>,
     /// `/api/chat`'s reasoning text.
     thinking: Option<String>,
+    /// Whole tool calls, checked by [`tool_call_chunks`] (its errors name the field).
+    tool_calls: Option<Value>,
 }
 
 /// Sans-IO decoder for an Ollama NDJSON stream.
@@ -80,9 +84,14 @@ fn decode_line(line: &[u8], n: u64, out: &mut Vec<StreamEvent>) -> Result<(), Co
         out.push(StreamEvent::ServerError(msg));
         return Ok(());
     }
-    let (content, message_thinking) = match parsed.message {
-        Some(m) => (m.content, m.thinking),
-        None => (None, None),
+    let (content, message_thinking, tool_calls) = match parsed.message {
+        Some(m) => (m.content, m.thinking, m.tool_calls),
+        None => (None, None, None),
+    };
+    let tool_calls = match tool_calls {
+        Some(calls) => tool_call_chunks(calls)
+            .map_err(|reason| CodecError::MalformedToolCall { line: n, reason })?,
+        None => Vec::new(),
     };
     let thinking = parsed
         .thinking
@@ -93,11 +102,12 @@ fn decode_line(line: &[u8], n: u64, out: &mut Vec<StreamEvent>) -> Result<(), Co
         out.push(StreamEvent::Reasoning(thought));
     }
     if let Some(piece) = parsed.response.or(content) {
-        // The empty `content`/`response` beside a thought is no keep-alive delta.
-        if !((parsed.done || reasoned) && piece.is_empty()) {
+        // The empty `content`/`response` beside a thought or a tool call is no keep-alive delta.
+        if !((parsed.done || reasoned || !tool_calls.is_empty()) && piece.is_empty()) {
             out.push(StreamEvent::Text(piece));
         }
     }
+    out.extend(tool_calls.into_iter().map(StreamEvent::ToolCall));
     if parsed.done {
         out.push(StreamEvent::Stats(ServerStats {
             output_tokens: parsed.eval_count,
@@ -117,6 +127,61 @@ fn decode_line(line: &[u8], n: u64, out: &mut Vec<StreamEvent>) -> Result<(), Co
         });
     }
     Ok(())
+}
+
+/// The calls of `message.tool_calls` (`[{id?, function: {index?, name, arguments: {..}}}]`),
+/// each one whole, its arguments object serialized; `Err` says which field is wrong and how.
+fn tool_call_chunks(calls: Value) -> Result<Vec<ToolCallChunk>, String> {
+    let items = match calls {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        other => {
+            return Err(format!(
+                "message.tool_calls is {}, not an array of calls",
+                json_type(&other)
+            ))
+        }
+    };
+    let mut chunks = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let at = format!("message.tool_calls[{i}]");
+        let Value::Object(call) = item else {
+            return Err(format!("{at} is {}, not an object", json_type(&item)));
+        };
+        let id = optional_str(&call, "id", &format!("{at}.id"))?;
+        let function = match call.get("function") {
+            Some(Value::Object(f)) => f,
+            None | Some(Value::Null) => return Err(format!("{at} has no function")),
+            Some(other) => {
+                return Err(format!(
+                    "{at}.function is {}, not an object",
+                    json_type(other)
+                ))
+            }
+        };
+        let name = optional_str(function, "name", &format!("{at}.function.name"))?
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| format!("{at}.function has no name"))?;
+        let arguments = match function.get("arguments") {
+            None | Some(Value::Null) => "{}".to_owned(),
+            // Ollama sends an object; a proxy may have turned it into the JSON text already.
+            Some(Value::String(text)) => text.clone(),
+            Some(args @ Value::Object(_)) => args.to_string(),
+            Some(other) => {
+                return Err(format!(
+                    "{at}.function.arguments is {}, not an object",
+                    json_type(other)
+                ))
+            }
+        };
+        chunks.push(ToolCallChunk {
+            index: None,
+            id,
+            name: Some(name),
+            arguments,
+        });
+    }
+    Ok(chunks)
 }
 
 #[cfg(test)]
@@ -325,5 +390,118 @@ mod tests {
             d.feed(&big, &mut out).unwrap_err(),
             CodecError::LineTooLong { limit: 64 }
         );
+    }
+
+    fn whole(id: Option<&str>, name: &str, args: &str) -> StreamEvent {
+        StreamEvent::ToolCall(ToolCallChunk {
+            index: None,
+            id: id.map(str::to_owned),
+            name: Some(name.into()),
+            arguments: args.into(),
+        })
+    }
+
+    /// Ollama `/api/chat` with tools: the text the model said first streams as usual, then
+    /// the calls come whole in one line (content empty; newer versions add `id` and
+    /// `function.index`), then the final line with the counts.
+    const TEXT_THEN_TOOLS: &str = concat!(
+        "{\"model\":\"qwen3\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"Let me \"},\"done\":false}\n",
+        "{\"model\":\"qwen3\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"look.\"},\"done\":false}\n",
+        "{\"model\":\"qwen3\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[",
+        "{\"function\":{\"name\":\"web_search\",\"arguments\":{\"query\":\"日本\",\"limit\":3}}},",
+        "{\"id\":\"call_x1\",\"function\":{\"index\":1,\"name\":\"fetch\",\"arguments\":{}}}]},\"done\":false}\r\n",
+        "{\"model\":\"qwen3\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,",
+        "\"done_reason\":\"stop\",\"prompt_eval_count\":50,\"eval_count\":20,\"eval_duration\":200000000}\n",
+    );
+
+    #[test]
+    fn text_then_whole_tool_calls_at_every_split() {
+        testing::assert_every_split(
+            ApiKind::Ollama,
+            TEXT_THEN_TOOLS.as_bytes(),
+            &[
+                StreamEvent::Text("Let me ".into()),
+                StreamEvent::Text("look.".into()),
+                // serde_json writes an object's keys sorted.
+                whole(None, "web_search", "{\"limit\":3,\"query\":\"日本\"}"),
+                whole(Some("call_x1"), "fetch", "{}"),
+                StreamEvent::Stats(ServerStats {
+                    output_tokens: Some(20),
+                    prompt_tokens: Some(50),
+                    eval_ms: Some(200.0),
+                    done_reason: Some("stop".into()),
+                    ..Default::default()
+                }),
+                StreamEvent::Done {
+                    reason: Some("stop".into()),
+                },
+            ],
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_chunking_of_tool_calls_decodes_identically(
+            cuts in proptest::collection::vec(0usize..TEXT_THEN_TOOLS.len(), 0..40)
+        ) {
+            let all = decode_all(&[TEXT_THEN_TOOLS.as_bytes()]).unwrap();
+            let chunks = testing::chunks_at(TEXT_THEN_TOOLS.as_bytes(), cuts);
+            prop_assert_eq!(decode_all(&chunks).unwrap(), all);
+        }
+    }
+
+    #[test]
+    fn arguments_already_as_text_or_absent_are_accepted() {
+        let out = decode_all(&[concat!(
+            "{\"message\":{\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}},",
+            "{\"function\":{\"name\":\"g\"}}]},\"done\":false}\n"
+        )
+        .as_bytes()])
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![whole(None, "f", "{\"a\":1}"), whole(None, "g", "{}")]
+        );
+    }
+
+    #[test]
+    fn malformed_tool_call_fields_name_the_field() {
+        for (calls, want) in [
+            (
+                "{}",
+                "message.tool_calls is an object, not an array of calls",
+            ),
+            ("[1]", "message.tool_calls[0] is a number, not an object"),
+            ("[{}]", "message.tool_calls[0] has no function"),
+            (
+                "[{\"function\":[]}]",
+                "message.tool_calls[0].function is an array, not an object",
+            ),
+            (
+                "[{\"function\":{\"arguments\":{}}}]",
+                "message.tool_calls[0].function has no name",
+            ),
+            (
+                "[{\"function\":{\"name\":\"f\",\"arguments\":[1]}}]",
+                "message.tool_calls[0].function.arguments is an array, not an object",
+            ),
+            (
+                "[{\"id\":5,\"function\":{\"name\":\"f\"}}]",
+                "message.tool_calls[0].id is a number, not a string",
+            ),
+        ] {
+            let stream = format!(
+                "{{\"message\":{{\"content\":\"a\"}},\"done\":false}}\n{{\"message\":{{\"content\":\"\",\"tool_calls\":{calls}}},\"done\":false}}\n"
+            );
+            let err = decode_all(&[stream.as_bytes()]).unwrap_err();
+            assert_eq!(
+                err,
+                CodecError::MalformedToolCall {
+                    line: 2,
+                    reason: want.into()
+                },
+                "{calls}"
+            );
+        }
     }
 }

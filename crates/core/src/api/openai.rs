@@ -6,8 +6,10 @@
 //! llama.cpp's `timings` object.
 
 use super::lines::LineSplitter;
-use super::{CodecError, ServerStats, StreamEvent};
+use super::tools::{json_type, optional_str};
+use super::{CodecError, ServerStats, StreamEvent, ToolCallChunk};
 use serde::Deserialize;
+use serde_json::Value;
 
 #[derive(Deserialize)]
 struct Chunk {
@@ -32,6 +34,8 @@ struct Delta {
     reasoning_content: Option<String>,
     /// The newer name (vLLM, OpenRouter); a server sending both sends one text twice.
     reasoning: Option<String>,
+    /// Tool-call fragments, checked by [`tool_call_chunks`] (its errors name the field).
+    tool_calls: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +73,29 @@ pub struct SseDecoder {
     data: Vec<u8>,
     has_data: bool,
     finished: bool,
+    tool_indices: ToolIndices,
+}
+
+/// The `index` of tool-call fragments that come without one (the API requires it; a server
+/// may still leave it out): a fragment with an id starts a call, one without continues the
+/// last call.
+#[derive(Debug, Default)]
+struct ToolIndices {
+    last: Option<u64>,
+    next: u64,
+}
+
+impl ToolIndices {
+    fn resolve(&mut self, index: Option<u64>, has_id: bool) -> u64 {
+        let index = match (index, self.last) {
+            (Some(i), _) => i,
+            (None, Some(last)) if !has_id => last,
+            (None, _) => self.next,
+        };
+        self.last = Some(index);
+        self.next = self.next.max(index.saturating_add(1));
+        index
+    }
 }
 
 impl SseDecoder {
@@ -78,6 +105,7 @@ impl SseDecoder {
             data: Vec::new(),
             has_data: false,
             finished: false,
+            tool_indices: ToolIndices::default(),
         }
     }
 
@@ -89,10 +117,11 @@ impl SseDecoder {
             data,
             has_data,
             finished,
+            tool_indices,
         } = self;
         lines.feed(chunk, |line, n| {
             if line.is_empty() {
-                return dispatch(data, has_data, finished, n, out);
+                return dispatch(data, has_data, finished, tool_indices, n, out);
             }
             if line[0] == b':' {
                 return Ok(());
@@ -130,6 +159,7 @@ impl SseDecoder {
             &mut self.data,
             &mut self.has_data,
             &mut self.finished,
+            &mut self.tool_indices,
             n,
             out,
         )
@@ -145,6 +175,7 @@ fn dispatch(
     data: &mut Vec<u8>,
     has_data: &mut bool,
     finished: &mut bool,
+    tool_indices: &mut ToolIndices,
     line: u64,
     out: &mut Vec<StreamEvent>,
 ) -> Result<(), CodecError> {
@@ -177,21 +208,29 @@ fn dispatch(
     }
     let mut finish_reason = None;
     for choice in chunk.choices {
-        let (content, thought) = match choice.delta {
+        let (content, thought, tool_calls) = match choice.delta {
             Some(d) => (
                 d.content,
                 // The first non-empty of the two names (an empty one beside a full one is no thought).
                 d.reasoning_content
                     .filter(|r| !r.is_empty())
                     .or(d.reasoning),
+                d.tool_calls,
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
         if let Some(thought) = thought.filter(|t| !t.is_empty()) {
             out.push(StreamEvent::Reasoning(thought));
         }
         if let Some(piece) = content.or(choice.text) {
             out.push(StreamEvent::Text(piece));
+        }
+        if let Some(calls) = tool_calls {
+            for chunk in tool_call_chunks(calls, tool_indices)
+                .map_err(|reason| CodecError::MalformedToolCall { line, reason })?
+            {
+                out.push(StreamEvent::ToolCall(chunk));
+            }
         }
         if choice.finish_reason.is_some() {
             finish_reason = choice.finish_reason;
@@ -235,6 +274,58 @@ fn dispatch(
         }
     }
     Ok(())
+}
+
+/// The fragments of `delta.tool_calls` (`[{index, id?, type?, function: {name?, arguments?}}]`);
+/// `Err` says which field is wrong and how.
+fn tool_call_chunks(calls: Value, indices: &mut ToolIndices) -> Result<Vec<ToolCallChunk>, String> {
+    let items = match calls {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        other => {
+            return Err(format!(
+                "delta.tool_calls is {}, not an array of call fragments",
+                json_type(&other)
+            ))
+        }
+    };
+    let mut chunks = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let at = format!("delta.tool_calls[{i}]");
+        let Value::Object(call) = item else {
+            return Err(format!("{at} is {}, not an object", json_type(&item)));
+        };
+        let index = match call.get("index") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| format!("{at}.index is {v}, not a non-negative integer"))?,
+            ),
+        };
+        let id = optional_str(&call, "id", &format!("{at}.id"))?;
+        let (name, arguments) = match call.get("function") {
+            None | Some(Value::Null) => (None, None),
+            Some(Value::Object(f)) => (
+                optional_str(f, "name", &format!("{at}.function.name"))?,
+                optional_str(f, "arguments", &format!("{at}.function.arguments")).map_err(|r| {
+                    format!("{r} (the API streams the arguments as JSON text, in fragments)")
+                })?,
+            ),
+            Some(other) => {
+                return Err(format!(
+                    "{at}.function is {}, not an object",
+                    json_type(other)
+                ))
+            }
+        };
+        chunks.push(ToolCallChunk {
+            index: Some(indices.resolve(index, id.as_deref().is_some_and(|s| !s.is_empty()))),
+            id,
+            name,
+            arguments: arguments.unwrap_or_default(),
+        });
+    }
+    Ok(chunks)
 }
 
 #[cfg(test)]
@@ -470,5 +561,169 @@ mod tests {
     fn malformed_payload_is_reported() {
         let err = decode_all(&[b"data: {nope\n\n"]).unwrap_err();
         assert!(matches!(err, CodecError::MalformedJson { .. }), "{err:?}");
+    }
+
+    fn chunk(index: u64, id: Option<&str>, name: Option<&str>, args: &str) -> StreamEvent {
+        StreamEvent::ToolCall(ToolCallChunk {
+            index: Some(index),
+            id: id.map(str::to_owned),
+            name: name.map(str::to_owned),
+            arguments: args.to_owned(),
+        })
+    }
+
+    /// Two parallel tool calls as vLLM streams them: each call's first fragment has id,
+    /// type and name with empty arguments, later fragments only `index` and an arguments
+    /// piece, the two calls interleaved; then `finish_reason: "tool_calls"` and usage.
+    const PARALLEL_TOOLS: &str = concat!(
+        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_9f1\",\"type\":\"function\",\"index\":0,\"function\":{\"name\":\"web_search\",\"arguments\":\"\"}}]},\"logprobs\":null,\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"query\\\": \\\"日\"}}]},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"call_a20\",\"type\":\"function\",\"index\":1,\"function\":{\"name\":\"fetch\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\r\n\r\n",
+        "data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":\"{\\\"url\\\": 1}\"}}]},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"本\\\"}\"}}]},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},\"finish_reason\":\"tool_calls\"}]}\n\n",
+        "data: {\"id\":\"chatcmpl-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":40,\"completion_tokens\":9,\"total_tokens\":49}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    fn tools_end(completion_tokens: u64, prompt_tokens: u64) -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::Stats(ServerStats {
+                done_reason: Some("tool_calls".into()),
+                ..Default::default()
+            }),
+            StreamEvent::Done {
+                reason: Some("tool_calls".into()),
+            },
+            StreamEvent::Stats(ServerStats {
+                output_tokens: Some(completion_tokens),
+                prompt_tokens: Some(prompt_tokens),
+                ..Default::default()
+            }),
+        ]
+    }
+
+    #[test]
+    fn parallel_tool_calls_interleaved_by_index_at_every_split() {
+        let mut expected = vec![
+            chunk(0, Some("call_9f1"), Some("web_search"), ""),
+            chunk(0, None, None, "{\"query\": \"日"),
+            chunk(1, Some("call_a20"), Some("fetch"), ""),
+            chunk(1, None, None, "{\"url\": 1}"),
+            chunk(0, None, None, "本\"}"),
+            StreamEvent::Text(String::new()),
+        ];
+        expected.extend(tools_end(9, 40));
+        testing::assert_every_split(ApiKind::OpenaiChat, PARALLEL_TOOLS.as_bytes(), &expected);
+        let mut calls = crate::api::ToolCallAssembly::default();
+        for ev in expected {
+            if let StreamEvent::ToolCall(c) = ev {
+                calls.push(c);
+            }
+        }
+        let calls = calls.into_calls();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(
+            (calls[0].id.as_str(), calls[0].name.as_str()),
+            ("call_9f1", "web_search")
+        );
+        assert_eq!(calls[0].arguments, "{\"query\": \"日本\"}");
+        assert_eq!(
+            (calls[1].id.as_str(), calls[1].arguments.as_str()),
+            ("call_a20", "{\"url\": 1}")
+        );
+    }
+
+    /// A model that says something first and then calls a tool (llama.cpp's shape: the
+    /// call's first fragment has the name, then arguments pieces).
+    const TEXT_THEN_TOOL: &str = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Let me \"},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"look.\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"abc\",\"type\":\"function\",\"function\":{\"name\":\"web_search\",\"arguments\":\"{\\\"query\\\":\"}}]},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"x\\\"}\"}}]},\"finish_reason\":null}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":4,\"total_tokens\":11}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    #[test]
+    fn text_then_a_tool_call_at_every_split() {
+        let mut expected = vec![
+            StreamEvent::Text("Let me ".into()),
+            StreamEvent::Text("look.".into()),
+            chunk(0, Some("abc"), Some("web_search"), "{\"query\":"),
+            chunk(0, None, None, "\"x\"}"),
+        ];
+        expected.extend(tools_end(4, 7));
+        testing::assert_every_split(ApiKind::OpenaiChat, TEXT_THEN_TOOL.as_bytes(), &expected);
+    }
+
+    proptest! {
+        #[test]
+        fn any_chunking_of_parallel_tool_calls_decodes_identically(
+            cuts in proptest::collection::vec(0usize..PARALLEL_TOOLS.len(), 0..40)
+        ) {
+            let whole = decode_all(&[PARALLEL_TOOLS.as_bytes()]).unwrap();
+            let chunks = testing::chunks_at(PARALLEL_TOOLS.as_bytes(), cuts);
+            prop_assert_eq!(decode_all(&chunks).unwrap(), whole);
+        }
+    }
+
+    #[test]
+    fn fragments_without_an_index_start_a_call_with_an_id_and_continue_the_last_without() {
+        let out = decode_all(&[concat!(
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"a\",\"function\":{\"name\":\"f\",\"arguments\":\"{\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"}\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"b\",\"function\":{\"name\":\"g\",\"arguments\":\"{}\"}}]}}]}\n\n",
+        )
+        .as_bytes()])
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                chunk(0, Some("a"), Some("f"), "{"),
+                chunk(0, None, None, "}"),
+                chunk(1, Some("b"), Some("g"), "{}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_tool_call_fields_name_the_field() {
+        for (delta, want) in [
+            (
+                "{\"tool_calls\":{\"index\":0}}",
+                "delta.tool_calls is an object, not an array",
+            ),
+            ("{\"tool_calls\":[7]}", "delta.tool_calls[0] is a number"),
+            (
+                "{\"tool_calls\":[{\"index\":-1}]}",
+                "delta.tool_calls[0].index is -1, not a non-negative integer",
+            ),
+            (
+                "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":{\"q\":1}}}]}",
+                "delta.tool_calls[0].function.arguments is an object, not a string (the API streams",
+            ),
+            (
+                "{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":3}}]}",
+                "delta.tool_calls[0].function.name is a number, not a string",
+            ),
+            (
+                "{\"tool_calls\":[{\"index\":0,\"function\":\"f\"}]}",
+                "delta.tool_calls[0].function is a string, not an object",
+            ),
+        ] {
+            let stream = format!(
+                "data: {{\"choices\":[{{\"delta\":{{\"content\":\"a\"}}}}]}}\n\ndata: {{\"choices\":[{{\"delta\":{delta}}}]}}\n\n"
+            );
+            let err = decode_all(&[stream.as_bytes()]).unwrap_err();
+            match &err {
+                CodecError::MalformedToolCall { line: 4, reason } => {
+                    assert!(reason.contains(want), "{reason}")
+                }
+                other => panic!("{delta}: {other:?}"),
+            }
+            assert!(err.to_string().starts_with("malformed tool call at line 4: "));
+        }
     }
 }
