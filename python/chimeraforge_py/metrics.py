@@ -179,7 +179,11 @@ def run_metrics(seq: dict, conc: dict, after: Optional[list] = None) -> dict:
             for a in conc["agents"]
             for c in a["calls"]
         ),
-        "low_speedup": _div(speedup, float(n)) <= LOW_EFFICIENCY - F64_EPSILON,
+        "low_speedup": (
+            speedup <= LOW_EFFICIENCY * _div(seq_sum, cp_ms) - F64_EPSILON
+            if cp_ms is not None and after is not None and any(after)
+            else _div(speedup, float(n)) <= LOW_EFFICIENCY - F64_EPSILON
+        ),
         "cold_load": any(c["cold_load"] for a in seq["agents"] + conc["agents"] for c in a["calls"]),
         "length_mismatch": length_mismatch,
         "prompt_cache": any(served_from_prompt_cache(a) for a in seq["agents"] + conc["agents"]),

@@ -115,3 +115,7 @@ def test_a_fan_out_fan_in_graph_reads_its_ceiling_and_efficiency():
     assert abs(m["graph_ceiling"]["value"] - 1150.0 / 650.0) < 1e-12
     assert abs(m["graph_efficiency"]["value"] - 650.0 / 800.0) < 1e-12
     assert run_metrics(phase("sequential", 1150.0, rows), phase("concurrent", 800.0, rows))["critical_path_ms"] == 500.0
+    # low_speedup for a graph: against its ceiling, not N (core's test, same numbers)
+    assert not m["flags"]["low_speedup"]
+    assert run_metrics(phase("sequential", 1150.0, rows), phase("concurrent", 800.0, rows))["flags"]["low_speedup"]
+    assert run_metrics(phase("sequential", 1150.0, rows), phase("concurrent", 1000.0, rows), after)["flags"]["low_speedup"]

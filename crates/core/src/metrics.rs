@@ -8,7 +8,8 @@ pub use crate::record::{Flags, Percentiles, RunMetrics};
 
 /// A concurrent-phase TTFT above this flags `ttft_anomaly` (the seed's 3 s), ms.
 pub const TTFT_ANOMALY_MS: f64 = 3000.0;
-/// Efficiency below this flags `low_speedup` (speedup < 1.5 for two agents, the seed's code).
+/// Efficiency below this flags `low_speedup` (speedup < 1.5 for two agents, the seed's code);
+/// for agents with dependencies, speedup below this fraction of the graph's ceiling.
 pub const LOW_EFFICIENCY: f64 = 0.75;
 
 // The one definition of each statistic over a sample; `report::stats` wraps them with typed
@@ -191,7 +192,15 @@ pub fn run_metrics_with_graph(seq: &PhaseRecord, conc: &PhaseRecord, graph: &Gra
             .iter()
             .flat_map(|a| &a.calls)
             .any(|c| c.ttft_ms.is_some_and(|t| t > TTFT_ANOMALY_MS)),
-        low_speedup: speedup / n as f64 <= LOW_EFFICIENCY - f64::EPSILON,
+        // Independent agents: speedup below 0.75·N (the seed's rule). Agents that wait on
+        // each other cannot reach N even on a perfect server: below 0.75 of the graph's
+        // ceiling instead.
+        low_speedup: match critical_path_ms {
+            Some(cp) if !graph.is_independent() => {
+                speedup <= LOW_EFFICIENCY * (seq_sum / cp) - f64::EPSILON
+            }
+            _ => speedup / n as f64 <= LOW_EFFICIENCY - f64::EPSILON,
+        },
         cold_load: seq
             .agents
             .iter()
@@ -426,6 +435,16 @@ mod tests {
         assert!((m.speedup.value - 1150.0 / 800.0).abs() < 1e-12);
         // Without the dependencies the critical path would be the longest worker alone.
         assert_eq!(run_metrics(&seq, &conc).critical_path_ms, Some(500.0));
+        // low_speedup for a graph: against its ceiling (650 / 800 = 0.81 of it), not N
+        // (speedup / 5 = 0.29 would flag every graph run on any server).
+        assert!(!m.flags.low_speedup);
+        assert!(run_metrics(&seq, &conc).flags.low_speedup);
+        let slow = phase(Phase::Concurrent, 1000.0, &rows);
+        assert!(
+            run_metrics_with_graph(&seq, &slow, &graph)
+                .flags
+                .low_speedup
+        );
     }
 
     #[test]

@@ -25,9 +25,11 @@ pub fn run_line(position: usize, total: usize, r: &RunRecord) -> String {
     match (&r.status, &r.metrics) {
         (RunStatus::Ok, Some(m)) => {
             let mut line = format!(
-                "{head}  speedup {:.3}x  efficiency {:>5.1}% (measured)  seed formula {ESTIMATED_MARK}{:.1}% (estimated)  TTFT {}  {} per agent",
+                "{head}  speedup {:.3}x  efficiency {:>5.1}% (measured)  graph efficiency {} (measured)  seed formula {ESTIMATED_MARK}{:.1}% (estimated)  TTFT {}  {} per agent",
                 m.speedup.value,
                 m.efficiency.value * 100.0,
+                m.graph_efficiency
+                    .map_or("-".into(), |g| format!("{:.1}%", g.value * 100.0)),
                 m.estimated_efficiency.value * 100.0,
                 agent_ttft_ms(m).map_or("-".into(), |v| format!("{v:.0} ms")),
                 agent_tok_s(m).map_or("-".into(), |v| format!("{v:.0} tok/s")),
@@ -83,6 +85,8 @@ pub struct CellFigures {
     pub ok: usize,
     pub speedup: Option<Summary>,
     pub efficiency: Option<Summary>,
+    /// Critical path / T_conc, %.
+    pub graph_efficiency: Option<Summary>,
     pub estimated_efficiency: Option<Summary>,
     pub ttft_ms: Option<Summary>,
     pub decode_tok_s: Option<Summary>,
@@ -136,6 +140,7 @@ pub fn cells(records: &[RunRecord]) -> Vec<CellFigures> {
                 ok: ok.len(),
                 speedup: col(&|m| Some(m.speedup.value)),
                 efficiency: col(&|m| Some(m.efficiency.value * 100.0)),
+                graph_efficiency: col(&|m| m.graph_efficiency.map(|g| g.value * 100.0)),
                 estimated_efficiency: col(&|m| Some(m.estimated_efficiency.value * 100.0)),
                 ttft_ms: col(&agent_ttft_ms),
                 decode_tok_s: col(&agent_tok_s),
@@ -172,11 +177,16 @@ fn mean_of(s: &Option<Summary>, digits: usize) -> String {
 }
 
 /// Columns: header, unit line, left-aligned?
-const COLUMNS: [(&str, &str, bool); 10] = [
+const COLUMNS: [(&str, &str, bool); 11] = [
     ("  backend", "", true),
     ("ok/n", "runs", false),
     ("speedup (measured)", "x  mean ± sd [min, max]", false),
     ("efficiency (measured)", "%  mean ± sd [min, max]", false),
+    (
+        "graph efficiency (measured)",
+        "%  mean ± sd [min, max]",
+        false,
+    ),
     ("seed formula (estimated)", "efficiency %, mean", false),
     ("TTFT", "ms", false),
     ("decode", "tok/s/agent", false),
@@ -192,7 +202,7 @@ pub fn cells_table(records: &[RunRecord]) -> String {
     if cells.is_empty() {
         return "no runs recorded\n".into();
     }
-    let rows: Vec<[String; 10]> = cells
+    let rows: Vec<[String; 11]> = cells
         .iter()
         .map(|c| {
             [
@@ -200,6 +210,7 @@ pub fn cells_table(records: &[RunRecord]) -> String {
                 format!("{}/{}", c.ok, c.n),
                 spread(&c.speedup, 3),
                 spread(&c.efficiency, 1),
+                spread(&c.graph_efficiency, 1),
                 c.estimated_efficiency
                     .as_ref()
                     .map_or("-".into(), |s| format!("{ESTIMATED_MARK}{:.1}", s.mean)),
@@ -267,7 +278,7 @@ pub fn cells_table(records: &[RunRecord]) -> String {
         out.push_str(&line(&row.each_ref().map(String::as_str)));
     }
     out.push_str(
-        "\nmeasured   speedup = Σ T_alone / T_concurrent, from a real sequential and a real concurrent phase in every run;\n           efficiency = speedup / agents\n",
+        "\nmeasured   speedup = Σ T_alone / T_concurrent, from a real sequential and a real concurrent phase in every run;\n           efficiency = speedup / agents; graph efficiency = critical path / T_concurrent (100% on an ideal server,\n           whatever the agents' lengths or dependencies; the critical path is the longest chain of sequential-phase durations)\n",
     );
     out.push_str(&format!(
         "estimated  {ESTIMATED_MARK} = the seed report's formula Σ T_i(conc) / T_concurrent / agents, for comparison only:\n           it shows how evenly the agents finished, not what running them concurrently bought\n"
@@ -374,6 +385,7 @@ pub fn json_summary(
                 "failed": c.n - c.ok,
                 "speedup": stat(&c.speedup),
                 "efficiency_pct": stat(&c.efficiency),
+                "graph_efficiency_pct": stat(&c.graph_efficiency),
                 "estimated_efficiency_pct": stat(&c.estimated_efficiency),
                 "ttft_ms": stat(&c.ttft_ms),
                 "decode_tok_s": stat(&c.decode_tok_s),
