@@ -251,6 +251,8 @@ pub(crate) fn measure_backend(
         pinned: settings.pin.clone(),
         ..Default::default()
     };
+    // `Display` ignores a width; the progress lines align on the name.
+    let policy = connection.as_str();
     let everywhere = affinity::allowed()?;
     for probe in settings.probes()? {
         let name = probe.name();
@@ -275,7 +277,7 @@ pub(crate) fn measure_backend(
             match result {
                 Ok(r) => {
                     progress(&format!(
-                        "{backend:<14} {connection:<10} {name:<13} N={:<5} run {} {}",
+                        "{backend:<14} {policy:<10} {name:<13} N={:<5} run {} {}",
                         probe.agents,
                         run_index + 1,
                         if r.is_ok() { "ok" } else { "FAILED" }
@@ -288,7 +290,7 @@ pub(crate) fn measure_backend(
                 }
                 Err(e) => {
                     progress(&format!(
-                        "{backend:<14} {connection:<10} {name:<13} child failed: {e}"
+                        "{backend:<14} {policy:<10} {name:<13} child failed: {e}"
                     ));
                     out.notes.push(format!("{name}: {e}"));
                 }
