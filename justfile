@@ -69,9 +69,13 @@ e2e-real CONFIG="bench-configs/real-gemma3-270m.toml" OUT="": build serve-real
     out="{{OUT}}"
     {{bin}} bench {{CONFIG}} --backends all ${out:+--out "$out"}
 
-# The instrument's own cost on every backend (Rust, and Python when installed): TTFT bias and the simulator's share of it, ideal-device efficiency, ingest ceiling, memory per agent (writes results/<stamp>-overhead/overhead.md). ARGS: --quick, --pin, --probes a,b.
+# The instrument's own cost on every backend (Rust, and Python when installed) and the floor client, under keep-alive and fresh connections: TTFT bias and the simulator's share of it, ideal-device efficiency, ingest ceiling, memory per agent (writes results/<stamp>-overhead/overhead.md). ARGS: --quick, --pin, --probes a,b, --connection keep-alive|fresh.
 bench-overhead *ARGS: build
     {{bin}} overhead --backends all {{ARGS}}
+
+# Issue 17's targets: `ideal-64` on the floor and every backend under keep-alive and fresh, shared CPUs then `--pin` (about 10 minutes on 2 cores); writes OUT (default results/<stamp>-overhead-targets/) and prints both targets tables.
+overhead-targets OUT="": build
+    bash scripts/overhead-targets.sh {{bin}} "{{OUT}}"
 
 # Codec throughput (tokens/s parsed) for Ollama NDJSON and OpenAI SSE, criterion.
 bench-codecs:

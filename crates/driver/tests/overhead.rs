@@ -1,6 +1,7 @@
 //! `chimeraforge overhead` as a user runs it: the probes it is asked for (on the floor
-//! too, with each backend's ratios to it), the simulator's share of the TTFT bias, CPU
-//! pinning, and a clear error for an unknown probe.
+//! too, with each backend's ratios to it), under both connection policies unless
+//! `--connection` names one, the simulator's share of the TTFT bias, CPU pinning, and a
+//! clear error for an unknown probe.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -15,20 +16,29 @@ fn overhead(args: &[&str], out: &Path) -> Output {
         .expect("binary runs")
 }
 
-/// The figures of `overhead.json`: the floor's (run first, on the same probes), then the
-/// one backend's.
-fn figures(out: &Path) -> (serde_json::Value, serde_json::Value) {
+/// The figures of `overhead.json` under each of `policies`, in the order they ran: per
+/// policy the floor's (run first, on the same probes), then the one backend's.
+fn figures(out: &Path, policies: &[&str]) -> Vec<(serde_json::Value, serde_json::Value)> {
     let text = std::fs::read_to_string(out.join("overhead.json")).expect("overhead.json");
     let all: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
-    assert_eq!(all[0]["backend"], "floor", "{all}");
-    assert_eq!(all[1]["backend"], "tokio-default", "{all}");
-    (all[0].clone(), all[1].clone())
+    assert_eq!(all.as_array().unwrap().len(), 2 * policies.len(), "{all}");
+    policies
+        .iter()
+        .enumerate()
+        .map(|(i, policy)| {
+            let (floor, backend) = (&all[2 * i], &all[2 * i + 1]);
+            assert_eq!(floor["backend"], "floor", "{all}");
+            assert_eq!(backend["backend"], "tokio-default", "{all}");
+            assert_eq!(floor["connection"], *policy, "{all}");
+            assert_eq!(backend["connection"], *policy, "{all}");
+            (floor.clone(), backend.clone())
+        })
+        .collect()
 }
 
-/// The backend's figures (see [`figures`]).
+/// The backend's figures of a run under keep-alive alone (see [`figures`]).
 fn json(out: &Path) -> serde_json::Value {
-    figures(out).1
+    figures(out, &["keep-alive"]).remove(0).1
 }
 
 /// Every call's measured TTFT contains the server's lateness for that call (the schedule
@@ -46,12 +56,47 @@ fn assert_server_share_is_inside_the_bias(b: &serde_json::Value) {
     assert!(f("p50_ms") < 50.0, "bias of a whole TTFT: {b}");
 }
 
+/// Both connection policies by default: every probe on the floor and the backend under
+/// keep-alive, then under fresh, each backend divided by the floor of its own policy.
 #[test]
 fn runs_only_the_probes_asked_for_and_splits_the_bias() {
     let dir = tempfile::tempdir().unwrap();
     let o = overhead(&["--probes", "ttft-1,ideal-2,mem-64"], dir.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r = json(dir.path());
+    let measured = figures(dir.path(), &["keep-alive", "fresh"]);
+    for (floor, r) in &measured {
+        probes_and_ratios(floor, r);
+    }
+    // Under fresh every call opened its connection, under keep-alive only warm-up did.
+    let runs = std::fs::read_to_string(dir.path().join("runs.jsonl")).unwrap();
+    let opened = |policy: &str| -> u64 {
+        runs.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["connection"] == policy && r["backend"] == "tokio-default")
+            .flat_map(|r| {
+                let calls: Vec<serde_json::Value> = r["concurrent"]["agents"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|a| a["calls"].as_array().unwrap().clone())
+                    .collect();
+                calls
+            })
+            .map(|c| c["connections_opened"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(opened("keep-alive"), 0, "keep-alive reconnected");
+    // --quick: one run of ttft-1 (8 calls), ideal-2 (2 × 4) and mem-64 (64 × 1).
+    assert_eq!(opened("fresh"), 8 + 8 + 64, "fresh reused connections");
+    let md = std::fs::read_to_string(dir.path().join("overhead.md")).unwrap();
+    assert!(md.contains("Against the floor"), "{md}");
+    assert!(md.contains("The simulator's share"), "{md}");
+    assert!(md.contains("shared every CPU"), "{md}");
+    assert!(md.contains("| tokio-default | fresh |"), "{md}");
+}
+
+/// One policy's figures of `ttft-1,ideal-2,mem-64`: the backend's `r` and the `floor`'s.
+fn probes_and_ratios(floor: &serde_json::Value, r: &serde_json::Value) {
     let bias = r["ttft_bias_ms"].as_array().unwrap();
     let ns: Vec<u64> = bias.iter().map(|b| b["agents"].as_u64().unwrap()).collect();
     assert_eq!(ns, [1, 2, 64], "{r}");
@@ -78,7 +123,6 @@ fn runs_only_the_probes_asked_for_and_splits_the_bias() {
     );
     assert!(r["pinned"].is_null());
     // The floor ran the same probes, and the backend's figures are divided by its.
-    let (floor, _) = figures(dir.path());
     let floor_ns: Vec<u64> = floor["ttft_bias_ms"]
         .as_array()
         .unwrap()
@@ -99,17 +143,16 @@ fn runs_only_the_probes_asked_for_and_splits_the_bias() {
         3,
         "{r}"
     );
-    let md = std::fs::read_to_string(dir.path().join("overhead.md")).unwrap();
-    assert!(md.contains("Against the floor"), "{md}");
-    assert!(md.contains("The simulator's share"), "{md}");
-    assert!(md.contains("shared every CPU"), "{md}");
 }
 
 #[test]
 fn pin_gives_the_client_its_own_cpus() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let dir = tempfile::tempdir().unwrap();
-    let o = overhead(&["--pin", "--probes", "ttft-1"], dir.path());
+    let o = overhead(
+        &["--pin", "--probes", "ttft-1", "--connection", "keep-alive"],
+        dir.path(),
+    );
     if cpus < 2 {
         assert!(!o.status.success());
         assert!(String::from_utf8_lossy(&o.stderr).contains("at least 2 CPUs"));

@@ -2,12 +2,17 @@
 //! collects and [`super::render`] shows.
 
 use crate::affinity::Split;
+use chimeraforge_core::ConnectionPolicy;
 use serde::{Deserialize, Serialize};
 
 /// Everything measured for one backend.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct BackendOverhead {
     pub(crate) backend: String,
+    /// The connection policy its clients ran under (`overhead` measures each backend once
+    /// per policy); `None` in an `overhead.json` written before it ran both.
+    #[serde(default)]
+    pub(crate) connection: Option<ConnectionPolicy>,
     pub(crate) worker_threads: usize,
     /// (N, p50, p99, max, samples): measured TTFT − 50 ms on `fixed`, ms.
     pub(crate) ttft_bias_ms: Vec<TtftBias>,
@@ -30,8 +35,9 @@ pub(crate) struct BackendOverhead {
     /// CPUs of simulator and client when run with `--pin`; `None`: they shared every CPU.
     #[serde(default)]
     pub(crate) pinned: Option<Split>,
-    /// This backend's figures as multiples of the floor's, measured in the same
-    /// invocation; `None` for the floor itself, or when the floor has no figures.
+    /// This backend's figures as multiples of the floor's under the same connection policy,
+    /// measured in the same invocation; `None` for the floor itself, or when the floor has
+    /// no figures under this policy.
     #[serde(default)]
     pub(crate) vs_floor: Option<VsFloor>,
 }
@@ -96,12 +102,15 @@ impl VsFloor {
     }
 }
 
-/// Set every backend's [`VsFloor`] from the floor's figures among `results` (the entry
-/// named [`super::floor::NAME`]); without one, none has ratios.
+/// Set every backend's [`VsFloor`] from the floor's figures among `results` under the same
+/// connection policy (the entry named [`super::floor::NAME`] with that policy): a
+/// keep-alive backend is divided by the keep-alive floor, a fresh one by the fresh floor.
+/// Without such a floor, none.
 pub(crate) fn with_floor_ratios(results: &mut [BackendOverhead]) {
-    let floor = results.iter().find(|r| r.is_floor()).cloned();
+    let floors: Vec<BackendOverhead> = results.iter().filter(|r| r.is_floor()).cloned().collect();
     for r in results.iter_mut() {
-        r.vs_floor = match &floor {
+        let floor = floors.iter().find(|f| f.connection == r.connection);
+        r.vs_floor = match floor {
             Some(f) if !r.is_floor() => Some(VsFloor::of(r, f)),
             _ => None,
         };
@@ -224,5 +233,37 @@ mod tests {
         let mut alone = vec![all[1].clone()];
         with_floor_ratios(&mut alone);
         assert_eq!(alone[0].vs_floor, None);
+    }
+
+    /// Both policies in one invocation: each backend is divided by the floor of its own
+    /// policy, never by the other one's; a policy without a floor gives no ratios.
+    #[test]
+    fn ratios_pair_each_backend_with_the_floor_of_its_policy() {
+        use chimeraforge_core::ConnectionPolicy::*;
+        let row = |backend: &str, connection, p99_ms, cpu_us| BackendOverhead {
+            backend: backend.into(),
+            connection: Some(connection),
+            ttft_bias_ms: vec![bias(64, 1.0, p99_ms)],
+            cpu_per_call_us: vec![(64, cpu_us)],
+            ..Default::default()
+        };
+        let floor = super::super::floor::NAME;
+        let mut all = vec![
+            row(floor, KeepAlive, 2.0, 50.0),
+            row("tokio-default", KeepAlive, 3.0, 100.0),
+            row(floor, Fresh, 8.0, 200.0),
+            row("tokio-default", Fresh, 16.0, 300.0),
+        ];
+        with_floor_ratios(&mut all);
+        let v = |i: usize| all[i].vs_floor.clone().unwrap();
+        assert_eq!(v(1).bias(64).unwrap().p99, Some(1.5));
+        assert_eq!(v(1).cpu(64), Some(2.0));
+        assert_eq!(v(3).bias(64).unwrap().p99, Some(2.0));
+        assert_eq!(v(3).cpu(64), Some(1.5));
+        assert_eq!(all[2].vs_floor, None, "the fresh floor is a reference too");
+        // Only a keep-alive floor: the fresh backend has nothing to be divided by.
+        let mut no_fresh_floor = vec![all[0].clone(), all[3].clone()];
+        with_floor_ratios(&mut no_fresh_floor);
+        assert_eq!(no_fresh_floor[1].vs_floor, None);
     }
 }

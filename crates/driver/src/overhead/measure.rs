@@ -8,6 +8,7 @@ use crate::affinity;
 use crate::spawn::run_child;
 use chimeraforge_core::metrics::percentiles;
 use chimeraforge_core::record::{Phase, PhaseOrder, PhaseRecord, RunRecord};
+use chimeraforge_core::ConnectionPolicy;
 use chimeraforge_sim::FirstToken;
 use std::path::Path;
 
@@ -234,20 +235,24 @@ fn absorb_ingest(out: &mut BackendOverhead, n: usize, ok: &[&RunRecord]) {
     }
 }
 
-/// Run the selected probes on `backend`, each run its own child of `exe`. `progress` gets a
-/// line per run, `keep` every record.
+/// Run the selected probes on `backend` under `connection`, each run its own child of `exe`.
+/// `progress` gets a line per run, `keep` every record.
 pub(crate) fn measure_backend(
     exe: &Path,
     backend: &str,
+    connection: ConnectionPolicy,
     settings: &Settings,
     mut progress: impl FnMut(&str),
     mut keep: impl FnMut(&RunRecord),
 ) -> anyhow::Result<BackendOverhead> {
     let mut out = BackendOverhead {
         backend: backend.to_owned(),
+        connection: Some(connection),
         pinned: settings.pin.clone(),
         ..Default::default()
     };
+    // `Display` ignores a width; the progress lines align on the name.
+    let policy = connection.as_str();
     let everywhere = affinity::allowed()?;
     for probe in settings.probes()? {
         let name = probe.name();
@@ -266,13 +271,13 @@ pub(crate) fn measure_backend(
         let mut sim_side = SimSide::default();
         for run_index in 0..probe.runs {
             let mut job = probe::job(backend, &probe, &sim.base_url(), run_index);
-            job.client.connection = settings.connection;
+            job.client.connection = connection;
             let result = run_child(exe, &job);
             let firsts = sim.take_first_tokens();
             match result {
                 Ok(r) => {
                     progress(&format!(
-                        "{backend:<14} {name:<10} N={:<5} run {} {}",
+                        "{backend:<14} {policy:<10} {name:<13} N={:<5} run {} {}",
                         probe.agents,
                         run_index + 1,
                         if r.is_ok() { "ok" } else { "FAILED" }
@@ -284,7 +289,9 @@ pub(crate) fn measure_backend(
                     records.push(r);
                 }
                 Err(e) => {
-                    progress(&format!("{backend:<14} {name:<10} child failed: {e}"));
+                    progress(&format!(
+                        "{backend:<14} {policy:<10} {name:<13} child failed: {e}"
+                    ));
                     out.notes.push(format!("{name}: {e}"));
                 }
             }

@@ -12,6 +12,9 @@
 //! - the floor: every probe also runs on [`floor`], the simplest correct client (a thread
 //!   per agent, blocking sockets), in the same invocation; each backend's TTFT bias and
 //!   client CPU per call are also shown as multiples of the floor's.
+//! - both connection policies: every backend and the floor run every probe under
+//!   keep-alive, then under fresh (`--connection` picks one); a backend's ratios divide by
+//!   the floor of its own policy.
 //!
 //! The module's files are its steps: `probe` (what each probe is), `measure` (a backend's
 //! probe runs, folded into its `figures`), `render` (`overhead.md`, its chart, the
@@ -50,9 +53,10 @@ pub struct Args {
     /// Only these probes (comma-separated), e.g. `ideal-64,mem-1024`.
     #[arg(long, value_delimiter = ',')]
     probes: Option<Vec<String>>,
-    /// The clients' connection policy: `keep-alive` (the default) or `fresh`.
-    #[arg(long, value_name = "POLICY", default_value = "keep-alive")]
-    connection: ConnectionPolicy,
+    /// Only this connection policy, `keep-alive` or `fresh`. Default: both, every probe
+    /// once per policy (the floor too).
+    #[arg(long, value_name = "POLICY")]
+    connection: Option<ConnectionPolicy>,
 }
 
 impl Args {
@@ -71,8 +75,18 @@ struct Settings {
     pin: Option<Split>,
     /// Only these probes (by name); `None`: all.
     only: Option<Vec<String>>,
-    /// The clients' connection policy (`--connection`), the floor's included.
-    connection: ConnectionPolicy,
+    /// The connection policies, in the order they run (`--connection`: one of them); every
+    /// client, the floor included, runs every probe under each.
+    connections: Vec<ConnectionPolicy>,
+}
+
+/// The policies `--connection` asks for: the one it names, else both, keep-alive (the
+/// default users run) first.
+fn policies(only: Option<ConnectionPolicy>) -> Vec<ConnectionPolicy> {
+    match only {
+        Some(p) => vec![p],
+        None => vec![ConnectionPolicy::KeepAlive, ConnectionPolicy::Fresh],
+    }
 }
 
 impl Settings {
@@ -101,11 +115,12 @@ pub fn main(backends: &[BackendId], args: Args) -> anyhow::Result<ExitCode> {
         quick: args.quick,
         pin,
         only: args.probes,
-        connection: args.connection,
+        connections: policies(args.connection),
     };
+    let names: Vec<&str> = settings.connections.iter().map(|p| p.as_str()).collect();
     crate::out::line(&format!(
-        "connection: {} (--connection keep-alive | fresh)",
-        settings.connection
+        "connection: {} (--connection keep-alive | fresh for one)",
+        names.join(", then ")
     ));
     // Check the probe names before any backend runs.
     settings.probes()?;
@@ -122,14 +137,18 @@ pub fn main(backends: &[BackendId], args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let mut runs = std::fs::File::create(out_dir.join("runs.jsonl"))?;
     let mut all = Vec::new();
-    // The floor first, on the same probes: the reference every backend's ratios divide by.
-    for b in std::iter::once(floor::NAME).chain(backends.iter().map(BackendId::as_str)) {
-        let measured = measure::measure_backend(&exe, b, &settings, crate::out::line, |r| {
-            use std::io::Write as _;
-            let _ = serde_json::to_writer(&mut runs, r);
-            let _ = runs.write_all(b"\n");
-        })?;
-        all.push(measured);
+    // Per policy, the floor first, on the same probes: the reference that policy's ratios
+    // divide by.
+    for &policy in &settings.connections {
+        for b in std::iter::once(floor::NAME).chain(backends.iter().map(BackendId::as_str)) {
+            let measured =
+                measure::measure_backend(&exe, b, policy, &settings, crate::out::line, |r| {
+                    use std::io::Write as _;
+                    let _ = serde_json::to_writer(&mut runs, r);
+                    let _ = runs.write_all(b"\n");
+                })?;
+            all.push(measured);
+        }
     }
     figures::with_floor_ratios(&mut all);
     let md = render::markdown(&all, crate::scaling::cores());
@@ -141,7 +160,7 @@ pub fn main(backends: &[BackendId], args: Args) -> anyhow::Result<ExitCode> {
     crate::out::line(&format!("\n{}", render::table(&all)));
     for r in &all {
         for n in &r.notes {
-            crate::out::line(&format!("note: {}: {n}", r.backend));
+            crate::out::line(&format!("note: {} ({}): {n}", r.backend, render::policy(r)));
         }
     }
     crate::out::line(&format!(
@@ -149,4 +168,17 @@ pub fn main(backends: &[BackendId], args: Args) -> anyhow::Result<ExitCode> {
         out_dir.display()
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_policies_unless_one_is_named() {
+        use ConnectionPolicy::*;
+        assert_eq!(policies(None), [KeepAlive, Fresh]);
+        assert_eq!(policies(Some(Fresh)), [Fresh]);
+        assert_eq!(policies(Some(KeepAlive)), [KeepAlive]);
+    }
 }

@@ -13,6 +13,21 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or("-".into(), f)
 }
 
+/// The connection policy a row's clients ran under; `-` for figures from before `overhead`
+/// recorded it.
+pub(crate) fn policy(r: &BackendOverhead) -> &'static str {
+    r.connection.map_or("-", |p| p.as_str())
+}
+
+/// The header of every table's first two columns: who, under which policy.
+const LEAD: &str = "| backend | connection |";
+const LEAD_RULE: &str = "|---|---|";
+
+/// A row's first two cells (see [`LEAD`]).
+fn lead(r: &BackendOverhead) -> String {
+    format!("| {} | {} |", r.backend, policy(r))
+}
+
 /// A table of one (p50, p99) pair per N for every backend, from each N's [`TtftBias`].
 fn p50_p99_table(
     s: &mut String,
@@ -35,14 +50,14 @@ fn pair_table(
     pair: impl Fn(&BackendOverhead, usize) -> (Option<f64>, Option<f64>),
     fmt: impl Fn(f64) -> String,
 ) {
-    let _ = write!(s, "| backend |");
+    let _ = write!(s, "{LEAD}");
     for n in NS {
         let _ = write!(s, " N={n} p50 | N={n} p99 |");
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "|---|{}", "---:|".repeat(NS.len() * 2));
+    let _ = writeln!(s, "{LEAD_RULE}{}", "---:|".repeat(NS.len() * 2));
     for r in rows {
-        let _ = write!(s, "| {} |", r.backend);
+        let _ = write!(s, "{}", lead(r));
         for n in NS {
             let (p50, p99) = pair(r, n);
             let f = |v: Option<f64>| opt(v, &fmt);
@@ -64,16 +79,29 @@ pub(crate) fn markdown(results: &[BackendOverhead], cores: usize) -> String {
         ),
         None => "Server and client shared every CPU.".to_owned(),
     };
+    let mut policies: Vec<&str> = Vec::new();
+    for p in results
+        .iter()
+        .filter_map(|r| r.connection)
+        .map(|p| p.as_str())
+    {
+        if !policies.contains(&p) {
+            policies.push(p);
+        }
+    }
     let _ = writeln!(
         s,
         "## Client overhead (the simulator as a null model)\n\n\
          Each backend ran in its own child process against simulators in the parent, on a \
          machine with {cores} core(s); client CPU and memory are the child's getrusage, \
-         sampled between phases. {placement}\n"
+         sampled between phases. {placement} Connection policies, each a row of its own \
+         (`keep-alive`: each agent reuses its connection, opened in warm-up; `fresh`: a new \
+         connection per call): {}.\n",
+        policies.join(", ")
     );
     let _ = writeln!(
         s,
-        "### TTFT bias: measured TTFT − scheduled 50 ms (`fixed`), ms (target p99 < 1 ms at N = 64)\n"
+        "### TTFT bias: measured TTFT − scheduled 50 ms (`fixed`), ms (target, keep-alive at N = 64: p99 within 1.5× the floor's, below 2 ms with `--pin`)\n"
     );
     p50_p99_table(&mut s, results, |b| (Some(b.p50_ms), Some(b.p99_ms)));
     let _ = writeln!(
@@ -91,15 +119,15 @@ pub(crate) fn markdown(results: &[BackendOverhead], cores: usize) -> String {
          `send` is the spread of the client's t_send stamps (first to last agent to start its \
          call); `arrive` the spread of the same requests' arrivals at the server (first to \
          last request read). A client that got every request out at once would show ~0 for both.\n\n\
-         | backend | N=64 send | N=64 arrive | N=1024 send | N=1024 arrive |\n|---|---:|---:|---:|---:|"
+         {LEAD} N=64 send | N=64 arrive | N=1024 send | N=1024 arrive |\n{LEAD_RULE}---:|---:|---:|---:|"
     );
     for r in results {
         let b = |n| r.bias(n);
         let f = |v: Option<f64>| opt(v, |v| format!("{v:.1}"));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} |",
-            r.backend,
+            "{} {} | {} | {} | {} |",
+            lead(r),
             f(b(64).and_then(|b| b.send_spread_ms)),
             f(b(64).and_then(|b| b.arrival_spread_ms)),
             f(b(1024).and_then(|b| b.send_spread_ms)),
@@ -113,14 +141,14 @@ pub(crate) fn markdown(results: &[BackendOverhead], cores: usize) -> String {
          `mem-1024`: 8, 24, 24, 16 and 4 tokens per call; `--probes` may pick others), so \
          compare backends within a column, not columns with each other.\n"
     );
-    let _ = write!(s, "| backend |");
+    let _ = write!(s, "{LEAD}");
     for n in NS {
         let _ = write!(s, " N={n} |");
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "|---|{}", "---:|".repeat(NS.len()));
+    let _ = writeln!(s, "{LEAD_RULE}{}", "---:|".repeat(NS.len()));
     for r in results {
-        let _ = write!(s, "| {} |", r.backend);
+        let _ = write!(s, "{}", lead(r));
         for n in NS {
             let v = r.cpu_per_call_us.iter().find(|c| c.0 == n).map(|c| c.1);
             let _ = write!(s, " {} |", opt(v, |v| format!("{v:.0}")));
@@ -128,12 +156,13 @@ pub(crate) fn markdown(results: &[BackendOverhead], cores: usize) -> String {
         let _ = writeln!(s);
     }
     floor_section(&mut s, results);
+    targets_section(&mut s, results);
     let _ = writeln!(
         s,
-        "\n### Ideal-device efficiency (measured speedup / N; targets ≥ 99% at N = 2, ≥ 98% at N = 64)\n\n\
+        "\n### Ideal-device efficiency (measured speedup / N; targets ≥ 99% at N = 2, and at N = 64 with keep-alive)\n\n\
          Calls of 24 tokens (280 ms) at N = 2 and 8, 16 tokens (200 ms) at N = 64, and 48 \
          tokens (520 ms) in the last column (not run with `--quick`).\n\n\
-         | backend | N=2 | N=8 | N=64 | N=64, 520 ms calls |\n|---|---:|---:|---:|---:|"
+         {LEAD} N=2 | N=8 | N=64 | N=64, 520 ms calls |\n{LEAD_RULE}---:|---:|---:|---:|"
     );
     for r in results {
         let e = |n| opt(r.eff(n), |v| format!("{:.2}%", v * 100.0));
@@ -144,26 +173,19 @@ pub(crate) fn markdown(results: &[BackendOverhead], cores: usize) -> String {
                 .map(|e| e.1),
             |v| format!("{:.2}%", v * 100.0),
         );
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {long} |",
-            r.backend,
-            e(2),
-            e(8),
-            e(64)
-        );
+        let _ = writeln!(s, "{} {} | {} | {} | {long} |", lead(r), e(2), e(8), e(64));
     }
     let _ = writeln!(
         s,
         "\n### Ingest ceiling on `null`: output tokens per client CPU-second (targets: best ≥ 500,000, every backend ≥ 100,000)\n\n\
-         | backend | poll threads | N=1 tok/CPU-s | N=1 busy cores | N=64 tok/CPU-s | N=64 busy cores |\n|---|---:|---:|---:|---:|---:|"
+         {LEAD} poll threads | N=1 tok/CPU-s | N=1 busy cores | N=64 tok/CPU-s | N=64 busy cores |\n{LEAD_RULE}---:|---:|---:|---:|---:|"
     );
     for r in results {
         let i = |n| r.ingest_at(n);
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} |",
-            r.backend,
+            "{} {} | {} | {} | {} | {} |",
+            lead(r),
             r.worker_threads,
             opt(i(1).map(|x| x.tokens_per_cpu_s), |v| format!("{v:.0}")),
             opt(i(1).map(|x| x.busy_cores), |v| format!("{v:.2}")),
@@ -174,7 +196,7 @@ pub(crate) fn markdown(results: &[BackendOverhead], cores: usize) -> String {
     let _ = writeln!(
         s,
         "\n### Memory per extra concurrent agent (peak RSS; target < 256 KiB; 1,024 agents on one client)\n\n\
-         | backend | RSS N=1 | RSS N=64 | RSS N=1024 | KiB/agent to 64 | KiB/agent to 1024 |\n|---|---:|---:|---:|---:|---:|"
+         {LEAD} RSS N=1 | RSS N=64 | RSS N=1024 | KiB/agent to 64 | KiB/agent to 1024 |\n{LEAD_RULE}---:|---:|---:|---:|---:|"
     );
     for r in results {
         let rss = |n: usize| {
@@ -185,8 +207,8 @@ pub(crate) fn markdown(results: &[BackendOverhead], cores: usize) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} |",
-            r.backend,
+            "{} {} | {} | {} | {} | {} |",
+            lead(r),
             rss(1),
             rss(64),
             rss(1024),
@@ -196,7 +218,11 @@ pub(crate) fn markdown(results: &[BackendOverhead], cores: usize) -> String {
     }
     let notes: Vec<String> = results
         .iter()
-        .flat_map(|r| r.notes.iter().map(move |n| format!("- {}: {n}", r.backend)))
+        .flat_map(|r| {
+            r.notes
+                .iter()
+                .map(move |n| format!("- {} ({}): {n}", r.backend, policy(r)))
+        })
         .collect();
     if !notes.is_empty() {
         let _ = writeln!(s, "\n### Notes\n\n{}", notes.join("\n"));
@@ -218,9 +244,10 @@ fn floor_section(s: &mut String, results: &[BackendOverhead]) {
         "\n### Against the floor: each figure divided by the `{}` client's, same invocation\n\n\
          The floor is the simplest correct client for this protocol: one OS thread per agent, \
          blocking `std::net` sockets, a hand-rolled HTTP/1.1 request, the same codecs and run \
-         protocol, on the same probes. 1.00× is as cheap as the work itself; what is above it \
-         is the runtime and its client. `-`: no figure on one side (or a floor figure of 0).\n\n\
-         TTFT bias, p50 and p99:\n",
+         protocol, on the same probes, under the same connection policy as the row. 1.00× is \
+         as cheap as the work itself; what is above it is the runtime and its client. `-`: no \
+         figure on one side (or a floor figure of 0).\n\n\
+         TTFT bias, p50 and p99 (target, keep-alive at N = 64: p99 ≤ 1.5×):\n",
         super::floor::NAME
     );
     pair_table(
@@ -232,20 +259,93 @@ fn floor_section(s: &mut String, results: &[BackendOverhead]) {
         },
         times,
     );
-    let _ = writeln!(s, "\nClient CPU per call:\n");
-    let _ = write!(s, "| backend |");
+    let _ = writeln!(
+        s,
+        "\nClient CPU per call (targets, keep-alive: the best backend ≤ 2×, every Rust backend ≤ 4×):\n"
+    );
+    let _ = write!(s, "{LEAD}");
     for n in NS {
         let _ = write!(s, " N={n} |");
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "|---|{}", "---:|".repeat(NS.len()));
+    let _ = writeln!(s, "{LEAD_RULE}{}", "---:|".repeat(NS.len()));
     for r in rows {
-        let _ = write!(s, "| {} |", r.backend);
+        let _ = write!(s, "{}", lead(r));
         for n in NS {
             let v = r.vs_floor.as_ref().and_then(|v| v.cpu(n));
             let _ = write!(s, " {} |", opt(v, times));
         }
         let _ = writeln!(s);
+    }
+}
+
+/// Issue 17's targets for keep-alive at N = 64 on `fixed`, row by row: what was measured,
+/// and whether it meets the target (`-`: not measured in this invocation).
+fn targets_section(s: &mut String, results: &[BackendOverhead]) {
+    use chimeraforge_core::ConnectionPolicy::KeepAlive;
+    let rows: Vec<&BackendOverhead> = results
+        .iter()
+        .filter(|r| !r.is_floor() && r.connection == Some(KeepAlive))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let verdict = |v: Option<f64>, shown: String, met: fn(f64) -> bool| match v {
+        Some(v) => format!("{shown} {}", if met(v) { "yes" } else { "**no**" }),
+        None => "-".to_owned(),
+    };
+    let pinned = rows.iter().any(|r| r.pinned.is_some());
+    let _ = writeln!(
+        s,
+        "\n### Keep-alive targets at N = 64 (`ideal-64` on `fixed`)\n\n\
+         TTFT bias p99 within 1.5× the floor's; below 2 ms with `--pin` ({}); ideal-device \
+         efficiency ≥ 99%; client CPU per call within 4× the floor's for every Rust backend \
+         and 2× for the best.\n\n\
+         | backend | bias p99 × floor | bias p99 | efficiency | CPU per call × floor |\n|---|---:|---:|---:|---:|",
+        if pinned {
+            "this run was pinned"
+        } else {
+            "this run was not: the 2 ms target does not apply to it"
+        }
+    );
+    for r in &rows {
+        let vs = r.vs_floor.as_ref();
+        let ratio = vs.and_then(|v| v.bias(64)).and_then(|b| b.p99);
+        let p99 = r.bias(64).map(|b| b.p99_ms);
+        let cpu = vs.and_then(|v| v.cpu(64));
+        let python = r.backend.starts_with("python");
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            r.backend,
+            verdict(ratio, opt(ratio, |v| format!("{v:.2}×")), |v| v <= 1.5),
+            match (p99, pinned) {
+                (Some(v), true) => verdict(Some(v), format!("{v:.2} ms"), |v| v < 2.0),
+                (p99, false) => opt(p99, |v| format!("{v:.2} ms")),
+                (None, true) => "-".to_owned(),
+            },
+            verdict(
+                r.eff(64),
+                opt(r.eff(64), |v| format!("{:.2}%", v * 100.0)),
+                |v| { v >= 0.99 }
+            ),
+            if python {
+                opt(cpu, |v| format!("{v:.2}× (no target)"))
+            } else {
+                verdict(cpu, opt(cpu, |v| format!("{v:.2}×")), |v| v <= 4.0)
+            },
+        );
+    }
+    let best = rows
+        .iter()
+        .filter_map(|r| Some((r.backend.as_str(), r.vs_floor.as_ref()?.cpu(64)?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((name, v)) = best {
+        let met = if v <= 2.0 { "yes" } else { "**no**" };
+        let _ = writeln!(
+            s,
+            "\nThe lowest CPU per call × floor: {name}, {v:.2}× (≤ 2×: {met})."
+        );
     }
 }
 
@@ -256,10 +356,11 @@ const COLORS: [&str; 5] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"
 
 /// The chart stands outside the HTML report, whose stylesheet styles the shared builder's
 /// classes: it carries its own.
-const CHART_STYLE: &str =
-    "text{font-family:sans-serif;font-size:11px}.axis{stroke:#888}.series{stroke-width:2}";
+const CHART_STYLE: &str = "text{font-family:sans-serif;font-size:11px}.axis{stroke:#888}\
+     .series{stroke-width:2}.fresh{stroke-dasharray:6 3}";
 
-/// An inline SVG: TTFT bias p99 (ms, linear) against N (log2), one line per backend.
+/// An inline SVG: TTFT bias p99 (ms, linear) against N (log2), one line per backend and
+/// policy: a colour per backend, dashed under `fresh`.
 fn chart(results: &[BackendOverhead]) -> String {
     let (w, h, pad) = (560.0, 260.0, 40.0);
     let max_y = results
@@ -284,16 +385,29 @@ fn chart(results: &[BackendOverhead]) -> String {
     for n in NS {
         svg.text(x(n), h - pad + 14.0, "middle", "tick", &format!("N={n}"));
     }
+    let mut backends: Vec<&str> = Vec::new();
     for (i, r) in results.iter().enumerate() {
-        let c = COLORS[i % COLORS.len()];
+        let b = match backends.iter().position(|b| *b == r.backend) {
+            Some(b) => b,
+            None => {
+                backends.push(&r.backend);
+                backends.len() - 1
+            }
+        };
+        let c = COLORS[b % COLORS.len()];
         let points: Vec<(f64, f64)> = r
             .ttft_bias_ms
             .iter()
             .map(|b| (x(b.agents), y.at(b.p99_ms)))
             .collect();
-        svg.polyline(&points, "series", c);
+        let fresh = r.connection == Some(chimeraforge_core::ConnectionPolicy::Fresh);
+        svg.polyline(&points, if fresh { "series fresh" } else { "series" }, c);
         let legend_y = pad + 14.0 * i as f64;
-        svg.text_color(w - pad - 100.0, legend_y, "start", "legend", c, &r.backend);
+        let label = match r.connection {
+            Some(p) => format!("{} {p}", r.backend),
+            None => r.backend.clone(),
+        };
+        svg.text_color(w - pad - 150.0, legend_y, "start", "legend", c, &label);
     }
     svg.finish()
 }
@@ -301,8 +415,9 @@ fn chart(results: &[BackendOverhead]) -> String {
 /// The terminal table: one line per backend with the headline figures.
 pub(crate) fn table(results: &[BackendOverhead]) -> String {
     let mut s = format!(
-        "{:<14} {:>7} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}\n",
+        "{:<14} {:<10} {:>7} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}\n",
         "backend",
+        "connection",
         "threads",
         "bias50@1",
         "bias99@64",
@@ -321,8 +436,9 @@ pub(crate) fn table(results: &[BackendOverhead]) -> String {
         let vs = r.vs_floor.as_ref();
         let _ = writeln!(
             s,
-            "{:<14} {:>7} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}",
+            "{:<14} {:<10} {:>7} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10} {:>10}",
             r.backend,
+            policy(r),
             r.worker_threads,
             opt(r.bias(1).map(|b| b.p50_ms), |v| format!("{v:.2}ms")),
             opt(r.bias(64).map(|b| b.p99_ms), |v| format!("{v:.2}ms")),
