@@ -13,7 +13,9 @@ use chimeraforge_core::call::{
 use chimeraforge_core::protocol::{execute_run, RunOutcome, RunPlan};
 use chimeraforge_core::record::RunStatus;
 use chimeraforge_core::workload::{builtin_agents, replicate, Endpoint, ModelOptions, Scenario};
-use chimeraforge_core::{AsyncRuntime, Backend, ClientOptions, ConnectionPolicy, HttpClient};
+use chimeraforge_core::{
+    AsyncRuntime, Backend, ClientOptions, ConnectionPolicy, HttpClient, TlsTrust,
+};
 
 use crate::server::{Closes, Exchange, Reply, ScriptedServer};
 
@@ -30,7 +32,7 @@ fn options(connection: ConnectionPolicy) -> ClientOptions {
 fn agent_client<B: Backend>(connection: ConnectionPolicy) -> (Arc<B::Runtime>, Arc<B::Client>) {
     let (rt, client) = B::build(&options(connection)).unwrap_or_else(|e| panic!("{e}"));
     let agent = client
-        .for_agent()
+        .for_agent(&TlsTrust::default())
         .unwrap_or_else(|e| panic!("{}: agent client: {e}", B::NAME));
     (rt, Arc::new(agent))
 }
@@ -105,6 +107,8 @@ fn run_three_agents<B: Backend>(
         base_url: server.url(""),
         api: ApiKind::Ollama,
         api_key_env: None,
+        ca_file: None,
+        tls_insecure: false,
     };
     let base = ModelOptions {
         num_predict: Some(2),
@@ -319,7 +323,13 @@ pub fn stale_connections_mid_burst_are_replaced<B: Backend>() {
         B::build(&options(ConnectionPolicy::KeepAlive)).unwrap_or_else(|e| panic!("{e}"));
     let server = Arc::new(server);
     let clients: Vec<Arc<B::Client>> = (0..AGENTS)
-        .map(|_| Arc::new(client.for_agent().expect("agent client")))
+        .map(|_| {
+            Arc::new(
+                client
+                    .for_agent(&TlsTrust::default())
+                    .expect("agent client"),
+            )
+        })
         .collect();
     let records: Vec<Vec<CallRecord>> = rt.block_on(async {
         for c in &clients {

@@ -35,6 +35,12 @@
 //! `timings`) when `stream_options.include_usage` is true, then `data: [DONE]`. Errors use
 //! OpenAI's `{"error":{"message","type","param","code"}}`.
 //!
+//! With [`SimConfig::tls`] every endpoint is served over https (TLS 1.2 and 1.3, rustls with
+//! ring, HTTP/1.1 by ALPN): at start the simulator makes a CA and a server certificate it
+//! signs for `localhost`, `127.0.0.1`, `::1` (and the bound address), and writes the CA's PEM
+//! to a file in the temporary directory ([`SimHandle::ca_file`], removed at shutdown), which
+//! a client names as its `ca_file`. [`SimStats::tls_handshakes`] counts completed handshakes.
+//!
 //! When [`SimConfig::api_key`] is set, every endpoint but `GET /health` and `GET /` requires
 //! `Authorization: Bearer KEY`; otherwise 401 (OpenAI error body on `/v1`, `{"error":
 //! "unauthorized"}` on Ollama's paths).
@@ -192,6 +198,7 @@ mod server;
 mod stats;
 mod text;
 mod timestamp;
+mod tls;
 
 pub use config::{ModelProfile, SimConfig, PROFILE_NAMES, REASONING_PROFILE_TOKENS};
 pub use device::Device;
@@ -224,4 +231,7 @@ pub enum SimError {
     /// A configuration the timing model cannot honour.
     #[error("invalid simulator config: {0}")]
     InvalidConfig(String),
+    /// The certificate for [`SimConfig::tls`] could not be made, used or written.
+    #[error("cannot serve https: {0}")]
+    Tls(String),
 }
