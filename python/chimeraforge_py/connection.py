@@ -16,6 +16,7 @@ fails the call with an error that names the endpoint, the URL and the fix.
 
 from __future__ import annotations
 
+import json
 import ssl
 from typing import Optional
 
@@ -83,7 +84,7 @@ class TlsTrust:
                 "endpoint to the PEM of the CA that signed it (or, for a test server only, tls_insecure = true)"
             )
         return (
-            f"TLS handshake with {url} failed: endpoint {self.endpoint!r}: the server's certificate "
+            f"TLS handshake with {url} failed: endpoint {json.dumps(self.endpoint)}: the server's certificate "
             f"was rejected ({reason}); {fix}"
         )
 

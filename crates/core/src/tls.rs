@@ -76,26 +76,21 @@ pub fn client_config(trust: &TlsTrust) -> Result<Arc<rustls::ClientConfig>, Stri
 pub fn certificate_rejection<'a>(
     e: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a rustls::Error> {
-    let mut next = Some(e);
-    while let Some(err) = next {
-        // io::Error's `source` skips the error it wraps: look inside it first.
-        let inner = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|i| i as &(dyn std::error::Error + 'static));
-        for candidate in [Some(err), inner].into_iter().flatten() {
-            if let Some(r) = candidate.downcast_ref::<rustls::Error>() {
-                if matches!(
-                    r,
-                    rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-                ) {
-                    return Some(r);
-                }
-            }
-        }
-        next = inner.and_then(|i| i.source()).or_else(|| err.source());
+    if let Some(r) = e.downcast_ref::<rustls::Error>() {
+        return matches!(
+            r,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        )
+        .then_some(r);
     }
-    None
+    // An io::Error's `source` is the source of the error it wraps: look at that one first.
+    let inner: Option<&'a (dyn std::error::Error + 'static)> = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .map(|i| i as _);
+    inner
+        .and_then(certificate_rejection)
+        .or_else(|| e.source().and_then(certificate_rejection))
 }
 
 /// `tls_insecure`: any certificate for any name is accepted; the handshake's signatures are
