@@ -19,9 +19,9 @@ use chimeraforge_core::{
 
 use crate::server::{Closes, Exchange, Reply, ScriptedServer};
 
-const MODEL: &str = "gemma3:270m";
+pub(crate) const MODEL: &str = "gemma3:270m";
 
-fn options(connection: ConnectionPolicy) -> ClientOptions {
+pub(crate) fn options(connection: ConnectionPolicy) -> ClientOptions {
     ClientOptions {
         connection,
         ..ClientOptions::default()
@@ -38,7 +38,7 @@ fn agent_client<B: Backend>(connection: ConnectionPolicy) -> (Arc<B::Runtime>, A
 }
 
 /// A complete Ollama chat stream: two text lines and the final one.
-fn chat_stream() -> Reply {
+pub(crate) fn chat_stream() -> Reply {
     let line = |text: &str| {
         format!("{{\"model\":\"{MODEL}\",\"message\":{{\"role\":\"assistant\",\"content\":\"{text}\"}},\"done\":false}}\n")
     };
@@ -47,7 +47,7 @@ fn chat_stream() -> Reply {
     ))
 }
 
-fn settings() -> CallSettings {
+pub(crate) fn settings() -> CallSettings {
     CallSettings {
         timeouts: Timeouts {
             first_byte: Duration::from_secs(5),
@@ -80,7 +80,7 @@ async fn call<R: AsyncRuntime, C: HttpClient>(
         .record
 }
 
-fn ok(r: &CallRecord, case: &str) {
+pub(crate) fn ok(r: &CallRecord, case: &str) {
     assert!(r.error.is_none(), "{case}: the call failed: {:?}", r.error);
     assert_eq!(
         r.output_preview, "ok",
@@ -89,7 +89,7 @@ fn ok(r: &CallRecord, case: &str) {
 }
 
 /// `(connections_opened, reconnects)` of each record.
-fn counts(records: &[CallRecord]) -> Vec<(u64, u64)> {
+pub(crate) fn counts(records: &[CallRecord]) -> Vec<(u64, u64)> {
     records
         .iter()
         .map(|r| (r.connections_opened, r.reconnects))

@@ -206,6 +206,7 @@ pub use fault::{FaultMode, FaultPlan};
 pub use ollama::VERSION;
 pub use server::{loopback, serve_blocking, SimHandle, SimServer, FAULT_HEADER, LISTEN_BACKLOG};
 pub use stats::{FirstToken, SimStats, FIRST_TOKEN_SAMPLES};
+pub use tls::server_config as tls_server_config;
 
 /// Why the simulator could not start or be configured.
 #[derive(Debug, thiserror::Error)]

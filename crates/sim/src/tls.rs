@@ -61,8 +61,24 @@ fn provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
-/// A fresh CA and server certificate for `addr` (and the loopback names), HTTP/1.1 by ALPN.
+/// A fresh CA and a server certificate it signs for `addr` and the loopback names, as the
+/// simulator serves them: the server's rustls configuration and the CA's PEM (for test
+/// servers of other kinds that should look like the simulator to a client).
+pub fn server_config(addr: SocketAddr) -> Result<(Arc<rustls::ServerConfig>, String), SimError> {
+    let (config, ca_pem) = config_and_ca(addr)?;
+    Ok((Arc::new(config), ca_pem))
+}
+
+/// A server's TLS, HTTP/1.1 by ALPN.
 pub(crate) fn make(addr: SocketAddr) -> Result<SimTls, SimError> {
+    let (config, ca_pem) = config_and_ca(addr)?;
+    Ok(SimTls {
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+        ca_pem,
+    })
+}
+
+fn config_and_ca(addr: SocketAddr) -> Result<(rustls::ServerConfig, String), SimError> {
     let ca_key = KeyPair::generate().map_err(tls_error("CA key"))?;
     let mut ca = CertificateParams::default();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -105,8 +121,5 @@ pub(crate) fn make(addr: SocketAddr) -> Result<SimTls, SimError> {
         )
         .map_err(|e| SimError::Tls(format!("cannot use the server certificate: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(SimTls {
-        acceptor: TlsAcceptor::from(Arc::new(config)),
-        ca_pem: ca_cert.pem(),
-    })
+    Ok((config, ca_cert.pem()))
 }

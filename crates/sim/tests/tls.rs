@@ -20,7 +20,10 @@ async fn both_apis_over_https_on_one_kept_connection() {
     let base = sim.base_url();
     assert!(base.starts_with("https://127.0.0.1:"), "{base}");
     let ca_file = sim.ca_file().unwrap().to_owned();
-    assert_eq!(std::fs::read_to_string(&ca_file).unwrap(), sim.ca_pem().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&ca_file).unwrap(),
+        sim.ca_pem().unwrap()
+    );
 
     // The CA file is what a client is given: read from disk, as a `ca_file` is.
     let client = client_trusting(&std::fs::read_to_string(&ca_file).unwrap());
