@@ -7,10 +7,16 @@ once more on a new connection inside the same call. ``fresh``: one client for th
 keeps no idle connection, and ``Connection: close`` on every request, so every call opens a
 new connection whatever the server does. Either way every connection httpcore opens (its own
 retries included) is counted per agent through httpcore's ``trace`` extension.
+
+https (core's ``TlsTrust``): ``verify=`` an ``ssl.SSLContext`` with certifi's bundle, plus the
+endpoint's ``ca_file`` when it has one, or ``False`` under ``tls_insecure``. One context per
+``ca_file`` for the process, shared by every agent's client; a certificate the context rejects
+fails the call with an error that names the endpoint, the URL and the fix.
 """
 
 from __future__ import annotations
 
+import json
 import ssl
 from typing import Optional
 
@@ -27,20 +33,73 @@ _CONNECTED = "connection.connect_tcp.complete"
 _UNANSWERED = "server disconnected without sending a response"
 
 
-_SSL_CONTEXT: Optional[ssl.SSLContext] = None
+_SSL_CONTEXTS: dict = {}
 
 
-def _ssl_context() -> ssl.SSLContext:
-    """One TLS context for the process, shared by every agent's client: httpx otherwise builds
-    one per client and loads certifi's bundle into each (N agents under keep-alive would pay
-    it N times, in memory and start-up CPU)."""
-    global _SSL_CONTEXT
-    if _SSL_CONTEXT is None:
-        _SSL_CONTEXT = ssl.create_default_context(cafile=certifi.where())
-    return _SSL_CONTEXT
+def _ssl_context(ca_file: Optional[str] = None) -> ssl.SSLContext:
+    """One TLS context per ``ca_file`` for the process, shared by every agent's client: httpx
+    otherwise builds one per client and loads certifi's bundle into each (N agents under
+    keep-alive would pay it N times, in memory and start-up CPU)."""
+    ctx = _SSL_CONTEXTS.get(ca_file)
+    if ctx is None:
+        ctx = ssl.create_default_context(cafile=certifi.where())
+        if ca_file is not None:
+            ctx.load_verify_locations(cafile=ca_file)
+        _SSL_CONTEXTS[ca_file] = ctx
+    return ctx
 
 
-def new_httpx_client(connect_timeout_s: float, policy: str) -> httpx.AsyncClient:
+class TlsTrust:
+    """How an agent's client checks its endpoint's certificate (core's ``TlsTrust``)."""
+
+    def __init__(self, endpoint: str = "", ca_file: Optional[str] = None, insecure: bool = False):
+        self.endpoint = endpoint
+        self.ca_file = ca_file
+        self.insecure = insecure
+
+    @classmethod
+    def of(cls, endpoint: Optional[dict]) -> "TlsTrust":
+        """The trust of a RunPlan agent's ``endpoint`` (``ca_file``, ``tls_insecure``)."""
+        if not endpoint:
+            return cls()
+        return cls(endpoint.get("name", ""), endpoint.get("ca_file"), bool(endpoint.get("tls_insecure", False)))
+
+    def key(self) -> tuple:
+        return (self.ca_file, self.insecure)
+
+    def verify(self):
+        """httpx's ``verify=``: no verification under tls_insecure, else the shared context."""
+        return False if self.insecure else _ssl_context(self.ca_file)
+
+    def certificate_error(self, url: str, reason: str) -> str:
+        """As core's ``TlsTrust::certificate_error``: the endpoint, the URL and the fix."""
+        if self.ca_file is not None:
+            fix = (
+                f"the certificate is not signed by a CA in its ca_file {self.ca_file} (nor by the "
+                "usual roots): point ca_file at the PEM of the CA that signed the server's certificate"
+            )
+        else:
+            fix = (
+                'the certificate is not signed by a CA the client trusts: set ca_file = "PATH" on the '
+                "endpoint to the PEM of the CA that signed it (or, for a test server only, tls_insecure = true)"
+            )
+        return (
+            f"TLS handshake with {url} failed: endpoint {json.dumps(self.endpoint)}: the server's certificate "
+            f"was rejected ({reason}); {fix}"
+        )
+
+
+def _certificate_rejection(e: BaseException) -> Optional[ssl.SSLCertVerificationError]:
+    seen, x = set(), e
+    while x is not None and id(x) not in seen:
+        seen.add(id(x))
+        if isinstance(x, ssl.SSLCertVerificationError):
+            return x
+        x = x.__cause__ or x.__context__
+    return None
+
+
+def new_httpx_client(connect_timeout_s: float, policy: str, trust: Optional[TlsTrust] = None) -> httpx.AsyncClient:
     """A client with no connection limit: httpx's default (100 connections) would queue every
     agent past the 100th inside ``client.send``, after its t_send, so N > 100 "concurrent"
     agents would not be concurrent (the Rust clients have no limit either). Under keep-alive
@@ -50,20 +109,20 @@ def new_httpx_client(connect_timeout_s: float, policy: str) -> httpx.AsyncClient
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
     else:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=None)
-    return httpx.AsyncClient(
-        timeout=timeout, limits=limits, trust_env=False, http2=False, verify=_ssl_context()
-    )
+    verify = (trust or TlsTrust()).verify()
+    return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False, http2=False, verify=verify)
 
 
 class AgentClient:
     """One agent's client (core's ``HttpClient::for_agent``): sends its requests and counts
     the connections they opened."""
 
-    def __init__(self, client: httpx.AsyncClient, policy: str = KEEP_ALIVE):
+    def __init__(self, client: httpx.AsyncClient, policy: str = KEEP_ALIVE, trust: Optional[TlsTrust] = None):
         if policy not in POLICIES:
             raise ValueError(f"unknown connection policy {policy!r}: use 'keep-alive' or 'fresh'")
         self.client = client
         self.policy = policy
+        self.trust = trust or TlsTrust()
         self.opened = 0
 
     def counts(self) -> tuple:
@@ -88,12 +147,20 @@ class AgentClient:
         once more (on a new connection: the closed one left the pool)."""
         opened = self.opened
         try:
-            return await self.client.send(req, stream=True)
-        except (httpx.RemoteProtocolError, httpx.WriteError, httpx.ReadError) as e:
-            reused = self.opened == opened
-            if self.policy == KEEP_ALIVE and reused and _unanswered(e):
+            try:
                 return await self.client.send(req, stream=True)
-            raise
+            except (httpx.RemoteProtocolError, httpx.WriteError, httpx.ReadError) as e:
+                reused = self.opened == opened
+                if self.policy == KEEP_ALIVE and reused and _unanswered(e):
+                    return await self.client.send(req, stream=True)
+                raise
+        except httpx.ConnectError as e:
+            rejected = _certificate_rejection(e)
+            if rejected is None:
+                raise
+            url = f"{req.url.scheme}://{req.url.netloc.decode('ascii', 'replace')}{req.url.raw_path.decode('ascii', 'replace')}"
+            reason = getattr(rejected, "verify_message", None) or str(rejected)
+            raise httpx.ConnectError(self.trust.certificate_error(url, reason), request=req) from e
 
 
 def _unanswered(e: httpx.HTTPError) -> bool:
@@ -115,17 +182,22 @@ class RunClients:
         self.connect_timeout_s = connect_timeout_s
         self.policy = policy
         self._owned: list = []
-        self._shared: Optional[httpx.AsyncClient] = None
+        # Under fresh, one client per way of checking certificates (httpx's verify is per client).
+        self._shared: dict = {}
 
-    def for_agent(self) -> AgentClient:
+    def for_agent(self, endpoint: Optional[dict] = None) -> AgentClient:
+        """The client of an agent whose RunPlan ``endpoint`` says how to check its certificate."""
+        trust = TlsTrust.of(endpoint)
         if self.policy == FRESH:
-            if self._shared is None:
-                self._shared = new_httpx_client(self.connect_timeout_s, FRESH)
-                self._owned.append(self._shared)
-            return AgentClient(self._shared, FRESH)
-        client = new_httpx_client(self.connect_timeout_s, KEEP_ALIVE)
+            shared = self._shared.get(trust.key())
+            if shared is None:
+                shared = new_httpx_client(self.connect_timeout_s, FRESH, trust)
+                self._shared[trust.key()] = shared
+                self._owned.append(shared)
+            return AgentClient(shared, FRESH, trust)
+        client = new_httpx_client(self.connect_timeout_s, KEEP_ALIVE, trust)
         self._owned.append(client)
-        return AgentClient(client, KEEP_ALIVE)
+        return AgentClient(client, KEEP_ALIVE, trust)
 
     async def aclose(self) -> None:
         for c in self._owned:
@@ -145,8 +217,9 @@ def agent_client(client) -> AgentClient:
     return client if isinstance(client, AgentClient) else AgentClient(client, KEEP_ALIVE)
 
 
-def for_agent(clients) -> AgentClient:
-    """An agent's client from the run's ``RunClients``, or from a bare httpx client (tests)."""
+def for_agent(clients, endpoint: Optional[dict] = None) -> AgentClient:
+    """An agent's client from the run's ``RunClients`` (checking certificates as the agent's
+    ``endpoint`` says), or from a bare httpx client (tests)."""
     if isinstance(clients, RunClients):
-        return clients.for_agent()
+        return clients.for_agent(endpoint)
     return agent_client(clients)

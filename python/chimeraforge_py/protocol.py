@@ -341,7 +341,7 @@ async def execute_run(clients, plan: dict, keys: list, observer: Optional[PhaseO
         out["status"] = _failed(WARMUP, call)
         return out
     # Each agent its own client for the whole run (core's HttpClient::for_agent).
-    agent_clients = [for_agent(clients) for _ in plan["agents"]]
+    agent_clients = [for_agent(clients, a["endpoint"]) for a in plan["agents"]]
     if plan["warmup_tokens"] > 0:
         observer.phase_starting(WARMUP)
         out[WARMUP] = await _warm_up(agent_clients, jobs_for(WARMUP), plan["warmup_tokens"])

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chimeraforge_core::http::{ConnectionCounts, Method};
 use chimeraforge_core::{
     BodyStream, ClientOptions, ConnectionPolicy, ConnectionTally, HttpClient, HttpError,
-    HttpRequest, HttpResponse, RuntimeFacts,
+    HttpRequest, HttpResponse, RuntimeFacts, TlsTrust,
 };
 use futures_lite::AsyncReadExt;
 use surf::http::{headers, mime};
@@ -21,19 +21,23 @@ pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 pub struct SurfClient {
     client: surf::Client,
     opts: ClientOptions,
+    trust: TlsTrust,
     tally: Arc<ConnectionTally>,
 }
 
 impl SurfClient {
-    /// A client with `opts.connect_timeout`, `opts.connection` and no middleware.
-    pub fn new(opts: &ClientOptions) -> Self {
-        let connector = H1Connector::new(opts.connect_timeout, opts.connection);
+    /// A client with `opts.connect_timeout`, `opts.connection` and no middleware; https
+    /// through rustls configured for `trust` (webpki roots plus the endpoint's `ca_file`).
+    pub fn new(opts: &ClientOptions, trust: &TlsTrust) -> Result<Self, String> {
+        let tls = chimeraforge_core::tls::client_config(trust)?;
+        let connector = H1Connector::new(opts.connect_timeout, opts.connection, tls);
         let tally = Arc::clone(&connector.tally);
-        SurfClient {
+        Ok(SurfClient {
             client: surf::Client::with_http_client(connector),
             opts: opts.clone(),
+            trust: trust.clone(),
             tally,
-        }
+        })
     }
 
     /// Facts about the client, for the runtime to complete.
@@ -73,6 +77,13 @@ impl SurfClient {
                     "dns".to_owned(),
                     "async-std's blocking pool; skipped for IP literals".to_owned(),
                 ),
+                (
+                    "tls".to_owned(),
+                    "rustls 0.23 (ring) through futures-rustls on async-std's socket: the \
+                     webpki roots plus the endpoint's ca_file; the handshake is inside the \
+                     connect (and its timeout)"
+                        .to_owned(),
+                ),
                 ("proxy".to_owned(), "none".to_owned()),
             ],
             ..RuntimeFacts::default()
@@ -108,7 +119,7 @@ impl HttpClient for SurfClient {
             .client
             .send(request)
             .await
-            .map_err(|e| send_error(&req.url, e))?;
+            .map_err(|e| send_error(&self.trust, &req.url, e))?;
         let content_type = resp
             .header(headers::CONTENT_TYPE)
             .map(|v| v.last().as_str().to_owned());
@@ -126,8 +137,8 @@ impl HttpClient for SurfClient {
         })
     }
 
-    fn for_agent(&self) -> Result<Self, HttpError> {
-        Ok(SurfClient::new(&self.opts))
+    fn for_agent(&self, tls: &TlsTrust) -> Result<Self, HttpError> {
+        SurfClient::new(&self.opts, tls).map_err(HttpError::Request)
     }
 
     fn connections(&self) -> ConnectionCounts {
@@ -135,10 +146,19 @@ impl HttpClient for SurfClient {
     }
 }
 
-fn send_error(url: &str, e: surf::Error) -> HttpError {
+fn send_error(trust: &TlsTrust, url: &str, e: surf::Error) -> HttpError {
     let url = url.to_owned();
     match e.downcast_ref::<ConnectFailure>() {
         Some(ConnectFailure::TimedOut) => HttpError::ConnectTimeout { url },
+        Some(ConnectFailure::Handshake(io)) => {
+            match chimeraforge_core::tls::certificate_rejection(io) {
+                Some(rejected) => trust.certificate_error(&url, &rejected.to_string()),
+                None => HttpError::Tls {
+                    url,
+                    reason: io.to_string(),
+                },
+            }
+        }
         Some(ConnectFailure::Failed(io)) => HttpError::Connect {
             url,
             reason: io.to_string(),

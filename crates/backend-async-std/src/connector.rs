@@ -11,6 +11,9 @@
 //! responses, which every other backend reads, so the response is read here instead:
 //! the head with `httparse`, the body by [`crate::framing`] (content-length, chunked or
 //! until close), straight off the socket.
+//!
+//! https: rustls (futures-rustls) over the same socket, configured by core's `tls` module;
+//! the handshake is part of opening the connection, inside the connect timeout.
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,11 +24,13 @@ use std::time::Duration;
 
 use async_std::net::{TcpStream, ToSocketAddrs};
 use chimeraforge_core::{ConnectionPolicy, ConnectionTally};
-use futures_lite::io::{AsyncRead, AsyncReadExt, BufReader};
+use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use futures_rustls::TlsConnector;
 use http_client::http_types::headers::CONTENT_TYPE;
 use http_client::http_types::url::{Host, Url};
 use http_client::http_types::{Body, StatusCode};
 use http_client::{Error, HttpClient, Request, Response};
+use rustls::pki_types::ServerName;
 
 use crate::framing::{self, BodyFraming, ChunkedDecoder, FramingError, Head, MAX_HEAD_BYTES};
 
@@ -39,6 +44,56 @@ pub(crate) enum ConnectFailure {
     TimedOut,
     #[error("{0}")]
     Failed(io::Error),
+    /// The TCP connection opened; the TLS handshake on it failed.
+    #[error("{0}")]
+    Handshake(io::Error),
+}
+
+/// A connection: plain TCP, or TLS over it.
+#[derive(Debug)]
+pub(crate) enum Conn {
+    Plain(TcpStream),
+    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_close(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
 }
 
 /// An HTTP/1.x transport for surf with a connect timeout and, under keep-alive, one kept
@@ -47,29 +102,37 @@ pub(crate) enum ConnectFailure {
 pub(crate) struct H1Connector {
     pub(crate) connect_timeout: Duration,
     pub(crate) policy: ConnectionPolicy,
+    /// For https URLs: rustls configured for the agent's endpoint.
+    tls: Arc<rustls::ClientConfig>,
     /// The connection kept for the next request (keep-alive only).
     pub(crate) idle: Arc<Mutex<Option<Kept>>>,
     pub(crate) tally: Arc<ConnectionTally>,
 }
 
 impl H1Connector {
-    pub(crate) fn new(connect_timeout: Duration, policy: ConnectionPolicy) -> Self {
+    pub(crate) fn new(
+        connect_timeout: Duration,
+        policy: ConnectionPolicy,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Self {
         H1Connector {
             connect_timeout,
             policy,
+            tls,
             idle: Arc::new(Mutex::new(None)),
             tally: Arc::new(ConnectionTally::default()),
         }
     }
 
     /// The kept connection, if it goes to `url`'s origin (one to another is closed).
-    fn take_idle(&self, url: &Url) -> Option<TcpStream> {
+    fn take_idle(&self, url: &Url) -> Option<Conn> {
         let kept = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take()?;
         (kept.origin == origin(url)).then_some(kept.stream)
     }
 
-    async fn open(&self, url: &Url) -> Result<TcpStream, Error> {
-        let stream = connect(url, self.connect_timeout)
+    async fn open(&self, url: &Url) -> Result<Conn, Error> {
+        let tls = (url.scheme() == "https").then(|| TlsConnector::from(Arc::clone(&self.tls)));
+        let stream = connect(url, self.connect_timeout, tls)
             .await
             .map_err(|e| Error::new(StatusCode::BadGateway, e))?;
         self.tally.opened_one();
@@ -81,7 +144,7 @@ impl H1Connector {
 #[derive(Debug)]
 pub(crate) struct Kept {
     origin: String,
-    stream: TcpStream,
+    stream: Conn,
 }
 
 /// Scheme, host and port: what a kept connection may be reused for.
@@ -98,22 +161,25 @@ enum Attempt {
 }
 
 /// Write `req` (async-h1's encoder) on `stream` and read the response head.
-async fn exchange(req: Request, stream: &mut TcpStream) -> Result<(Head, Vec<u8>), Attempt> {
+async fn exchange(req: Request, stream: &mut Conn) -> Result<(Head, Vec<u8>), Attempt> {
     let mut encoder = async_h1::client::Encoder::new(req);
+    let unanswered = |e| Attempt::Unanswered(Error::new(StatusCode::BadGateway, e));
     futures_lite::io::copy(&mut encoder, &mut *stream)
         .await
-        .map_err(|e| Attempt::Unanswered(Error::new(StatusCode::BadGateway, e)))?;
+        .map_err(unanswered)?;
+    // rustls holds the last record until flushed.
+    stream.flush().await.map_err(unanswered)?;
     read_head(stream).await
 }
 
 #[http_client::async_trait]
 impl HttpClient for H1Connector {
     async fn send(&self, mut req: Request) -> Result<Response, Error> {
-        if req.url().scheme() != "http" {
+        if !matches!(req.url().scheme(), "http" | "https") {
             return Err(Error::from_str(
                 StatusCode::BadRequest,
                 format!(
-                    "unsupported scheme {:?}: plain http only",
+                    "unsupported scheme {:?}: http or https only",
                     req.url().scheme()
                 ),
             ));
@@ -183,7 +249,7 @@ fn framing_error(e: FramingError) -> Error {
 /// Read up to the end of the first final (non-1xx) response head: the head and whatever
 /// bytes of the body came with it. A close or reset before the first byte is
 /// [`Attempt::Unanswered`].
-async fn read_head(stream: &mut TcpStream) -> Result<(Head, Vec<u8>), Attempt> {
+async fn read_head(stream: &mut Conn) -> Result<(Head, Vec<u8>), Attempt> {
     let mut buf: Vec<u8> = Vec::with_capacity(SOCKET_READ_BYTES);
     let mut received = 0usize;
     loop {
@@ -242,7 +308,7 @@ async fn read_head(stream: &mut TcpStream) -> Result<(Head, Vec<u8>), Attempt> {
 fn response(
     head: Head,
     framing: BodyFraming,
-    stream: TcpStream,
+    stream: Conn,
     leftover: Vec<u8>,
     keep: Option<(Arc<Mutex<Option<Kept>>>, String)>,
 ) -> Result<Response, Error> {
@@ -264,7 +330,7 @@ fn response(
     let had_content_type = res.header(CONTENT_TYPE).is_some();
     let end = leftover.len();
     let reader = BodyReader {
-        stream,
+        stream: Some(stream),
         buf: leftover,
         pos: 0,
         end,
@@ -293,7 +359,8 @@ enum Decode {
 
 /// A response body read off its connection, which it owns and closes when dropped.
 struct BodyReader {
-    stream: TcpStream,
+    /// The connection, until the reader is dropped (then it is kept or closed).
+    stream: Option<Conn>,
     /// Bytes read off the socket not yet decoded: `buf[pos..end]`.
     buf: Vec<u8>,
     pos: usize,
@@ -308,11 +375,10 @@ impl Drop for BodyReader {
     fn drop(&mut self) {
         let at_end = matches!(self.decode, Decode::Done | Decode::Length { left: 0 })
             && self.pos == self.end;
-        if let (true, Some((slot, origin))) = (at_end, self.keep.take()) {
-            let kept = Kept {
-                origin,
-                stream: self.stream.clone(),
-            };
+        if let (true, Some((slot, origin)), Some(stream)) =
+            (at_end, self.keep.take(), self.stream.take())
+        {
+            let kept = Kept { origin, stream };
             *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
         }
     }
@@ -374,7 +440,10 @@ impl AsyncRead for BodyReader {
                 continue;
             }
             // Nothing buffered: plain bodies read straight into `out`.
-            let stream = Pin::new(&mut this.stream);
+            let Some(stream) = this.stream.as_mut() else {
+                return Poll::Ready(Ok(0));
+            };
+            let stream = Pin::new(stream);
             match &mut this.decode {
                 Decode::Done => return Poll::Ready(Ok(0)),
                 Decode::Length { left } => {
@@ -417,8 +486,14 @@ impl AsyncRead for BodyReader {
     }
 }
 
-/// Resolve and connect within `timeout`, trying each address in turn.
-async fn connect(url: &Url, timeout: Duration) -> Result<TcpStream, ConnectFailure> {
+/// Resolve and connect within `timeout`, trying each address in turn; with `tls`, the
+/// handshake too, within what is left of `timeout`.
+async fn connect(
+    url: &Url,
+    timeout: Duration,
+    tls: Option<TlsConnector>,
+) -> Result<Conn, ConnectFailure> {
+    let started = std::time::Instant::now();
     let port = url.port_or_known_default().unwrap_or(80);
     let attempt = async {
         let addrs: Vec<SocketAddr> = match url.host() {
@@ -441,5 +516,25 @@ async fn connect(url: &Url, timeout: Duration) -> Result<TcpStream, ConnectFailu
         .map_err(|_| ConnectFailure::TimedOut)?
         .map_err(ConnectFailure::Failed)?;
     stream.set_nodelay(true).map_err(ConnectFailure::Failed)?;
-    Ok(stream)
+    let Some(tls) = tls else {
+        return Ok(Conn::Plain(stream));
+    };
+    let name = match url.host() {
+        Some(Host::Ipv4(ip)) => ServerName::IpAddress(std::net::IpAddr::V4(ip).into()),
+        Some(Host::Ipv6(ip)) => ServerName::IpAddress(std::net::IpAddr::V6(ip).into()),
+        Some(Host::Domain(name)) => ServerName::try_from(name.to_owned())
+            .map_err(|e| ConnectFailure::Failed(io::Error::new(io::ErrorKind::InvalidInput, e)))?,
+        None => {
+            return Err(ConnectFailure::Failed(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no host",
+            )))
+        }
+    };
+    let left = timeout.saturating_sub(started.elapsed());
+    let stream = async_std::future::timeout(left, tls.connect(name, stream))
+        .await
+        .map_err(|_| ConnectFailure::TimedOut)?
+        .map_err(ConnectFailure::Handshake)?;
+    Ok(Conn::Tls(Box::new(stream)))
 }

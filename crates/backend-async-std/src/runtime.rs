@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chimeraforge_core::{
-    AsyncRuntime, Backend, BackendError, Built, ClientOptions, JoinError, RuntimeFacts, ThreadCount,
+    AsyncRuntime, Backend, BackendError, Built, ClientOptions, JoinError, RuntimeFacts,
+    ThreadCount, TlsTrust,
 };
 use futures_lite::FutureExt;
 
@@ -32,7 +33,7 @@ impl Backend for AsyncStd {
         let threads = ThreadCount::from_env(THREADS_ENV).map_err(fail)?;
         // Start the global executor now, so it reads the environment we just read.
         async_std::task::block_on(async_std::task::spawn(async {}));
-        let client = SurfClient::new(opts);
+        let client = SurfClient::new(opts, &TlsTrust::default()).map_err(fail)?;
         Ok((Arc::new(AsyncStdRuntime { threads }), Arc::new(client)))
     }
 }

@@ -8,10 +8,10 @@ use bytes::Bytes;
 use chimeraforge_core::http::{ConnectionCounts, Method};
 use chimeraforge_core::{
     BodyStream, ClientOptions, ConnectionPolicy, ConnectionTally, HttpClient, HttpError,
-    HttpRequest, HttpResponse, RuntimeFacts,
+    HttpRequest, HttpResponse, RuntimeFacts, TlsTrust,
 };
 use futures_lite::AsyncReadExt;
-use isahc::config::{Configurable, VersionNegotiation};
+use isahc::config::{CaCertificate, Configurable, SslOption, VersionNegotiation};
 use isahc::error::ErrorKind;
 use isahc::{AsyncBody, ResponseExt};
 
@@ -26,6 +26,9 @@ const KEEP_IDLE: Duration = Duration::from_secs(24 * 3600);
 pub struct IsahcClient {
     client: isahc::HttpClient,
     opts: ClientOptions,
+    /// Set on each request (so an agent's client under fresh, which shares the run's one
+    /// libcurl thread, still checks its own endpoint's way).
+    trust: TlsTrust,
     tally: ConnectionTally,
     /// The local address of the last connection a response came on: a new one means curl
     /// opened a connection (isahc does not pass on curl's count of them).
@@ -52,13 +55,14 @@ impl IsahcClient {
         let client = builder
             .build()
             .map_err(|e| format!("cannot build isahc client: {e}"))?;
-        Ok(IsahcClient::with(client, opts))
+        Ok(IsahcClient::with(client, opts, &TlsTrust::default()))
     }
 
-    fn with(client: isahc::HttpClient, opts: &ClientOptions) -> Self {
+    fn with(client: isahc::HttpClient, opts: &ClientOptions, trust: &TlsTrust) -> Self {
         IsahcClient {
             client,
             opts: opts.clone(),
+            trust: trust.clone(),
             tally: ConnectionTally::default(),
             last_local: Mutex::new(None),
         }
@@ -112,6 +116,13 @@ impl IsahcClient {
                      (CURLOPT_FORBID_REUSE) and `Connection: close` on every request"
                         .to_owned(),
                 ),
+                (
+                    "tls".to_owned(),
+                    "libcurl's own OpenSSL backend (the system libssl), its default CA bundle; \
+                     an endpoint's ca_file replaces that bundle (CURLOPT_CAINFO), tls_insecure \
+                     turns off peer and host verification; the handshake is inside the connect"
+                        .to_owned(),
+                ),
                 ("proxy".to_owned(), "none (env proxies ignored)".to_owned()),
                 (
                     "framing_errors".to_owned(),
@@ -143,6 +154,14 @@ impl HttpClient for IsahcClient {
             return Err(invalid("needs a scheme and a host".to_owned()));
         }
         let mut builder = isahc::Request::builder().uri(uri);
+        if let Some(ca) = &self.trust.ca_file {
+            builder = builder.ssl_ca_certificate(CaCertificate::file(ca));
+        }
+        if self.trust.insecure {
+            builder = builder.ssl_options(
+                SslOption::DANGER_ACCEPT_INVALID_CERTS | SslOption::DANGER_ACCEPT_INVALID_HOSTS,
+            );
+        }
         for (name, value) in &req.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
@@ -161,7 +180,7 @@ impl HttpClient for IsahcClient {
             Ok(resp) => resp,
             Err(e) => {
                 self.saw(e.local_addr());
-                return Err(send_error(&req.url, e));
+                return Err(send_error(&self.trust, &req.url, e));
             }
         };
         self.saw(resp.local_addr());
@@ -187,8 +206,8 @@ impl HttpClient for IsahcClient {
         })
     }
 
-    fn for_agent(&self) -> Result<Self, HttpError> {
-        self.agent_client().map_err(HttpError::Request)
+    fn for_agent(&self, tls: &TlsTrust) -> Result<Self, HttpError> {
+        self.agent_client(tls).map_err(HttpError::Request)
     }
 
     fn connections(&self) -> ConnectionCounts {
@@ -197,19 +216,27 @@ impl HttpClient for IsahcClient {
 }
 
 impl IsahcClient {
-    fn agent_client(&self) -> Result<Self, String> {
+    fn agent_client(&self, tls: &TlsTrust) -> Result<Self, String> {
         match self.opts.connection {
             // Each agent's connections in a cache of its own.
-            ConnectionPolicy::KeepAlive => IsahcClient::new(&self.opts),
+            ConnectionPolicy::KeepAlive => {
+                let own = IsahcClient::new(&self.opts)?;
+                Ok(IsahcClient::with(own.client, &self.opts, tls))
+            }
             // Nothing is cached: the run's one libcurl thread serves every agent.
-            ConnectionPolicy::Fresh => Ok(IsahcClient::with(self.client.clone(), &self.opts)),
+            ConnectionPolicy::Fresh => Ok(IsahcClient::with(self.client.clone(), &self.opts, tls)),
         }
     }
 }
 
-fn send_error(url: &str, e: isahc::Error) -> HttpError {
+fn send_error(trust: &TlsTrust, url: &str, e: isahc::Error) -> HttpError {
     let url = url.to_owned();
     match e.kind() {
+        // No client certificate is ever configured: isahc's "bad client certificate" is
+        // curl's CURLE_SSL_CACERT_BADFILE, the endpoint's ca_file.
+        ErrorKind::BadServerCertificate | ErrorKind::BadClientCertificate => {
+            trust.certificate_error(&url, &describe(&e))
+        }
         ErrorKind::ConnectionFailed | ErrorKind::NameResolution => HttpError::Connect {
             url,
             reason: describe(&e),

@@ -9,13 +9,14 @@ use bytes::Bytes;
 use chimeraforge_core::http::{may_retry, ConnectionCounts, Method};
 use chimeraforge_core::{
     BodyStream, ClientOptions, ConnectionPolicy, ConnectionTally, HttpClient, HttpError,
-    HttpRequest, HttpResponse, RuntimeFacts,
+    HttpRequest, HttpResponse, RuntimeFacts, TlsTrust,
 };
 
 /// reqwest over hyper's HTTP/1.1 client; no total timeout (the core enforces those).
 pub struct ReqwestClient {
     client: reqwest::Client,
     opts: ClientOptions,
+    trust: TlsTrust,
     tally: Arc<ConnectionTally>,
     returning: Returning,
 }
@@ -31,8 +32,11 @@ fn lock(r: &Returning) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> 
 
 impl ReqwestClient {
     /// A client with `opts.connect_timeout`, HTTP/1.1 only, no proxy; under keep-alive its
-    /// idle connections never expire on the client's side, under fresh none is kept.
-    pub fn new(opts: &ClientOptions) -> Result<Self, String> {
+    /// idle connections never expire on the client's side, under fresh none is kept. https
+    /// through rustls configured for `trust` (core's configuration: webpki roots plus the
+    /// endpoint's `ca_file`); the handshake is part of the connect, inside the timeout.
+    pub fn new(opts: &ClientOptions, trust: &TlsTrust) -> Result<Self, String> {
+        let tls = chimeraforge_core::tls::client_config(trust)?;
         let tally = Arc::new(ConnectionTally::default());
         let returning = Returning::default();
         let builder = reqwest::Client::builder()
@@ -40,6 +44,7 @@ impl ReqwestClient {
             .http1_only()
             .tcp_nodelay(true)
             .no_proxy()
+            .use_preconfigured_tls(rustls::ClientConfig::clone(&tls))
             .connector_layer(CountConnections {
                 tally: Arc::clone(&tally),
                 policy: opts.connection,
@@ -55,6 +60,7 @@ impl ReqwestClient {
         Ok(ReqwestClient {
             client,
             opts: opts.clone(),
+            trust: trust.clone(),
             tally,
             returning,
         })
@@ -82,6 +88,12 @@ impl ReqwestClient {
                      of those 5 ms for hyper's pool to get that connection back (it does so \
                      from a task of its own); a reconnect later than that does not wait. fresh: no idle connection kept \
                      and `Connection: close` on every request"
+                        .to_owned(),
+                ),
+                (
+                    "tls".to_owned(),
+                    "rustls 0.23 (ring) given to reqwest: the webpki roots plus the endpoint's \
+                     ca_file; the handshake is inside the connect (and its timeout)"
                         .to_owned(),
                 ),
                 ("proxy".to_owned(), "none (env proxies ignored)".to_owned()),
@@ -129,9 +141,12 @@ impl HttpClient for ReqwestClient {
                     {
                         // The kept connection is the one that failed: nothing to wait for.
                         lock(&self.returning).take();
-                        again.send().await.map_err(|e| send_error(&req.url, e))?
+                        again
+                            .send()
+                            .await
+                            .map_err(|e| send_error(&self.trust, &req.url, e))?
                     }
-                    _ => return Err(send_error(&req.url, e)),
+                    _ => return Err(send_error(&self.trust, &req.url, e)),
                 }
             }
         };
@@ -165,8 +180,8 @@ impl HttpClient for ReqwestClient {
         })
     }
 
-    fn for_agent(&self) -> Result<Self, HttpError> {
-        ReqwestClient::new(&self.opts).map_err(HttpError::Request)
+    fn for_agent(&self, tls: &TlsTrust) -> Result<Self, HttpError> {
+        ReqwestClient::new(&self.opts, tls).map_err(HttpError::Request)
     }
 
     fn connections(&self) -> ConnectionCounts {
@@ -303,7 +318,10 @@ where
     }
 }
 
-fn send_error(url: &str, e: reqwest::Error) -> HttpError {
+fn send_error(trust: &TlsTrust, url: &str, e: reqwest::Error) -> HttpError {
+    if let Some(rejected) = chimeraforge_core::tls::certificate_rejection(&e) {
+        return trust.certificate_error(url, &rejected.to_string());
+    }
     let url = url.to_owned();
     if e.is_connect() && e.is_timeout() {
         HttpError::ConnectTimeout { url }

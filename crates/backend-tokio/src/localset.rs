@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chimeraforge_core::{
-    AsyncRuntime, Backend, BackendError, Built, ClientOptions, JoinError, RuntimeFacts,
+    AsyncRuntime, Backend, BackendError, Built, ClientOptions, JoinError, RuntimeFacts, TlsTrust,
 };
 
 use crate::client::ReqwestClient;
@@ -26,7 +26,7 @@ impl Backend for TokioLocalSet {
             reason,
         };
         let rt = TokioLocalSetRuntime::new().map_err(fail)?;
-        let client = ReqwestClient::new(opts).map_err(fail)?;
+        let client = ReqwestClient::new(opts, &TlsTrust::default()).map_err(fail)?;
         Ok((Arc::new(rt), Arc::new(client)))
     }
 }

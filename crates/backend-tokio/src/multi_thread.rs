@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chimeraforge_core::{
-    AsyncRuntime, Backend, BackendError, Built, ClientOptions, JoinError, RuntimeFacts, ThreadCount,
+    AsyncRuntime, Backend, BackendError, Built, ClientOptions, JoinError, RuntimeFacts,
+    ThreadCount, TlsTrust,
 };
 
 use crate::client::ReqwestClient;
@@ -29,7 +30,7 @@ impl Backend for TokioDefault {
         };
         let setting = ThreadCount::from_env(WORKERS_ENV).map_err(fail)?;
         let rt = TokioMultiThread::new(setting).map_err(fail)?;
-        let client = ReqwestClient::new(opts).map_err(fail)?;
+        let client = ReqwestClient::new(opts, &TlsTrust::default()).map_err(fail)?;
         Ok((Arc::new(rt), Arc::new(client)))
     }
 }

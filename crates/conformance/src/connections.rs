@@ -13,13 +13,15 @@ use chimeraforge_core::call::{
 use chimeraforge_core::protocol::{execute_run, RunOutcome, RunPlan};
 use chimeraforge_core::record::RunStatus;
 use chimeraforge_core::workload::{builtin_agents, replicate, Endpoint, ModelOptions, Scenario};
-use chimeraforge_core::{AsyncRuntime, Backend, ClientOptions, ConnectionPolicy, HttpClient};
+use chimeraforge_core::{
+    AsyncRuntime, Backend, ClientOptions, ConnectionPolicy, HttpClient, TlsTrust,
+};
 
 use crate::server::{Closes, Exchange, Reply, ScriptedServer};
 
-const MODEL: &str = "gemma3:270m";
+pub(crate) const MODEL: &str = "gemma3:270m";
 
-fn options(connection: ConnectionPolicy) -> ClientOptions {
+pub(crate) fn options(connection: ConnectionPolicy) -> ClientOptions {
     ClientOptions {
         connection,
         ..ClientOptions::default()
@@ -30,13 +32,13 @@ fn options(connection: ConnectionPolicy) -> ClientOptions {
 fn agent_client<B: Backend>(connection: ConnectionPolicy) -> (Arc<B::Runtime>, Arc<B::Client>) {
     let (rt, client) = B::build(&options(connection)).unwrap_or_else(|e| panic!("{e}"));
     let agent = client
-        .for_agent()
+        .for_agent(&TlsTrust::default())
         .unwrap_or_else(|e| panic!("{}: agent client: {e}", B::NAME));
     (rt, Arc::new(agent))
 }
 
 /// A complete Ollama chat stream: two text lines and the final one.
-fn chat_stream() -> Reply {
+pub(crate) fn chat_stream() -> Reply {
     let line = |text: &str| {
         format!("{{\"model\":\"{MODEL}\",\"message\":{{\"role\":\"assistant\",\"content\":\"{text}\"}},\"done\":false}}\n")
     };
@@ -45,7 +47,7 @@ fn chat_stream() -> Reply {
     ))
 }
 
-fn settings() -> CallSettings {
+pub(crate) fn settings() -> CallSettings {
     CallSettings {
         timeouts: Timeouts {
             first_byte: Duration::from_secs(5),
@@ -78,7 +80,7 @@ async fn call<R: AsyncRuntime, C: HttpClient>(
         .record
 }
 
-fn ok(r: &CallRecord, case: &str) {
+pub(crate) fn ok(r: &CallRecord, case: &str) {
     assert!(r.error.is_none(), "{case}: the call failed: {:?}", r.error);
     assert_eq!(
         r.output_preview, "ok",
@@ -87,7 +89,7 @@ fn ok(r: &CallRecord, case: &str) {
 }
 
 /// `(connections_opened, reconnects)` of each record.
-fn counts(records: &[CallRecord]) -> Vec<(u64, u64)> {
+pub(crate) fn counts(records: &[CallRecord]) -> Vec<(u64, u64)> {
     records
         .iter()
         .map(|r| (r.connections_opened, r.reconnects))
@@ -105,6 +107,8 @@ fn run_three_agents<B: Backend>(
         base_url: server.url(""),
         api: ApiKind::Ollama,
         api_key_env: None,
+        ca_file: None,
+        tls_insecure: false,
     };
     let base = ModelOptions {
         num_predict: Some(2),
@@ -319,7 +323,13 @@ pub fn stale_connections_mid_burst_are_replaced<B: Backend>() {
         B::build(&options(ConnectionPolicy::KeepAlive)).unwrap_or_else(|e| panic!("{e}"));
     let server = Arc::new(server);
     let clients: Vec<Arc<B::Client>> = (0..AGENTS)
-        .map(|_| Arc::new(client.for_agent().expect("agent client")))
+        .map(|_| {
+            Arc::new(
+                client
+                    .for_agent(&TlsTrust::default())
+                    .expect("agent client"),
+            )
+        })
         .collect();
     let records: Vec<Vec<CallRecord>> = rt.block_on(async {
         for c in &clients {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use chimeraforge_core::{
     AsyncRuntime, Backend, BackendError, BodyStream, ClientOptions, ConnectionCounts, HttpClient,
-    HttpError, HttpRequest, HttpResponse, JoinError, RuntimeFacts,
+    HttpError, HttpRequest, HttpResponse, JoinError, RuntimeFacts, TlsTrust,
 };
 
 /// The original smol-1kb: each chunk is held until 1 KiB (or the end) has arrived.
@@ -50,8 +50,8 @@ impl<C: HttpClient> HttpClient for HeldClient<C> {
         })
     }
 
-    fn for_agent(&self) -> Result<Self, HttpError> {
-        Ok(HeldClient(Arc::new(self.0.for_agent()?)))
+    fn for_agent(&self, tls: &TlsTrust) -> Result<Self, HttpError> {
+        Ok(HeldClient(Arc::new(self.0.for_agent(tls)?)))
     }
 
     fn connections(&self) -> ConnectionCounts {
@@ -139,10 +139,10 @@ impl<C: HttpClient> HttpClient for SerializedClient<C> {
         })
     }
 
-    fn for_agent(&self) -> Result<Self, HttpError> {
+    fn for_agent(&self, tls: &TlsTrust) -> Result<Self, HttpError> {
         // One permit for the whole run, as the original had one lock.
         Ok(SerializedClient {
-            inner: Arc::new(self.inner.for_agent()?),
+            inner: Arc::new(self.inner.for_agent(tls)?),
             take: self.take.clone(),
             give_back: self.give_back.clone(),
         })
@@ -205,8 +205,8 @@ impl<C: HttpClient> HttpClient for RetryingClient<C> {
         })
     }
 
-    fn for_agent(&self) -> Result<Self, HttpError> {
-        Ok(RetryingClient(Arc::new(self.0.for_agent()?)))
+    fn for_agent(&self, tls: &TlsTrust) -> Result<Self, HttpError> {
+        Ok(RetryingClient(Arc::new(self.0.for_agent(tls)?)))
     }
 
     fn connections(&self) -> ConnectionCounts {

@@ -10,6 +10,7 @@ pub mod cases;
 pub mod connections;
 pub mod defects;
 pub mod server;
+pub mod tls;
 pub mod unanswered;
 
 pub use server::{Closes, Exchange, Framing, ReceivedRequest, Reply, ScriptedServer, Step};
@@ -59,11 +60,28 @@ macro_rules! conformance_tests {
         );
     };
     (@cases $backend:ty; $($case:ident),* $(,)?) => {
+        $crate::conformance_tests!(@in cases $backend; $($case),*);
+    };
+    (@in $module:ident $backend:ty; $($case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
-                $crate::cases::$case::<$backend>();
+                $crate::$module::$case::<$backend>();
             }
         )*
+    };
+}
+
+/// Expand to one `#[test]` per https case ([`tls`]) for the given backend type: every
+/// backend's client speaks TLS (the floor client does not, so it is not in
+/// [`conformance_tests!`]).
+#[macro_export]
+macro_rules! tls_conformance_tests {
+    ($backend:ty) => {
+        $crate::conformance_tests!(@in tls $backend;
+            https_keep_alive_reuses_and_replaces_an_idle_closed_connection,
+            https_fresh_handshakes_once_per_call,
+            https_untrusted_certificate_names_the_endpoint_and_ca_file,
+        );
     };
 }

@@ -490,7 +490,7 @@ fn ms(d: Duration) -> f64 {
 
 fn http_error_kind(e: &HttpError) -> CallErrorKind {
     match e {
-        HttpError::Connect { .. } => CallErrorKind::Connect,
+        HttpError::Connect { .. } | HttpError::Tls { .. } => CallErrorKind::Connect,
         HttpError::ConnectTimeout { .. } => CallErrorKind::ConnectTimeout,
         HttpError::InvalidUrl { .. } => CallErrorKind::InvalidUrl,
         HttpError::Request(_) => CallErrorKind::Request,

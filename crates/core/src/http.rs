@@ -76,8 +76,9 @@ pub trait HttpClient: Send + Sync + 'static {
 
     /// A client for one agent, with this one's settings and connections of its own: under
     /// [`ConnectionPolicy::KeepAlive`] the agent's warm connection lives in it, so no other
-    /// agent can take it. Under `Fresh` it may share whatever this client shares.
-    fn for_agent(&self) -> Result<Self, HttpError>
+    /// agent can take it. Under `Fresh` it may share whatever this client shares. `tls` is
+    /// how it checks its endpoint's certificate (https only; a plain URL ignores it).
+    fn for_agent(&self, tls: &TlsTrust) -> Result<Self, HttpError>
     where
         Self: Sized;
 
@@ -196,11 +197,53 @@ impl Default for ClientOptions {
     }
 }
 
+/// How a client checks an https endpoint's certificate (config `ca_file`, `tls_insecure`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsTrust {
+    /// The endpoint's name, for the error that says what to fix.
+    pub endpoint: String,
+    /// A PEM file of CA certificates trusted for the endpoint besides the client's usual
+    /// roots (on libcurl, instead of its bundle: curl's `CAINFO`).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Accept any certificate for any name: nothing is verified (self-signed test servers).
+    pub insecure: bool,
+}
+
+impl TlsTrust {
+    /// The error for a handshake with `url` that failed on the server's certificate
+    /// (`reason`: the TLS stack's own words): names the endpoint, the URL and the fix.
+    pub fn certificate_error(&self, url: &str, reason: &str) -> HttpError {
+        let fix = match &self.ca_file {
+            Some(f) => format!(
+                "the certificate is not signed by a CA in its ca_file {} (nor, except on \
+                 libcurl, by the usual roots): point ca_file at the PEM of the CA that signed \
+                 the server's certificate",
+                f.display()
+            ),
+            None => "the certificate is not signed by a CA the client trusts: set ca_file \
+                     = \"PATH\" on the endpoint to the PEM of the CA that signed it (or, for a \
+                     test server only, tls_insecure = true)"
+                .to_owned(),
+        };
+        HttpError::Tls {
+            url: url.to_owned(),
+            reason: format!(
+                "endpoint {:?}: the server's certificate was rejected ({reason}); {fix}",
+                self.endpoint
+            ),
+        }
+    }
+}
+
 /// Transport-level failure of a request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum HttpError {
     #[error("cannot connect to {url}: {reason}")]
     Connect { url: String, reason: String },
+    /// The TLS handshake failed, e.g. on an untrusted certificate (a connect failure: the
+    /// call records it as `connect`).
+    #[error("TLS handshake with {url} failed: {reason}")]
+    Tls { url: String, reason: String },
     #[error("connect to {url} timed out")]
     ConnectTimeout { url: String },
     #[error("invalid url {url}: {reason}")]

@@ -22,6 +22,8 @@ pub mod protocol;
 pub mod record;
 pub mod redact;
 pub mod rt;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod workload;
 
 use std::sync::Arc;
@@ -29,7 +31,7 @@ use std::sync::Arc;
 pub use backend_id::BackendId;
 pub use http::{
     BodyStream, ClientOptions, ConnectionCounts, ConnectionPolicy, ConnectionTally, HttpClient,
-    HttpError, HttpRequest, HttpResponse,
+    HttpError, HttpRequest, HttpResponse, TlsTrust,
 };
 pub use rt::{AsyncRuntime, JoinError, RuntimeFacts, ThreadCount};
 

@@ -187,7 +187,7 @@ pub async fn execute_run_observed<R: AsyncRuntime, C: HttpClient, O: PhaseObserv
     // its own, opened by its warm-up call and reused by every later call.
     let mut clients = Vec::with_capacity(plan.agents.len());
     for a in &plan.agents {
-        match client.for_agent() {
+        match client.for_agent(&a.endpoint.tls()) {
             Ok(c) => clients.push(Arc::new(c)),
             Err(e) => {
                 let call = failed_call(
@@ -698,6 +698,8 @@ mod tag_tests {
             base_url: "http://127.0.0.1:1".into(),
             api: ApiKind::OpenaiChat,
             api_key_env: None,
+            ca_file: None,
+            tls_insecure: false,
         };
         let t = builtin_agents(std::slice::from_ref(&ep));
         let agents: Vec<Agent> = crate::workload::replicate(&t, 3, &[ep], None)

@@ -192,6 +192,24 @@ pub struct Endpoint {
     /// Environment variable holding an API key. The key itself is never written anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// https only: a PEM file of CA certificates trusted for this endpoint besides the
+    /// client's usual roots (config `ca_file`, made absolute when the config is read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// https only: accept any certificate, nothing verified (config `tls_insecure`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_insecure: bool,
+}
+
+impl Endpoint {
+    /// How a client checks this endpoint's certificate.
+    pub fn tls(&self) -> crate::http::TlsTrust {
+        crate::http::TlsTrust {
+            endpoint: self.name.clone(),
+            ca_file: self.ca_file.clone(),
+            insecure: self.tls_insecure,
+        }
+    }
 }
 
 /// One call an agent makes. `{previous}` in the prompt is replaced by the text the
@@ -863,6 +881,8 @@ mod tests {
                 base_url: format!("http://127.0.0.1:{}", 11434 + i),
                 api: ApiKind::Ollama,
                 api_key_env: None,
+                ca_file: None,
+                tls_insecure: false,
             })
             .collect()
     }
@@ -1062,6 +1082,8 @@ mod tests {
                 base_url: "http://h:1".into(),
                 api,
                 api_key_env: None,
+                ca_file: None,
+                tls_insecure: false,
             },
             options: ModelOptions::default(),
             calls: vec![

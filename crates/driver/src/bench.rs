@@ -181,6 +181,9 @@ fn check_servers(
     Vec<serde_json::Value>,
 )> {
     let (endpoints, sims) = simulators::start_simulators(cfg)?;
+    for ep in endpoints.iter().filter(|e| e.tls_insecure) {
+        eoutln!("warning: {}", chimeraforge::doctor::insecure_warning(ep));
+    }
     let mut servers = Vec::new();
     for ep in &endpoints {
         let facts = preflight::check(ep, &cfg.models)?;

@@ -149,6 +149,9 @@ struct RawSimulator {
     profile: Spanned<String>,
     #[serde(default = "default_device")]
     device: Spanned<String>,
+    /// Serve https with a certificate made at start (the endpoints trust it by `ca_file`).
+    #[serde(default)]
+    tls: bool,
 }
 
 fn default_profile() -> Spanned<String> {
@@ -166,6 +169,10 @@ struct RawEndpoint {
     #[serde(default = "default_api")]
     api: ApiKind,
     api_key_env: Option<Spanned<String>>,
+    /// https only: a PEM file of CA certificates, relative to the config's directory.
+    ca_file: Option<Spanned<String>>,
+    /// https only: accept any certificate.
+    tls_insecure: Option<Spanned<bool>>,
 }
 
 fn default_api() -> ApiKind {
@@ -209,6 +216,9 @@ struct RawTool {
 pub struct SimSettings {
     pub profile: String,
     pub device: String,
+    /// `tls = true`: https, each `sim` endpoint's `ca_file` the simulator's certificate.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// A validated configuration.
@@ -528,7 +538,8 @@ fn scenarios(
     Ok(scenarios)
 }
 
-/// `[[endpoints]]`: named, each name once, an http:// URL or `sim`, a usable key variable.
+/// `[[endpoints]]`: named, each name once, an http:// or https:// URL or `sim`, a usable key
+/// variable; `ca_file` (a readable PEM with a certificate) and `tls_insecure` on https only.
 fn endpoints(src: &Source, raw: &Spanned<Vec<RawEndpoint>>) -> Result<Vec<Endpoint>, ConfigError> {
     let mut endpoints: Vec<Endpoint> = Vec::new();
     for e in raw.get_ref() {
@@ -563,15 +574,46 @@ fn endpoints(src: &Source, raw: &Spanned<Vec<RawEndpoint>>) -> Result<Vec<Endpoi
                 src.error(
                     e.url.span(),
                     format!("endpoint {ename:?}: {why}"),
-                    "use http://HOST:PORT, or \"sim\" for an embedded simulator",
+                    "use http://HOST:PORT or https://HOST:PORT, or \"sim\" for an embedded simulator",
                 )
             })?;
         }
+        let https = url.starts_with("https://");
+        let tls_insecure = e.tls_insecure.as_ref().is_some_and(|v| *v.get_ref());
+        if let (Some(v), false) = (&e.tls_insecure, https) {
+            if *v.get_ref() {
+                return Err(src.error(
+                    v.span(),
+                    format!("endpoint {ename:?}: tls_insecure is for https endpoints; {url:?} is not one"),
+                    "drop tls_insecure, or use an https:// URL",
+                ));
+            }
+        }
+        let ca_file = match &e.ca_file {
+            None => None,
+            Some(f) if !https => {
+                return Err(src.error(
+                    f.span(),
+                    format!("endpoint {ename:?}: ca_file is for https endpoints; {url:?} is not one"),
+                    "drop ca_file, or use an https:// URL",
+                ))
+            }
+            Some(f) if tls_insecure => {
+                return Err(src.error(
+                    f.span(),
+                    format!("endpoint {ename:?}: ca_file and tls_insecure = true together: with tls_insecure nothing is verified"),
+                    "keep ca_file (the server's certificate is checked against it), or tls_insecure alone",
+                ))
+            }
+            Some(f) => Some(ca_file(src, &ename, f)?),
+        };
         endpoints.push(Endpoint {
             name: ename,
             base_url: url,
             api: e.api,
             api_key_env: e.api_key_env.as_ref().map(|v| v.get_ref().clone()),
+            ca_file,
+            tls_insecure,
         });
     }
     if endpoints.is_empty() {
@@ -582,6 +624,27 @@ fn endpoints(src: &Source, raw: &Spanned<Vec<RawEndpoint>>) -> Result<Vec<Endpoi
         ));
     }
     Ok(endpoints)
+}
+
+/// An endpoint's `ca_file`: relative to the config's directory, a file that reads as PEM
+/// with at least one certificate. Returned absolute, so a child process finds it too.
+fn ca_file(src: &Source, endpoint: &str, raw: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+    let given = Path::new(raw.get_ref());
+    let dir = src.path.parent().unwrap_or(Path::new(""));
+    let path = dir.join(given);
+    let path = std::path::absolute(&path).unwrap_or(path);
+    let bad = |why: String| {
+        src.error(
+            raw.span(),
+            format!("endpoint {endpoint:?}: ca_file {:?} {why}", raw.get_ref()),
+            "point ca_file at a PEM file of the CA certificate(s) that signed the server's certificate (a relative path starts at the config file's directory)",
+        )
+    };
+    let bytes = std::fs::read(&path)
+        .map_err(|e| bad(format!("cannot be read ({}: {e})", path.display())))?;
+    chimeraforge_core::tls::pem_certificates(&bytes)
+        .map_err(|why| bad(format!("({}) {why}", path.display())))?;
+    Ok(path)
 }
 
 /// `[simulator]`: a known profile and device; the quickstart's when an endpoint is `sim`
@@ -615,11 +678,13 @@ fn simulator(
             Some(SimSettings {
                 profile: s.profile.get_ref().clone(),
                 device: s.device.get_ref().clone(),
+                tls: s.tls,
             })
         }
         (None, true) => Some(SimSettings {
             profile: "quickstart".into(),
             device: "ideal".into(),
+            tls: false,
         }),
         (None, false) => None,
     })
@@ -1066,12 +1131,11 @@ fn timeouts(src: &Source, t: &RawTimeouts) -> Result<(Duration, Timeouts), Confi
 }
 
 fn check_url(url: &str) -> Result<(), String> {
-    let rest = if let Some(r) = url.strip_prefix("http://") {
-        r
-    } else if url.starts_with("https://") {
-        return Err("https is not supported: the measured clients are built without TLS so every backend does the same work".into());
-    } else {
-        return Err(format!("{url:?} is not an http:// URL"));
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return Err(format!("{url:?} is not an http:// or https:// URL"));
     };
     let host_port = rest.split('/').next().unwrap_or("");
     let port = host_port.rsplit_once(':').map(|(_, p)| p);
@@ -1187,11 +1251,107 @@ url = "http://127.0.0.1:11435"
     }
 
     #[test]
-    fn bad_port_and_https_rejected() {
+    fn bad_port_rejected_and_https_accepted() {
         let e = parse_str(&OK.replace("11435", "99999")).unwrap_err();
         assert!(e.message.contains("99999"), "{e}");
-        let e = parse_str(&OK.replace("http://127", "https://127")).unwrap_err();
-        assert!(e.message.contains("https"), "{e}");
+        let e = parse_str(&OK.replace("http://127.0.0.1:11435", "https://127.0.0.1:99999"))
+            .unwrap_err();
+        assert!(e.message.contains("99999"), "{e}");
+        let e = parse_str(&OK.replace("http://127", "ftp://127")).unwrap_err();
+        assert!(e.message.contains("https://"), "{e}");
+        let c = parse_str(&OK.replace("http://127", "https://127")).unwrap();
+        assert_eq!(c.endpoints[1].base_url, "https://127.0.0.1:11435");
+        assert_eq!(
+            (c.endpoints[1].ca_file.as_ref(), c.endpoints[1].tls_insecure),
+            (None, false)
+        );
+    }
+
+    /// `OK` with `extra` lines in endpoint "b"'s table, read as `dir/t.toml`.
+    fn parse_in(dir: &Path, https: bool, extra: &str) -> Result<Config, ConfigError> {
+        let url = if https {
+            "https://127.0.0.1:11435"
+        } else {
+            "http://127.0.0.1:11435"
+        };
+        let text = OK.replace(
+            "url = \"http://127.0.0.1:11435\"",
+            &format!("url = \"{url}\"\n{extra}"),
+        );
+        parse(&Source {
+            path: dir.join("t.toml"),
+            text,
+        })
+    }
+
+    /// A self-signed certificate, PEM (made once, by the simulator's TLS).
+    fn some_ca_pem() -> String {
+        let mut cfg = chimeraforge_sim::SimConfig::profile("null").unwrap();
+        cfg.tls = true;
+        let sim = chimeraforge_sim::SimServer::start(cfg, chimeraforge_sim::loopback(0)).unwrap();
+        sim.ca_pem().unwrap().to_owned()
+    }
+
+    #[test]
+    fn ca_file_is_read_relative_to_the_config_and_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("certs")).unwrap();
+        std::fs::write(dir.path().join("certs/ca.pem"), some_ca_pem()).unwrap();
+        let c = parse_in(dir.path(), true, "ca_file = \"certs/ca.pem\"").unwrap();
+        let got = c.endpoints[1].ca_file.clone().unwrap();
+        assert!(got.is_absolute(), "{}", got.display());
+        assert_eq!(
+            std::fs::read(&got).unwrap(),
+            std::fs::read(dir.path().join("certs/ca.pem")).unwrap()
+        );
+
+        // Missing, not PEM, PEM without a certificate: each at the key's line and column.
+        let e = parse_in(dir.path(), true, "ca_file = \"certs/nope.pem\"").unwrap_err();
+        assert!(
+            e.message.contains("nope.pem") && e.message.contains("cannot be read"),
+            "{e}"
+        );
+        assert_eq!((e.line, e.column), (15, 11), "{e}");
+        std::fs::write(
+            dir.path().join("junk.pem"),
+            "-----BEGIN CERTIFICATE-----\n!!!\n",
+        )
+        .unwrap();
+        let e = parse_in(dir.path(), true, "ca_file = \"junk.pem\"").unwrap_err();
+        assert!(e.message.contains("not valid PEM"), "{e}");
+        std::fs::write(dir.path().join("empty.pem"), "nothing here\n").unwrap();
+        let e = parse_in(dir.path(), true, "ca_file = \"empty.pem\"").unwrap_err();
+        assert!(e.message.contains("no certificate"), "{e}");
+        assert!(e.hint.contains("PEM"), "{e}");
+    }
+
+    #[test]
+    fn tls_keys_only_on_https_and_not_together() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), some_ca_pem()).unwrap();
+        let e = parse_in(dir.path(), false, "ca_file = \"ca.pem\"").unwrap_err();
+        assert!(e.message.contains("ca_file is for https"), "{e}");
+        let e = parse_in(dir.path(), false, "tls_insecure = true").unwrap_err();
+        assert!(e.message.contains("tls_insecure is for https"), "{e}");
+        assert_eq!((e.line, e.column), (15, 16), "{e}");
+        let e = parse_in(
+            dir.path(),
+            true,
+            "tls_insecure = true\nca_file = \"ca.pem\"",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("together"), "{e}");
+        let c = parse_in(dir.path(), true, "tls_insecure = true").unwrap();
+        assert!(c.endpoints[1].tls_insecure);
+        // false is the default, said out loud: fine anywhere.
+        parse_in(dir.path(), false, "tls_insecure = false").unwrap();
+    }
+
+    #[test]
+    fn simulator_tls_is_read() {
+        let c = parse_str(&format!("{OK}\n[simulator]\ntls = true\n")).unwrap();
+        assert!(c.simulator.unwrap().tls);
+        assert!(!parse_str(OK).unwrap().simulator.unwrap().tls);
     }
 
     #[test]

@@ -236,7 +236,7 @@ fn check_listing(
 ) -> Option<Vec<String>> {
     let base = &ep.base_url;
     let list_path = preflight::listing_path(ep.api);
-    let (status, body) = match preflight::get(base, list_path, key) {
+    let (status, body) = match preflight::get(ep, list_path, key) {
         Ok(v) => v,
         Err(e @ (HttpError::Unreachable { .. } | HttpError::BadUrl { .. })) => {
             r.findings.push(Finding::error(
@@ -297,15 +297,14 @@ fn check_listing(
 /// The server's software and version, and (Ollama) the models loaded now: the reachable
 /// finding and the loaded-models line.
 fn describe_server(ep: &Endpoint, key: Option<&str>, r: &mut EndpointReport) {
-    let base = &ep.base_url;
     if ep.api.is_ollama() {
-        r.server = preflight::get_json(base, "/api/version", key)
+        r.server = preflight::get_json(ep, "/api/version", key)
             .and_then(|v| v.get("version")?.as_str().map(|v| format!("Ollama {v}")));
-        if let Some(ps) = preflight::get_json(base, "/api/ps", key) {
+        if let Some(ps) = preflight::get_json(ep, "/api/ps", key) {
             r.loaded = loaded_models(&ps);
         }
     } else {
-        r.server = openai_server(base, key);
+        r.server = openai_server(ep, key);
     }
     let version = r
         .server
@@ -368,7 +367,7 @@ fn check_model(
             r.models.join(", ")
         };
         let fix = if ep.api.is_ollama() {
-            let host = base.trim_start_matches("http://");
+            let host = host_port(base);
             format!("pull it: `OLLAMA_HOST={host} ollama pull {model}`, or remove it from `models` in {config_path}")
         } else {
             format!("start the server with that model (llama-server --alias {model}), or fix `models` in {config_path}")
@@ -381,7 +380,7 @@ fn check_model(
     }
     let mut facts = Vec::new();
     if ep.api.is_ollama() {
-        if let Some(layers) = block_count(base, model, key) {
+        if let Some(layers) = block_count(ep, model, key) {
             r.layers.insert(model.to_owned(), layers);
             facts.push(format!("{layers} layers"));
         }
@@ -411,8 +410,15 @@ fn check_model(
 
 /// A request that failed below HTTP after something accepted the connection.
 fn transport_error(ep: &Endpoint, e: &HttpError, config_path: &str) -> Finding {
-    let host = ep.base_url.trim_start_matches("http://");
+    let host = host_port(&ep.base_url);
     match e {
+        HttpError::Tls { .. } => Finding::error(
+            e.to_string(),
+            match &ep.ca_file {
+                Some(_) => format!("point ca_file of endpoint {:?} in {config_path} at the PEM of the CA that signed the server's certificate (or check that {host} speaks TLS)", ep.name),
+                None => format!("set ca_file = \"PATH\" on endpoint {:?} in {config_path} to the PEM of the CA that signed the server's certificate (tls_insecure = true skips the check, for test servers only), or check that {host} speaks TLS", ep.name),
+            },
+        ),
         HttpError::TimedOut { .. } => Finding::error(
             format!("{e}: the server accepted the connection but did not finish its reply"),
             format!("the server is up but slow or hung: check its log and load (a model load or a full queue holds replies) and restart it if it is hung; or another program listens on {host}: then fix the url of endpoint {:?} in {config_path}", ep.name),
@@ -422,6 +428,22 @@ fn transport_error(ep: &Endpoint, e: &HttpError, config_path: &str) -> Finding {
             format!("check that {host} is the LLM server (http://, its port) and not another program, or fix the url of endpoint {:?} in {config_path}", ep.name),
         ),
     }
+}
+
+/// What `tls_insecure = true` gives up, for the bench's start and doctor.
+pub fn insecure_warning(ep: &Endpoint) -> String {
+    format!(
+        "endpoint {:?} ({}) has tls_insecure = true: its server's certificate is not checked, so \
+         nothing proves the replies come from that server\n  hint: set ca_file to the PEM of \
+         the CA that signed its certificate instead",
+        ep.name, ep.base_url
+    )
+}
+
+/// `host:port` of a base URL, without its scheme.
+fn host_port(base: &str) -> &str {
+    base.trim_start_matches("http://")
+        .trim_start_matches("https://")
 }
 
 /// The error message in an error reply's body: OpenAI's `error.message`, Ollama's `error`,
@@ -491,8 +513,10 @@ fn probe_generation(
     let what = format!("a one-token generation with {model} (POST {path})");
     let url = format!("{}{path}", ep.base_url);
     let body = workload::request_body(ep.api, model, "", PROBE_PROMPT, &spec.options);
+    let trust = ep.tls();
     let req = http1::Request::post_json(&url, &body)
         .bearer(key)
+        .trust(&trust)
         .accept("application/x-ndjson, text/event-stream, application/json");
     let limits = http1::Limits {
         connect: spec.connect,
@@ -633,8 +657,8 @@ fn api_name(api: ApiKind) -> &'static str {
 
 /// What an OpenAI-compatible server says it is: llama.cpp (`/props`), vLLM (`/version`),
 /// or Ollama's compatibility API (`/api/version`).
-fn openai_server(base: &str, key: Option<&str>) -> Option<String> {
-    if let Some(props) = preflight::get_json(base, "/props", key) {
+fn openai_server(ep: &Endpoint, key: Option<&str>) -> Option<String> {
+    if let Some(props) = preflight::get_json(ep, "/props", key) {
         let build = props
             .get("build_info")
             .and_then(|b| b.as_str())
@@ -647,22 +671,23 @@ fn openai_server(base: &str, key: Option<&str>) -> Option<String> {
             .unwrap_or_default();
         return Some(format!("llama.cpp server{build}{ctx}"));
     }
-    if let Some(v) = preflight::get_json(base, "/api/version", key)
+    if let Some(v) = preflight::get_json(ep, "/api/version", key)
         .and_then(|v| v.get("version")?.as_str().map(str::to_owned))
     {
         return Some(format!("Ollama {v} (its OpenAI-compatible API)"));
     }
-    preflight::get_json(base, "/version", key)
+    preflight::get_json(ep, "/version", key)
         .and_then(|v| v.get("version")?.as_str().map(|v| format!("version {v}")))
 }
 
 /// Layers of `model` from `/api/show`'s `model_info["<family>.block_count"]`.
-fn block_count(base: &str, model: &str, key: Option<&str>) -> Option<u64> {
+fn block_count(ep: &Endpoint, model: &str, key: Option<&str>) -> Option<u64> {
     let body = serde_json::to_vec(&serde_json::json!({ "model": model })).ok()?;
     let (status, reply) = http1::post_json(
-        &format!("{base}/api/show"),
+        &format!("{}/api/show", ep.base_url),
         &body,
         key,
+        &ep.tls(),
         GET_TIMEOUT,
         MAX_REPLY_BYTES,
     )
@@ -720,6 +745,11 @@ pub fn check_config(cfg: &Config, config_path: &str, reports: &[EndpointReport])
     let places = placements(cfg);
 
     // Two endpoints, one server: the config separates agents that will share a server.
+    for e in cfg.endpoints.iter().filter(|e| e.tls_insecure) {
+        let text = insecure_warning(e);
+        let (what, fix) = text.split_once("\n  hint: ").unwrap_or((&text, ""));
+        out.push(Finding::warn(what, fix));
+    }
     let mut by_url: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for e in &cfg.endpoints {
         if e.base_url != SIM_URL {

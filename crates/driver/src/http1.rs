@@ -10,11 +10,17 @@
 //!
 //! [`ResponseParser`] is sans-IO (bytes in, events out), so it is tested on every split of
 //! its input; [`send`] only moves bytes between it and a socket.
+//!
+//! `https://` URLs go over rustls configured as the measured Rust clients are (core's
+//! `tls` module: the webpki roots plus the endpoint's `ca_file`, or nothing verified under
+//! `tls_insecure`), the handshake within the connect timeout.
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
+
+use chimeraforge_core::TlsTrust;
 
 /// Longest response head (status line and headers) accepted, bytes.
 pub const MAX_HEAD_BYTES: usize = 64 << 10;
@@ -417,8 +423,12 @@ fn chunk_size(line: &[u8]) -> Result<u64, ParseError> {
 /// request it was and to whom.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
-    #[error("{url} is not an http:// URL")]
+    #[error("{url} is not an http:// or https:// URL")]
     BadUrl { url: String },
+    /// The connection was accepted; the TLS handshake failed (an untrusted certificate, a
+    /// server that does not speak TLS there). `reason` names the endpoint and the fix.
+    #[error("TLS handshake with {origin} failed: {reason}")]
+    Tls { origin: String, reason: String },
     /// Nothing accepted the connection (refused, no route, the connect timed out, the host
     /// does not resolve): the only error that means "unreachable".
     #[error("{reason}")]
@@ -500,6 +510,8 @@ pub struct Request<'a> {
     /// Sent as `Authorization: Bearer KEY`; never printed.
     pub bearer: Option<&'a str>,
     pub accept: &'a str,
+    /// How an https server's certificate is checked (`None`: the webpki roots).
+    pub trust: Option<&'a TlsTrust>,
 }
 
 impl<'a> Request<'a> {
@@ -511,6 +523,7 @@ impl<'a> Request<'a> {
             json: None,
             bearer: None,
             accept: "application/json",
+            trust: None,
         }
     }
 
@@ -522,6 +535,7 @@ impl<'a> Request<'a> {
             json: Some(body),
             bearer: None,
             accept: "application/json",
+            trust: None,
         }
     }
 
@@ -532,6 +546,12 @@ impl<'a> Request<'a> {
 
     pub fn accept(mut self, accept: &'a str) -> Self {
         self.accept = accept;
+        self
+    }
+
+    /// Check an https server's certificate as `trust` says (the endpoint's).
+    pub fn trust(mut self, trust: &'a TlsTrust) -> Self {
+        self.trust = Some(trust);
         self
     }
 }
@@ -548,9 +568,11 @@ pub struct Limits {
     pub max_body: usize,
 }
 
-/// Where an `http://` URL points.
+/// Where an `http://` or `https://` URL points.
 pub(crate) struct Target {
-    /// `http://host[:port]`.
+    /// `https://`: TLS over the connection.
+    pub(crate) tls: bool,
+    /// `http://host[:port]` (or `https://`).
     pub(crate) origin: String,
     /// `host[:port]`, as the Host header sends it.
     pub(crate) host_port: String,
@@ -559,7 +581,19 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// `host:port` to resolve, with port 80 when the URL names none.
+    /// The host alone, without brackets or port: the name a certificate must carry.
+    fn host(&self) -> &str {
+        let h = match self.host_port.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or(rest),
+            None => self
+                .host_port
+                .rsplit_once(':')
+                .map_or(self.host_port.as_str(), |(h, _)| h),
+        };
+        h
+    }
+
+    /// `host:port` to resolve, with port 80 (443 for https) when the URL names none.
     pub(crate) fn with_port(&self) -> String {
         let has_port = if self.host_port.starts_with('[') {
             self.host_port.contains("]:")
@@ -568,6 +602,8 @@ impl Target {
         };
         if has_port {
             self.host_port.clone()
+        } else if self.tls {
+            format!("{}:443", self.host_port)
         } else {
             format!("{}:80", self.host_port)
         }
@@ -578,7 +614,11 @@ pub(crate) fn target(url: &str) -> Result<Target, HttpError> {
     let bad = || HttpError::BadUrl {
         url: url.to_owned(),
     };
-    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+    let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (false, rest),
+        (None, Some(rest)) => (true, rest),
+        (None, None) => return Err(bad()),
+    };
     let (host_port, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -586,8 +626,10 @@ pub(crate) fn target(url: &str) -> Result<Target, HttpError> {
     if host_port.is_empty() {
         return Err(bad());
     }
+    let scheme = if tls { "https" } else { "http" };
     Ok(Target {
-        origin: format!("http://{host_port}"),
+        tls,
+        origin: format!("{scheme}://{host_port}"),
         host_port: host_port.to_owned(),
         path: path.to_owned(),
     })
@@ -598,7 +640,7 @@ pub struct Response {
     pub head: Head,
     /// When the request started to be written: the origin of a TTFT.
     pub sent_at: Instant,
-    sock: TcpStream,
+    sock: Conn,
     parser: ResponseParser,
     /// Parsed events with the instant the read that brought their bytes returned.
     pending: VecDeque<(Instant, Event)>,
@@ -618,6 +660,89 @@ impl std::fmt::Debug for Response {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
+}
+
+/// A connection: plain TCP, or rustls over it.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// The TLS handshake on `sock` for `t`, within `limit`; its failure says what to fix.
+fn handshake(
+    mut sock: TcpStream,
+    t: &Target,
+    url: &str,
+    trust: &TlsTrust,
+    limit: Duration,
+) -> Result<Conn, HttpError> {
+    let failed = |reason: String| HttpError::Tls {
+        origin: t.origin.clone(),
+        reason,
+    };
+    let config = chimeraforge_core::tls::client_config(trust).map_err(failed)?;
+    let name = rustls::pki_types::ServerName::try_from(t.host().to_owned()).map_err(|e| {
+        failed(format!(
+            "{:?} is not a name a certificate can carry: {e}",
+            t.host()
+        ))
+    })?;
+    let mut conn =
+        rustls::ClientConnection::new(config, name).map_err(|e| failed(e.to_string()))?;
+    let started = Instant::now();
+    while conn.is_handshaking() {
+        let left = limit.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(failed(format!("not done within {}", human(limit))));
+        }
+        let _ = sock.set_read_timeout(Some(left));
+        let _ = sock.set_write_timeout(Some(left));
+        if let Err(e) = conn.complete_io(&mut sock) {
+            return Err(match chimeraforge_core::tls::certificate_rejection(&e) {
+                Some(rejected) => failed(
+                    trust
+                        .certificate_error(url, &rejected.to_string())
+                        .to_string(),
+                ),
+                None => failed(format!("{e} (does the server speak TLS on that port?)")),
+            });
+        }
+    }
+    Ok(Conn::Tls(Box::new(rustls::StreamOwned::new(conn, sock))))
 }
 
 /// Connect, send `req`, and read the response head.
@@ -654,6 +779,18 @@ pub fn send(req: &Request<'_>, limits: Limits) -> Result<Response, HttpError> {
         }
     };
     let _ = sock.set_nodelay(true);
+    let sock = if t.tls {
+        let default = TlsTrust::default();
+        handshake(
+            sock,
+            &t,
+            req.url,
+            req.trust.unwrap_or(&default),
+            limits.connect,
+        )?
+    } else {
+        Conn::Plain(sock)
+    };
 
     let mut head = format!(
         "{} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: {}\r\nUser-Agent: chimeraforge/{}\r\n",
@@ -797,6 +934,7 @@ impl Response {
         while !bytes.is_empty() {
             let left = self.left().ok_or_else(|| self.timed_out(true))?;
             self.sock
+                .tcp()
                 .set_write_timeout(Some(left))
                 .map_err(|e| self.io(&e))?;
             match self.sock.write(bytes) {
@@ -809,7 +947,8 @@ impl Response {
                 Err(e) => return Err(self.io(&e)),
             }
         }
-        Ok(())
+        // rustls holds the last record until flushed.
+        self.sock.flush().map_err(|e| self.io(&e))
     }
 
     /// One read from the socket into the parser; false once the parser has ended.
@@ -821,6 +960,7 @@ impl Response {
         loop {
             let left = self.left().ok_or_else(|| self.timed_out(false))?;
             self.sock
+                .tcp()
                 .set_read_timeout(Some(left))
                 .map_err(|e| self.io(&e))?;
             let mut events = Vec::new();
@@ -828,6 +968,14 @@ impl Response {
             let at = Instant::now();
             let parsed = match read {
                 Ok(0) => self.parser.eof(&mut events),
+                // A TLS peer that closed without close_notify: an end like any other (the
+                // parser tells a cut-off reply from a complete one).
+                Err(e)
+                    if e.kind() == ErrorKind::UnexpectedEof
+                        && matches!(self.sock, Conn::Tls(_)) =>
+                {
+                    self.parser.eof(&mut events)
+                }
                 Ok(n) => self.parser.feed(&buf[..n], &mut events),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -842,16 +990,18 @@ impl Response {
     }
 }
 
-/// `GET url` (with `Authorization: Bearer KEY` when a key is given): the status and the
-/// whole body, all within `timeout` of sending the request.
+/// `GET url` (with `Authorization: Bearer KEY` when a key is given; an https server's
+/// certificate checked as `trust` says): the status and the whole body, all within
+/// `timeout` of sending the request.
 pub fn get(
     url: &str,
     key: Option<&str>,
+    trust: &TlsTrust,
     timeout: Duration,
     max_body: usize,
 ) -> Result<(u16, Vec<u8>), HttpError> {
     let r = send(
-        &Request::get(url).bearer(key),
+        &Request::get(url).bearer(key).trust(trust),
         Limits {
             connect: timeout,
             reply: timeout,
@@ -867,11 +1017,12 @@ pub fn post_json(
     url: &str,
     body: &[u8],
     key: Option<&str>,
+    trust: &TlsTrust,
     timeout: Duration,
     max_body: usize,
 ) -> Result<(u16, Vec<u8>), HttpError> {
     let r = send(
-        &Request::post_json(url, body).bearer(key),
+        &Request::post_json(url, body).bearer(key).trust(trust),
         Limits {
             connect: timeout,
             reply: timeout,

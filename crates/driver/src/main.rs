@@ -119,6 +119,10 @@ enum Cmd {
         /// ideal, serial or shared:CAPACITY_TOK_S.
         #[arg(long, default_value = "ideal")]
         device: String,
+        /// Serve https with a certificate made at start; prints the file of its CA's PEM
+        /// (an endpoint's ca_file), removed at exit.
+        #[arg(long)]
+        tls: bool,
     },
     /// List the backends this binary contains.
     ///
@@ -244,7 +248,8 @@ fn main() -> ExitCode {
             host,
             profile,
             device,
-        } => sim(&host, port, &profile, &device),
+            tls,
+        } => sim(&host, port, &profile, &device, tls),
         Cmd::Backends { features } => {
             let lines = if features {
                 backends::RUST_NAMES.map(str::to_owned).to_vec()
@@ -283,13 +288,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn sim(host: &str, port: u16, profile: &str, device: &str) -> anyhow::Result<ExitCode> {
+fn sim(host: &str, port: u16, profile: &str, device: &str, tls: bool) -> anyhow::Result<ExitCode> {
     let mut cfg = chimeraforge_sim::SimConfig::profile(profile)?;
     cfg.device = device.parse()?;
+    cfg.tls = tls;
+    let scheme = if tls { "https" } else { "http" };
     let addr = format!("{host}:{port}")
         .parse()
         .with_context(|| format!("{host}:{port} is not an IP address and port"))?;
-    eoutln!("chimeraforge sim: profile {profile}, device {device}, on http://{host}:{port} (Ctrl-C to stop)");
+    eoutln!("chimeraforge sim: profile {profile}, device {device}, on {scheme}://{host}:{port} (Ctrl-C to stop)");
     chimeraforge_sim::serve_blocking(cfg, addr)?;
     Ok(ExitCode::SUCCESS)
 }

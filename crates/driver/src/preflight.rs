@@ -28,6 +28,8 @@ pub enum PreflightError {
         url: String,
         reason: String,
     },
+    #[error("endpoint {endpoint:?}: {reason}\n  hint: set ca_file on the endpoint to the PEM of the CA that signed the server's certificate (tls_insecure = true skips the check, for test servers only); `chimeraforge doctor CONFIG` checks every endpoint")]
+    Tls { endpoint: String, reason: String },
     #[error("endpoint {endpoint:?}: {reason}\n  hint: the server accepted the connection but did not finish its reply: it is up but busy or hung (a model load or a full queue holds replies; check its log, restart it if it is hung), or another program listens there; `chimeraforge doctor CONFIG` checks every endpoint")]
     TimedOut { endpoint: String, reason: String },
     #[error("endpoint {endpoint:?} at {url}: {reason}\n  hint: is {url} the LLM server (http://, its port), not another program? fix the url in the config; `chimeraforge doctor CONFIG` checks every endpoint")]
@@ -79,14 +81,20 @@ pub(crate) fn api_key(ep: &Endpoint) -> Result<Option<String>, String> {
     }
 }
 
-/// `GET {base}{path}` with the key, over the parent's HTTP/1.1 client: (status, body).
-pub(crate) fn get(base: &str, path: &str, key: Option<&str>) -> Result<(u16, Vec<u8>), HttpError> {
-    http1::get(&format!("{base}{path}"), key, GET_TIMEOUT, MAX_REPLY_BYTES)
+/// `GET {base}{path}` of `ep` with the key (and, over https, its certificate checked as
+/// the endpoint says), over the parent's HTTP/1.1 client: (status, body).
+pub(crate) fn get(
+    ep: &Endpoint,
+    path: &str,
+    key: Option<&str>,
+) -> Result<(u16, Vec<u8>), HttpError> {
+    let url = format!("{}{path}", ep.base_url);
+    http1::get(&url, key, &ep.tls(), GET_TIMEOUT, MAX_REPLY_BYTES)
 }
 
-/// `GET {base}{path}` parsed as JSON; `None` unless it answers 200 with JSON.
-pub(crate) fn get_json(base: &str, path: &str, key: Option<&str>) -> Option<serde_json::Value> {
-    match get(base, path, key) {
+/// `GET {base}{path}` of `ep` parsed as JSON; `None` unless it answers 200 with JSON.
+pub(crate) fn get_json(ep: &Endpoint, path: &str, key: Option<&str>) -> Option<serde_json::Value> {
+    match get(ep, path, key) {
         Ok((200, body)) => serde_json::from_slice(&body).ok(),
         _ => None,
     }
@@ -145,7 +153,7 @@ fn listing(
     key: Option<&str>,
 ) -> Result<Vec<(String, Option<String>)>, PreflightError> {
     let path = listing_path(ep.api);
-    let (status, body) = get(&ep.base_url, path, key).map_err(|e| transport(ep, e))?;
+    let (status, body) = get(ep, path, key).map_err(|e| transport(ep, e))?;
     if status == 401 || status == 403 {
         let (key_state, fix) = match (&ep.api_key_env, key) {
             (None, _) => (
@@ -190,6 +198,10 @@ fn listing(
 /// A GET that failed below HTTP: unreachable only when nothing accepted the connection.
 fn transport(ep: &Endpoint, e: HttpError) -> PreflightError {
     match e {
+        HttpError::Tls { .. } => PreflightError::Tls {
+            endpoint: ep.name.clone(),
+            reason: e.to_string(),
+        },
         HttpError::Unreachable { .. } | HttpError::BadUrl { .. } => PreflightError::Unreachable {
             endpoint: ep.name.clone(),
             url: ep.base_url.clone(),
@@ -215,7 +227,7 @@ pub fn check(ep: &Endpoint, models: &[String]) -> Result<ServerFacts, PreflightE
     let key = key.as_deref();
     let available = listing(ep, key)?;
     let version = if ep.api.is_ollama() {
-        get_json(&ep.base_url, "/api/version", key)
+        get_json(ep, "/api/version", key)
             .and_then(|v| v.get("version")?.as_str().map(str::to_owned))
     } else {
         None

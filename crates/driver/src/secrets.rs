@@ -91,6 +91,8 @@ mod tests {
             base_url: "http://127.0.0.1:1".into(),
             api: ApiKind::Ollama,
             api_key_env: Some(var.into()),
+            ca_file: None,
+            tls_insecure: false,
         }
     }
 

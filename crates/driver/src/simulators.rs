@@ -9,7 +9,8 @@ pub struct Simulators {
     pub handles: Vec<chimeraforge_sim::SimHandle>,
 }
 
-/// Start a simulator for each `sim` endpoint; returns the endpoints with real URLs.
+/// Start a simulator for each `sim` endpoint; returns the endpoints with real URLs (under
+/// `[simulator] tls = true`, https with `ca_file` the simulator's CA, so nothing is to set up).
 pub fn start_simulators(config: &Config) -> anyhow::Result<(Vec<Endpoint>, Simulators)> {
     let mut handles = Vec::new();
     let mut endpoints = config.endpoints.clone();
@@ -23,8 +24,10 @@ pub fn start_simulators(config: &Config) -> anyhow::Result<(Vec<Endpoint>, Simul
             .expect("validated: sim endpoints imply simulator settings");
         let mut sim = chimeraforge_sim::SimConfig::profile(&settings.profile)?;
         sim.device = settings.device.parse()?;
+        sim.tls = settings.tls;
         let handle = chimeraforge_sim::SimServer::start(sim, "127.0.0.1:0".parse()?)?;
         ep.base_url = handle.base_url();
+        ep.ca_file = handle.ca_file().map(std::path::Path::to_path_buf);
         handles.push(handle);
     }
     Ok((endpoints, Simulators { handles }))

@@ -268,6 +268,8 @@ pub fn failed_run_is_recorded<B: Backend>() {
         base_url: sim.base_url(),
         api: ApiKind::Ollama,
         api_key_env: None,
+        ca_file: None,
+        tls_insecure: false,
     };
     let base = ModelOptions {
         num_predict: Some(4),

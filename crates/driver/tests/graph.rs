@@ -172,6 +172,8 @@ fn a_failed_dependency_starts_none_of_its_dependents<B: chimeraforge_core::Backe
         base_url: "http://127.0.0.1:9".into(),
         api: ApiKind::Ollama,
         api_key_env: None,
+        ca_file: None,
+        tls_insecure: false,
     };
     let r = run_job::<B>(&job).expect("backend builds");
     let RunStatus::Failed {

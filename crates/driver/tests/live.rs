@@ -35,6 +35,8 @@ fn job(backend: &str, sim_url: &str) -> ChildJob {
         base_url: sim_url.into(),
         api: ApiKind::Ollama,
         api_key_env: None,
+        ca_file: None,
+        tls_insecure: false,
     }];
     let base = ModelOptions {
         num_predict: Some(40),

@@ -197,6 +197,8 @@ fn endpoint(url: &str, api: ApiKind) -> Endpoint {
         base_url: url.into(),
         api,
         api_key_env: None,
+        ca_file: None,
+        tls_insecure: false,
     }
 }
 

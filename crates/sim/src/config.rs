@@ -143,6 +143,9 @@ pub struct SimConfig {
     /// prefilled again, and the reply says so (`timings.cache_n`, `usage.prompt_tokens_details.
     /// cached_tokens`, Ollama `prompt_eval_cached_count`). Off in every preset.
     pub prompt_cache: bool,
+    /// Serve https: a CA and a certificate for the loopback names made at start (see
+    /// [`crate::SimHandle::ca_file`]). Off in every preset.
+    pub tls: bool,
 }
 
 impl Default for SimConfig {
@@ -173,6 +176,7 @@ impl SimConfig {
             faults: FaultPlan::default(),
             api_key: None,
             prompt_cache: false,
+            tls: false,
         }
     }
 

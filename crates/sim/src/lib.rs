@@ -35,6 +35,12 @@
 //! `timings`) when `stream_options.include_usage` is true, then `data: [DONE]`. Errors use
 //! OpenAI's `{"error":{"message","type","param","code"}}`.
 //!
+//! With [`SimConfig::tls`] every endpoint is served over https (TLS 1.2 and 1.3, rustls with
+//! ring, HTTP/1.1 by ALPN): at start the simulator makes a CA and a server certificate it
+//! signs for `localhost`, `127.0.0.1`, `::1` (and the bound address), and writes the CA's PEM
+//! to a file in the temporary directory ([`SimHandle::ca_file`], removed at shutdown), which
+//! a client names as its `ca_file`. [`SimStats::tls_handshakes`] counts completed handshakes.
+//!
 //! When [`SimConfig::api_key`] is set, every endpoint but `GET /health` and `GET /` requires
 //! `Authorization: Bearer KEY`; otherwise 401 (OpenAI error body on `/v1`, `{"error":
 //! "unauthorized"}` on Ollama's paths).
@@ -210,6 +216,7 @@ mod server;
 mod stats;
 mod text;
 mod timestamp;
+mod tls;
 
 pub use config::{ModelProfile, SimConfig, PROFILE_NAMES, REASONING_PROFILE_TOKENS};
 pub use device::Device;
@@ -217,6 +224,7 @@ pub use fault::{FaultMode, FaultPlan};
 pub use ollama::VERSION;
 pub use server::{loopback, serve_blocking, SimHandle, SimServer, FAULT_HEADER, LISTEN_BACKLOG};
 pub use stats::{FirstToken, SimStats, FIRST_TOKEN_SAMPLES};
+pub use tls::server_config as tls_server_config;
 
 /// Why the simulator could not start or be configured.
 #[derive(Debug, thiserror::Error)]
@@ -242,4 +250,7 @@ pub enum SimError {
     /// A configuration the timing model cannot honour.
     #[error("invalid simulator config: {0}")]
     InvalidConfig(String),
+    /// The certificate for [`SimConfig::tls`] could not be made, used or written.
+    #[error("cannot serve https: {0}")]
+    Tls(String),
 }

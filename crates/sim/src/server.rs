@@ -96,6 +96,8 @@ pub struct SimServer;
 /// A running server; dropping it shuts the server down.
 pub struct SimHandle {
     addr: SocketAddr,
+    /// Under [`SimConfig::tls`]: the CA's PEM and the file it is written to.
+    tls: Option<(String, crate::tls::CaFile)>,
     state: Arc<ServerState>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -136,13 +138,21 @@ impl SimServer {
             listen(addr).map_err(SimError::Bind)?
         };
         let addr = listener.local_addr().map_err(SimError::Bind)?;
+        let (acceptor, tls) = match config.tls {
+            false => (None, None),
+            true => {
+                let made = crate::tls::make(addr)?;
+                let file = crate::tls::CaFile::write(&made.ca_pem, addr)?;
+                (Some(made.acceptor), Some((made.ca_pem, file)))
+            }
+        };
         let (shutdown, stop) = oneshot::channel();
         let serving = state.clone();
         let thread = std::thread::Builder::new()
             .name("chimeraforge-sim-accept".to_string())
             .spawn(move || {
                 // Accept on a worker, so a new connection's task starts on the same thread.
-                let accepting = runtime.spawn(accept_loop(listener, serving, stop));
+                let accepting = runtime.spawn(accept_loop(listener, acceptor, serving, stop));
                 let _ = runtime.block_on(accepting);
                 // Cancels the remaining connection tasks; none of them blocks.
                 runtime.shutdown_timeout(Duration::from_secs(1));
@@ -150,6 +160,7 @@ impl SimServer {
             .map_err(SimError::Runtime)?;
         Ok(SimHandle {
             addr,
+            tls,
             state,
             shutdown: Some(shutdown),
             thread: Some(thread),
@@ -187,9 +198,21 @@ impl SimHandle {
         self.addr
     }
 
-    /// `http://IP:PORT`, without a trailing slash.
+    /// `http://IP:PORT` (`https://` under [`SimConfig::tls`]), without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Under [`SimConfig::tls`]: the file holding the PEM of the CA that signed the server's
+    /// certificate (a client's `ca_file`), in the temporary directory until shutdown.
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().map(|(_, f)| f.path())
+    }
+
+    /// Under [`SimConfig::tls`]: the CA certificate, PEM.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|(pem, _)| pem.as_str())
     }
 
     /// Counters so far.
@@ -234,6 +257,13 @@ impl Drop for SimHandle {
 pub fn serve_blocking(config: SimConfig, addr: SocketAddr) -> Result<(), SimError> {
     let handle = SimServer::start(config, addr)?;
     eprintln!("chimeraforge-sim listening on {}", handle.base_url());
+    if let Some(ca) = handle.ca_file() {
+        eprintln!(
+            "its certificate's CA: {} (set ca_file = {:?} on the endpoint; removed at exit)",
+            ca.display(),
+            ca.display().to_string()
+        );
+    }
     let waiter = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -245,6 +275,7 @@ pub fn serve_blocking(config: SimConfig, addr: SocketAddr) -> Result<(), SimErro
 
 async fn accept_loop(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<ServerState>,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -263,21 +294,40 @@ async fn accept_loop(
         // Tokens are small writes that must leave at once.
         let _ = stream.set_nodelay(true);
         let state = state.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(state.clone(), req));
-            // Keep-alive connections stay open until the client closes them: hyper's 30 s
-            // header read timeout also runs while a kept connection waits for its next
-            // request, and would close an agent's connection idle through a long
-            // sequential phase (a real server's idle close is for the client to survive,
-            // not for the simulator to impose).
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .keep_alive(true)
-                .header_read_timeout(None)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                None => serve(TokioIo::new(stream), state).await,
+                // The handshake in the connection's own task: a slow or failed one (a client
+                // that rejects the certificate) holds up no other connection.
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        state.stats.tls_handshake();
+                        serve(TokioIo::new(stream), state).await;
+                    }
+                }
+            }
         });
     }
+}
+
+/// Serve HTTP/1.1 on one accepted connection until it closes.
+async fn serve<I>(io: I, state: Arc<ServerState>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(state.clone(), req));
+    // Keep-alive connections stay open until the client closes them: hyper's 30 s
+    // header read timeout also runs while a kept connection waits for its next
+    // request, and would close an agent's connection idle through a long
+    // sequential phase (a real server's idle close is for the client to survive,
+    // not for the simulator to impose).
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(None)
+        .serve_connection(io, service)
+        .await;
 }
 
 /// The endpoints, by method and path.

@@ -20,6 +20,8 @@ pub struct SimStats {
     pub faults: u64,
     /// Requests per endpoint, keyed like `POST /api/generate`; unknown paths count as `other`.
     pub per_endpoint: BTreeMap<String, u64>,
+    /// TLS handshakes completed (https only): the connections clients opened and kept.
+    pub tls_handshakes: u64,
 }
 
 /// One streamed first token, timed inside the simulator.
@@ -52,6 +54,7 @@ pub(crate) struct Stats {
     tokens: AtomicU64,
     loads: AtomicU64,
     faults: AtomicU64,
+    tls_handshakes: AtomicU64,
     per_endpoint: Mutex<BTreeMap<String, u64>>,
     first_tokens: Mutex<Vec<FirstToken>>,
 }
@@ -70,6 +73,10 @@ impl Stats {
     /// Count a generation request; returns its 1-based number.
     pub(crate) fn generation_request(&self) -> u64 {
         self.generation_requests.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn tls_handshake(&self) {
+        self.tls_handshakes.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn token(&self) {
@@ -107,6 +114,7 @@ impl Stats {
             loads: self.loads.load(Ordering::Relaxed),
             faults: self.faults.load(Ordering::Relaxed),
             per_endpoint: self.per_endpoint.lock().expect("stats lock").clone(),
+            tls_handshakes: self.tls_handshakes.load(Ordering::Relaxed),
         }
     }
 }

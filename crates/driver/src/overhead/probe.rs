@@ -143,6 +143,8 @@ pub(crate) fn job(backend: &str, probe: &Probe, base_url: &str, run_index: u32) 
         base_url: base_url.to_owned(),
         api: ApiKind::Ollama,
         api_key_env: None,
+        ca_file: None,
+        tls_insecure: false,
     };
     let template = AgentTemplate {
         id: "probe".into(),

@@ -72,6 +72,8 @@ pub fn graph_agents(
                     base_url: s.base_url(),
                     api,
                     api_key_env: None,
+                    ca_file: None,
+                    tls_insecure: false,
                 },
                 options: ModelOptions {
                     num_predict: Some(tokens),

@@ -77,6 +77,8 @@ pub fn homo_job_tokens(
             base_url: s.base_url(),
             api,
             api_key_env: None,
+            ca_file: None,
+            tls_insecure: false,
         })
         .collect();
     let base = ModelOptions {

@@ -227,6 +227,8 @@ fn agents(spec: &CellSpec) -> Vec<Agent> {
                 base_url: "http://127.0.0.1:11434".to_owned(),
                 api: ApiKind::Ollama,
                 api_key_env: None,
+                ca_file: None,
+                tls_insecure: false,
             },
             // As the driver instantiates them: the scenario's options per agent (so two
             // scenarios send different requests on Ollama's API).

@@ -313,7 +313,8 @@ impl HttpClient for FloorClient {
     }
 
     /// Each agent its own pool: under keep-alive its warm connection is no one else's.
-    fn for_agent(&self) -> Result<Self, HttpError> {
+    /// Plain http only (an https URL is refused at `send`): there is no certificate to check.
+    fn for_agent(&self, _tls: &chimeraforge_core::TlsTrust) -> Result<Self, HttpError> {
         Ok(FloorClient {
             connect_timeout: self.connect_timeout,
             connection: self.connection,
