@@ -104,6 +104,11 @@ def request_body(api: str, model: str, system: str, prompt: str, options: dict) 
     return chat_body(api, model, system, [("user", prompt)], None, options)
 
 
+def _offered(tool: Optional[dict]) -> Optional[dict]:
+    """The tool a call's request offers: none for a prompt-driven tool (``offer = false``)."""
+    return tool if tool is not None and tool.get("offer", True) else None
+
+
 def chat_body(api: str, model: str, system: str, msgs: list, tool: Optional[dict], options: dict) -> bytes:
     """core's ``workload::chat_body``: ``msgs`` after the system prompt, offering ``tool``."""
     prompt = msgs[-1][1] if msgs and msgs[-1][0] == "user" else ""
@@ -199,7 +204,7 @@ def agent_call_body(agent: dict, index: int, turns: list, outputs: list, options
         agent["model"],
         agent["system"],
         msgs,
-        calls[index].get("tool"),
+        _offered(calls[index].get("tool")),
         agent["options"] if options is None else options,
     )
 

@@ -110,6 +110,19 @@ def test_tool_step_history_and_output_bodies_match_rust_byte_for_byte():
         assert agent_call_body(tool_agent(api, history), index, turns, outputs).decode() == want, i
 
 
+def test_a_prompt_driven_tool_is_not_offered():
+    # core::workload's a_prompt_driven_tool_is_not_offered
+    from chimeraforge_py.workload import agent_call_body
+
+    a = tool_agent("openai-chat", False)
+    a["calls"][0]["tool"]["offer"] = False
+    turns, outputs = transcript(False)
+    assert agent_call_body(a, 0, turns, outputs).decode() == (
+        '{"messages":[{"content":"S","role":"system"},{"content":"Q","role":"user"}],"model":"m","stream":true,"stream_options":{"include_usage":true}}'
+    )
+    assert ('{"content":"Result of web_search: ' + RESULT + '","role":"user"}') in agent_call_body(a, 1, turns, outputs).decode()
+
+
 def test_bodies_without_the_new_features_are_unchanged_and_prompts_grow_with_history():
     from chimeraforge_py.workload import agent_call_body, agent_request_body
 

@@ -235,6 +235,20 @@ pub struct ToolStep {
     /// The function's name as offered to the model.
     pub name: String,
     pub latency_ms: Latency,
+    /// Whether the request offers the tool through the API's `tools` (config `offer`, default
+    /// true). `false`: a prompt-driven tool (the agent decides to run it, as ReAct-style
+    /// agents do with models or servers without tool calling, e.g. llama.cpp without
+    /// `--jinja`): no `tools` in the request, the result goes back as a user message.
+    #[serde(default = "offered", skip_serializing_if = "is_offered")]
+    pub offer: bool,
+}
+
+fn offered() -> bool {
+    true
+}
+
+fn is_offered(offer: &bool) -> bool {
+    *offer
 }
 
 /// A tool step's latency, ms: fixed, or uniform between `min` and `max` (drawn once per run,
@@ -486,7 +500,7 @@ impl Agent {
             &self.model,
             &self.system,
             &messages,
-            self.calls[index].tool.as_ref(),
+            self.calls[index].tool.as_ref().filter(|t| t.offer),
             &self.options,
         )
     }
@@ -1093,6 +1107,7 @@ mod tests {
                     Some(ToolStep {
                         name: "web_search".into(),
                         latency_ms: Latency::Fixed(200.0),
+                        offer: true,
                     }),
                 ),
                 call("use", "U {output:up}", None),
@@ -1132,6 +1147,28 @@ mod tests {
     const RESULT: &str = "web_search found 3 results. 1. Independent requests overlap on a batching server. 2. A serial device runs one request at a time. 3. The longest chain of dependent steps bounds how fast a graph of agents can finish.";
 
     /// The same golden strings as python/tests/test_workload.py's GOLDEN_GRAPH.
+    /// `offer = false`: the call offers no `tools`, and the next call gets the result as a
+    /// user message, as for a model that answered in text.
+    #[test]
+    fn a_prompt_driven_tool_is_not_offered() {
+        let mut a = tool_agent(ApiKind::OpenaiChat, false);
+        a.calls[0].tool.as_mut().unwrap().offer = false;
+        let first = String::from_utf8(a.call_body(0, &transcript(false))).unwrap();
+        assert_eq!(
+            first,
+            r#"{"messages":[{"content":"S","role":"system"},{"content":"Q","role":"user"}],"model":"m","stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        let next = String::from_utf8(a.call_body(1, &transcript(false))).unwrap();
+        assert!(next.contains(&format!(
+            r#"{{"content":"Result of web_search: {RESULT}","role":"user"}}"#
+        )));
+        // Serialized only when false, so records of offered tools are unchanged.
+        let json = serde_json::to_string(&a.calls[0].tool).unwrap();
+        assert!(json.contains(r#""offer":false"#), "{json}");
+        let back: ToolStep = serde_json::from_str(r#"{"name":"t","latency_ms":5}"#).unwrap();
+        assert!(back.offer);
+    }
+
     #[test]
     fn tool_step_history_and_output_bodies_are_golden() {
         let body = |api, history, call, tool_calls| {

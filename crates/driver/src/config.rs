@@ -209,6 +209,9 @@ struct RawTool {
     name: Spanned<String>,
     /// A number of ms, or `{ min, max }`.
     latency_ms: Spanned<toml::Value>,
+    /// Offer the tool through the API's `tools` (default true).
+    #[serde(default)]
+    offer: Option<bool>,
 }
 
 /// The embedded simulator's settings.
@@ -998,6 +1001,7 @@ fn tool_step(src: &Source, t: &RawTool) -> Result<ToolStep, ConfigError> {
     Ok(ToolStep {
         name: name.to_owned(),
         latency_ms: latency,
+        offer: t.offer.unwrap_or(true),
     })
 }
 
@@ -1652,7 +1656,8 @@ calls = [{ name = "sum", prompt = "Sum {output:w} and {output:orch}", tool = { n
             w.calls[0].tool,
             Some(ToolStep {
                 name: "web_search".into(),
-                latency_ms: Latency::Fixed(200.0)
+                latency_ms: Latency::Fixed(200.0),
+                offer: true,
             })
         );
         assert_eq!(w.calls[1].tool, None);

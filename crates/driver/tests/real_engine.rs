@@ -237,3 +237,69 @@ fn real_servers_every_backend_server_reported_tokens_and_timings() {
     eprintln!("real e2e: allowed repeat, median TTFT ratio {warm:.2}");
     assert!(warm < CACHE_RATIO, "a cached repeat read {warm:.2}");
 }
+
+/// llama.cpp closes a kept-alive connection idle for 5 s (`Keep-Alive: timeout=5`), and this
+/// build closes it after every streamed response too (curl shows the same: it reuses the
+/// connection after a non-streamed response, not after a streamed one). An agent whose tool
+/// step waits longer than that finds its connection closed at its next call: under
+/// keep-alive (the default) every backend replaces it inside that call and counts it as a
+/// reconnect, and the run completes. The tool is prompt-driven (`offer = false`): these
+/// servers run without `--jinja`, so they take no `tools`.
+#[test]
+fn real_servers_calls_more_than_five_seconds_apart_reconnect_under_keep_alive() {
+    if std::env::var("CHIMERAFORGE_REAL_E2E").as_deref() != Ok("1") {
+        eprintln!("skipped: set CHIMERAFORGE_REAL_E2E=1 with `just serve-real` running");
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root.join(CONFIG)).unwrap();
+    let config = text
+        .replace(
+            "scenarios = [\"baseline-vs-chimera\", \"chimera-hetero\", \"chimera-homo\"]",
+            "scenarios = [\"chimera-homo\"]",
+        )
+        .replace("num_predict = 32", "num_predict = 12")
+        + "\n[[agents]]\nid = \"idle\"\nendpoint = \"llama-11434\"\ncalls = [\n  { name = \"look\", prompt = \"Name one metric of LLM serving.\", tool = { name = \"lookup\", latency_ms = 5600, offer = false } },\n  { name = \"answer\", prompt = \"Say what the lookup found in one sentence.\" },\n]\n";
+    assert!(config.contains("[\"chimera-homo\"]") && config.contains("num_predict = 12"));
+    let path = out.path().join("idle.toml");
+    std::fs::write(&path, config).unwrap();
+    let records = bench(
+        &root,
+        &path,
+        &out.path().join("idle"),
+        &["--runs", "1", "--backends", "all"],
+    );
+    assert_eq!(
+        records.len(),
+        chimeraforge::backends::selectable_names().len()
+    );
+    for r in &records {
+        assert!(r.is_ok(), "{}: {:?}", r.backend, r.status);
+        for phase in [&r.sequential, &r.concurrent] {
+            let calls = &phase.as_ref().unwrap().agents[0].calls;
+            let (look, answer) = (&calls[0], &calls[1]);
+            let waited = look.tool_wait_ms.expect("the tool step's wait");
+            assert!(waited >= 5600.0, "{}: waited {waited} ms", r.backend);
+            // Under keep-alive a measured call opens a connection only to replace its
+            // agent's closed one (here: closed after the previous streamed response).
+            assert!(
+                look.connections_opened <= 1 && look.reconnects == look.connections_opened,
+                "{}: {} opened, {} reconnects",
+                r.backend,
+                look.connections_opened,
+                look.reconnects
+            );
+            assert_eq!(
+                (answer.connections_opened, answer.reconnects),
+                (1, 1),
+                "{}: the call after the wait replaces the closed connection",
+                r.backend
+            );
+        }
+    }
+    eprintln!(
+        "real e2e: calls 5.6 s apart under keep-alive: {} backends, one reconnect per call after the wait",
+        records.len()
+    );
+}

@@ -13,8 +13,9 @@ use std::path::Path;
 
 #[test]
 fn an_old_dual_agent_record_gains_its_critical_path_from_itself() {
-    // Written before critical_path_ms: run_metrics left the graph fields out.
-    let r = ok_run(
+    // Written before critical_path_ms: the graph fields absent, as an older run_metrics
+    // left them.
+    let mut r = ok_run(
         &CellSpec::new(
             "tokio-default",
             "gemma3:latest",
@@ -22,6 +23,13 @@ fn an_old_dual_agent_record_gains_its_critical_path_from_itself() {
         ),
         0,
     );
+    let recorded = r.metrics.clone().unwrap();
+    {
+        let m = r.metrics.as_mut().unwrap();
+        m.critical_path_ms = None;
+        m.graph_ceiling = None;
+        m.graph_efficiency = None;
+    }
     let m = r.metrics.as_ref().unwrap();
     assert_eq!(m.critical_path_ms, None);
     assert_eq!(Metric::GraphEfficiency.of(m), None);
@@ -47,6 +55,9 @@ fn an_old_dual_agent_record_gains_its_critical_path_from_itself() {
     // Speedup / N is below graph efficiency whenever the agents differ in length.
     assert!(m.efficiency.value < g.efficiency.unwrap());
     assert!(!has_graph(&r));
+    // What today's run_metrics records is what the report computes for an old record.
+    assert_eq!(recorded.critical_path_ms, Some(longest));
+    assert_eq!(recorded.graph_efficiency.map(|f| f.value), g.efficiency);
 }
 
 #[test]

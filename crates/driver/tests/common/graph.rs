@@ -55,6 +55,7 @@ pub fn graph_agents(
                 calls[0].tool = tool_ms.map(|ms| ToolStep {
                     name: "web_search".into(),
                     latency_ms: Latency::Fixed(ms),
+                    offer: true,
                 });
                 calls.push(CallSpec {
                     name: "answer".into(),
