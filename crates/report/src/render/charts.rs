@@ -427,28 +427,7 @@ pub fn scatter(a: &Analysis) -> String {
             "row-head",
             &format!("{backend}  (n = {} runs, {r_text})", pts.len()),
         );
-        for t in &xt {
-            svg.line(x.at(*t), py0, x.at(*t), py1, "grid");
-            svg.text(
-                x.at(*t),
-                py1 + 14.0,
-                "middle",
-                "tick",
-                &tick_label(*t, xstep),
-            );
-        }
-        for t in &yt {
-            svg.line(px0, y.at(*t), px1, y.at(*t), "grid");
-            svg.text(
-                px0 - 4.0,
-                y.at(*t) + 4.0,
-                "end",
-                "tick",
-                &tick_label(*t, ystep),
-            );
-        }
-        svg.line(px0, py1, px1, py1, "axis");
-        svg.line(px0, py0, px0, py1, "axis");
+        grid_and_axes(&mut svg, (&x, &xt, xstep), (&y, &yt, ystep));
         if xlo < 0.0 && xhi > 0.0 {
             svg.line(x.at(0.0), py0, x.at(0.0), py1, "ref");
         }
@@ -538,28 +517,7 @@ pub fn context(a: &Analysis) -> String {
             "tick",
             &truncate(&s.key.workload(), 56),
         );
-        for t in &xt {
-            svg.line(x.at(*t), py0, x.at(*t), py1, "grid");
-            svg.text(
-                x.at(*t),
-                py1 + 14.0,
-                "middle",
-                "tick",
-                &tick_label(*t, xstep),
-            );
-        }
-        for t in &yt {
-            svg.line(px0, y.at(*t), px1, y.at(*t), "grid");
-            svg.text(
-                px0 - 4.0,
-                y.at(*t) + 4.0,
-                "end",
-                "tick",
-                &tick_label(*t, ystep),
-            );
-        }
-        svg.line(px0, py1, px1, py1, "axis");
-        svg.line(px0, py0, px0, py1, "axis");
+        grid_and_axes(&mut svg, (&x, &xt, xstep), (&y, &yt, ystep));
         svg.text(
             (px0 + px1) / 2.0,
             py1 + 32.0,
@@ -833,6 +791,36 @@ fn graph_lane(svg: &mut Svg, x: &Linear, t: &Timeline, i: usize, by: f64, bh: f6
 }
 
 /// Three significant figures at most, for the narrow value column.
+/// A plot's grid lines at its ticks, their labels and its two axes: `x` and `y` each as
+/// (scale, ticks, tick step). The plot spans the scales' ranges (`y` runs bottom to top).
+fn grid_and_axes(svg: &mut Svg, x: (&Linear, &[f64], f64), y: (&Linear, &[f64], f64)) {
+    let ((xs, xt, xstep), (ys, yt, ystep)) = (x, y);
+    let (px0, px1) = xs.range();
+    let (py1, py0) = ys.range();
+    for t in xt {
+        svg.line(xs.at(*t), py0, xs.at(*t), py1, "grid");
+        svg.text(
+            xs.at(*t),
+            py1 + 14.0,
+            "middle",
+            "tick",
+            &tick_label(*t, xstep),
+        );
+    }
+    for t in yt {
+        svg.line(px0, ys.at(*t), px1, ys.at(*t), "grid");
+        svg.text(
+            px0 - 4.0,
+            ys.at(*t) + 4.0,
+            "end",
+            "tick",
+            &tick_label(*t, ystep),
+        );
+    }
+    svg.line(px0, py1, px1, py1, "axis");
+    svg.line(px0, py0, px0, py1, "axis");
+}
+
 fn short(x: f64) -> String {
     let d = if x.abs() >= 100.0 {
         0

@@ -20,6 +20,11 @@ impl Linear {
         Linear { d0, d1, r0, r1 }
     }
 
+    /// The pixel range, as given (`(r0, r1)`).
+    pub fn range(&self) -> (f64, f64) {
+        (self.r0, self.r1)
+    }
+
     /// Pixel position of `x`, clamped to the range.
     pub fn at(&self, x: f64) -> f64 {
         let t = ((x - self.d0) / (self.d1 - self.d0)).clamp(0.0, 1.0);
